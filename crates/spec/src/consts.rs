@@ -1,0 +1,283 @@
+//! Constants, predicates and address helpers shared by both profiles (VRM `Constants.md`;
+//! spec-digest §2, §3, §2.11). Values that differ between the Coq text and the ARM/C
+//! implementation live in [`crate::profile::Consts`] instead.
+#![allow(non_snake_case)]
+
+use crate::Z;
+
+// §2.1 identities, limits, sentinels
+pub const INVALID: Z = 0xFFFF_FFFF;
+pub const INVALID64: Z = (1 << 64) - 1;
+pub const HOSTVISOR: Z = 0;
+pub const COREVISOR: Z = 16;
+pub const MAX_VM_NUM: Z = 15;
+pub const VCPU_PER_VM: Z = 8;
+pub const MAX_SHARE_COUNT: Z = 100;
+pub const MAX_LOAD_INFO_NUM: Z = 5;
+pub const SMMU_NUM: Z = 2;
+pub const SMMU_NUM_CTXT_BANKS: Z = 8;
+pub const EL2_SMMU_CFG_SIZE: Z = 16;
+pub const MAX_MMIO_ADDR: Z = 0x4000_0000;
+pub const SMMU_HOST_OFFSET: Z = 1_000_000_000;
+pub const KVM_ADDR_SPACE: Z = 1 << 48;
+pub const KVM_PHYS_SIZE: Z = 1 << 40;
+pub const KVM_PFN_SPACE: Z = 1 << 28;
+
+// §2.2 pages, pools, remap window
+pub const PAGE_SIZE: Z = 4096;
+pub const PTRS_PER_PMD: Z = 512;
+pub const PMD_PAGE_NUM: Z = 512;
+pub const PMD_SIZE: Z = 0x20_0000;
+pub const PAGE_MASK: Z = 0x0FFF_FFFF_FFFF_F000;
+pub const PHYS_MASK: Z = 0xFFFF_FFFF_FFFF;
+pub const PT_POOL_START: Z = 0x1_0000;
+pub const PT_POOL_PER_VM: Z = 0x200_0000;
+pub const PGD_OFFSET: Z = 0x1000;
+pub const PUD_OFFSET: Z = 0x10_1000;
+pub const PMD_OFFSET: Z = 0x90_1000;
+pub const SMMU_POOL_START: Z = 0x1_0000;
+pub const SMMU_PGD_START: Z = 0x11_0000;
+pub const SMMU_PMD_START: Z = 0x21_0000;
+pub const SMMU_POOL_END: Z = 0x31_0000;
+pub const REMAP_START: Z = 0x200_0000;
+pub const REMAP_SIZE: Z = 0x200_0000;
+pub const REMAP_END: Z = 0x400_0000;
+
+// §2.3 descriptor attributes
+pub const PAGE_S2_KERNEL: Z = 0xFFF;
+pub const PAGE_S2_DEVICE: Z = 0x40_0000_0000_0747;
+pub const S2_RDWR: Z = 0xC0;
+pub const PAGE_GUEST: Z = 1 << 57;
+pub const PAGE_HYP: Z = 0x40_0000_0000_0753;
+pub const PMD_TABLE_BIT: Z = 2;
+pub const NOT_PMD_TABLE_BIT: Z = (1 << 64) - 3;
+
+// §2.4 VM / vCPU states
+pub const UNUSED: Z = 0;
+pub const MAPPED: Z = 1;
+pub const READY: Z = 2;
+pub const VERIFIED: Z = 3;
+pub const POWEROFF: Z = 4;
+pub const ACTIVE: Z = 5;
+
+// §1.11 lock ids
+pub const FLATMEM_ID: Z = 0;
+pub const CORE_ID: Z = 1;
+pub const S2PAGE_ID: Z = 2;
+pub const SPT_ID: Z = 3;
+pub const SMMU_ID: Z = 4;
+pub const NPT_ID: Z = 5;
+pub const INFO_ID: Z = 22;
+pub const ID_END: Z = 39;
+
+// §2.7 exceptions, ESR fields, PSCI, dirty flags (values equal in both profiles)
+pub const ARM_EXCEPTION_TRAP: Z = 2;
+pub const ESR_ELx_EC_SHIFT: Z = 26;
+pub const ESR_ELx_EC_MASK: Z = 0xFC00_0000;
+pub const ESR_ELx_EC_UNKNOWN: Z = 0;
+pub const ESR_ELx_EC_WFx: Z = 1;
+pub const ESR_ELx_EC_HVC32: Z = 18;
+pub const ESR_ELx_EC_HVC64: Z = 22;
+pub const ESR_ELx_EC_IABT_LOW: Z = 32;
+pub const ESR_ELx_EC_DABT_LOW: Z = 36;
+pub const ESR_ELx_WNR: Z = 64;
+pub const ESR_ELx_S1PTW: Z = 128;
+pub const ESR_ELx_SAS: Z = 0xC0_0000;
+pub const ESR_ELx_SAS_SHIFT: Z = 22;
+pub const ESR_ELx_SRT_SHIFT: Z = 16;
+pub const ESR_ELx_SRT_MASK: Z = 31;
+pub const PSCI_0_2_FN_SYSTEM_OFF: Z = 0x8400_0008;
+pub const DIRTY_PC_FLAG: Z = 1 << 32;
+pub const PENDING_EXCEPT_INJECT_FLAG: Z = 0xE_0000_0000;
+pub const PENDING_FSC_FAULT: Z = 2;
+pub const PSTATE_FAULT_BITS_64: Z = 0x3C5;
+
+// §2.8 SMMU emulation
+pub const SMMU_OFFSET_MASK: Z = 0xFFFF;
+pub const SMMU_GLOBAL_BASE: Z = 0x8000;
+pub const ARM_SMMU_PGSHIFT: Z = 12;
+pub const ARM_SMMU_PGSHIFT_MASK: Z = 0xFFF;
+pub const ARM_SMMU_GR0_sCR0: Z = 0;
+pub const ARM_SMMU_GR0_sCR2: Z = 8;
+pub const sCR0_SMCFCFG_SHIFT: Z = 21;
+pub const ARM_SMMU_GR1_BASE: Z = 0x1000;
+pub const ARM_SMMU_GR1_END: Z = 0x1800;
+pub const CBAR_TYPE_SHIFT: Z = 16;
+pub const CBAR_TYPE_S2_TRANS: Z = 0;
+pub const CBAR_VMID_MASK: Z = 0xFF;
+pub const CBAR_VMID_SHIFT: Z = 0;
+pub const ARM_SMMU_CB_TTBR0: Z = 0x20;
+pub const ARM_SMMU_CB_CONTEXTIDR: Z = 0x34;
+
+// §2.10 register indices (shadow-context index map, spec-digest §1.8)
+pub const X0: Z = 0;
+pub const X30: Z = 30;
+pub const SP: Z = 31;
+pub const PC: Z = 32;
+pub const PSTATE: Z = 33;
+pub const SP_EL1: Z = 34;
+pub const ELR_EL1: Z = 35;
+pub const SPSR_EL1: Z = 36;
+pub const SPSR_ABT: Z = 37;
+pub const SPSR_UND: Z = 38;
+pub const SPSR_IRQ: Z = 39;
+pub const SPSR_FIQ: Z = 40;
+pub const FAR_EL2: Z = 41;
+pub const HPFAR_EL2: Z = 42;
+pub const HCR_EL2: Z = 43;
+pub const EC: Z = 44;
+pub const DIRTY: Z = 45;
+pub const FLAGS: Z = 46;
+pub const SYSREGS_START: Z = 47;
+pub const SHADOW_SYS_REGS_SIZE: Z = 24;
+pub const MPIDR_EL1: Z = 47;
+pub const CSSELR_EL1: Z = 48;
+pub const SCTLR_EL1: Z = 49;
+pub const ACTLR_EL1: Z = 50;
+pub const CPACR_EL1: Z = 51;
+pub const TTBR0_EL1: Z = 52;
+pub const TTBR1_EL1: Z = 53;
+pub const TCR_EL1: Z = 54;
+pub const ESR_EL1: Z = 55;
+pub const AFSR0_EL1: Z = 56;
+pub const AFSR1_EL1: Z = 57;
+pub const FAR_EL1: Z = 58;
+pub const MAIR_EL1: Z = 59;
+pub const VBAR_EL1: Z = 60;
+pub const CONTEXTIDR_EL1: Z = 61;
+pub const TPIDR_EL0: Z = 62;
+pub const TPIDRRO_EL0: Z = 63;
+pub const TPIDR_EL1: Z = 64;
+pub const AMAIR_EL1: Z = 65;
+pub const CNTKCTL_EL1: Z = 66;
+pub const PAR_EL1: Z = 67;
+pub const MDSCR_EL1: Z = 68;
+pub const MDCCINT_EL1: Z = 69;
+pub const ELR_EL2: Z = 70;
+pub const SPSR_0: Z = 71;
+pub const ESR_EL2: Z = 72;
+
+// §3 predicates
+pub fn is_vm(v: Z) -> bool {
+    HOSTVISOR < v && v < COREVISOR
+}
+pub fn is_vcpu(c: Z) -> bool {
+    (0..VCPU_PER_VM).contains(&c)
+}
+pub fn is_addr(a: Z) -> bool {
+    (0..KVM_ADDR_SPACE).contains(&a)
+}
+pub fn is_paddr(a: Z) -> bool {
+    (0..KVM_PHYS_SIZE).contains(&a)
+}
+pub fn is_pfn(p: Z) -> bool {
+    (0..KVM_PFN_SPACE).contains(&p)
+}
+pub fn is_smmu(i: Z) -> bool {
+    (0..SMMU_NUM).contains(&i)
+}
+pub fn is_smmu_cfg(c: Z) -> bool {
+    (0..SMMU_NUM_CTXT_BANKS).contains(&c)
+}
+pub fn is_load_idx(i: Z) -> bool {
+    (0..MAX_LOAD_INFO_NUM).contains(&i)
+}
+
+// §0 integer operations on Z (floor division, non-negative remainder, two's-complement bits)
+/// Coq `Z.div` (floor division); every divisor in the seed is a positive constant.
+pub fn zdiv(a: Z, b: Z) -> Z {
+    debug_assert!(b > 0);
+    a.div_euclid(b)
+}
+/// Coq `Z.modulo` for b > 0.
+pub fn zmod(a: Z, b: Z) -> Z {
+    a.rem_euclid(b)
+}
+/// `Z.shiftr a n` = floor(a / 2^n).
+pub fn shr(a: Z, n: Z) -> Z {
+    a >> n
+}
+/// `Z.shiftl a n` = a * 2^n (the model never shifts by more than 127).
+pub fn shl(a: Z, n: Z) -> Z {
+    if !(0..127).contains(&n) {
+        return 0;
+    }
+    a << n
+}
+
+// §2.11 address arithmetic
+pub fn phys_page(a: Z) -> Z {
+    a & PHYS_MASK & PAGE_MASK
+}
+pub fn pgd_index(a: Z) -> Z {
+    shr(a, 39) & 511
+}
+pub fn pud_index(a: Z) -> Z {
+    shr(a, 30) & 511
+}
+pub fn pmd_index(a: Z) -> Z {
+    shr(a, 21) & 511
+}
+pub fn stage2_pgd_index(a: Z) -> Z {
+    shr(a, 30) & 1023
+}
+pub fn pool_start(v: Z) -> Z {
+    PT_POOL_START + PT_POOL_PER_VM * v
+}
+pub fn pgd_start(v: Z) -> Z {
+    pool_start(v) + PGD_OFFSET
+}
+pub fn pud_start(v: Z) -> Z {
+    pool_start(v) + PUD_OFFSET
+}
+pub fn pmd_start(v: Z) -> Z {
+    pool_start(v) + PMD_OFFSET
+}
+pub fn pool_end(v: Z) -> Z {
+    PT_POOL_START + PT_POOL_PER_VM * (v + 1)
+}
+pub fn pt_vttbr(v: Z) -> Z {
+    pool_start(v) | (v << 48)
+}
+pub fn SMMU_TTBR(index: Z, cbndx: Z) -> Z {
+    SMMU_POOL_START + (index * 8 + cbndx) * 8192
+}
+pub fn smmu_id(index: Z, cbndx: Z) -> Z {
+    index * SMMU_NUM_CTXT_BANKS + cbndx
+}
+pub fn ctxt_id(vmid: Z, vcpuid: Z) -> Z {
+    vmid * VCPU_PER_VM + vcpuid
+}
+
+// §4.6 ESR decoders
+pub fn host_dabt_get_as(esr: Z) -> Z {
+    shl(1, shr(esr & ESR_ELx_SAS, ESR_ELx_SAS_SHIFT))
+}
+pub fn host_dabt_is_write(esr: Z) -> Z {
+    esr & ESR_ELx_WNR
+}
+pub fn host_dabt_get_rd(esr: Z) -> Z {
+    shr(esr, ESR_ELx_SRT_SHIFT) & ESR_ELx_SRT_MASK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn z_division_is_floor_and_modulo_non_negative() {
+        assert_eq!(zdiv(-1, 4096), -1);
+        assert_eq!(zdiv(4095, 4096), 0);
+        assert_eq!(zmod(-1, 64), 63);
+    }
+
+    #[test]
+    fn pool_geometry_matches_digest() {
+        assert_eq!(pool_start(0), 0x1_0000);
+        assert_eq!(pud_start(1) - pgd_start(1), 256 * 4096);
+        assert_eq!(pmd_start(1) - pud_start(1), 2048 * 4096);
+        assert_eq!(pool_end(1) - pmd_start(1), 5887 * 4096);
+        assert_eq!(SMMU_TTBR(1, 2), 0x1_0000 + 10 * 8192);
+        assert_eq!(pt_vttbr(3) >> 48, 3);
+    }
+}

@@ -1,0 +1,285 @@
+//! The two profiles (ARCHITECTURE.md "The two profiles").
+//!
+//! * [`Profile::seed`]: the Coq constants and every quirk of the seed taken literally. Only
+//!   the model runs it; golden tests pin each quirk to the seed's text.
+//! * [`Profile::arm`]: ARM/C constants and each quirk fixed to its evident intent. This is
+//!   what the core implements.
+//!
+//! The difference is exactly one [`Consts`] table and one [`Quirks`] set of named switches;
+//! `docs/deviations.md` has one entry per switch.
+
+use crate::Z;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProfileKind {
+    Seed,
+    Arm,
+}
+
+/// Constants whose Coq value is a placeholder (spec-digest §2.6, §2.7, §2.9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_snake_case)]
+pub struct Consts {
+    pub HVC_KVM_SET_DESC_PFN: Z,
+    pub HVC_KVM_UNSET_DESC_PFN: Z,
+    pub HVC_TIMER_SET_CNTVOFF: Z,
+    pub HVC_CLEAR_VM_S2_RANGE: Z,
+    pub HVC_SET_BOOT_INFO: Z,
+    pub HVC_REMAP_VM_IMAGE: Z,
+    pub HVC_VERIFY_VM_IMAGE: Z,
+    pub HVC_SMMU_FREE_PGD: Z,
+    pub HVC_SMMU_ALLOC_PGD: Z,
+    pub HVC_SMMU_LPAE_MAP: Z,
+    pub HVC_SMMU_LPAE_IOVA_TO_PHYS: Z,
+    pub HVC_SMMU_CLEAR: Z,
+    pub HVC_PHYS_ADDR_IOREMAP: Z,
+    pub HVC_REGISTER_KVM: Z,
+    pub HVC_REGISTER_VCPU: Z,
+    pub HVC_ENCRYPT_BUF: Z,
+    pub HVC_DECRYPT_BUF: Z,
+    pub HVC_SAVE_CRYPT_VCPU: Z,
+    pub HVC_LOAD_CRYPT_VCPU: Z,
+    /// `HVC_VCPU_RUN`: the seed has no number (vcpu run is its own entry point); the C
+    /// uses 8. The engines route an `hvc` with this number to `host_vcpu_run_handler`.
+    pub HVC_VCPU_RUN: Option<Z>,
+    pub ESR_ELx_EC_SYS64: Z,
+    pub ARM_EXCEPTION_INTERRUPT: Z,
+    pub HPFAR_MASK: Z,
+    pub PTE_AF_OR_SH_IS: Z,
+    pub HCR_HYPSEC_VM_FLAGS: Z,
+    pub HCR_HOST_NVHE_FLAGS: Z,
+    pub ARMV8_PMU_USERENR_MASK: Z,
+    pub HYPSEC_MDCR_EL2_FLAG: Z,
+    pub CPTR_VM: Z,
+    pub CPTR_EL2_DEFAULT: Z,
+    pub CNTHCTL_EL1PCEN: Z,
+    pub CNTHCTL_EL1PCTEN: Z,
+}
+
+impl Consts {
+    /// Coq `Constants.md` values.
+    pub const SEED: Consts = Consts {
+        HVC_KVM_SET_DESC_PFN: 11,
+        HVC_KVM_UNSET_DESC_PFN: 12,
+        HVC_TIMER_SET_CNTVOFF: 13,
+        HVC_CLEAR_VM_S2_RANGE: 14,
+        HVC_SET_BOOT_INFO: 15,
+        HVC_REMAP_VM_IMAGE: 16,
+        HVC_VERIFY_VM_IMAGE: 17,
+        HVC_SMMU_FREE_PGD: 18,
+        HVC_SMMU_ALLOC_PGD: 19,
+        HVC_SMMU_LPAE_MAP: 20,
+        HVC_SMMU_LPAE_IOVA_TO_PHYS: 21,
+        HVC_SMMU_CLEAR: 22,
+        HVC_PHYS_ADDR_IOREMAP: 23,
+        HVC_REGISTER_KVM: 24,
+        HVC_REGISTER_VCPU: 25,
+        HVC_ENCRYPT_BUF: 26,
+        HVC_DECRYPT_BUF: 27,
+        HVC_SAVE_CRYPT_VCPU: 28,
+        HVC_LOAD_CRYPT_VCPU: 29,
+        HVC_VCPU_RUN: None,
+        ESR_ELx_EC_SYS64: 30,
+        ARM_EXCEPTION_INTERRUPT: 31,
+        HPFAR_MASK: 0xFFFF,
+        PTE_AF_OR_SH_IS: 0x1_0000,
+        HCR_HYPSEC_VM_FLAGS: 3,
+        HCR_HOST_NVHE_FLAGS: 8,
+        ARMV8_PMU_USERENR_MASK: 4,
+        HYPSEC_MDCR_EL2_FLAG: 5,
+        CPTR_VM: 6,
+        CPTR_EL2_DEFAULT: 7,
+        CNTHCTL_EL1PCEN: 9,
+        CNTHCTL_EL1PCTEN: 10,
+    };
+
+    /// ARM architecture / SeKVM C values (`virt.h`, `pvops.h`, `esr.h`, `kvm_arm.h`).
+    pub const ARM: Consts = Consts {
+        HVC_KVM_SET_DESC_PFN: 0x81000,
+        HVC_KVM_UNSET_DESC_PFN: 0x82000,
+        HVC_TIMER_SET_CNTVOFF: 7,
+        HVC_CLEAR_VM_S2_RANGE: 9,
+        HVC_SET_BOOT_INFO: 10,
+        HVC_REMAP_VM_IMAGE: 11,
+        HVC_VERIFY_VM_IMAGE: 12,
+        HVC_SMMU_FREE_PGD: 23,
+        HVC_SMMU_ALLOC_PGD: 24,
+        HVC_SMMU_LPAE_MAP: 25,
+        HVC_SMMU_LPAE_IOVA_TO_PHYS: 26,
+        HVC_SMMU_CLEAR: 27,
+        HVC_PHYS_ADDR_IOREMAP: 28,
+        HVC_REGISTER_KVM: 13,
+        HVC_REGISTER_VCPU: 14,
+        HVC_ENCRYPT_BUF: 20,
+        HVC_DECRYPT_BUF: 21,
+        HVC_SAVE_CRYPT_VCPU: 22,
+        HVC_LOAD_CRYPT_VCPU: 29,
+        HVC_VCPU_RUN: Some(8),
+        ESR_ELx_EC_SYS64: 0x18,
+        ARM_EXCEPTION_INTERRUPT: 0,
+        // Linux `HPFAR_MASK` = ~0xF on a 64-bit register.
+        HPFAR_MASK: 0xFFFF_FFFF_FFFF_FFF0,
+        // AF (bit 10) | SH inner-shareable (bits 9:8 = 0b11).
+        PTE_AF_OR_SH_IS: 0x700,
+        HCR_HYPSEC_VM_FLAGS: 0x8_8078_663B,
+        HCR_HOST_NVHE_FLAGS: 0x8000_0021,
+        ARMV8_PMU_USERENR_MASK: 0xF,
+        HYPSEC_MDCR_EL2_FLAG: 0x4F60,
+        // CPTR_EL2: RES1 bits plus TTA (bit 20) so a guest's trace-register access traps.
+        CPTR_VM: 0x32FF | (1 << 20),
+        CPTR_EL2_DEFAULT: 0x32FF,
+        CNTHCTL_EL1PCEN: 1 << 1,
+        CNTHCTL_EL1PCTEN: 1,
+    };
+}
+
+/// The seed's literal-vs-intent decisions (spec-digest §7.1 and §7.2). `true` = behave as
+/// the seed's text says; the [`Profile::arm`] value of each switch is `false` unless the
+/// doc says "kept literal". Every switch has an entry in `docs/deviations.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Quirks {
+    /// §7.2.1: `update_exception_gp_regs` runs when the inject flag is *clear*.
+    pub inverted_exception_inject: bool,
+    /// §7.2.2: an injected exception leaves `pc` unchanged (no jump to the vector).
+    pub inject_keeps_pc: bool,
+    /// §7.2.3: `verify_and_load_loop_h` visits segments 0, 1, 1, ...
+    pub verify_loop_index: bool,
+    /// §7.2.4: SMMU/verify hypercalls lock `INFO_ID + cur_vmid` instead of the target VM.
+    pub info_lock_cur_vmid: bool,
+    /// §7.2.5: `SMMU_LPAE_MAP` phase 2 and `SMMU_CLEAR` read `smmu_vmid[cbndx*8 + index]`.
+    pub smmu_id_swapped: bool,
+    /// §7.2.6: grant/revoke of a 2 MiB mapping use the block's base pfn.
+    pub grant_block_base_pfn: bool,
+    /// §7.2.7: `local_assign_pfn_to_vm` discards the normalised page of an owned pfn.
+    pub assign_discards_normalised: bool,
+    /// §7.2.8: `sync_dirty_to_shadow` gives every dirty register the value `dorc(logn0)`.
+    pub sync_dirty_same_value: bool,
+    /// §7.2.9: `LOAD_CRYPT_VCPU` decrypts into the caller's (host) context.
+    pub load_crypt_into_caller: bool,
+    /// §7.2.10: `SMMU_LPAE_IOVA_TO_PHYS` does not log its `OSMMU_GET` event.
+    pub iova_to_phys_unlogged: bool,
+    /// §7.2.11: the first-run path rebuilds its result from the snapshot before two queries.
+    pub first_run_drops_queries: bool,
+    /// §7.2.12: level-3 `prot_and_map_vm_s2pt_spec_h` maps even after a failed assign, and
+    /// the map's halt flag replaces the assign's.
+    pub map_after_failed_assign: bool,
+    /// §7.2.13: `local_smmu_clear` on an empty iova inspects (and may decrement) page 0.
+    pub smmu_clear_empty_touches_page0: bool,
+    /// §7.2.14: `CalStateH` replays only the newest oracle event.
+    pub cal_state_newest_only: bool,
+    /// §7.2.15: `SET_BOOT_INFO` checks `is_pfn(a2 + a3)` and `REMAP_VM_IMAGE` never checks
+    /// the pfn; intent: `is_paddr` on the load range, `is_pfn` on the pfn.
+    pub literal_arg_checks: bool,
+    /// §7.2.16: block-assign events carry the base gfn/pfn; `OASSIGN_SMMU` swaps its slots.
+    pub literal_event_payloads: bool,
+    /// §7.2.17: the VM-exit dispatcher halts on WFx and guest aborts (so those exits never
+    /// reach the host), and `prep_abort` overwrites `dirty` instead of OR-ing.
+    pub guest_abort_halts: bool,
+    /// §7.2.18: `reset_sys_regs` also resets `elr_el2` (index 70).
+    pub reset_covers_elr_el2: bool,
+    /// §7.2.21: a principal's oracle read (shared or device page) does not advance `data_log`.
+    pub oracle_read_no_advance: bool,
+    /// §7.1: `timer_enable_traps` is the arithmetic `- PCEN + PCTEN` (intent: clear/set bits).
+    pub timer_traps_arithmetic: bool,
+    /// §7.1: "skip instruction" is modelled as `esr_el2 := elr_el2 + 4` (intent: ELR += 4).
+    pub skip_writes_esr: bool,
+    /// §7.1: the host's ELR/SPSR are never saved before a vCPU runs (intent: save them at
+    /// vcpu-run entry so `switch_to_host` returns the host to where it called from).
+    pub host_elr_unsaved: bool,
+    /// §7.1: `host_vcpu_run_handler` takes the vmid from x0 (the C: x1, x0 = call number).
+    pub vcpu_run_vmid_in_x0: bool,
+}
+
+impl Quirks {
+    pub const LITERAL: Quirks = Quirks {
+        inverted_exception_inject: true,
+        inject_keeps_pc: true,
+        verify_loop_index: true,
+        info_lock_cur_vmid: true,
+        smmu_id_swapped: true,
+        grant_block_base_pfn: true,
+        assign_discards_normalised: true,
+        sync_dirty_same_value: true,
+        load_crypt_into_caller: true,
+        iova_to_phys_unlogged: true,
+        first_run_drops_queries: true,
+        map_after_failed_assign: true,
+        smmu_clear_empty_touches_page0: true,
+        cal_state_newest_only: true,
+        literal_arg_checks: true,
+        literal_event_payloads: true,
+        guest_abort_halts: true,
+        reset_covers_elr_el2: true,
+        oracle_read_no_advance: true,
+        timer_traps_arithmetic: true,
+        skip_writes_esr: true,
+        host_elr_unsaved: true,
+        vcpu_run_vmid_in_x0: true,
+    };
+
+    pub const INTENT: Quirks = Quirks {
+        inverted_exception_inject: false,
+        inject_keeps_pc: false,
+        verify_loop_index: false,
+        info_lock_cur_vmid: false,
+        smmu_id_swapped: false,
+        grant_block_base_pfn: false,
+        assign_discards_normalised: false,
+        sync_dirty_same_value: false,
+        load_crypt_into_caller: false,
+        iova_to_phys_unlogged: false,
+        first_run_drops_queries: false,
+        map_after_failed_assign: false,
+        smmu_clear_empty_touches_page0: false,
+        cal_state_newest_only: false,
+        literal_arg_checks: false,
+        literal_event_payloads: false,
+        guest_abort_halts: false,
+        reset_covers_elr_el2: false,
+        oracle_read_no_advance: false,
+        timer_traps_arithmetic: false,
+        skip_writes_esr: false,
+        host_elr_unsaved: false,
+        vcpu_run_vmid_in_x0: false,
+    };
+}
+
+/// A profile: which constants and which reading of each quirk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Profile {
+    pub kind: ProfileKind,
+    pub c: Consts,
+    pub q: Quirks,
+}
+
+impl Profile {
+    pub const SEED: Profile = Profile { kind: ProfileKind::Seed, c: Consts::SEED, q: Quirks::LITERAL };
+    pub const ARM: Profile = Profile { kind: ProfileKind::Arm, c: Consts::ARM, q: Quirks::INTENT };
+
+    pub fn seed() -> &'static Profile {
+        &Self::SEED
+    }
+
+    pub fn arm() -> &'static Profile {
+        &Self::ARM
+    }
+
+    pub fn of(kind: ProfileKind) -> &'static Profile {
+        match kind {
+            ProfileKind::Seed => &Self::SEED,
+            ProfileKind::Arm => &Self::ARM,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            ProfileKind::Seed => "seed",
+            ProfileKind::Arm => "arm",
+        }
+    }
+
+    /// A profile with one switch changed: lets a test show a quirk's effect in isolation.
+    pub fn with_quirks(&self, q: Quirks) -> Profile {
+        Profile { q, ..*self }
+    }
+}
