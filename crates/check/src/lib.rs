@@ -1,0 +1,2 @@
+//! corevisor-check: scenarios, the model engine, invariants.
+#![forbid(unsafe_code)]

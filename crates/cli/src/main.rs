@@ -1,0 +1,3 @@
+//! The corevisor command-line interface.
+#![forbid(unsafe_code)]
+fn main() {}

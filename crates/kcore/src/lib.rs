@@ -1,0 +1,2 @@
+//! corevisor-kcore: the hypervisor core.
+#![no_std]

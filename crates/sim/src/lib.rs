@@ -1,0 +1,2 @@
+//! corevisor-sim: the simulated machine.
+#![forbid(unsafe_code)]
