@@ -1,1 +1,162 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner.
+//!
+//! * `cargo xtask test`     — every test of the project (what `.ci/run` runs): formatting,
+//!   the whole workspace's tests, the spec's branch-coverage check, and the EL2 build when
+//!   its workspace exists.
+//! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("coverage") => coverage().map(|_| ()),
+        _ => {
+            eprintln!("usage: cargo xtask <test|coverage>");
+            exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: {e}");
+        exit(1);
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(what: &str, cmd: &mut Command) -> Result<(), String> {
+    println!("==> {what}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: failed ({status})"))
+    }
+}
+
+fn test() -> Result<(), String> {
+    run(
+        "cargo fmt --check",
+        cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    run(
+        "cargo test (workspace)",
+        cargo().args(["test", "--workspace", "--all-targets"]),
+    )?;
+    run(
+        "cargo test (doc tests)",
+        cargo().args(["test", "--workspace", "--doc"]),
+    )?;
+    let figure = coverage()?;
+    println!("spec branch coverage: {figure}");
+    let el2 = root().join("scripts/el2-build.sh");
+    if el2.exists() {
+        run(
+            "EL2 build (aarch64-unknown-none)",
+            Command::new("bash").arg(&el2).current_dir(root()),
+        )?;
+    }
+    println!("xtask test: all passed");
+    Ok(())
+}
+
+/// Every probe name (`cov!("...")`) in the given source files.
+fn probes_in(files: &[PathBuf]) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("cov!(\"") {
+            rest = &rest[i + 6..];
+            let end = rest
+                .find('"')
+                .ok_or_else(|| format!("{}: unterminated cov! probe", f.display()))?;
+            out.insert(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the spec crate's tests with probes on, reports the reached fraction of all probes,
+/// and fails unless every probe of the ownership operations (`high_pt.rs`,
+/// `concurrent.rs`: the `local_*` functions) is reached.
+fn coverage() -> Result<String, String> {
+    let src = root().join("crates/spec/src");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
+        .map_err(|e| format!("{}: {e}", src.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    let all = probes_in(&files)?;
+    let must: Vec<PathBuf> = ["high_pt.rs", "concurrent.rs"]
+        .iter()
+        .map(|f| src.join(f))
+        .filter(|p| p.exists())
+        .collect();
+    let required = probes_in(&must)?;
+
+    let hits_file = root().join("target/spec-coverage-hits.txt");
+    let _ = std::fs::create_dir_all(root().join("target"));
+    let _ = std::fs::remove_file(&hits_file);
+    run(
+        "cargo test -p corevisor-spec --features coverage",
+        cargo()
+            .args([
+                "test",
+                "-q",
+                "-p",
+                "corevisor-spec",
+                "--features",
+                "coverage",
+            ])
+            .env("COREVISOR_COV_FILE", &hits_file),
+    )?;
+    let hits: BTreeSet<String> = std::fs::read_to_string(&hits_file)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let reached = all.intersection(&hits).count();
+    let missed_required: Vec<&String> = required.difference(&hits).collect();
+    let missed_other: Vec<&String> = all
+        .difference(&hits)
+        .filter(|p| !required.contains(*p))
+        .collect();
+    for m in &missed_other {
+        println!("  not reached: {m}");
+    }
+    let figure = format!(
+        "{reached}/{} branches ({:.1}%); local_* and HighPT: {}/{}",
+        all.len(),
+        100.0 * reached as f64 / all.len().max(1) as f64,
+        required.len() - missed_required.len(),
+        required.len()
+    );
+    if !missed_required.is_empty() {
+        for m in &missed_required {
+            println!("  NOT REACHED (required): {m}");
+        }
+        return Err(format!(
+            "spec branch coverage: {figure}: every local_* branch must be reached"
+        ));
+    }
+    Ok(figure)
+}
