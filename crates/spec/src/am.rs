@@ -14,7 +14,10 @@ pub type Dorc<'a> = &'a dyn Fn(Z) -> Z;
 
 /// `host_to_core`: the shadow `cr` with `x0..x30` copied from the physical file.
 pub fn host_to_core_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { x: hw.x, ..cr.clone() }
+    CtxtRegs {
+        x: hw.x,
+        ..cr.clone()
+    }
 }
 
 /// `vm_to_core`: identical to `host_to_core`.
@@ -24,7 +27,10 @@ pub fn vm_to_core_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
 
 /// `core_to_host`: the physical file with `x0..x30` copied from the shadow.
 pub fn core_to_host_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { x: cr.x, ..hw.clone() }
+    CtxtRegs {
+        x: cr.x,
+        ..hw.clone()
+    }
 }
 
 /// `core_to_vm`: identical to `core_to_host`.
@@ -34,7 +40,13 @@ pub fn core_to_vm_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
 
 /// `exit_populate_fault`: copy the fault registers of the last exit into the shadow.
 pub fn exit_populate_fault_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { esr_el2: hw.esr_el2, ec: hw.ec, far_el2: hw.far_el2, hpfar_el2: hw.hpfar_el2, ..cr.clone() }
+    CtxtRegs {
+        esr_el2: hw.esr_el2,
+        ec: hw.ec,
+        far_el2: hw.far_el2,
+        hpfar_el2: hw.hpfar_el2,
+        ..cr.clone()
+    }
 }
 
 /// Copies the EL1 registers a world switch saves and restores from `src` to `dst`.
@@ -90,32 +102,60 @@ pub fn restore_sysregs_specx(cr: &CtxtRegs, cs: &CtxtStates, hw: &CtxtRegs) -> C
 
 /// `fpsimd_save_state`.
 pub fn fpsimd_save_state_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { fp_q: hw.fp_q, fp_fpsr: hw.fp_fpsr, fp_fpcr: hw.fp_fpcr, ..cr.clone() }
+    CtxtRegs {
+        fp_q: hw.fp_q,
+        fp_fpsr: hw.fp_fpsr,
+        fp_fpcr: hw.fp_fpcr,
+        ..cr.clone()
+    }
 }
 
 /// `fpsimd_restore_state`.
 pub fn fpsimd_restore_state_specx(cr: &CtxtRegs, hw: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { fp_q: cr.fp_q, fp_fpsr: cr.fp_fpsr, fp_fpcr: cr.fp_fpcr, ..hw.clone() }
+    CtxtRegs {
+        fp_q: cr.fp_q,
+        fp_fpsr: cr.fp_fpsr,
+        fp_fpcr: cr.fp_fpcr,
+        ..hw.clone()
+    }
 }
 
 /// `clear_shadow_gp_regs`.
 pub fn clear_shadow_gp_regs_specx(cr: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { x: [0; 31], ..cr.clone() }
+    CtxtRegs {
+        x: [0; 31],
+        ..cr.clone()
+    }
 }
 
 /// `reset_fp_regs`.
 pub fn reset_fp_regs_specx(cr: &CtxtRegs) -> CtxtRegs {
-    CtxtRegs { fp_q: [0; 32], fp_fpsr: 0, fp_fpcr: 0, ..cr.clone() }
+    CtxtRegs {
+        fp_q: [0; 32],
+        fp_fpsr: 0,
+        fp_fpcr: 0,
+        ..cr.clone()
+    }
 }
 
 // ---- §4.3 EL2 / trap helpers -----------------------------------------------------------
 
 pub fn vm_el2_restore_state_specx(p: &Profile, hw: &CtxtRegs, cr: &CtxtRegs, vttbr: Z) -> CtxtRegs {
-    CtxtRegs { vttbr_el2: vttbr, tpidr_el2: cr.tpidr_el2, hcr_el2: p.c.HCR_HYPSEC_VM_FLAGS, ..hw.clone() }
+    CtxtRegs {
+        vttbr_el2: vttbr,
+        tpidr_el2: cr.tpidr_el2,
+        hcr_el2: p.c.HCR_HYPSEC_VM_FLAGS,
+        ..hw.clone()
+    }
 }
 
 pub fn host_el2_restore_state_specx(p: &Profile, hw: &CtxtRegs, vttbr: Z) -> CtxtRegs {
-    CtxtRegs { vttbr_el2: vttbr, hcr_el2: p.c.HCR_HOST_NVHE_FLAGS, tpidr_el2: 0, ..hw.clone() }
+    CtxtRegs {
+        vttbr_el2: vttbr,
+        hcr_el2: p.c.HCR_HOST_NVHE_FLAGS,
+        tpidr_el2: 0,
+        ..hw.clone()
+    }
 }
 
 pub fn activate_traps_specx(p: &Profile, t: &TrapRegs) -> TrapRegs {
@@ -129,7 +169,12 @@ pub fn activate_traps_specx(p: &Profile, t: &TrapRegs) -> TrapRegs {
 }
 
 pub fn deactivate_traps_specx(p: &Profile, t: &TrapRegs) -> TrapRegs {
-    TrapRegs { pmuserenr_el0: 0, mdcr_el2: 0, cptr_el2: p.c.CPTR_EL2_DEFAULT, ..t.clone() }
+    TrapRegs {
+        pmuserenr_el0: 0,
+        mdcr_el2: 0,
+        cptr_el2: p.c.CPTR_EL2_DEFAULT,
+        ..t.clone()
+    }
 }
 
 /// `timer_enable_traps`: the seed's arithmetic `- PCEN + PCTEN`; intent (Arm): clear the
@@ -140,16 +185,25 @@ pub fn timer_enable_traps_specx(p: &Profile, t: &TrapRegs) -> TrapRegs {
     } else {
         (t.cnthctl_el2 & !p.c.CNTHCTL_EL1PCEN) | p.c.CNTHCTL_EL1PCTEN
     };
-    TrapRegs { cnthctl_el2: v, ..t.clone() }
+    TrapRegs {
+        cnthctl_el2: v,
+        ..t.clone()
+    }
 }
 
 /// "Skip the trapped instruction" (§7.1): the seed writes `esr_el2 := elr_el2 + 4`; the
 /// intent is `elr_el2 += 4`.
 pub fn skip_instruction(p: &Profile, hw: &CtxtRegs) -> CtxtRegs {
     if p.q.skip_writes_esr {
-        CtxtRegs { esr_el2: hw.elr_el2 + 4, ..hw.clone() }
+        CtxtRegs {
+            esr_el2: hw.elr_el2 + 4,
+            ..hw.clone()
+        }
     } else {
-        CtxtRegs { elr_el2: hw.elr_el2 + 4, ..hw.clone() }
+        CtxtRegs {
+            elr_el2: hw.elr_el2 + 4,
+            ..hw.clone()
+        }
     }
 }
 
@@ -290,7 +344,12 @@ pub fn exception_vector(pstate: Z) -> Z {
 /// `decrypt_gp_regs`: restore x0..x30 of a saved vCPU from the host-supplied encrypted
 /// image. The seed leaves it abstract; the model takes one oracle value per register
 /// (the plaintext the real decryption produced, recorded by the core).
-pub fn decrypt_gp_regs_specx(cr: &CtxtRegs, cs: &CtxtStates, dorc: Dorc, logn: Z) -> (CtxtRegs, CtxtStates, Z) {
+pub fn decrypt_gp_regs_specx(
+    cr: &CtxtRegs,
+    cs: &CtxtStates,
+    dorc: Dorc,
+    logn: Z,
+) -> (CtxtRegs, CtxtStates, Z) {
     let mut out = cr.clone();
     for (k, r) in out.x.iter_mut().enumerate() {
         *r = dorc(logn + k as Z);
@@ -300,10 +359,18 @@ pub fn decrypt_gp_regs_specx(cr: &CtxtRegs, cs: &CtxtStates, dorc: Dorc, logn: Z
 
 /// `decrypt_sys_regs`: as [`decrypt_gp_regs_specx`] for the shadow system registers
 /// (indices `SYSREGS_START ..< SYSREGS_START + SHADOW_SYS_REGS_SIZE`) plus pc and pstate.
-pub fn decrypt_sys_regs_specx(cr: &CtxtRegs, cs: &CtxtStates, dorc: Dorc, logn: Z) -> (CtxtRegs, CtxtStates, Z) {
+pub fn decrypt_sys_regs_specx(
+    cr: &CtxtRegs,
+    cs: &CtxtStates,
+    dorc: Dorc,
+    logn: Z,
+) -> (CtxtRegs, CtxtStates, Z) {
     let (mut cr, mut cs) = (cr.clone(), cs.clone());
     let mut n = logn;
-    for i in [PC, PSTATE].into_iter().chain(SYSREGS_START..SYSREGS_START + SHADOW_SYS_REGS_SIZE) {
+    for i in [PC, PSTATE]
+        .into_iter()
+        .chain(SYSREGS_START..SYSREGS_START + SHADOW_SYS_REGS_SIZE)
+    {
         (cr, cs) = set_shadow_ctxt_specx(i, dorc(n), &cr, &cs);
         n += 1;
     }

@@ -26,7 +26,11 @@ pub fn hit(name: &'static str) {
         return;
     }
     if let Ok(path) = std::env::var("COREVISOR_COV_FILE") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{name}");
         }
     }

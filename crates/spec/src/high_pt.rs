@@ -8,7 +8,14 @@ use crate::Z;
 
 /// `local_mmap_loop_h n gfn pfn level pte pt`: writes `n` consecutive leaves
 /// `gfn+i -> (pfn+i, level, pte)` and returns the next gfn/pfn and the table.
-pub fn local_mmap_loop_h(n: Z, gfn: Z, pfn: Z, level: Z, pte: Z, pt: &ZMap<Leaf>) -> (Z, Z, ZMap<Leaf>) {
+pub fn local_mmap_loop_h(
+    n: Z,
+    gfn: Z,
+    pfn: Z,
+    level: Z,
+    pte: Z,
+    pt: &ZMap<Leaf>,
+) -> (Z, Z, ZMap<Leaf>) {
     let (mut g, mut f, mut t) = (gfn, pfn, pt.clone());
     for _ in 0..n.max(0) {
         t.set_mut(g, (f, level, pte));
@@ -61,7 +68,10 @@ pub fn local_mmap_h(vmid: Z, addr: Z, level: Z, pte: Z, npt: &NPT) -> (bool, NPT
             return (true, npt.clone());
         }
         let pmd_next = next_if_absent(*npt.pmd_t.get(g).get(u).get(m), npt.pt_pmd_next);
-        if !(pgd_next <= pud_start(vmid) && pud_next <= pmd_start(vmid) && pmd_next <= pool_end(vmid)) {
+        if !(pgd_next <= pud_start(vmid)
+            && pud_next <= pmd_start(vmid)
+            && pmd_next <= pool_end(vmid))
+        {
             cov!("local_mmap_h.l3_exhausted");
             return (true, npt.clone());
         }
@@ -97,7 +107,9 @@ pub fn local_spt_map_h(cbndx: Z, index: Z, addr: Z, pte: Z, spt: &SPT) -> (bool,
     let spt2 = SPT {
         spt_pt: spt.spt_pt.update(ttbr, |t| t.set(gfn, (pfn, pte))),
         spt_pgd_t: spt.spt_pgd_t.update(ttbr, |t| t.set(p, true)),
-        spt_pmd_t: spt.spt_pmd_t.update(ttbr, |t| t.update(p, |t| t.set(m, true))),
+        spt_pmd_t: spt
+            .spt_pmd_t
+            .update(ttbr, |t| t.update(p, |t| t.set(m, true))),
         spt_pgd_next: pgd_next,
         spt_pmd_next: pmd_next,
     };

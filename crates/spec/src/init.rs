@@ -28,7 +28,13 @@ pub struct Machine {
 
 impl Default for Machine {
     fn default() -> Self {
-        Machine { cpus: 2, ram_base: 0x4000_0000, ram_mib: 256, kcore_mib: 32, smmus: 2 }
+        Machine {
+            cpus: 2,
+            ram_base: 0x4000_0000,
+            ram_mib: 256,
+            kcore_mib: 32,
+            smmus: 2,
+        }
     }
 }
 
@@ -39,7 +45,10 @@ impl Machine {
             return Err(("cpus", "must be between 1 and 8 (TOTAL_CPU)".into()));
         }
         if self.ram_base < PAGE_SIZE || self.ram_base % PAGE_SIZE != 0 {
-            return Err(("ram_base", "must be page aligned and above page 0 (page 0 is never RAM)".into()));
+            return Err((
+                "ram_base",
+                "must be page aligned and above page 0 (page 0 is never RAM)".into(),
+            ));
         }
         if self.ram_mib < 1 || self.ram_mib > 64 * 1024 {
             return Err(("ram_mib", "must be between 1 and 65536".into()));
@@ -56,11 +65,17 @@ impl Machine {
         for i in 0..self.smmus {
             let (b, s) = (self.smmu_base(i), SMMU_WINDOW_SIZE);
             if b < self.ram_end() && self.ram_base < b + s {
-                return Err(("ram_base", format!("RAM overlaps SMMU {i}'s register window at {b:#x}")));
+                return Err((
+                    "ram_base",
+                    format!("RAM overlaps SMMU {i}'s register window at {b:#x}"),
+                ));
             }
         }
         if self.ram_base <= UART_BASE && UART_BASE < self.ram_end() {
-            return Err(("ram_base", format!("RAM overlaps the UART at {UART_BASE:#x}")));
+            return Err((
+                "ram_base",
+                format!("RAM overlaps the UART at {UART_BASE:#x}"),
+            ));
         }
         Ok(())
     }
@@ -97,7 +112,10 @@ impl Machine {
     }
 
     pub fn smmu_conf(&self) -> SMMUConf {
-        let mut c = SMMUConf { smmu_num: self.smmus, ..SMMUConf::default() };
+        let mut c = SMMUConf {
+            smmu_num: self.smmus,
+            ..SMMUConf::default()
+        };
         for i in 0..self.smmus {
             c.smmu_phys_base.set_mut(i, self.smmu_base(i));
             c.smmu_size.set_mut(i, SMMU_WINDOW_SIZE);
@@ -114,16 +132,28 @@ impl Machine {
         }
         let mut npts = ZMap::init(NPT::default());
         for v in HOSTVISOR..=COREVISOR {
-            let npt = NPT { pt_pgd_next: pgd_start(v), pt_pud_next: pud_start(v), pt_pmd_next: pmd_start(v), ..NPT::default() };
+            let npt = NPT {
+                pt_pgd_next: pgd_start(v),
+                pt_pud_next: pud_start(v),
+                pt_pmd_next: pmd_start(v),
+                ..NPT::default()
+            };
             npts.set_mut(v, npt);
         }
         Shared {
             flatmem: ZMap::init(0),
             npts,
             s2page,
-            core_data: CoreData { next_vmid: 1, next_remap_ptr: REMAP_START },
+            core_data: CoreData {
+                next_vmid: 1,
+                next_remap_ptr: REMAP_START,
+            },
             vminfos: ZMap::init(VMInfo::default()),
-            spts: SPT { spt_pgd_next: SMMU_PGD_START, spt_pmd_next: SMMU_PMD_START, ..SPT::default() },
+            spts: SPT {
+                spt_pgd_next: SMMU_PGD_START,
+                spt_pmd_next: SMMU_PMD_START,
+                ..SPT::default()
+            },
             smmu_vmid: ZMap::init(INVALID),
             hlock: ZMap::init(true),
         }
@@ -177,23 +207,47 @@ mod tests {
         m.validate().unwrap();
         let s = m.initial_state(0);
         let ram0 = m.ram_base / PAGE_SIZE;
-        assert_eq!(*s.shared.s2page.get(0), mkS2Page(INVALID, INVALID, INVALID64));
-        assert_eq!(*s.shared.s2page.get(ram0), mkS2Page(HOSTVISOR, 0, ram0 + SMMU_HOST_OFFSET));
-        assert_eq!(s.shared.s2page.get(m.kcore_base() / PAGE_SIZE).s2_owner, COREVISOR);
-        assert_eq!(s.shared.s2page.get(m.ram_end() / PAGE_SIZE).s2_owner, INVALID);
+        assert_eq!(
+            *s.shared.s2page.get(0),
+            mkS2Page(INVALID, INVALID, INVALID64)
+        );
+        assert_eq!(
+            *s.shared.s2page.get(ram0),
+            mkS2Page(HOSTVISOR, 0, ram0 + SMMU_HOST_OFFSET)
+        );
+        assert_eq!(
+            s.shared.s2page.get(m.kcore_base() / PAGE_SIZE).s2_owner,
+            COREVISOR
+        );
+        assert_eq!(
+            s.shared.s2page.get(m.ram_end() / PAGE_SIZE).s2_owner,
+            INVALID
+        );
         assert_eq!(s.shared.npts.get(3).pt_pud_next, pud_start(3));
-        assert_eq!(s.shadow_ctxts.get(ctxt_id(1, 0)).ctxt_states.dirty, INVALID64);
+        assert_eq!(
+            s.shadow_ctxts.get(ctxt_id(1, 0)).ctxt_states.dirty,
+            INVALID64
+        );
         assert_eq!(s.shadow_ctxts.get(ctxt_id(0, 1)).ctxt_states.dirty, 0);
         assert!(*s.shared.hlock.get(INFO_ID + 3));
     }
 
     #[test]
     fn bad_machines_name_their_field() {
-        let m = Machine { ram_base: 0, ..Machine::default() };
+        let m = Machine {
+            ram_base: 0,
+            ..Machine::default()
+        };
         assert_eq!(m.validate().unwrap_err().0, "ram_base");
-        let m = Machine { ram_base: 0x0A00_0000, ..Machine::default() };
+        let m = Machine {
+            ram_base: 0x0A00_0000,
+            ..Machine::default()
+        };
         assert_eq!(m.validate().unwrap_err().0, "ram_base");
-        let m = Machine { kcore_mib: 256, ..Machine::default() };
+        let m = Machine {
+            kcore_mib: 256,
+            ..Machine::default()
+        };
         assert_eq!(m.validate().unwrap_err().0, "kcore_mib");
     }
 }

@@ -29,8 +29,8 @@ pub mod profile;
 pub mod state;
 pub mod zmap;
 
-pub use profile::{Profile, ProfileKind};
 pub use init::Machine;
+pub use profile::{Profile, ProfileKind};
 pub use state::{RData, Shared, State};
 
 /// Longest loop the model will run inside one entry point. The seed's loop counts come

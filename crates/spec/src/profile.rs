@@ -253,8 +253,16 @@ pub struct Profile {
 }
 
 impl Profile {
-    pub const SEED: Profile = Profile { kind: ProfileKind::Seed, c: Consts::SEED, q: Quirks::LITERAL };
-    pub const ARM: Profile = Profile { kind: ProfileKind::Arm, c: Consts::ARM, q: Quirks::INTENT };
+    pub const SEED: Profile = Profile {
+        kind: ProfileKind::Seed,
+        c: Consts::SEED,
+        q: Quirks::LITERAL,
+    };
+    pub const ARM: Profile = Profile {
+        kind: ProfileKind::Arm,
+        c: Consts::ARM,
+        q: Quirks::INTENT,
+    };
 
     pub fn seed() -> &'static Profile {
         &Self::SEED

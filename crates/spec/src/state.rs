@@ -72,7 +72,11 @@ pub struct S2Page {
 
 #[allow(non_snake_case)]
 pub fn mkS2Page(owner: Z, count: Z, gfn: Z) -> S2Page {
-    S2Page { s2_owner: owner, s2_count: count, s2_gfn: gfn }
+    S2Page {
+        s2_owner: owner,
+        s2_count: count,
+        s2_gfn: gfn,
+    }
 }
 
 /// `StateInfo` (VS).
@@ -260,7 +264,9 @@ pub struct SOracle {
 
 impl Default for SOracle {
     fn default() -> Self {
-        SOracle { table: ZMap::init(ZMap::init(Vec::new())) }
+        SOracle {
+            table: ZMap::init(ZMap::init(Vec::new())),
+        }
     }
 }
 
@@ -279,7 +285,9 @@ pub struct DataOracle {
 
 impl Default for DataOracle {
     fn default() -> Self {
-        DataOracle { table: ZMap::init(ZMap::init(0)) }
+        DataOracle {
+            table: ZMap::init(ZMap::init(0)),
+        }
     }
 }
 

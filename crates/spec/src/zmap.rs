@@ -19,7 +19,10 @@ pub struct ZMap<T: Clone> {
 impl<T: Clone + PartialEq> ZMap<T> {
     /// `ZMap.init v`: every key reads `v`.
     pub fn init(dflt: T) -> Self {
-        ZMap { dflt, m: OrdMap::new() }
+        ZMap {
+            dflt,
+            m: OrdMap::new(),
+        }
     }
 
     /// `k @ m`.
