@@ -22,6 +22,7 @@ pub type Z = i128;
 pub mod cov;
 
 pub mod am;
+pub mod aux;
 pub mod concurrent;
 pub mod consts;
 pub mod high_pt;
