@@ -27,8 +27,10 @@ pub mod concurrent;
 pub mod consts;
 pub mod high_pt;
 pub mod init;
+pub mod low;
 pub mod profile;
 pub mod state;
+pub mod trap_handler;
 pub mod zmap;
 
 pub use init::Machine;
