@@ -1,2 +1,6 @@
-//! corevisor-check: scenarios, the model engine, invariants.
+//! corevisor-check: the model engine that runs scenarios on the reference model, and the
+//! security invariants checked after every step.
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod invariants;

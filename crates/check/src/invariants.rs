@@ -1,0 +1,453 @@
+//! The security invariants of SeKVM (implementation-notes §5.1 `shared_inv`, §5.2
+//! `state_inv`), evaluated on the model's view of the machine after every step.
+//!
+//! Each check is one pass over explicit map entries (absent entries read the boot default,
+//! which satisfies every invariant), so a check costs O(entries).
+
+use corevisor_spec::consts::*;
+use corevisor_spec::profile::Profile;
+use corevisor_spec::state::{Ctxt, Shared};
+use corevisor_spec::zmap::ZMap;
+use corevisor_spec::{Machine, Z};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One CPU's mode and current principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuView {
+    pub curid: Z,
+    pub cur_vmid: Z,
+    pub cur_vcpuid: Z,
+    pub ihost: bool,
+    pub icore: bool,
+}
+
+/// Every invariant's name and one-line meaning.
+pub const ALL: [(&str, &str); 18] = [
+    ("page_0_invalid", "physical page 0 is never RAM anyone owns"),
+    (
+        "host_s2_map",
+        "every host-owned page carries gfn = pfn + SMMU_HOST_OFFSET",
+    ),
+    (
+        "host_npt_cons",
+        "each host stage-2 leaf's pfn is the page its descriptor names",
+    ),
+    ("host_flatmap", "the host's stage-2 is an identity map"),
+    (
+        "host_iso",
+        "the host maps only device pages, its own pages, and pages a VM shares",
+    ),
+    (
+        "vm_iso",
+        "a live VM maps only its own RAM pages (and devices)",
+    ),
+    (
+        "spt_cons",
+        "each SMMU leaf's pfn is the page its descriptor names",
+    ),
+    (
+        "smmu_vm",
+        "every assigned SMMU bank belongs to the host or a VM",
+    ),
+    (
+        "smmu_iso",
+        "a bank maps only pages its owner owns, at the gfn they are bound to",
+    ),
+    (
+        "smmu_count",
+        "a host page's count covers its host SMMU mappings",
+    ),
+    ("remap_ptr", "the image remap cursor is positive"),
+    (
+        "core_map",
+        "KCore's own table maps nothing at or above the remap cursor",
+    ),
+    (
+        "remap_addr",
+        "each image's remapped pages fit its size and lie below the cursor",
+    ),
+    (
+        "core_remap",
+        "the not-yet-remapped tail of each image is unmapped in KCore's table",
+    ),
+    (
+        "remap_no_overlap",
+        "remap ranges of different images are disjoint",
+    ),
+    ("kcore_pages", "KCore owns exactly its boot region"),
+    (
+        "kcore_unmapped",
+        "no host, VM or SMMU table maps a KCore page",
+    ),
+    (
+        "state_inv",
+        "each CPU's mode matches its current principal and that vCPU was reset",
+    ),
+];
+
+/// The one-line meaning of invariant `name`.
+pub fn describe(name: &str) -> &'static str {
+    ALL.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+        .unwrap_or("unknown invariant")
+}
+
+fn pages(size: Z) -> Z {
+    zdiv(size + 4095, PAGE_SIZE)
+}
+
+/// Names of the invariants `shared`/`cpus` break (empty: all hold).
+pub fn check(
+    _p: &Profile,
+    machine: &Machine,
+    sh: &Shared,
+    shadow: &ZMap<Ctxt>,
+    cpus: &[CpuView],
+) -> Vec<&'static str> {
+    let mut bad: BTreeSet<&'static str> = BTreeSet::new();
+    let owner = |pfn: Z| sh.s2page.get(pfn).s2_owner;
+
+    if owner(0) != INVALID {
+        bad.insert("page_0_invalid");
+    }
+    let mut kcore_owned = 0;
+    for (pfn, pg) in sh.s2page.entries() {
+        if pg.s2_owner == HOSTVISOR && pg.s2_gfn != pfn + SMMU_HOST_OFFSET {
+            bad.insert("host_s2_map");
+        }
+        let boot_kcore = machine.boot_s2page(pfn).s2_owner == COREVISOR;
+        if (pg.s2_owner == COREVISOR) != boot_kcore {
+            bad.insert("kcore_pages");
+        }
+        kcore_owned += i128::from(pg.s2_owner == COREVISOR);
+    }
+    if kcore_owned != (machine.ram_end() - machine.kcore_base()) / PAGE_SIZE {
+        bad.insert("kcore_pages");
+    }
+
+    for (gfn, &(pfn, _, pte)) in sh.npts.get(HOSTVISOR).pt.entries() {
+        if pfn == 0 {
+            continue;
+        }
+        if pfn != zdiv(phys_page(pte), PAGE_SIZE) {
+            bad.insert("host_npt_cons");
+        }
+        if gfn != pfn {
+            bad.insert("host_flatmap");
+        }
+        let pg = sh.s2page.get(pfn);
+        if !(pg.s2_owner == INVALID || pg.s2_owner == HOSTVISOR || pg.s2_count > 0) {
+            bad.insert("host_iso");
+        }
+        if pg.s2_owner == COREVISOR {
+            bad.insert("kcore_unmapped");
+        }
+    }
+
+    for v in 1..COREVISOR {
+        let live = sh.vminfos.get(v).VS.vm_state <= VERIFIED;
+        for (_, &(pfn, _, _)) in sh.npts.get(v).pt.entries() {
+            if pfn == 0 {
+                continue;
+            }
+            let o = owner(pfn);
+            if live && o != INVALID && o != v {
+                bad.insert("vm_iso");
+            }
+            if o == COREVISOR {
+                bad.insert("kcore_unmapped");
+            }
+        }
+    }
+
+    let mut host_smmu_maps: BTreeMap<Z, Z> = BTreeMap::new();
+    for (cfg, &v) in sh.smmu_vmid.entries() {
+        if v == INVALID {
+            continue;
+        }
+        if !(HOSTVISOR..COREVISOR).contains(&v) {
+            bad.insert("smmu_vm");
+        }
+        let checked = v == HOSTVISOR || sh.vminfos.get(v).VS.vm_state <= VERIFIED;
+        let ttbr = SMMU_TTBR(cfg / SMMU_NUM_CTXT_BANKS, cfg % SMMU_NUM_CTXT_BANKS);
+        for (g, &(pfn, _)) in sh.spts.spt_pt.get(ttbr).entries() {
+            if pfn == 0 {
+                continue;
+            }
+            let pg = sh.s2page.get(pfn);
+            if checked && !(pg.s2_owner == v && pg.s2_gfn == g) {
+                bad.insert("smmu_iso");
+            }
+            if pg.s2_owner == COREVISOR {
+                bad.insert("kcore_unmapped");
+            }
+            if v == HOSTVISOR && owner(g - SMMU_HOST_OFFSET) == HOSTVISOR {
+                *host_smmu_maps.entry(g - SMMU_HOST_OFFSET).or_default() += 1;
+            }
+        }
+    }
+    for ttbr_map in sh.spts.spt_pt.entries() {
+        for (_, &(pfn, pte)) in ttbr_map.1.entries() {
+            if pfn != zdiv(phys_page(pte), PAGE_SIZE) {
+                bad.insert("spt_cons");
+            }
+        }
+    }
+    for (p, n) in host_smmu_maps {
+        if sh.s2page.get(p).s2_count < n {
+            bad.insert("smmu_count");
+        }
+    }
+
+    let cursor = sh.core_data.next_remap_ptr;
+    if cursor <= 0 {
+        bad.insert("remap_ptr");
+    }
+    let core_pt = &sh.npts.get(COREVISOR).pt;
+    for (gfn, &(pfn, _, _)) in core_pt.entries() {
+        if pfn != 0 && gfn * PAGE_SIZE >= cursor {
+            bad.insert("core_map");
+        }
+    }
+    let mut ranges = Vec::new();
+    for v in 1..COREVISOR {
+        let vb = &sh.vminfos.get(v).VB;
+        for idx in 0..vb.vm_next_load_info.min(MAX_LOAD_INFO_NUM) {
+            let (remap, size, mapped) = (
+                *vb.vm_remap_addr.get(idx),
+                *vb.vm_load_size.get(idx),
+                *vb.vm_mapped_pages.get(idx),
+            );
+            let n = pages(size);
+            if mapped > n || remap + n * PAGE_SIZE > cursor {
+                bad.insert("remap_addr");
+            }
+            for k in mapped..n.min(mapped + 4096) {
+                if core_pt.get(zdiv(remap, PAGE_SIZE) + k).0 != 0 {
+                    bad.insert("core_remap");
+                    break;
+                }
+            }
+            if n > 0 {
+                ranges.push((remap, remap + n * PAGE_SIZE));
+            }
+        }
+    }
+    ranges.sort();
+    if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
+        bad.insert("remap_no_overlap");
+    }
+
+    for c in cpus {
+        let ok = if c.ihost && !c.icore {
+            c.cur_vmid == HOSTVISOR && c.cur_vcpuid == c.curid
+        } else if !c.ihost && !c.icore {
+            is_vm(c.cur_vmid)
+                && is_vcpu(c.cur_vcpuid)
+                && shadow
+                    .get(ctxt_id(c.cur_vmid, c.cur_vcpuid))
+                    .ctxt_states
+                    .dirty
+                    != INVALID64
+        } else {
+            // Inside KCore: only a halted machine is left here between steps.
+            true
+        };
+        if !ok {
+            bad.insert("state_inv");
+        }
+    }
+    bad.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corevisor_spec::state::mkS2Page;
+
+    fn setup() -> (Machine, Shared, ZMap<Ctxt>, Vec<CpuView>) {
+        let m = Machine::default();
+        let cpus = vec![CpuView {
+            curid: 0,
+            cur_vmid: 0,
+            cur_vcpuid: 0,
+            ihost: true,
+            icore: false,
+        }];
+        (
+            m.clone(),
+            m.initial_shared(),
+            m.initial_shadow_ctxts(),
+            cpus,
+        )
+    }
+
+    fn broken(f: impl FnOnce(&Machine, &mut Shared, &mut Vec<CpuView>)) -> Vec<&'static str> {
+        let (m, mut sh, shadow, mut cpus) = setup();
+        f(&m, &mut sh, &mut cpus);
+        check(Profile::arm(), &m, &sh, &shadow, &cpus)
+    }
+
+    #[test]
+    fn boot_state_satisfies_every_invariant() {
+        assert_eq!(broken(|_, _, _| {}), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn each_invariant_catches_its_corruption() {
+        let ram = Machine::default().ram_base / PAGE_SIZE;
+        let kc = Machine::default().kcore_base() / PAGE_SIZE;
+        let host_map = |sh: &mut Shared, gfn: Z, pfn: Z| {
+            let mut n = sh.npts.get(0).clone();
+            n.pt.set_mut(gfn, (pfn, 3, pfn * 4096 | PAGE_S2_KERNEL));
+            sh.npts.set_mut(0, n);
+        };
+        let cases: Vec<(&str, Box<dyn Fn(&Machine, &mut Shared, &mut Vec<CpuView>)>)> = vec![
+            (
+                "page_0_invalid",
+                Box::new(|_, sh, _| sh.s2page.set_mut(0, mkS2Page(5, 0, 0))),
+            ),
+            (
+                "host_s2_map",
+                Box::new(move |_, sh, _| sh.s2page.set_mut(ram, mkS2Page(0, 0, 5))),
+            ),
+            (
+                "host_npt_cons",
+                Box::new(move |_, sh, _| {
+                    let mut n = sh.npts.get(0).clone();
+                    n.pt.set_mut(ram, (ram, 3, (ram + 1) * 4096 | PAGE_S2_KERNEL));
+                    sh.npts.set_mut(0, n);
+                }),
+            ),
+            (
+                "host_flatmap",
+                Box::new(move |_, sh, _| host_map(sh, ram + 1, ram)),
+            ),
+            (
+                "host_iso",
+                Box::new(move |_, sh, _| {
+                    sh.s2page.set_mut(ram, mkS2Page(1, 0, 7));
+                    host_map(sh, ram, ram);
+                }),
+            ),
+            (
+                "vm_iso",
+                Box::new(move |_, sh, _| {
+                    let mut n = sh.npts.get(1).clone();
+                    n.pt.set_mut(7, (ram, 3, ram * 4096 | PAGE_S2_KERNEL));
+                    sh.npts.set_mut(1, n);
+                }),
+            ),
+            (
+                "spt_cons",
+                Box::new(move |_, sh, _| {
+                    sh.spts.spt_pt = sh
+                        .spts
+                        .spt_pt
+                        .update(SMMU_TTBR(0, 0), |t| t.set(3, (ram, 0)));
+                }),
+            ),
+            ("smmu_vm", Box::new(|_, sh, _| sh.smmu_vmid.set_mut(0, 17))),
+            (
+                "smmu_iso",
+                Box::new(move |_, sh, _| {
+                    sh.smmu_vmid.set_mut(0, 1);
+                    sh.spts.spt_pt = sh
+                        .spts
+                        .spt_pt
+                        .update(SMMU_TTBR(0, 0), |t| t.set(3, (ram, ram * 4096)));
+                }),
+            ),
+            (
+                "smmu_count",
+                Box::new(move |_, sh, _| {
+                    sh.smmu_vmid.set_mut(0, 0);
+                    sh.spts.spt_pt = sh.spts.spt_pt.update(SMMU_TTBR(0, 0), |t| {
+                        t.set(ram + SMMU_HOST_OFFSET, (ram, ram * 4096))
+                    });
+                }),
+            ),
+            (
+                "remap_ptr",
+                Box::new(|_, sh, _| sh.core_data.next_remap_ptr = 0),
+            ),
+            (
+                "core_map",
+                Box::new(move |_, sh, _| {
+                    let mut n = sh.npts.get(COREVISOR).clone();
+                    n.pt.set_mut(REMAP_START / PAGE_SIZE + 5, (ram, 3, ram * 4096 | PAGE_HYP));
+                    sh.npts.set_mut(COREVISOR, n);
+                }),
+            ),
+            (
+                "remap_addr",
+                Box::new(|_, sh, _| {
+                    let mut info = sh.vminfos.get(1).clone();
+                    info.VB.vm_next_load_info = 1;
+                    info.VB.vm_load_size.set_mut(0, 4096);
+                    info.VB.vm_remap_addr.set_mut(0, REMAP_START);
+                    info.VB.vm_mapped_pages.set_mut(0, 2);
+                    sh.vminfos.set_mut(1, info);
+                    sh.core_data.next_remap_ptr = REMAP_START + 8192;
+                }),
+            ),
+            (
+                "core_remap",
+                Box::new(move |_, sh, _| {
+                    let mut info = sh.vminfos.get(1).clone();
+                    info.VB.vm_next_load_info = 1;
+                    info.VB.vm_load_size.set_mut(0, 8192);
+                    info.VB.vm_remap_addr.set_mut(0, REMAP_START);
+                    info.VB.vm_mapped_pages.set_mut(0, 1);
+                    sh.vminfos.set_mut(1, info);
+                    sh.core_data.next_remap_ptr = REMAP_START + 8192;
+                    let mut n = sh.npts.get(COREVISOR).clone();
+                    n.pt.set_mut(REMAP_START / PAGE_SIZE + 1, (ram, 3, ram * 4096 | PAGE_HYP));
+                    sh.npts.set_mut(COREVISOR, n);
+                }),
+            ),
+            (
+                "remap_no_overlap",
+                Box::new(|_, sh, _| {
+                    for v in [1, 2] {
+                        let mut info = sh.vminfos.get(v).clone();
+                        info.VB.vm_next_load_info = 1;
+                        info.VB.vm_load_size.set_mut(0, 8192);
+                        info.VB
+                            .vm_remap_addr
+                            .set_mut(0, REMAP_START + 4096 * (v - 1));
+                        sh.vminfos.set_mut(v, info);
+                    }
+                    sh.core_data.next_remap_ptr = REMAP_START + 3 * 4096;
+                }),
+            ),
+            (
+                "kcore_pages",
+                Box::new(move |_, sh, _| {
+                    sh.s2page.set_mut(kc, mkS2Page(0, 0, kc + SMMU_HOST_OFFSET))
+                }),
+            ),
+            (
+                "kcore_unmapped",
+                Box::new(move |_, sh, _| {
+                    let mut n = sh.npts.get(2).clone();
+                    n.pt.set_mut(1, (kc, 3, kc * 4096 | PAGE_S2_KERNEL));
+                    sh.npts.set_mut(2, n);
+                    let mut info = sh.vminfos.get(2).clone();
+                    info.VS.vm_state = POWEROFF;
+                    sh.vminfos.set_mut(2, info);
+                }),
+            ),
+            ("state_inv", Box::new(|_, _, cpus| cpus[0].cur_vmid = 3)),
+        ];
+        assert_eq!(cases.len(), ALL.len());
+        for (name, corrupt) in cases {
+            assert_eq!(
+                broken(|m, sh, c| corrupt(m, sh, c)),
+                vec![name],
+                "corruption meant for {name}"
+            );
+        }
+    }
+}
