@@ -115,3 +115,8 @@ pub fn local_spt_map_h(cbndx: Z, index: Z, addr: Z, pte: Z, spt: &SPT) -> (bool,
     };
     (false, spt2)
 }
+
+/// Seed `Lemma in_range_n`: `gfn <= gfn0 < gfn + n` is decidable; this is the decision.
+pub fn in_range_n(gfn: Z, gfn0: Z, n: Z) -> bool {
+    gfn <= gfn0 && gfn0 < gfn + n
+}
