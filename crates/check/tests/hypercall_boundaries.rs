@@ -26,8 +26,14 @@ fn base(kind: ProfileKind) -> ModelMachine {
 fn refused(before: &ModelMachine, call: &str, args: &[Z]) -> bool {
     let mut m = before.clone();
     let r = hvc(&mut m, call, args);
-    assert_ne!(r.result, Outcome::Undefined, "{call}{args:x?}: outside the contract");
-    r.result == Outcome::Halt && m.global.slog == before.global.slog && m.global.shared == before.global.shared
+    assert_ne!(
+        r.result,
+        Outcome::Undefined,
+        "{call}{args:x?}: outside the contract"
+    );
+    r.result == Outcome::Halt
+        && m.global.slog == before.global.slog
+        && m.global.shared == before.global.shared
 }
 
 /// (call, valid args, [(arg index, just inside, just outside)])
@@ -36,27 +42,107 @@ type Row = (&'static str, Vec<Z>, Vec<(usize, Z, Z)>);
 fn rows(kind: ProfileKind) -> Vec<Row> {
     let vm = |i| [(i, 1, 0), (i, 15, 16)];
     let mut r: Vec<Row> = vec![
-        ("CLEAR_VM_S2_RANGE", vec![1, RAM, 4096], [vm(0).to_vec(), vec![(1, P40 - 1, P40), (1, 0, -1), (2, P40 - 1, P40), (2, 0, -1)]].concat()),
+        (
+            "CLEAR_VM_S2_RANGE",
+            vec![1, RAM, 4096],
+            [
+                vm(0).to_vec(),
+                vec![(1, P40 - 1, P40), (1, 0, -1), (2, P40 - 1, P40), (2, 0, -1)],
+            ]
+            .concat(),
+        ),
         ("VERIFY_VM_IMAGE", vec![1], vm(0).to_vec()),
-        ("SMMU_FREE_PGD", vec![0, 0], vec![(0, 7, 8), (0, 0, -1), (1, 1, 2), (1, 0, -1)]),
-        ("SMMU_ALLOC_PGD", vec![0, 1, 0], vec![(0, 7, 8), (0, 0, -1), (1, 15, 16), (1, 0, -1), (2, 1, 2), (2, 0, -1)]),
+        (
+            "SMMU_FREE_PGD",
+            vec![0, 0],
+            vec![(0, 7, 8), (0, 0, -1), (1, 1, 2), (1, 0, -1)],
+        ),
+        (
+            "SMMU_ALLOC_PGD",
+            vec![0, 1, 0],
+            vec![
+                (0, 7, 8),
+                (0, 0, -1),
+                (1, 15, 16),
+                (1, 0, -1),
+                (2, 1, 2),
+                (2, 0, -1),
+            ],
+        ),
         (
             "SMMU_LPAE_MAP",
             vec![0x1000, RAM, 0, 0, 0],
-            vec![(0, P40 - 1, P40), (0, 0, -1), (1, P40 - 1, P40), (1, 0, -1), (2, 0xFFF, 0x1000), (2, 0, -1), (3, 7, 8), (4, 1, 2)],
+            vec![
+                (0, P40 - 1, P40),
+                (0, 0, -1),
+                (1, P40 - 1, P40),
+                (1, 0, -1),
+                (2, 0xFFF, 0x1000),
+                (2, 0, -1),
+                (3, 7, 8),
+                (4, 1, 2),
+            ],
         ),
-        ("SMMU_LPAE_IOVA_TO_PHYS", vec![0x1000, 0, 0], vec![(0, P40 - 1, P40), (0, 0, -1), (1, 7, 8), (1, 0, -1), (2, 1, 2), (2, 0, -1)]),
-        ("SMMU_CLEAR", vec![0x1000, 0, 0], vec![(0, P40 - 1, P40), (0, 0, -1), (1, 7, 8), (2, 1, 2)]),
+        (
+            "SMMU_LPAE_IOVA_TO_PHYS",
+            vec![0x1000, 0, 0],
+            vec![
+                (0, P40 - 1, P40),
+                (0, 0, -1),
+                (1, 7, 8),
+                (1, 0, -1),
+                (2, 1, 2),
+                (2, 0, -1),
+            ],
+        ),
+        (
+            "SMMU_CLEAR",
+            vec![0x1000, 0, 0],
+            vec![(0, P40 - 1, P40), (0, 0, -1), (1, 7, 8), (2, 1, 2)],
+        ),
         (
             "PHYS_ADDR_IOREMAP",
             vec![1, 0x1000_0000, 0x0900_0000, 4096],
-            [vm(0).to_vec(), vec![(1, P48 - 1 - 4096, P48 - 4096), (1, 0, -1), (2, P40 - 1 - 4096, P40 - 4096), (3, 0, -1)]].concat(),
+            [
+                vm(0).to_vec(),
+                vec![
+                    (1, P48 - 1 - 4096, P48 - 4096),
+                    (1, 0, -1),
+                    (2, P40 - 1 - 4096, P40 - 4096),
+                    (3, 0, -1),
+                ],
+            ]
+            .concat(),
         ),
-        ("REGISTER_VCPU", vec![1, 0], [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat()),
-        ("ENCRYPT_BUF", vec![1, RAM, RAM], [vm(0).to_vec(), vec![(1, P40 - 1, P40), (2, P40 - 1, P40), (2, 0, -1)]].concat()),
-        ("DECRYPT_BUF", vec![1, RAM], [vm(0).to_vec(), vec![(1, P40 - 1, P40), (1, 0, -1)]].concat()),
-        ("SAVE_CRYPT_VCPU", vec![1, 0], [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat()),
-        ("LOAD_CRYPT_VCPU", vec![1, 0], [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat()),
+        (
+            "REGISTER_VCPU",
+            vec![1, 0],
+            [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat(),
+        ),
+        (
+            "ENCRYPT_BUF",
+            vec![1, RAM, RAM],
+            [
+                vm(0).to_vec(),
+                vec![(1, P40 - 1, P40), (2, P40 - 1, P40), (2, 0, -1)],
+            ]
+            .concat(),
+        ),
+        (
+            "DECRYPT_BUF",
+            vec![1, RAM],
+            [vm(0).to_vec(), vec![(1, P40 - 1, P40), (1, 0, -1)]].concat(),
+        ),
+        (
+            "SAVE_CRYPT_VCPU",
+            vec![1, 0],
+            [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat(),
+        ),
+        (
+            "LOAD_CRYPT_VCPU",
+            vec![1, 0],
+            [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat(),
+        ),
     ];
     match kind {
         // Literal checks (§7.2.15): SET_BOOT_INFO bounds `a2 + a3` by 2^28 (`is_pfn`),
@@ -65,17 +151,46 @@ fn rows(kind: ProfileKind) -> Vec<Row> {
             r.push((
                 "SET_BOOT_INFO",
                 vec![1, 0x10000, 4096],
-                [vm(0).to_vec(), vec![(1, P28 - 1 - 4096, P28 - 4096), (1, 0, -1), (2, P28 - 1 - 0x10000, P28 - 0x10000)]].concat(),
+                [
+                    vm(0).to_vec(),
+                    vec![
+                        (1, P28 - 1 - 4096, P28 - 4096),
+                        (1, 0, -1),
+                        (2, P28 - 1 - 0x10000, P28 - 0x10000),
+                    ],
+                ]
+                .concat(),
             ));
-            r.push(("REMAP_VM_IMAGE", vec![1, 0x40200, 0], [vm(0).to_vec(), vec![(2, 4, 5), (2, 0, -1)]].concat()));
+            r.push((
+                "REMAP_VM_IMAGE",
+                vec![1, 0x40200, 0],
+                [vm(0).to_vec(), vec![(2, 4, 5), (2, 0, -1)]].concat(),
+            ));
         }
         ProfileKind::Arm => {
             r.push((
                 "SET_BOOT_INFO",
                 vec![1, LOAD, 4096],
-                [vm(0).to_vec(), vec![(1, P40 - 1 - 4096, P40 - 4096), (1, 0, -1), (2, P40 - 1 - LOAD, P40 - LOAD), (2, 0, -1)]].concat(),
+                [
+                    vm(0).to_vec(),
+                    vec![
+                        (1, P40 - 1 - 4096, P40 - 4096),
+                        (1, 0, -1),
+                        (2, P40 - 1 - LOAD, P40 - LOAD),
+                        (2, 0, -1),
+                    ],
+                ]
+                .concat(),
             ));
-            r.push(("REMAP_VM_IMAGE", vec![1, 0x40200, 0], [vm(0).to_vec(), vec![(1, P28 - 1, P28), (1, 0, -1), (2, 4, 5), (2, 0, -1)]].concat()));
+            r.push((
+                "REMAP_VM_IMAGE",
+                vec![1, 0x40200, 0],
+                [
+                    vm(0).to_vec(),
+                    vec![(1, P28 - 1, P28), (1, 0, -1), (2, 4, 5), (2, 0, -1)],
+                ]
+                .concat(),
+            ));
         }
     }
     r
@@ -87,13 +202,22 @@ fn every_argument_check_boundary() {
     for kind in KINDS {
         let b = base(kind);
         for (call, args, bounds) in rows(kind) {
-            assert!(!refused(&b, call, &args), "{kind:?} {call}{args:x?}: valid arguments refused");
+            assert!(
+                !refused(&b, call, &args),
+                "{kind:?} {call}{args:x?}: valid arguments refused"
+            );
             for (i, inside, outside) in bounds {
                 let mut a = args.clone();
                 a[i] = inside;
-                assert!(!refused(&b, call, &a), "{kind:?} {call}{a:x?}: arg {i} = {inside:#x} is inside the check");
+                assert!(
+                    !refused(&b, call, &a),
+                    "{kind:?} {call}{a:x?}: arg {i} = {inside:#x} is inside the check"
+                );
                 a[i] = outside;
-                assert!(refused(&b, call, &a), "{kind:?} {call}{a:x?}: arg {i} = {outside:#x} is outside the check");
+                assert!(
+                    refused(&b, call, &a),
+                    "{kind:?} {call}{a:x?}: arg {i} = {outside:#x} is outside the check"
+                );
                 checked += 1;
             }
         }
@@ -117,7 +241,13 @@ fn calls_without_argument_checks() {
         assert_eq!(m.global.shared.core_data.next_vmid, 16);
         let mut m = machine(kind);
         let r = m
-            .step(&step(0, corevisor_sim::scenario::Action::Hvc { call: corevisor_sim::scenario::HvcCall::Raw(0x7777), args: vec![1, 2] }))
+            .step(&step(
+                0,
+                corevisor_sim::scenario::Action::Hvc {
+                    call: corevisor_sim::scenario::HvcCall::Raw(0x7777),
+                    args: vec![1, 2],
+                },
+            ))
             .unwrap();
         assert_eq!(r.result, Outcome::Ok);
         assert_eq!(m.global.shared, machine(kind).global.shared);

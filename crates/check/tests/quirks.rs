@@ -1,0 +1,538 @@
+//! Golden tests for every quirk switch (docs/deviations.md): each test shows the seed's
+//! literal behaviour under `Profile::SEED` and the intent under `Profile::ARM`, with a value
+//! that differs between the two. Where a quirk cannot be reached through the entry points
+//! from a boot state, the test calls the seed function directly.
+
+mod common;
+use common::*;
+use corevisor_check::engine::{ModelMachine, Outcome};
+use corevisor_sim::scenario::Action;
+use corevisor_spec::aux::*;
+use corevisor_spec::concurrent::*;
+use corevisor_spec::consts::*;
+use corevisor_spec::profile::{Profile, ProfileKind};
+use corevisor_spec::state::*;
+use corevisor_spec::trap_handler::*;
+use corevisor_spec::{Machine, Z};
+
+const SEED: &Profile = &Profile::SEED;
+const ARM: &Profile = &Profile::ARM;
+
+fn both<T: PartialEq + std::fmt::Debug>(f: impl Fn(ProfileKind) -> T, seed: T, arm: T) {
+    assert_eq!(f(ProfileKind::Seed), seed, "literal (seed profile)");
+    assert_eq!(f(ProfileKind::Arm), arm, "intent (arm profile)");
+}
+
+fn shadow(m: &ModelMachine, vm: Z, vcpu: Z) -> Ctxt {
+    m.global.shadow_ctxts.get(ctxt_id(vm, vcpu)).clone()
+}
+
+fn irq(m: &mut ModelMachine, cpu: Z) {
+    ok(&act(m, cpu, Action::Irq));
+}
+
+#[test]
+fn inverted_exception_inject() {
+    // After an IRQ exit, an ordinary resume: the seed "injects" (flag clear), overwriting
+    // ELR_EL1 with the guest pc and PSTATE with the fault bits.
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            irq(&mut m, 1);
+            ok(&run(&mut m, 1, 1, 0, None));
+            let c = shadow(&m, 1, 0);
+            (c.ctxt_regs.elr_el1, c.ctxt_states.pstate)
+        },
+        (LOAD, PSTATE_FAULT_BITS_64),
+        (0, PSTATE_FAULT_BITS_64),
+    );
+}
+
+#[test]
+fn inject_keeps_pc() {
+    let cr = CtxtRegs {
+        vbar_el1: 0x9000,
+        ..CtxtRegs::default()
+    };
+    let cs = CtxtStates {
+        pc: LOAD + 8,
+        pstate: 0x3C5,
+        ..CtxtStates::default()
+    };
+    assert_eq!(
+        update_exception_gp_regs_specx(SEED, &cr, &cs).1.pc,
+        LOAD + 8
+    );
+    assert_eq!(
+        update_exception_gp_regs_specx(ARM, &cr, &cs).1.pc,
+        0x9000 + 0x200
+    );
+    assert_eq!(
+        update_exception_gp_regs_specx(ARM, &cr, &cs).0.elr_el1,
+        LOAD + 8
+    );
+}
+
+#[test]
+fn verify_loop_index() {
+    // Three segments in three 2 MiB blocks: the seed loads segments 0, 1, 1.
+    both(
+        |k| {
+            let mut m = machine(k);
+            ok(&hvc(&mut m, "REGISTER_KVM", &[]));
+            for i in 0..3 {
+                ok(&hvc(
+                    &mut m,
+                    "SET_BOOT_INFO",
+                    &[1, LOAD + i * 0x20_0000, 4096],
+                ));
+                ok(&hvc(
+                    &mut m,
+                    "REMAP_VM_IMAGE",
+                    &[1, (IMAGE_PA + i * 0x20_0000) / 4096, i],
+                ));
+            }
+            ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+            let owner = |pa: Z| m.global.shared.s2page.get(pa / 4096).s2_owner;
+            (
+                owner(IMAGE_PA),
+                owner(IMAGE_PA + 0x20_0000),
+                owner(IMAGE_PA + 0x40_0000),
+            )
+        },
+        (1, 1, HOSTVISOR),
+        (1, 1, 1),
+    );
+}
+
+/// A profile that is the seed except for one switch turned to its intent.
+fn seed_with(f: impl Fn(&mut corevisor_spec::profile::Quirks)) -> Profile {
+    let mut q = Profile::SEED.q;
+    f(&mut q);
+    Profile::SEED.with_quirks(q)
+}
+
+#[test]
+fn info_lock_cur_vmid() {
+    // After the first VERIFY, the seed has poisoned INFO_ID + 0 (the caller's), so
+    // SMMU_FREE_PGD is outside the contract from then on.
+    both(
+        |k| {
+            let mut m = machine(k);
+            ready_vm(&mut m);
+            ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+            (
+                *m.global.shared.hlock.get(INFO_ID),
+                hvc(&mut m, "SMMU_FREE_PGD", &[0, 0]).result,
+            )
+        },
+        (false, Outcome::Undefined),
+        (true, Outcome::Ok),
+    );
+}
+
+#[test]
+fn smmu_id_swapped() {
+    // Bank (index 1, cb 0) belongs to the host; SMMU_CLEAR(iova, cb 1, index 0) addresses
+    // the unassigned bank (index 0, cb 1). The seed reads smmu_vmid[1*8 + 0] instead, finds
+    // the host, and needs INFO_ID + 0 — poisoned by the earlier VERIFY (§7.2.4).
+    let run = |p: Profile| {
+        let mut m = ModelMachine::new(p, Machine::default());
+        ready_vm(&mut m);
+        ok(&hvc(&mut m, "SMMU_ALLOC_PGD", &[0, 0, 1]));
+        ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+        hvc(&mut m, "SMMU_CLEAR", &[0x1000, 1, 0]).result
+    };
+    assert_eq!(run(Profile::SEED), Outcome::Undefined);
+    assert_eq!(run(seed_with(|q| q.smmu_id_swapped = false)), Outcome::Ok);
+}
+
+#[test]
+fn grant_block_base_pfn() {
+    // Granting the second page of the image's 2 MiB block counts the block's first page.
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            ok(&grant(&mut m, 1, LOAD + 0x1000, 4096, false));
+            let count = |pfn: Z| m.global.shared.s2page.get(pfn).s2_count;
+            (count(IMAGE_PA / 4096), count(IMAGE_PA / 4096 + 1))
+        },
+        (1, 0),
+        (0, 1),
+    );
+}
+
+#[test]
+fn assign_discards_normalised() {
+    // A page given to VM 1 through its SMMU bank has count INVALID; when the VM later
+    // faults it in, the seed keeps INVALID, the intent normalises it to 0.
+    both(
+        |k| {
+            let mut m = machine(k);
+            ready_vm(&mut m);
+            ok(&hvc(&mut m, "SMMU_ALLOC_PGD", &[0, 1, 0]));
+            ok(&hvc(
+                &mut m,
+                "SMMU_LPAE_MAP",
+                &[0x9000_0000, 0x4041_0000, 0, 0, 0],
+            ));
+            ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+            ok(&run(&mut m, 1, 1, 0, None));
+            irq(&mut m, 1);
+            ok(&run(&mut m, 1, 1, 0, Some((0x9000_0000, 0x40410, 3))));
+            m.global.shared.s2page.get(0x40410).s2_count
+        },
+        INVALID,
+        0,
+    );
+}
+
+#[test]
+fn sync_dirty_same_value() {
+    let dorc = |n: Z| 100 + n;
+    let (cr, cs) = (CtxtRegs::default(), CtxtStates::default());
+    let (s, _, ls) = sync_dirty_to_shadow_specx(SEED, 1, 0b110, &cr, &cs, 7, &dorc);
+    let (a, _, la) = sync_dirty_to_shadow_specx(ARM, 1, 0b110, &cr, &cs, 7, &dorc);
+    assert_eq!((s.x[1], s.x[2], ls), (107, 107, 9));
+    assert_eq!((a.x[1], a.x[2], la), (107, 108, 9));
+}
+
+#[test]
+fn load_crypt_into_caller() {
+    // The decrypted registers land in the host's own context (then its x0..x30) under the
+    // seed, in the target vCPU's shadow context under the intent.
+    both(
+        |k| {
+            let mut m = machine(k);
+            ready_vm(&mut m);
+            let s = step(
+                0,
+                Action::Hvc {
+                    call: corevisor_sim::scenario::HvcCall::Named(name("LOAD_CRYPT_VCPU")),
+                    args: vec![1, 0],
+                },
+            );
+            let s = corevisor_sim::scenario::Step {
+                oracle: (0..80).map(|n| 1000 + n).collect(),
+                ..s
+            };
+            ok(&m.step(&s).unwrap());
+            (
+                m.cpus[0].regs.ctxt_regs.x[5],
+                shadow(&m, 1, 0).ctxt_regs.x[5],
+                m.global.shared.vminfos.get(1).VB.vm_inc_exe,
+            )
+        },
+        (1005, 0, 1),
+        (0, 1005, 1),
+    );
+}
+
+#[test]
+fn iova_to_phys_unlogged() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            let before = m.global.slog.len();
+            ok(&hvc(&mut m, "SMMU_LPAE_IOVA_TO_PHYS", &[0x1234, 0, 0]));
+            m.global.slog.len() - before
+        },
+        0,
+        1,
+    );
+}
+
+#[test]
+fn first_run_drops_queries() {
+    // Another CPU maps two host pages while this one does a vCPU's first run (events
+    // injected through the other-CPU oracle at the first run's two queries). The seed
+    // rebuilds its result from the state before those queries and loses both mappings.
+    for (p, kept) in [(SEED, false), (ARM, true)] {
+        let mut m = ModelMachine::new(*p, Machine::default());
+        ready_vm(&mut m);
+        ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+        let mut s = m.view(1);
+        let (b, c) = (RAM + 0x10_0000, RAM + 0x11_0000);
+        let l0 = s.slog.len() as Z;
+        let mut t = s.soracle.table.get(1).clone();
+        t.set_mut(l0 + 1, vec![SEVENT(0, AtomicEvent::OMAP_HOST(b))]);
+        t.set_mut(l0 + 3, vec![SEVENT(0, AtomicEvent::OMAP_HOST(c))]);
+        s.soracle.table.set_mut(1, t);
+        s.regs.ctxt_regs.x[0] = if p.q.vcpu_run_vmid_in_x0 { 1 } else { 8 };
+        s.regs.ctxt_regs.x[1] = 1;
+        s.core_doracle.put(1, 0, 0);
+        let pc_at = *s.data_log.get(1);
+        s.doracle.put(1, pc_at, LOAD);
+        let r = host_vcpu_run_handler_spec(p, &s).unwrap();
+        assert!(!r.halt, "{:?}: {:?}", p.kind, r.shared.vminfos.get(1).VS);
+        let mapped = |a: Z| r.shared.npts.get(0).pt.get(a / 4096).0 != 0;
+        assert_eq!((mapped(b), mapped(c)), (kept, kept), "{:?}", p.kind);
+        assert!(r.slog.iter().any(|e| e.e == AtomicEvent::OMAP_HOST(c)));
+    }
+}
+
+#[test]
+fn map_after_failed_assign() {
+    // The host proposes one of KCore's own pages for a VM fault. The seed's assign halts,
+    // then the map step runs anyway and its success clears the halt: the VM maps KCore
+    // memory. The intent stops at the failed assign.
+    let kcore_pfn = Machine::default().kcore_base() / 4096;
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            irq(&mut m, 1);
+            let r = run(&mut m, 1, 1, 0, Some((0x9000_0000, kcore_pfn, 3)));
+            (
+                r.result,
+                m.global.shared.npts.get(1).pt.get(0x90000).0,
+                r.broken.contains(&"kcore_unmapped"),
+            )
+        },
+        (Outcome::Ok, kcore_pfn, true),
+        (Outcome::Halt, 0, false),
+    );
+}
+
+#[test]
+fn smmu_clear_empty_touches_page0() {
+    let mut sdt = Machine::default().initial_shared();
+    sdt.s2page
+        .set_mut(0, mkS2Page(HOSTVISOR, 2, SMMU_HOST_OFFSET));
+    sdt.smmu_vmid.set_mut(smmu_id(0, 0), HOSTVISOR);
+    assert_eq!(
+        local_smmu_clear(SEED, 0x5000, 0, 0, &sdt)
+            .0
+            .s2page
+            .get(0)
+            .s2_count,
+        1
+    );
+    assert_eq!(
+        local_smmu_clear(ARM, 0x5000, 0, 0, &sdt)
+            .0
+            .s2page
+            .get(0)
+            .s2_count,
+        2
+    );
+}
+
+#[test]
+fn cal_state_newest_only() {
+    let sdt = Machine::default().initial_shared();
+    let evs = [
+        SEVENT(1, AtomicEvent::OMAP_HOST(RAM)),
+        SEVENT(1, AtomicEvent::OMAP_HOST(RAM + 0x1000)),
+    ];
+    let mapped = |s: &Shared, a: Z| s.npts.get(0).pt.get(a / 4096).0 != 0;
+    let s = CalStateH(SEED, &evs, &sdt);
+    assert_eq!((mapped(&s, RAM), mapped(&s, RAM + 0x1000)), (true, false));
+    let a = CalStateH(ARM, &evs, &sdt);
+    assert_eq!((mapped(&a, RAM), mapped(&a, RAM + 0x1000)), (true, true));
+}
+
+#[test]
+fn literal_arg_checks() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            ok(&hvc(&mut m, "REGISTER_KVM", &[]));
+            let boot = hvc(&mut m.clone(), "SET_BOOT_INFO", &[1, 0x8000_0000, 4096]).result;
+            let remap = hvc(&mut m, "REMAP_VM_IMAGE", &[1, 1 << 28, 0]).result;
+            (boot, remap)
+        },
+        (Outcome::Halt, Outcome::Ok),
+        (Outcome::Ok, Outcome::Halt),
+    );
+}
+
+#[test]
+fn literal_event_payloads() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            ready_vm(&mut m);
+            ok(&hvc(&mut m, "SMMU_ALLOC_PGD", &[0, 1, 0]));
+            ok(&hvc(
+                &mut m,
+                "SMMU_LPAE_MAP",
+                &[0x9000_0000, 0x4041_0000, 0, 0, 0],
+            ));
+            ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+            let smmu = m.global.slog.iter().find_map(|e| match e.e {
+                AtomicEvent::OASSIGN_SMMU(_, _, a, b) => Some((a, b)),
+                _ => None,
+            });
+            // The last block-assign event logged (newest first) is the block's last page.
+            let assign = m.global.slog.iter().find_map(|e| match e.e {
+                AtomicEvent::OASSIGN_VM(_, g, f, _, _) => Some((g, f)),
+                _ => None,
+            });
+            (smmu.unwrap(), assign.unwrap())
+        },
+        ((0x40410, 0x90000), (LOAD / 4096, IMAGE_PA / 4096)),
+        (
+            (0x90000, 0x40410),
+            (LOAD / 4096 + 511, IMAGE_PA / 4096 + 511),
+        ),
+    );
+}
+
+#[test]
+fn guest_abort_halts() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            let r = act(&mut m, 1, Action::GuestLoad { gpa: 0x9000_0000 });
+            (r.result, m.cpus[1].ihost, state(&m))
+        },
+        (Outcome::Halt, false, ACTIVE),
+        (Outcome::Fault, true, READY),
+    );
+    // WFx: the intent exits with "advance pc" pending; an MMIO read marks Rt dirty as well.
+    let mut m = machine(ProfileKind::Arm);
+    running_vm(&mut m);
+    ok(&act(&mut m, 1, Action::GuestWfx));
+    assert_eq!(shadow(&m, 1, 0).ctxt_states.dirty, DIRTY_PC_FLAG);
+    ok(&run(&mut m, 1, 1, 0, None));
+    assert_eq!(shadow(&m, 1, 0).ctxt_states.pc, LOAD + 4);
+    let (cs, _) = prep_abort_specx(
+        ARM,
+        &CtxtRegs {
+            hpfar_el2: 0x900 << 4,
+            ..Default::default()
+        },
+        &CtxtStates::default(),
+        0,
+        &|_| 3 << 16,
+    );
+    assert_eq!(cs.dirty, DIRTY_PC_FLAG | (1 << 3));
+    let (cs, _) = prep_abort_specx(
+        SEED,
+        &CtxtRegs {
+            hpfar_el2: 0x900 << 4,
+            ..Default::default()
+        },
+        &CtxtStates::default(),
+        0,
+        &|_| 3 << 16,
+    );
+    assert_eq!(cs.dirty, 1 << 3);
+}
+
+fn state(m: &ModelMachine) -> Z {
+    *m.global.shared.vminfos.get(1).VS.vm_vcpu_state.get(0)
+}
+
+#[test]
+fn reset_covers_elr_el2() {
+    let cr = CtxtRegs {
+        elr_el2: 0x1234,
+        ..CtxtRegs::default()
+    };
+    let cs = CtxtStates::default();
+    let (s, _, _) = corevisor_spec::aux::reset_sys_regs_specx(SEED, 0, &cr, &cs, &|_| 0, 0);
+    let (a, _, _) = corevisor_spec::aux::reset_sys_regs_specx(ARM, 0, &cr, &cs, &|_| 0, 0);
+    assert_eq!((s.elr_el2, a.elr_el2), (0, 0x1234));
+    assert_eq!((s.sctlr_el1, a.sctlr_el1), (0x00C5_0078, 0x00C5_0078));
+    assert_eq!(s.mpidr_el1, 1 << 31);
+}
+
+#[test]
+fn oracle_read_no_advance() {
+    // The host reads a page the guest shared, twice: the seed never advances the stream.
+    // (RAM low, so that a seed-profile host fault can name it.)
+    both(
+        |k| {
+            let mut m = low_machine(k);
+            ready_vm_at(&mut m, 0x60_0000);
+            ok(&hvc(&mut m, "VERIFY_VM_IMAGE", &[1]));
+            ok(&run(&mut m, 1, 1, 0, None));
+            ok(&grant(&mut m, 1, LOAD, 4096, false));
+            for _ in 0..2 {
+                ok(&act(&mut m, 0, Action::HostLoad { addr: 0x60_0000 }));
+            }
+            *m.global.data_log.get(HOSTVISOR)
+        },
+        0,
+        2,
+    );
+}
+
+#[test]
+fn timer_traps_arithmetic() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            irq(&mut m, 1);
+            ok(&run(&mut m, 1, 1, 0, None));
+            m.cpus[1].regs.trap_regs.cnthctl_el2
+        },
+        3,
+        1,
+    );
+}
+
+#[test]
+fn skip_writes_esr() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            let elr = m.cpus[1].regs.ctxt_regs.elr_el2;
+            ok(&act(&mut m, 1, Action::GuestSysreg));
+            let r = &m.cpus[1].regs.ctxt_regs;
+            (elr, r.elr_el2 - elr, r.esr_el2 == elr + 4)
+        },
+        (LOAD, 0, true),
+        (LOAD, 4, false),
+    );
+}
+
+#[test]
+fn host_elr_unsaved() {
+    both(
+        |k| {
+            let mut m = machine(k);
+            running_vm(&mut m);
+            irq(&mut m, 1);
+            m.cpus[1].regs.ctxt_regs.elr_el2 = 0xFFFF_0000_1234;
+            ok(&run(&mut m, 1, 1, 0, None));
+            irq(&mut m, 1);
+            m.cpus[1].regs.ctxt_regs.elr_el2
+        },
+        0,
+        0xFFFF_0000_1234,
+    );
+}
+
+#[test]
+fn vcpu_run_vmid_in_x0() {
+    let mut s = Machine::default().initial_state(0);
+    s.regs.ctxt_regs.x[0] = 1;
+    s.regs.ctxt_regs.x[1] = 2;
+    assert_eq!(vcpu_run_swith_to_core(SEED, &s).cur_vmid, 1);
+    assert_eq!(vcpu_run_swith_to_core(ARM, &s).cur_vmid, 2);
+}
+
+#[test]
+fn model_loop_budget() {
+    // A grant of 2^60 bytes would run 2^48 iterations: the model answers "undefined".
+    for k in KINDS {
+        let mut m = machine(k);
+        running_vm(&mut m);
+        assert_eq!(
+            grant(&mut m, 1, LOAD, 1 << 60, false).result,
+            Outcome::Undefined
+        );
+        assert_eq!(
+            grant(&mut m, 1, LOAD, corevisor_spec::LOOP_BUDGET * 4096, false).result,
+            Outcome::Ok
+        );
+    }
+}
