@@ -197,11 +197,15 @@ fn explain(s: &StepReport) -> String {
         ("host_load" | "host_store" | "dma_load" | "dma_store", Outcome::Fault) => {
             "the access was refused by the hardware".into()
         }
-        ("hvc", _) => format!("accepted, x0 = {:#x}", s.x0.unwrap_or(0)),
+        ("hvc", _) if s.what.ends_with("REGISTER_KVM") => {
+            format!("accepted: the new VM is vmid {}", s.x0.unwrap_or(0))
+        }
+        ("hvc", _) => "accepted".into(),
         ("vcpu_run", _) => "KCore checked the request and entered the VM".into(),
         ("guest_load" | "host_load" | "dma_load", _) => format!("read {:#x}", s.value.unwrap_or(0)),
         ("guest_hvc", _) => "KCore updated the page's share count and resumed the guest".into(),
         ("guest_psci", _) => "the VM is powered off; the vCPU returns to the host".into(),
+        ("guest_store" | "host_store" | "dma_store", _) => "written".into(),
         _ => "done".into(),
     }
 }

@@ -1,0 +1,135 @@
+//! The binary's contract: malformed scenario files give one line naming the step and the
+//! field and exit 2; the demo runs and exits 0; unsupported engines are refused clearly.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn corevisor(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_corevisor"))
+        .args(args)
+        .output()
+        .expect("run corevisor")
+}
+
+fn scenario_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("corevisor-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const GOOD: &str = r#"{ "name": "t", "profile": "arm",
+  "steps": [
+    { "cpu": 0, "hvc": ["REGISTER_KVM"] },
+    { "cpu": 0, "hvc": ["REGISTER_VCPU", 1, 0] },
+    { "cpu": 1, "vcpu_run": { "vm": 1, "vcpu": 0 } }
+  ] }"#;
+
+/// Runs a malformed file; returns its single stderr line.
+fn refused(name: &str, text: &str) -> String {
+    let p = scenario_file(name, text);
+    let out = corevisor(&["run", p.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{name}: exit status");
+    assert!(out.stdout.is_empty(), "{name}: nothing on stdout");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{name}: one line, got {err:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn a_good_file_runs() {
+    let p = scenario_file("good.json", GOOD);
+    let out = corevisor(&["run", p.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 4);
+    assert!(text.lines().next().unwrap().contains(r#""x0":1"#));
+    // The last step runs a vCPU of an unverified VM: KCore halts.
+    assert!(text.lines().nth(2).unwrap().contains(r#""result":"halt""#));
+}
+
+#[test]
+fn bad_json() {
+    let e = refused(
+        "badjson.json",
+        &GOOD.replace("\"steps\": [", "\"steps\": [[ ,"),
+    );
+    assert!(e.contains("line 2") && e.contains("invalid JSON"), "{e}");
+}
+
+#[test]
+fn unknown_key() {
+    let e = refused(
+        "unknown.json",
+        &GOOD.replace("\"vcpu\": 0 }", "\"vcpu\": 0, \"colour\": 3 }"),
+    );
+    assert!(
+        e.contains("step 2 (line 5)")
+            && e.contains("\"vcpu_run\"")
+            && e.contains("unknown field \"colour\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_hypercall_name() {
+    let e = refused("name.json", &GOOD.replace("REGISTER_VCPU", "REGISTER_CPU"));
+    assert!(
+        e.contains("step 1 (line 4)")
+            && e.contains("field \"hvc\"")
+            && e.contains("unknown hypercall name \"REGISTER_CPU\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_field() {
+    let e = refused("missing.json", &GOOD.replace("\"vm\": 1, ", ""));
+    assert!(
+        e.contains("step 2 (line 5)") && e.contains("missing field \"vm\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_machine_and_cpu() {
+    let e = refused(
+        "machine.json",
+        &GOOD.replace(
+            "\"profile\": \"arm\",",
+            "\"profile\": \"arm\", \"machine\": {\"ram_base\": 0},",
+        ),
+    );
+    assert!(e.contains("machine.ram_base"), "{e}");
+    let e = refused("cpu.json", &GOOD.replace("\"cpu\": 1,", "\"cpu\": 9,"));
+    assert!(e.contains("step 2") && e.contains("\"cpu\""), "{e}");
+    let e = refused(
+        "host.json",
+        &GOOD.replace(
+            "{ \"cpu\": 0, \"hvc\": [\"REGISTER_KVM\"] }",
+            "{ \"host\": {\"create_vm\": {\"vcpus\": 1}} }",
+        ),
+    );
+    assert!(e.contains("step 0") && e.contains("\"host\""), "{e}");
+}
+
+#[test]
+fn core_engine_is_refused_clearly() {
+    let p = scenario_file("good2.json", GOOD);
+    let out = corevisor(&["run", p.to_str().unwrap(), "--engine", "core"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+}
+
+#[test]
+fn demo_runs_and_names_what_it_shows() {
+    let out = corevisor(&["demo"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("stage-2 fault"), "{text}");
+    assert!(text.contains("refused by the hardware"), "{text}");
+    assert!(text.contains("POWEROFF"), "{text}");
+    assert!(text.contains("all held"), "{text}");
+}
