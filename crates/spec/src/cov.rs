@@ -1,4 +1,5 @@
-//! Branch probes. Every branch of a seed function carries `cov!("function.branch")`.
+//! Branch probes. Every branch of a seed function carries a `cov!` probe named after the
+//! function and the branch (`local_map_host.mapped`).
 //! Without the `coverage` feature a probe compiles to nothing. With it, the first hit of
 //! each probe in a process is appended to the file named by `COREVISOR_COV_FILE`;
 //! `cargo xtask coverage` runs the spec's tests that way and compares the hits with the
