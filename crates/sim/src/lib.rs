@@ -1,5 +1,7 @@
 //! corevisor-sim: the simulated machine's inputs and, as it grows, the machine itself.
-//! Today: the scenario file format ([`scenario`]).
+//! Today: the scenario file format ([`scenario`]) and simulated physical memory with a
+//! stage-2 MMU walker and TLB ([`mem`]).
 #![forbid(unsafe_code)]
 
+pub mod mem;
 pub mod scenario;

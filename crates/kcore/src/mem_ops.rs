@@ -1,0 +1,293 @@
+//! The seed's ownership operations (`ConcurrentSpec`, `local_*`) on the real structures:
+//! metadata in KCore memory and ARMv8 stage-2 tables. One function per transition; names
+//! mirror the seed. Arm-profile semantics (`docs/deviations.md`).
+//!
+//! A panic ("halt") is sticky: the operation that halts records the locks the seed poisons
+//! and no later operation changes anything.
+
+use crate::consts::*;
+use crate::hw::{Hw, Untrusted};
+use crate::meta::{PageMeta, S2Page};
+use crate::pt::{self, Pool, PtLayout};
+
+/// Where KCore keeps its memory-management state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// RAM covered by the metadata array: `[ram_base, ram_end)`.
+    pub ram_base: u64,
+    pub ram_end: u64,
+    /// KCore's own region `[kcore_base, ram_end)`.
+    pub kcore_base: u64,
+    /// The metadata array: 8 bytes per RAM page.
+    pub meta_base: u64,
+    pub pt: PtLayout,
+}
+
+pub const PRINCIPALS: usize = COREVISOR as usize + 1;
+
+/// KCore's memory machinery.
+pub struct Core<H: Hw> {
+    pub hw: H,
+    pub layout: Layout,
+    pub pools: [Pool; PRINCIPALS],
+    /// Bit `id` set: lock `id` was held when KCore halted (the seed's `hlock[id] = false`).
+    pub poisoned: u64,
+    pub halted: bool,
+    /// Fault injection for tests: skip the TLB invalidation of break-before-make.
+    pub fault_skip_tlbi: bool,
+}
+
+impl<H: Hw> Core<H> {
+    /// Boot: host RAM owned by the host (gfn tag), KCore's region by KCore, empty tables.
+    pub fn boot(hw: H, layout: Layout) -> Self {
+        let mut c = Core {
+            hw,
+            layout,
+            pools: [Pool::boot(0); PRINCIPALS],
+            poisoned: 0,
+            halted: false,
+            fault_skip_tlbi: false,
+        };
+        for v in 0..PRINCIPALS {
+            c.pools[v] = Pool::boot(v as u32);
+        }
+        let mut pfn = layout.ram_base / PAGE_SIZE;
+        while pfn < layout.ram_end / PAGE_SIZE {
+            let owner = if pfn * PAGE_SIZE >= layout.kcore_base {
+                COREVISOR
+            } else {
+                HOSTVISOR
+            };
+            let gfn = if owner == HOSTVISOR {
+                pfn + SMMU_HOST_OFFSET
+            } else {
+                INVALID64
+            };
+            c.set_page(
+                pfn,
+                S2Page {
+                    owner,
+                    count: 0,
+                    gfn,
+                },
+            );
+            pfn += 1;
+        }
+        c
+    }
+
+    fn is_ram(&self, pfn: u64) -> bool {
+        pfn != 0
+            && (self.layout.ram_base / PAGE_SIZE..self.layout.ram_end / PAGE_SIZE).contains(&pfn)
+    }
+
+    /// The metadata of `pfn` (non-RAM pages read as INVALID).
+    pub fn page(&self, pfn: u64) -> S2Page {
+        if !self.is_ram(pfn) {
+            return S2Page {
+                owner: INVALID,
+                count: INVALID,
+                gfn: INVALID64,
+            };
+        }
+        let at = self.layout.meta_base + (pfn - self.layout.ram_base / PAGE_SIZE) * 8;
+        PageMeta(self.hw.read64(at)).unpack(pfn)
+    }
+
+    fn set_page(&mut self, pfn: u64, p: S2Page) {
+        debug_assert!(self.is_ram(pfn));
+        let at = self.layout.meta_base + (pfn - self.layout.ram_base / PAGE_SIZE) * 8;
+        let m = PageMeta::pack(pfn, p).expect("every metadata KCore writes has an encoding");
+        self.hw.write64(at, m.0);
+    }
+
+    fn halt(&mut self, locks: &[u32]) -> bool {
+        for &l in locks {
+            self.poisoned |= 1 << l;
+        }
+        self.halted = true;
+        true
+    }
+
+    fn mmap(&mut self, v: u32, addr: u64, level: u32, pte: u64) -> bool {
+        let mut pool = self.pools[v as usize];
+        let ok = pt::mmap(
+            &mut self.hw,
+            &self.layout.pt,
+            v,
+            &mut pool,
+            addr,
+            level,
+            pte,
+            self.fault_skip_tlbi,
+        );
+        self.pools[v as usize] = pool;
+        ok
+    }
+
+    /// Remove the host's access to `pfn` (the seed writes `PAGE_GUEST` over a present entry).
+    fn unmap_host(&mut self, pfn: u64) -> bool {
+        match pt::lookup(&self.hw, &self.layout.pt, HOSTVISOR, pfn * PAGE_SIZE) {
+            Some((d, 3)) if d != 0 => self.mmap(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
+            Some((_, 2)) => self.mmap(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
+            _ => true,
+        }
+    }
+
+    /// `local_map_host`: a host stage-2 fault on `addr`. Returns `true` if KCore halted.
+    pub fn local_map_host(&mut self, addr: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        let pfn = addr / PAGE_SIZE;
+        let p = self.page(pfn);
+        if !(p.owner == INVALID || p.owner == HOSTVISOR || p.count > 0) {
+            return self.halt(&[S2PAGE_ID]);
+        }
+        let attrs = if p.owner == INVALID {
+            PAGE_S2_DEVICE | S2_RDWR
+        } else {
+            PAGE_S2_KERNEL
+        };
+        if !self.mmap(HOSTVISOR, addr, 3, pfn * PAGE_SIZE | attrs) {
+            return self.halt(&[S2PAGE_ID, NPT_ID]);
+        }
+        false
+    }
+
+    /// `local_clear_vm_page`: scrub a page of a powered-off VM and give it back to the host.
+    pub fn local_clear_vm_page(&mut self, vmid: u32, pfn: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        if self.page(pfn).owner != vmid {
+            return false;
+        }
+        if !self.unmap_host(pfn) {
+            return self.halt(&[S2PAGE_ID, NPT_ID]);
+        }
+        self.hw.zero_page(pfn * PAGE_SIZE);
+        self.set_page(
+            pfn,
+            S2Page {
+                owner: HOSTVISOR,
+                count: 0,
+                gfn: pfn + SMMU_HOST_OFFSET,
+            },
+        );
+        false
+    }
+
+    /// `local_assign_pfn_to_vm`: a free host page becomes `vmid`'s at `gfn`. The VM gets the
+    /// page as the host left it: its first word is recorded as the untrusted value.
+    pub fn local_assign_pfn_to_vm(
+        &mut self,
+        vmid: u32,
+        gfn: u64,
+        pfn: u64,
+        input: &mut impl Untrusted,
+    ) -> bool {
+        if self.halted {
+            return true;
+        }
+        let p = self.page(pfn);
+        if p.owner == HOSTVISOR {
+            if p.count != 0 {
+                return self.halt(&[S2PAGE_ID]);
+            }
+            self.set_page(
+                pfn,
+                S2Page {
+                    owner: vmid,
+                    count: 0,
+                    gfn,
+                },
+            );
+            if !self.unmap_host(pfn) {
+                return self.halt(&[S2PAGE_ID, NPT_ID]);
+            }
+            input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));
+            false
+        } else if p.owner == vmid && (p.gfn == INVALID64 || p.gfn == gfn) {
+            let count = if p.count == INVALID { 0 } else { p.count };
+            self.set_page(
+                pfn,
+                S2Page {
+                    owner: vmid,
+                    count,
+                    gfn,
+                },
+            );
+            false
+        } else {
+            self.halt(&[S2PAGE_ID])
+        }
+    }
+
+    /// `local_map_pfn_vm`: install the VM's stage-2 leaf (4 KiB page or 2 MiB block).
+    pub fn local_map_pfn_vm(&mut self, vmid: u32, addr: u64, pte: u64, level: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        let pa = phys_page(pte);
+        let (leaf, lvl) = if level == 2 {
+            ((pa | PAGE_S2_KERNEL) & !PMD_TABLE_BIT, 2)
+        } else {
+            (pa | PAGE_S2_KERNEL, 3)
+        };
+        if !self.mmap(vmid, addr, lvl, leaf) {
+            return self.halt(&[NPT_ID + vmid]);
+        }
+        false
+    }
+
+    /// `local_grant_vm_page`: the VM shares its page with the host (never halts).
+    pub fn local_grant_vm_page(&mut self, vmid: u32, pfn: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        let p = self.page(pfn);
+        if p.owner == vmid && p.count < MAX_SHARE_COUNT {
+            self.set_page(
+                pfn,
+                S2Page {
+                    count: p.count + 1,
+                    ..p
+                },
+            );
+        }
+        false
+    }
+
+    /// `local_revoke_vm_page`: one share less; at zero the host loses its mapping. The page's
+    /// first word (written by the host while shared) is recorded as untrusted input.
+    pub fn local_revoke_vm_page(
+        &mut self,
+        vmid: u32,
+        pfn: u64,
+        input: &mut impl Untrusted,
+    ) -> bool {
+        if self.halted {
+            return true;
+        }
+        let p = self.page(pfn);
+        if !(p.owner == vmid && p.count > 0 && p.count != INVALID) {
+            return false;
+        }
+        self.set_page(
+            pfn,
+            S2Page {
+                count: p.count - 1,
+                ..p
+            },
+        );
+        if p.count != 1 {
+            return false;
+        }
+        if !self.unmap_host(pfn) {
+            return self.halt(&[S2PAGE_ID, NPT_ID]);
+        }
+        input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));
+        false
+    }
+}

@@ -1,0 +1,167 @@
+//! Simulated physical memory for a machine of any size (pages exist once written), a
+//! stage-2 MMU walker written from the Arm architecture (not from KCore's code), and a TLB
+//! that keeps translations until they are invalidated, so a missing TLBI shows up as a
+//! stale translation.
+
+use corevisor_kcore::hw::Hw;
+use std::collections::HashMap;
+
+/// Stage-2 permissions of a translation (Arm ARM D8.5: S2AP, XN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+/// A completed stage-2 translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub pa: u64,
+    pub perms: Perms,
+    /// Level of the leaf: 2 = 2 MiB block, 3 = 4 KiB page.
+    pub level: u32,
+}
+
+#[derive(Default, Clone)]
+pub struct SimMemory {
+    pages: HashMap<u64, Box<[u64; 512]>>,
+    tlb: HashMap<(u32, u64), Translation>,
+    pub tlbi_count: u64,
+}
+
+const OA_MASK: u64 = 0x0000_FFFF_FFFF_F000;
+
+impl SimMemory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Pages that have been written (the sim's actual memory use).
+    pub fn resident_pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Walks a 4-level, 4 KiB-granule stage-2 table rooted at `root` for `ipa`
+    /// (Arm ARM D8.2/D8.3): tables at levels 0-2, blocks at levels 1-2, pages at level 3.
+    pub fn walk(&self, root: u64, ipa: u64) -> Option<Translation> {
+        let mut table = root;
+        for level in 0..=3u32 {
+            let shift = 39 - 9 * level;
+            let d = self.read64(table + ((ipa >> shift) & 511) * 8);
+            if d & 1 == 0 {
+                return None;
+            }
+            let is_table_or_page = d & 2 != 0;
+            if level < 3 && is_table_or_page {
+                table = d & OA_MASK;
+                continue;
+            }
+            if level == 0 || (level == 3 && !is_table_or_page) {
+                return None; // no level-0 blocks with 4 KiB granule; level-3 0b01 is reserved
+            }
+            let span = 1u64 << shift;
+            let oa = d & OA_MASK & !(span - 1);
+            let s2ap = (d >> 6) & 3;
+            let perms = Perms {
+                read: s2ap & 1 != 0,
+                write: s2ap & 2 != 0,
+                exec: (d >> 53) & 3 == 0,
+            };
+            return Some(Translation {
+                pa: oa | (ipa & (span - 1)),
+                perms,
+                level,
+            });
+        }
+        None
+    }
+
+    /// Translation as a CPU of `vmid` sees it: from the TLB if cached, else walked and cached.
+    pub fn translate(&mut self, vmid: u32, root: u64, ipa: u64) -> Option<Translation> {
+        let key = (vmid, ipa >> 12);
+        if let Some(t) = self.tlb.get(&key) {
+            return Some(Translation {
+                pa: (t.pa & !0xFFF) | (ipa & 0xFFF),
+                ..*t
+            });
+        }
+        let t = self.walk(root, ipa)?;
+        self.tlb.insert(key, t);
+        Some(t)
+    }
+}
+
+impl Hw for SimMemory {
+    fn read64(&self, pa: u64) -> u64 {
+        self.pages
+            .get(&(pa >> 12))
+            .map_or(0, |p| p[((pa >> 3) & 511) as usize])
+    }
+
+    fn write64(&mut self, pa: u64, v: u64) {
+        if v == 0 && !self.pages.contains_key(&(pa >> 12)) {
+            return;
+        }
+        self.pages
+            .entry(pa >> 12)
+            .or_insert_with(|| Box::new([0; 512]))[((pa >> 3) & 511) as usize] = v;
+    }
+
+    fn tlbi_ipa(&mut self, vmid: u32, ipa: u64) {
+        self.tlbi_count += 1;
+        self.tlb.remove(&(vmid, ipa >> 12));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_tables_blocks_and_pages() {
+        let mut m = SimMemory::new();
+        let (root, l1, l2, l3) = (0x1000, 0x2000, 0x3000, 0x4000);
+        m.write64(root, l1 | 3);
+        m.write64(l1 + 2 * 8, l2 | 3); // IPA bits 38:30 = 2
+        m.write64(l2, l3 | 3);
+        m.write64(l3 + 5 * 8, 0x4000_5000 | 0xFFF);
+        m.write64(l2 + 8, 0x4020_0000 | (0x7FF & !2) | (1 << 54)); // 2 MiB block, XN
+        let page = m.walk(root, (2 << 30) | (5 << 12) | 0x123).unwrap();
+        assert_eq!((page.pa, page.level), (0x4000_5123, 3));
+        assert_eq!(
+            page.perms,
+            Perms {
+                read: true,
+                write: true,
+                exec: true
+            }
+        );
+        let block = m.walk(root, (2 << 30) | (1 << 21) | 0x1_2345).unwrap();
+        assert_eq!(
+            (block.pa, block.level, block.perms.exec),
+            (0x4021_2345, 2, false)
+        );
+        assert_eq!(m.walk(root, (2 << 30) | (6 << 12)), None);
+        m.write64(l3 + 5 * 8, 1 << 57); // invalid marker
+        assert_eq!(m.walk(root, (2 << 30) | (5 << 12)), None);
+    }
+
+    #[test]
+    fn the_tlb_keeps_translations_until_invalidated() {
+        let mut m = SimMemory::new();
+        m.write64(0x1000, 0x2000 | 3);
+        m.write64(0x2000, 0x3000 | 3);
+        m.write64(0x3000, 0x4000 | 3);
+        m.write64(0x4000, 0x9000 | 0xFFF);
+        assert_eq!(m.translate(1, 0x1000, 0x10).unwrap().pa, 0x9010);
+        m.write64(0x4000, 0);
+        assert_eq!(
+            m.translate(1, 0x1000, 0x10).unwrap().pa,
+            0x9010,
+            "stale until TLBI"
+        );
+        m.tlbi_ipa(1, 0);
+        assert_eq!(m.translate(1, 0x1000, 0x10), None);
+    }
+}
