@@ -2,5 +2,6 @@
 //! security invariants checked after every step.
 #![forbid(unsafe_code)]
 
+pub mod abs;
 pub mod engine;
 pub mod invariants;

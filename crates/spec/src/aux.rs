@@ -211,6 +211,14 @@ pub fn prot_and_map_vm_s2pt_spec_h(
     let pfn = zdiv(phys_page(pte), PAGE_SIZE);
     let gfn = zdiv(addr, PAGE_SIZE);
     if level == 2 {
+        if pfn % PTRS_PER_PMD != 0 && !p.q.unaligned_block_mapped {
+            // The block's output address would silently drop the pfn's low bits.
+            cov!("prot_and_map_vm_s2pt_spec_h.unaligned_block_refused");
+            return Some(RData {
+                halt: true,
+                ..adt.clone()
+            });
+        }
         let gfn2 = zdiv(gfn, PTRS_PER_PMD) * PTRS_PER_PMD;
         let (_, _, adt1) = prot_and_map_vm_loop_h(p, PMD_PAGE_NUM, vmid, gfn2, pfn, adt)?;
         if adt1.halt {

@@ -188,6 +188,10 @@ pub struct Quirks {
     pub host_elr_unsaved: bool,
     /// §7.1: `host_vcpu_run_handler` takes the vmid from x0 (the C: x1, x0 = call number).
     pub vcpu_run_vmid_in_x0: bool,
+    /// Found here: a host-proposed 2 MiB mapping whose page is not 2 MiB aligned is given to
+    /// the VM page by page from that pfn, while the block descriptor's output address drops
+    /// the low bits (Arm ARM D8.3: RES0), so the MMU maps a different 2 MiB. Intent: refuse.
+    pub unaligned_block_mapped: bool,
 }
 
 impl Quirks {
@@ -215,6 +219,7 @@ impl Quirks {
         skip_writes_esr: true,
         host_elr_unsaved: true,
         vcpu_run_vmid_in_x0: true,
+        unaligned_block_mapped: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -241,6 +246,7 @@ impl Quirks {
         skip_writes_esr: false,
         host_elr_unsaved: false,
         vcpu_run_vmid_in_x0: false,
+        unaligned_block_mapped: false,
     };
 }
 

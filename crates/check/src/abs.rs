@@ -1,0 +1,107 @@
+//! The abstraction function: KCore's real structures → the model's view
+//! (ARCHITECTURE.md, "Abstraction function and refinement").
+//!
+//! Today it covers the memory machinery: every principal's stage-2 table (walked from its
+//! root: leaves, table-allocated flags, cursors; a 2 MiB block expands to its 512 gfns), the
+//! page metadata, page contents (`flatmem[pfn]` = the first 64-bit word), and the lock
+//! flags a halt poisoned.
+
+use corevisor_kcore::consts::COREVISOR;
+use corevisor_kcore::hw::Hw;
+use corevisor_kcore::mem_ops::Core;
+use corevisor_kcore::pt::{is_table, is_valid};
+use corevisor_spec::consts as sc;
+use corevisor_spec::state::{mkS2Page, Shared, NPT};
+use corevisor_spec::zmap::ZMap;
+use corevisor_spec::Z;
+
+fn z(v: u64) -> Z {
+    Z::from(v)
+}
+
+/// The model's `NPT` of principal `v`, read from the real table.
+pub fn abs_npt<H: Hw>(core: &Core<H>, v: u32) -> NPT {
+    let hw = &core.hw;
+    let pool = core.pools[v as usize];
+    let mut npt = NPT {
+        pt_pgd_next: z(pool.pgd_next),
+        pt_pud_next: z(pool.pud_next),
+        pt_pmd_next: z(pool.pmd_next),
+        ..NPT::default()
+    };
+    let root = core.layout.pt.root(v);
+    for g in 0..512u64 {
+        let d0 = hw.read64(root + g * 8);
+        if !is_table(d0) {
+            continue;
+        }
+        npt.pgd_t.set_mut(z(g), true);
+        let l1 = d0 & 0xFFFF_FFFF_F000;
+        for u in 0..512u64 {
+            let d1 = hw.read64(l1 + u * 8);
+            if !is_table(d1) {
+                continue;
+            }
+            npt.pud_t = npt.pud_t.update(z(g), |t| t.set(z(u), true));
+            let l2 = d1 & 0xFFFF_FFFF_F000;
+            for m in 0..512u64 {
+                let d2 = hw.read64(l2 + m * 8);
+                let base_gfn = (g << 27) | (u << 18) | (m << 9);
+                if is_table(d2) {
+                    npt.pmd_t = npt
+                        .pmd_t
+                        .update(z(g), |t| t.update(z(u), |t| t.set(z(m), true)));
+                    let l3 = d2 & 0xFFFF_FFFF_F000;
+                    for p in 0..512u64 {
+                        let d3 = hw.read64(l3 + p * 8);
+                        if d3 != 0 {
+                            npt.pt.set_mut(
+                                z(base_gfn | p),
+                                (z(d3 & 0xFFFF_FFFF_F000) / 4096, 3, z(d3)),
+                            );
+                        }
+                    }
+                } else if is_valid(d2) {
+                    let pfn0 = z(d2 & 0xFFFF_FFFF_F000) / 4096;
+                    for i in 0..512u64 {
+                        npt.pt.set_mut(z(base_gfn + i), (pfn0 + z(i), 2, z(d2)));
+                    }
+                }
+            }
+        }
+    }
+    npt
+}
+
+/// The memory-machinery part of the model's `Shared`, read from the core; fields the core
+/// does not implement yet are taken from `rest`.
+pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
+    let mut out = rest.clone();
+    for v in 0..=COREVISOR {
+        out.npts.set_mut(Z::from(v), abs_npt(core, v));
+    }
+    let l = core.layout;
+    let mut s2page = ZMap::init(mkS2Page(sc::INVALID, sc::INVALID, sc::INVALID64));
+    let mut flatmem = ZMap::init(0);
+    for pfn in l.ram_base / 4096..l.ram_end / 4096 {
+        let p = core.page(pfn);
+        s2page.set_mut(
+            z(pfn),
+            mkS2Page(Z::from(p.owner), Z::from(p.count), z(p.gfn)),
+        );
+        let w = core.hw.read64(pfn * 4096);
+        if w != 0 {
+            flatmem.set_mut(z(pfn), z(w));
+        }
+    }
+    out.s2page = s2page;
+    out.flatmem = flatmem;
+    let mut hlock = ZMap::init(true);
+    for id in 0..64 {
+        if core.poisoned & (1 << id) != 0 {
+            hlock.set_mut(id, false);
+        }
+    }
+    out.hlock = hlock;
+    out
+}

@@ -1,0 +1,353 @@
+//! The core's ownership operations refine the model (issue 4, first part): random sequences
+//! of operations applied to KCore (real tables and metadata in simulated memory) and to the
+//! model (`Profile::ARM`) from the same boot state give `abs(core) == model` after every
+//! operation, including halts and pool exhaustion; the architectural walker agrees with
+//! `abs`; a missing TLB invalidation is caught as a stale translation.
+
+use corevisor_check::abs::{abs_npt, abs_shared};
+use corevisor_kcore::consts as kc;
+use corevisor_kcore::hw::{Hw, Untrusted};
+use corevisor_kcore::mem_ops::{Core, Layout};
+use corevisor_kcore::pt::PtLayout;
+use corevisor_sim::mem::SimMemory;
+use corevisor_spec::concurrent::*;
+use corevisor_spec::consts::*;
+use corevisor_spec::state::Shared;
+use corevisor_spec::{Machine, Profile, Z};
+use proptest::prelude::*;
+
+const P: &Profile = &Profile::ARM;
+const RAM: u64 = 0x4000_0000;
+
+fn machine() -> Machine {
+    Machine {
+        ram_base: RAM as Z,
+        ram_mib: 32,
+        kcore_mib: 4,
+        ..Machine::default()
+    }
+}
+
+/// KCore's tables and metadata live in KCore-private memory outside the machine's RAM map
+/// in this increment (see docs/kcore-memory.md).
+fn layout(m: &Machine) -> Layout {
+    Layout {
+        ram_base: m.ram_base as u64,
+        ram_end: m.ram_end() as u64,
+        kcore_base: m.kcore_base() as u64,
+        meta_base: 0x100_0000_0000,
+        pt: PtLayout {
+            pt_base: 0x200_0000_0000,
+        },
+    }
+}
+
+#[derive(Default)]
+struct Recorder(Vec<u64>);
+
+impl Untrusted for Recorder {
+    fn record(&mut self, _principal: u32, value: u64) {
+        self.0.push(value);
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    HostWrite(u64, u64),
+    MapHost(u64),
+    Assign(u32, u64, u64),
+    MapPfnVm(u32, u64, u64, u32),
+    Clear(u32, u64),
+    Grant(u32, u64),
+    Revoke(u32, u64),
+}
+
+/// Pages the operations pick from: host RAM (two 2 MiB blocks' worth of interesting ones),
+/// KCore's region, a device page, page 0.
+fn pfn() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        8 => (0u64..6).prop_map(|i| RAM / 4096 + 0x200 + i),
+        2 => (0u64..3).prop_map(|i| RAM / 4096 + i),
+        1 => Just((RAM + (28 << 20)) / 4096),
+        1 => Just(0x9000u64),
+        1 => Just(0u64),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let vm = 1u32..3;
+    let gfn = prop_oneof![(0u64..4).prop_map(|i| 0x8_0000 + i), Just(0x8_0200u64)];
+    prop_oneof![
+        2 => (pfn(), any::<u64>()).prop_map(|(p, v)| Op::HostWrite(p, v)),
+        4 => pfn().prop_map(Op::MapHost),
+        4 => (vm.clone(), gfn.clone(), pfn()).prop_map(|(v, g, p)| Op::Assign(v, g, p)),
+        // Level-2 maps come only with 2 MiB-aligned pages: the entry points refuse others
+        // (quirk `unaligned_block_mapped`).
+        2 => (vm.clone(), gfn.clone(), pfn()).prop_map(|(v, g, p)| Op::MapPfnVm(v, g * 4096, p, 3)),
+        1 => (vm.clone(), gfn, prop_oneof![Just(RAM / 4096 + 0x200), Just(RAM / 4096)]).prop_map(|(v, g, p)| Op::MapPfnVm(v, g * 4096, p, 2)),
+        2 => (vm.clone(), pfn()).prop_map(|(v, p)| Op::Clear(v, p)),
+        3 => (vm.clone(), pfn()).prop_map(|(v, p)| Op::Grant(v, p)),
+        2 => (vm, pfn()).prop_map(|(v, p)| Op::Revoke(v, p)),
+    ]
+}
+
+/// Both sides, plus the squeeze: pools of some principals start a few pages from their end.
+struct Pair {
+    core: Core<SimMemory>,
+    model: Shared,
+}
+
+impl Pair {
+    fn new(squeeze: &[(u32, u64)]) -> Pair {
+        let m = machine();
+        let mut core = Core::boot(SimMemory::new(), layout(&m));
+        let mut model = m.initial_shared();
+        for &(v, k) in squeeze {
+            let pool = &mut core.pools[v as usize];
+            pool.pgd_next = kc::pud_start(v) - k * 4096;
+            pool.pud_next = kc::pmd_start(v) - k * 4096;
+            pool.pmd_next = kc::pool_end(v) - k * 4096;
+            let mut n = model.npts.get(Z::from(v)).clone();
+            n.pt_pgd_next = pud_start(Z::from(v)) - Z::from(k) * 4096;
+            n.pt_pud_next = pmd_start(Z::from(v)) - Z::from(k) * 4096;
+            n.pt_pmd_next = pool_end(Z::from(v)) - Z::from(k) * 4096;
+            model.npts.set_mut(Z::from(v), n);
+        }
+        Pair { core, model }
+    }
+
+    /// Applies `op` to both; returns the two halt flags.
+    fn apply(&mut self, op: &Op) -> (bool, bool) {
+        let z = Z::from;
+        let mut rec = Recorder::default();
+        let c = &mut self.core;
+        let (core_halt, (sdt, model_halt)) = match *op {
+            Op::HostWrite(pfn, v) => {
+                // The host writes a page it owns (the model's mem_store for the host).
+                if c.page(pfn).owner == kc::HOSTVISOR {
+                    c.hw.write64(pfn * 4096, v);
+                    self.model.flatmem.set_mut(z(pfn), z(v));
+                }
+                (false, (self.model.clone(), false))
+            }
+            Op::MapHost(pfn) => (
+                c.local_map_host(pfn * 4096),
+                local_map_host(P, z(pfn * 4096), &self.model),
+            ),
+            Op::Assign(v, g, pfn) => {
+                let h = c.local_assign_pfn_to_vm(v, g, pfn, &mut rec);
+                let vals = rec.0.clone();
+                let (s, mh, _) = local_assign_pfn_to_vm(
+                    P,
+                    z(v as u64),
+                    z(g),
+                    z(pfn),
+                    &|k| z(vals[k as usize]),
+                    0,
+                    &self.model,
+                );
+                (h, (s, mh))
+            }
+            Op::MapPfnVm(v, a, pfn, l) => (
+                c.local_map_pfn_vm(v, a, pfn * 4096, l),
+                local_map_pfn_vm(
+                    P,
+                    z(v as u64),
+                    z(a),
+                    z(pfn * 4096),
+                    z(l as u64),
+                    &self.model,
+                ),
+            ),
+            Op::Clear(v, pfn) => (
+                c.local_clear_vm_page(v, pfn),
+                local_clear_vm_page(P, z(v as u64), z(pfn), &self.model),
+            ),
+            Op::Grant(v, pfn) => (
+                c.local_grant_vm_page(v, pfn),
+                local_grant_vm_page(P, z(v as u64), z(pfn), &self.model),
+            ),
+            Op::Revoke(v, pfn) => {
+                let h = c.local_revoke_vm_page(v, pfn, &mut rec);
+                let vals = rec.0.clone();
+                let (s, mh, _) = local_revoke_vm_page(
+                    P,
+                    z(v as u64),
+                    z(pfn),
+                    &|k| z(vals[k as usize]),
+                    0,
+                    &self.model,
+                );
+                (h, (s, mh))
+            }
+        };
+        self.model = sdt;
+        (core_halt, model_halt)
+    }
+
+    fn abs(&self) -> Shared {
+        abs_shared(&self.core, &self.model)
+    }
+}
+
+/// Every leaf `abs` reports translates in the walker to that page with the descriptor's
+/// permissions; an absent or invalid leaf does not translate.
+fn walker_agrees(pair: &Pair) -> Result<(), String> {
+    for v in 0..=2u32 {
+        let npt = abs_npt(&pair.core, v);
+        let root = pair.core.layout.pt.root(v);
+        let mut probes: Vec<Z> = npt.pt.entries().map(|(g, _)| g).collect();
+        probes.extend([
+            0x8_0000,
+            0x8_0001,
+            0x8_0005,
+            0x8_0400,
+            Z::from(RAM / 4096 + 0x200),
+            Z::from(RAM / 4096 + 7),
+        ]);
+        for gfn in probes {
+            let (pfn, _, pte) = *npt.pt.get(gfn);
+            let got = pair.core.hw.walk(root, (gfn as u64) * 4096);
+            match got {
+                None if pfn == 0 || pte & 1 == 0 => {}
+                Some(t) if pte & 1 == 1 && t.pa == (pfn as u64) * 4096 => {
+                    let s2ap = (pte >> 6) & 3;
+                    if (t.perms.read, t.perms.write) != (s2ap & 1 != 0, s2ap & 2 != 0) {
+                        return Err(format!(
+                            "principal {v} gfn {gfn:#x}: permissions {:?} vs descriptor {pte:#x}",
+                            t.perms
+                        ));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "principal {v} gfn {gfn:#x}: walker {other:?}, abs ({pfn:#x}, {pte:#x})"
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_sequence(squeeze: &[(u32, u64)], ops: &[Op]) -> Result<(), TestCaseError> {
+    let mut pair = Pair::new(squeeze);
+    prop_assert_eq!(pair.abs(), pair.model.clone(), "boot states differ");
+    for (i, op) in ops.iter().enumerate() {
+        let (ch, mh) = pair.apply(op);
+        prop_assert_eq!(ch, mh, "op {} {:?}: halt flags differ", i, op);
+        let a = pair.abs();
+        if a != pair.model {
+            for v in 0..=COREVISOR {
+                prop_assert_eq!(
+                    a.npts.get(v),
+                    pair.model.npts.get(v),
+                    "op {} {:?}: npt of {}",
+                    i,
+                    op,
+                    v
+                );
+            }
+            prop_assert_eq!(&a.s2page, &pair.model.s2page, "op {} {:?}: s2page", i, op);
+            prop_assert_eq!(
+                &a.flatmem,
+                &pair.model.flatmem,
+                "op {} {:?}: flatmem",
+                i,
+                op
+            );
+            prop_assert_eq!(&a.hlock, &pair.model.hlock, "op {} {:?}: hlock", i, op);
+        }
+        walker_agrees(&pair).map_err(|e| TestCaseError::fail(format!("op {i} {op:?}: {e}")))?;
+        if ch {
+            break;
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ownership_ops_refine_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        run_sequence(&[], &ops)?;
+    }
+
+    #[test]
+    fn pool_exhaustion_refines_the_model(v in 0u32..3, k in 0u64..3, ops in prop::collection::vec(op(), 1..30)) {
+        run_sequence(&[(v, k)], &ops)?;
+    }
+}
+
+#[test]
+fn a_missing_tlb_invalidation_is_a_stale_translation() {
+    for skip in [false, true] {
+        let mut pair = Pair::new(&[]);
+        pair.core.fault_skip_tlbi = skip;
+        let pfn = RAM / 4096 + 0x200;
+        assert!(!pair.core.local_map_host(pfn * 4096));
+        let root = pair.core.layout.pt.root(0);
+        // The host touches its page: the translation is now cached.
+        assert_eq!(
+            pair.core.hw.translate(0, root, pfn * 4096).unwrap().pa,
+            pfn * 4096
+        );
+        // The page goes to a VM: KCore replaces the host's entry with PAGE_GUEST.
+        assert!(!pair
+            .core
+            .local_assign_pfn_to_vm(1, 0x8_0000, pfn, &mut Recorder::default()));
+        let seen = pair.core.hw.translate(0, root, pfn * 4096);
+        if skip {
+            assert!(
+                seen.is_some(),
+                "without the TLBI the host still reaches the VM's page: stale"
+            );
+        } else {
+            assert_eq!(
+                seen, None,
+                "after break-before-make and TLBI the host faults"
+            );
+        }
+    }
+}
+
+/// Page-table pages used per GiB mapped (docs/kcore-memory.md): 4 KiB pages need one leaf
+/// table per 2 MiB plus one level-1 and one level-2 table; 2 MiB blocks need only the two.
+#[test]
+fn table_pages_per_gib() {
+    let used = |level: u32| {
+        let mut pair = Pair::new(&[]);
+        let step = if level == 2 { 0x20_0000 } else { 4096 };
+        let mut a = 0x4000_0000u64;
+        while a < 0x8000_0000 {
+            assert!(!pair.core.local_map_pfn_vm(1, a, a, level));
+            a += step;
+        }
+        let p = pair.core.pools[1];
+        let b = corevisor_kcore::pt::Pool::boot(1);
+        (p.pgd_next - b.pgd_next + p.pud_next - b.pud_next + p.pmd_next - b.pmd_next) / 4096
+    };
+    assert_eq!(used(3), 514);
+    assert_eq!(used(2), 2);
+}
+
+#[test]
+fn metadata_is_eight_bytes_per_page() {
+    assert_eq!(std::mem::size_of::<corevisor_kcore::meta::PageMeta>(), 8);
+}
+
+#[test]
+fn a_known_sequence_refines() {
+    let pfn = RAM / 4096 + 0x201;
+    let ops = [
+        Op::HostWrite(pfn, 77),
+        Op::MapHost(pfn * 4096),
+        Op::Assign(1, 0x8_0001, pfn),
+        Op::Grant(1, pfn),
+        Op::MapHost(pfn * 4096),
+        Op::Revoke(1, pfn),
+        Op::Clear(1, pfn),
+    ];
+    run_sequence(&[], &ops).unwrap();
+}
