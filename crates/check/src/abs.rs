@@ -10,8 +10,9 @@ use corevisor_kcore::consts::COREVISOR;
 use corevisor_kcore::hw::Hw;
 use corevisor_kcore::mem_ops::Core;
 use corevisor_kcore::pt::{is_table, is_valid};
+use corevisor_kcore::smmu::{smmu_ttbr, BANKS, SMMU_NUM};
 use corevisor_spec::consts as sc;
-use corevisor_spec::state::{mkS2Page, Shared, NPT};
+use corevisor_spec::state::{mkS2Page, Shared, NPT, SPT};
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
 
@@ -103,5 +104,61 @@ pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
         }
     }
     out.hlock = hlock;
+    out.spts = abs_spt(core);
+    let mut smmu_vmid = ZMap::init(sc::INVALID);
+    for (id, &v) in core.smmu_vmid.iter().enumerate() {
+        smmu_vmid.set_mut(id as Z, Z::from(v));
+    }
+    out.smmu_vmid = smmu_vmid;
+    for v in 0..=COREVISOR {
+        let mut info = out.vminfos.get(Z::from(v)).clone();
+        info.VS.vm_state = Z::from(core.vm_state[v as usize]);
+        out.vminfos.set_mut(Z::from(v), info);
+    }
     out
+}
+
+/// The model's `SPT`: every bank's table walked from its root.
+pub fn abs_spt<H: Hw>(core: &Core<H>) -> SPT {
+    let pool = core.smmu_pool;
+    let hw = &core.hw;
+    let mut spt = SPT {
+        spt_pgd_next: z(pool.pgd_next),
+        spt_pmd_next: z(pool.pmd_next),
+        ..SPT::default()
+    };
+    for index in 0..SMMU_NUM {
+        for cb in 0..BANKS {
+            let ttbr = z(smmu_ttbr(index, cb));
+            let root = pool.root(index, cb);
+            for p in 0..1024u64 {
+                let d1 = hw.read64(root + p * 8);
+                if !is_table(d1) {
+                    continue;
+                }
+                spt.spt_pgd_t = spt.spt_pgd_t.update(ttbr, |t| t.set(z(p), true));
+                let l2 = d1 & 0xFFFF_FFFF_F000;
+                for m in 0..512u64 {
+                    let d2 = hw.read64(l2 + m * 8);
+                    if !is_table(d2) {
+                        continue;
+                    }
+                    spt.spt_pmd_t = spt
+                        .spt_pmd_t
+                        .update(ttbr, |t| t.update(z(p), |t| t.set(z(m), true)));
+                    let l3 = d2 & 0xFFFF_FFFF_F000;
+                    for q in 0..512u64 {
+                        let d3 = hw.read64(l3 + q * 8);
+                        if d3 != 0 {
+                            let gfn = (p << 18) | (m << 9) | q;
+                            spt.spt_pt = spt.spt_pt.update(ttbr, |t| {
+                                t.set(z(gfn), (z(d3 & 0xFFFF_FFFF_F000) / 4096, z(d3)))
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    spt
 }

@@ -8,6 +8,14 @@ pub const INVALID: u32 = 0xFFFF_FFFF;
 pub const INVALID64: u64 = u64::MAX;
 pub const SMMU_HOST_OFFSET: u64 = 1_000_000_000;
 pub const MAX_SHARE_COUNT: u32 = 100;
+/// Cap on a host page's SMMU mapping count (`EL2_SMMU_CFG_SIZE`).
+pub const EL2_SMMU_CFG_SIZE: u32 = 16;
+
+/// VM states (spec-digest §2.4).
+pub const UNUSED: u32 = 0;
+pub const READY: u32 = 2;
+pub const VERIFIED: u32 = 3;
+pub const POWEROFF: u32 = 4;
 
 /// Stage-2 attributes (implementation-notes §2.5).
 pub const PAGE_S2_KERNEL: u64 = 0xFFF;
@@ -30,6 +38,8 @@ pub const PMD_OFFSET: u64 = 0x90_1000;
 
 /// Lock ids (spec-digest §1.11).
 pub const S2PAGE_ID: u32 = 2;
+pub const SPT_ID: u32 = 3;
+pub const SMMU_ID: u32 = 4;
 pub const NPT_ID: u32 = 5;
 pub const INFO_ID: u32 = 22;
 

@@ -14,3 +14,4 @@ pub mod hw;
 pub mod mem_ops;
 pub mod meta;
 pub mod pt;
+pub mod smmu;

@@ -9,6 +9,7 @@ use crate::consts::*;
 use crate::hw::{Hw, Untrusted};
 use crate::meta::{PageMeta, S2Page};
 use crate::pt::{self, Pool, PtLayout};
+use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM};
 
 /// Where KCore keeps its memory-management state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct Layout {
     /// The metadata array: 8 bytes per RAM page.
     pub meta_base: u64,
     pub pt: PtLayout,
+    /// Base of the SMMU table pool.
+    pub smmu_base: u64,
 }
 
 pub const PRINCIPALS: usize = COREVISOR as usize + 1;
@@ -30,6 +33,11 @@ pub struct Core<H: Hw> {
     pub hw: H,
     pub layout: Layout,
     pub pools: [Pool; PRINCIPALS],
+    pub smmu_pool: SmmuPool,
+    /// Owner of each SMMU context bank (`smmu_id = index * 8 + cbndx`); INVALID = free.
+    pub smmu_vmid: [u32; (SMMU_NUM * BANKS) as usize],
+    /// Each principal's VM state (`vm_state` of the seed's `VMInfo`).
+    pub vm_state: [u32; PRINCIPALS],
     /// Bit `id` set: lock `id` was held when KCore halted (the seed's `hlock[id] = false`).
     pub poisoned: u64,
     pub halted: bool,
@@ -44,6 +52,9 @@ impl<H: Hw> Core<H> {
             hw,
             layout,
             pools: [Pool::boot(0); PRINCIPALS],
+            smmu_pool: SmmuPool::boot(layout.smmu_base),
+            smmu_vmid: [INVALID; (SMMU_NUM * BANKS) as usize],
+            vm_state: [UNUSED; PRINCIPALS],
             poisoned: 0,
             halted: false,
             fault_skip_tlbi: false,
@@ -288,6 +299,151 @@ impl<H: Hw> Core<H> {
             return self.halt(&[S2PAGE_ID, NPT_ID]);
         }
         input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));
+        false
+    }
+
+    fn bank(index: u32, cbndx: u32) -> usize {
+        (index * BANKS + cbndx) as usize
+    }
+
+    fn is_vm(v: u32) -> bool {
+        0 < v && v < COREVISOR
+    }
+
+    fn state(&self, v: u32) -> u32 {
+        self.vm_state.get(v as usize).copied().unwrap_or(UNUSED)
+    }
+
+    /// `local_free_smmu_pgd`: release a bank whose owner is powered off.
+    pub fn local_free_smmu_pgd(&mut self, cbndx: u32, index: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+        if v == INVALID {
+            return false;
+        }
+        if self.state(v) != POWEROFF {
+            return self.halt(&[SMMU_ID]);
+        }
+        self.smmu_vmid[Self::bank(index, cbndx)] = INVALID;
+        false
+    }
+
+    /// `local_alloc_smmu_pgd`: give a free bank (of `num` on this SMMU) to `vmid`, with empty tables.
+    pub fn local_alloc_smmu_pgd(&mut self, cbndx: u32, vmid: u32, index: u32, num: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        if cbndx >= num {
+            return self.halt(&[SMMU_ID]);
+        }
+        if self.smmu_vmid[Self::bank(index, cbndx)] != INVALID {
+            return false;
+        }
+        if Self::is_vm(vmid) && self.state(vmid) == VERIFIED {
+            return self.halt(&[INFO_ID + vmid, SMMU_ID]);
+        }
+        self.smmu_vmid[Self::bank(index, cbndx)] = vmid;
+        smmu::clear_root(&mut self.hw, &self.smmu_pool, index, cbndx);
+        false
+    }
+
+    /// `local_smmu_assign_page`: a free host page becomes the VM's, for its device at `gfn`.
+    pub fn local_smmu_assign_page(&mut self, cbndx: u32, index: u32, pfn: u64, gfn: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+        if v == INVALID || !Self::is_vm(v) {
+            return false;
+        }
+        if self.state(v) == VERIFIED {
+            return self.halt(&[SMMU_ID, INFO_ID + v]);
+        }
+        let p = self.page(pfn);
+        if p.owner == v {
+            return false;
+        }
+        if p.owner != HOSTVISOR || p.count != 0 {
+            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
+        }
+        if !self.unmap_host(pfn) {
+            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, NPT_ID]);
+        }
+        self.set_page(
+            pfn,
+            S2Page {
+                owner: v,
+                count: INVALID,
+                gfn,
+            },
+        );
+        false
+    }
+
+    /// `local_smmu_map_page`: map `iova` in the bank, only to a page its owner owns at that gfn.
+    pub fn local_smmu_map_page(&mut self, cbndx: u32, index: u32, iova: u64, pte: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+        if v == INVALID {
+            return false;
+        }
+        if Self::is_vm(v) && self.state(v) == VERIFIED {
+            return self.halt(&[SMMU_ID, INFO_ID + v]);
+        }
+        let pfn = phys_page(pte) / PAGE_SIZE;
+        let p = self.page(pfn);
+        if !(p.owner == v && p.gfn == iova / PAGE_SIZE) {
+            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
+        }
+        if !smmu::spt_map(&mut self.hw, &mut self.smmu_pool, index, cbndx, iova, pte) {
+            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
+        }
+        if p.owner == HOSTVISOR && p.count < EL2_SMMU_CFG_SIZE {
+            self.set_page(
+                pfn,
+                S2Page {
+                    count: p.count + 1,
+                    ..p
+                },
+            );
+        }
+        false
+    }
+
+    /// `local_smmu_clear`: unmap `iova` from the bank; a host page's mapping count drops.
+    pub fn local_smmu_clear(&mut self, iova: u64, cbndx: u32, index: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+        if v == INVALID {
+            return false;
+        }
+        if Self::is_vm(v) && self.state(v) >= VERIFIED {
+            return self.halt(&[SMMU_ID, INFO_ID + v]);
+        }
+        let pte = smmu::leaf(&self.hw, &self.smmu_pool, index, cbndx, iova);
+        if pte == 0 {
+            return false;
+        }
+        if !smmu::spt_map(&mut self.hw, &mut self.smmu_pool, index, cbndx, iova, 0) {
+            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
+        }
+        let pfn = phys_page(pte) / PAGE_SIZE;
+        let p = self.page(pfn);
+        if p.owner == HOSTVISOR && p.count > 0 {
+            self.set_page(
+                pfn,
+                S2Page {
+                    count: p.count - 1,
+                    ..p
+                },
+            );
+        }
         false
     }
 }
