@@ -1,0 +1,63 @@
+//! The EL2 implementation of [`Hw`].
+//!
+//! Safety contract (what callers of this module rely on, and what makes each `unsafe`
+//! block sound):
+//! * KCore runs at EL2 with physical memory identity-mapped (or the MMU off), so a
+//!   physical address is a valid pointer to it; KCore only passes 8-byte aligned addresses
+//!   of RAM it owns (its tables, metadata) or pages it is entitled to scrub or inspect.
+//! * Accesses are volatile: another CPU or a device may observe them, and the compiler must
+//!   neither elide nor reorder them across the barriers below.
+//! * `tlbi_ipa` completes the invalidation (DSB ISH, ISB) before returning, so a descriptor
+//!   written after it is never combined with a stale translation (Arm ARM D8.16.1).
+#![allow(unsafe_code)]
+
+use corevisor_kcore::hw::Hw;
+
+/// The CPU KCore runs on.
+pub struct El2Hw;
+
+impl Hw for El2Hw {
+    fn read64(&self, pa: u64) -> u64 {
+        debug_assert!(pa % 8 == 0);
+        // SAFETY: identity-mapped, aligned, owned or inspectable RAM (module contract).
+        unsafe { core::ptr::read_volatile(pa as usize as *const u64) }
+    }
+
+    fn write64(&mut self, pa: u64, v: u64) {
+        debug_assert!(pa % 8 == 0);
+        // SAFETY: as `read64`; KCore writes only memory it owns or scrubs.
+        unsafe { core::ptr::write_volatile(pa as usize as *mut u64, v) }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn tlbi_ipa(&mut self, vmid: u32, ipa: u64) {
+        // TLBI IPAS2E1IS acts on the VMID in VTTBR_EL2: switch to `vmid` for the
+        // invalidation, then drop stage-1 entries built on it (VMALLE1IS), and restore.
+        // SAFETY: EL2 system-register and TLB maintenance instructions; VTTBR_EL2 is
+        // restored before returning and no memory is accessed through the changed VMID.
+        unsafe {
+            let saved: u64;
+            core::arch::asm!("mrs {}, vttbr_el2", out(reg) saved);
+            let tmp = (saved & !(0xFFFFu64 << 48)) | ((vmid as u64 & 0xFFFF) << 48);
+            core::arch::asm!(
+                "dsb ishst",
+                "msr vttbr_el2, {v}",
+                "isb",
+                "tlbi ipas2e1is, {ipa}",
+                "dsb ish",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "msr vttbr_el2, {s}",
+                "isb",
+                v = in(reg) tmp,
+                ipa = in(reg) ipa >> 12,
+                s = in(reg) saved,
+            );
+        }
+    }
+
+    #[cfg(not(target_arch = "aarch64"))]
+    fn tlbi_ipa(&mut self, _vmid: u32, _ipa: u64) {
+        unreachable!("the EL2 hardware interface exists only on aarch64")
+    }
+}
