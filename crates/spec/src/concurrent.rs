@@ -49,6 +49,24 @@ fn unmap_host(pfn: Z, npt: &NPT) -> (bool, NPT) {
     }
 }
 
+/// The end of a page leaving the host (assign, last revoke): unmap it from the host's
+/// table, then store the new metadata `s2p` and the untrusted contents `dorc(logn)`. If the
+/// unmap halts, `s2p` is kept, contents and counter are not, and S2PAGE and NPT are poisoned
+/// (seed: both operations' `halt'` branches).
+fn leave_host(sdt: &Shared, pfn: Z, s2p: ZMap<S2Page>, dorc: Dorc, logn: Z) -> (Shared, bool, Z) {
+    let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
+    if halt {
+        let mut out = with_npt(&poison(sdt, &[S2PAGE_ID, NPT_ID]), HOSTVISOR, npt);
+        out.s2page = s2p;
+        (out, true, logn)
+    } else {
+        let mut out = with_npt(sdt, HOSTVISOR, npt);
+        out.s2page = s2p;
+        out.flatmem.set_mut(pfn, dorc(logn));
+        (out, false, logn + 1)
+    }
+}
+
 pub fn local_map_host(_p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
     let pfn = zdiv(addr, PAGE_SIZE);
     let page = *sdt.s2page.get(pfn);
@@ -110,19 +128,13 @@ pub fn local_assign_pfn_to_vm(
     if page.s2_owner == HOSTVISOR {
         if page.s2_count == 0 {
             let s2p = sdt.s2page.set(pfn, mkS2Page(vmid, 0, gfn));
-            let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
-            if halt {
+            let r = leave_host(sdt, pfn, s2p, dorc, logn);
+            if r.1 {
                 cov!("local_assign_pfn_to_vm.unmap_failed");
-                let mut out = with_npt(&poison(sdt, &[S2PAGE_ID, NPT_ID]), HOSTVISOR, npt);
-                out.s2page = s2p;
-                (out, true, logn)
             } else {
                 cov!("local_assign_pfn_to_vm.assigned");
-                let mut out = with_npt(sdt, HOSTVISOR, npt);
-                out.s2page = s2p;
-                out.flatmem.set_mut(pfn, dorc(logn));
-                (out, false, logn + 1)
             }
+            r
         } else {
             cov!("local_assign_pfn_to_vm.host_page_shared");
             (poison(sdt, &[S2PAGE_ID]), true, logn)
@@ -272,19 +284,13 @@ pub fn local_revoke_vm_page(
             logn,
         );
     }
-    let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
-    if halt {
+    let r = leave_host(sdt, pfn, s2p, dorc, logn);
+    if r.1 {
         cov!("local_revoke_vm_page.unmap_failed");
-        let mut out = with_npt(&poison(sdt, &[S2PAGE_ID, NPT_ID]), HOSTVISOR, npt);
-        out.s2page = s2p;
-        (out, true, logn)
     } else {
         cov!("local_revoke_vm_page.unshared");
-        let mut out = with_npt(sdt, HOSTVISOR, npt);
-        out.s2page = s2p;
-        out.flatmem.set_mut(pfn, dorc(logn));
-        (out, false, logn + 1)
     }
+    r
 }
 
 fn set_vcpu_state(sdt: &Shared, vmid: Z, vcpuid: Z, st: Z) -> Shared {
