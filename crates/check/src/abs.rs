@@ -3,16 +3,17 @@
 //!
 //! Today it covers the memory machinery: every principal's stage-2 table (walked from its
 //! root: leaves, table-allocated flags, cursors; a 2 MiB block expands to its 512 gfns), the
-//! page metadata, page contents (`flatmem[pfn]` = the first 64-bit word), and the lock
-//! flags a halt poisoned.
+//! page metadata, page contents (`flatmem[pfn]` = the first 64-bit word), the lock flags a
+//! halt poisoned, the SMMU tables and bank owners, the VM records and allocators.
 
 use corevisor_kcore::consts::COREVISOR;
 use corevisor_kcore::hw::Hw;
 use corevisor_kcore::mem_ops::Core;
 use corevisor_kcore::pt::{is_table, is_valid};
 use corevisor_kcore::smmu::{smmu_ttbr, BANKS, SMMU_NUM};
+use corevisor_kcore::vm_info::VmInfo;
 use corevisor_spec::consts as sc;
-use corevisor_spec::state::{mkS2Page, Shared, NPT, SPT};
+use corevisor_spec::state::{mkS2Page, CoreData, Shared, VMInfo, NPT, SPT};
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
 
@@ -110,11 +111,39 @@ pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
         smmu_vmid.set_mut(id as Z, Z::from(v));
     }
     out.smmu_vmid = smmu_vmid;
+    let mut vminfos = ZMap::init(VMInfo::default());
     for v in 0..=COREVISOR {
-        let mut info = out.vminfos.get(Z::from(v)).clone();
-        info.VS.vm_state = Z::from(core.vm_state[v as usize]);
-        out.vminfos.set_mut(Z::from(v), info);
+        vminfos.set_mut(Z::from(v), abs_vminfo(&core.vms[v as usize]));
     }
+    out.vminfos = vminfos;
+    out.core_data = CoreData {
+        next_vmid: Z::from(core.core_data.next_vmid),
+        next_remap_ptr: z(core.core_data.next_remap_ptr),
+    };
+    out
+}
+
+/// The model's `VMInfo` of one KCore VM record.
+pub fn abs_vminfo(vm: &VmInfo) -> VMInfo {
+    let mut out = VMInfo::default();
+    out.VS.vm_state = Z::from(vm.state);
+    out.VS.vm_kvm = z(vm.kvm);
+    for c in 0..vm.vcpu.len() {
+        out.VS.vm_vcpu.set_mut(c as Z, z(vm.vcpu[c]));
+        out.VS
+            .vm_vcpu_state
+            .set_mut(c as Z, Z::from(vm.vcpu_state[c]));
+    }
+    out.VB.vm_next_load_info = Z::from(vm.next_load_info);
+    for i in 0..vm.load_addr.len() {
+        out.VB.vm_load_addr.set_mut(i as Z, z(vm.load_addr[i]));
+        out.VB.vm_load_size.set_mut(i as Z, z(vm.load_size[i]));
+        out.VB.vm_remap_addr.set_mut(i as Z, z(vm.remap_addr[i]));
+        out.VB
+            .vm_mapped_pages
+            .set_mut(i as Z, z(vm.mapped_pages[i]));
+    }
+    out.VB.vm_inc_exe = Z::from(vm.inc_exe);
     out
 }
 

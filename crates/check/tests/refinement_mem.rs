@@ -61,8 +61,17 @@ enum Op {
     Clear(u32, u64),
     Grant(u32, u64),
     Revoke(u32, u64),
-    /// Harness: a VM state change by the lifecycle operations (not yet in the core).
+    /// Harness: VERIFY_VM_IMAGE's state change (the hypercall is not in the core yet).
     SetVmState(u32, u32),
+    GenVmid,
+    RegisterKvm(u32),
+    RegisterVcpu(u32, u32),
+    SetActive(u32, u32),
+    SetInactive(u32, u32),
+    Poweroff(u32),
+    SetBootInfo(u32, u64, u64),
+    RemapImage(u32, u64, u32),
+    MapIo(u32, u64, u64),
     SmmuAlloc(u32, u32, u32),
     SmmuFree(u32, u32),
     SmmuAssign(u32, u32, u64, u64),
@@ -226,7 +235,7 @@ impl Pair {
         let m = &self.model;
         let (h, (sdt, mh)) = match *op {
             Op::SetVmState(v, st) => {
-                c.vm_state[v as usize] = st;
+                c.vms[v as usize].state = st;
                 let mut s = m.clone();
                 let mut info = s.vminfos.get(z(v as u64)).clone();
                 info.VS.vm_state = z(st as u64);
@@ -252,6 +261,39 @@ impl Pair {
             Op::SmmuClear(iova, cb, i) => (
                 c.local_smmu_clear(iova, cb, i),
                 local_smmu_clear(P, z(iova), z(cb as u64), z(i as u64), m),
+            ),
+            Op::GenVmid => (c.local_gen_vmid().is_none(), local_gen_vmid(P, m)),
+            Op::RegisterKvm(v) => (
+                c.local_register_kvm(v),
+                local_register_kvm(P, z(v as u64), m),
+            ),
+            Op::RegisterVcpu(v, cpu) => (
+                c.local_register_vcpu(v, cpu),
+                local_register_vcpu(P, z(v as u64), z(cpu as u64), m),
+            ),
+            Op::SetActive(v, cpu) => (
+                c.local_set_vcpu_active(v, cpu),
+                local_set_vcpu_active(P, z(v as u64), z(cpu as u64), m),
+            ),
+            Op::SetInactive(v, cpu) => (
+                c.local_set_vcpu_inactive(v, cpu),
+                local_set_vcpu_inactive(P, z(v as u64), z(cpu as u64), m),
+            ),
+            Op::Poweroff(v) => (
+                c.local_set_vm_poweroff(v),
+                local_set_vm_poweroff(P, z(v as u64), m),
+            ),
+            Op::SetBootInfo(v, la, sz) => (
+                c.local_set_boot_info(v, la, sz),
+                local_set_boot_info(P, z(v as u64), z(la), z(sz), m),
+            ),
+            Op::RemapImage(v, pfn, i) => (
+                c.local_remap_vm_image(v, pfn, i),
+                local_remap_vm_image(P, z(v as u64), z(pfn), z(i as u64), m),
+            ),
+            Op::MapIo(v, gpa, pa) => (
+                c.local_map_io(v, gpa, pa),
+                local_map_io(P, z(v as u64), z(gpa), z(pa), m),
             ),
             _ => return None,
         };
@@ -355,6 +397,22 @@ fn run_sequence(squeeze: &[(u32, u64)], ops: &[Op]) -> Result<(), TestCaseError>
     Ok(())
 }
 
+/// VM-record sequences: registration, boot segments, remapping, devices, vCPU states.
+fn vm_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => Just(Op::GenVmid),
+        3 => (1u32..3).prop_map(Op::RegisterKvm),
+        3 => (1u32..3, 0u32..3).prop_map(|(v, c)| Op::RegisterVcpu(v, c)),
+        1 => (1u32..3, Just(3u32)).prop_map(|(v, s)| Op::SetVmState(v, s)),
+        2 => (1u32..3, 0u32..3).prop_map(|(v, c)| Op::SetActive(v, c)),
+        2 => (1u32..3, 0u32..3).prop_map(|(v, c)| Op::SetInactive(v, c)),
+        1 => (1u32..3).prop_map(Op::Poweroff),
+        3 => (1u32..3, prop_oneof![Just(0x800_0000u64), Just(0x800_1000u64)], prop_oneof![Just(0u64), Just(4096u64), Just(9000u64), Just(0x1F0_0000u64)]).prop_map(|(v, a, s)| Op::SetBootInfo(v, a, s)),
+        4 => (1u32..3, pfn(), 0u32..3).prop_map(|(v, p, i)| Op::RemapImage(v, p, i)),
+        2 => (1u32..3, prop_oneof![Just(0x900_0000u64), Just(0x1000_0000u64)], prop_oneof![Just(0x900_0000u64), Just(RAM)]).prop_map(|(v, g, a)| Op::MapIo(v, g, a)),
+    ]
+}
+
 /// SMMU-only sequences: the assign → map → clear → free chains happen often here.
 fn smmu_op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -370,6 +428,11 @@ fn smmu_op() -> impl Strategy<Value = Op> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn vm_record_ops_refine_the_model(ops in prop::collection::vec(vm_op(), 1..40)) {
+        run_sequence(&[], &ops)?;
+    }
 
     #[test]
     fn smmu_ops_refine_the_model(ops in prop::collection::vec(smmu_op(), 1..30)) {

@@ -15,3 +15,4 @@ pub mod mem_ops;
 pub mod meta;
 pub mod pt;
 pub mod smmu;
+pub mod vm_info;

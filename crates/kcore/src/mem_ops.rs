@@ -10,6 +10,7 @@ use crate::hw::{Hw, Untrusted};
 use crate::meta::{PageMeta, S2Page};
 use crate::pt::{self, Pool, PtLayout};
 use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM};
+use crate::vm_info::{CoreData, VmInfo};
 
 /// Where KCore keeps its memory-management state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,8 +37,9 @@ pub struct Core<H: Hw> {
     pub smmu_pool: SmmuPool,
     /// Owner of each SMMU context bank (`smmu_id = index * 8 + cbndx`); INVALID = free.
     pub smmu_vmid: [u32; (SMMU_NUM * BANKS) as usize],
-    /// Each principal's VM state (`vm_state` of the seed's `VMInfo`).
-    pub vm_state: [u32; PRINCIPALS],
+    /// Each principal's VM record (the seed's `VMInfo`).
+    pub vms: [VmInfo; PRINCIPALS],
+    pub core_data: CoreData,
     /// Bit `id` set: lock `id` was held when KCore halted (the seed's `hlock[id] = false`).
     pub poisoned: u64,
     pub halted: bool,
@@ -54,7 +56,8 @@ impl<H: Hw> Core<H> {
             pools: [Pool::boot(0); PRINCIPALS],
             smmu_pool: SmmuPool::boot(layout.smmu_base),
             smmu_vmid: [INVALID; (SMMU_NUM * BANKS) as usize],
-            vm_state: [UNUSED; PRINCIPALS],
+            vms: [VmInfo::EMPTY; PRINCIPALS],
+            core_data: CoreData::BOOT,
             poisoned: 0,
             halted: false,
             fault_skip_tlbi: false,
@@ -112,7 +115,7 @@ impl<H: Hw> Core<H> {
         self.hw.write64(at, m.0);
     }
 
-    fn halt(&mut self, locks: &[u32]) -> bool {
+    pub(crate) fn halt(&mut self, locks: &[u32]) -> bool {
         for &l in locks {
             self.poisoned |= 1 << l;
         }
@@ -120,7 +123,7 @@ impl<H: Hw> Core<H> {
         true
     }
 
-    fn mmap(&mut self, v: u32, addr: u64, level: u32, pte: u64) -> bool {
+    pub(crate) fn mmap_principal(&mut self, v: u32, addr: u64, level: u32, pte: u64) -> bool {
         let mut pool = self.pools[v as usize];
         let ok = pt::mmap(
             &mut self.hw,
@@ -139,8 +142,10 @@ impl<H: Hw> Core<H> {
     /// Remove the host's access to `pfn` (the seed writes `PAGE_GUEST` over a present entry).
     fn unmap_host(&mut self, pfn: u64) -> bool {
         match pt::lookup(&self.hw, &self.layout.pt, HOSTVISOR, pfn * PAGE_SIZE) {
-            Some((d, 3)) if d != 0 => self.mmap(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
-            Some((_, 2)) => self.mmap(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
+            Some((d, 3)) if d != 0 => {
+                self.mmap_principal(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST)
+            }
+            Some((_, 2)) => self.mmap_principal(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
             _ => true,
         }
     }
@@ -160,7 +165,7 @@ impl<H: Hw> Core<H> {
         } else {
             PAGE_S2_KERNEL
         };
-        if !self.mmap(HOSTVISOR, addr, 3, pfn * PAGE_SIZE | attrs) {
+        if !self.mmap_principal(HOSTVISOR, addr, 3, pfn * PAGE_SIZE | attrs) {
             return self.halt(&[S2PAGE_ID, NPT_ID]);
         }
         false
@@ -246,7 +251,7 @@ impl<H: Hw> Core<H> {
         } else {
             (pa | PAGE_S2_KERNEL, 3)
         };
-        if !self.mmap(vmid, addr, lvl, leaf) {
+        if !self.mmap_principal(vmid, addr, lvl, leaf) {
             return self.halt(&[NPT_ID + vmid]);
         }
         false
@@ -311,7 +316,7 @@ impl<H: Hw> Core<H> {
     }
 
     fn state(&self, v: u32) -> u32 {
-        self.vm_state.get(v as usize).copied().unwrap_or(UNUSED)
+        self.vms.get(v as usize).map_or(UNUSED, |vm| vm.state)
     }
 
     /// `local_free_smmu_pgd`: release a bank whose owner is powered off.

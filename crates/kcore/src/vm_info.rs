@@ -1,0 +1,229 @@
+//! Per-VM records KCore keeps in its own memory (the seed's `VMInfo` and `CoreData`) and
+//! the operations on them (`ConcurrentSpec`): VM and vCPU registration, boot images, device
+//! mappings, vCPU activation, power-off. Arm-profile semantics.
+
+use crate::consts::*;
+use crate::hw::Hw;
+use crate::mem_ops::Core;
+
+pub const VCPU_PER_VM: usize = 8;
+pub const MAX_LOAD_INFO_NUM: usize = 5;
+pub const ACTIVE: u32 = 5;
+pub const REMAP_START: u64 = 0x200_0000;
+pub const REMAP_END: u64 = 0x400_0000;
+/// Where the host-shared `struct kvm` / `struct kvm_vcpu` records are (the seed's
+/// `shared_kvm` / `shared_vcpu`; same fixed layout as the model's `am.rs`).
+pub const SHARED_DATA_START: u64 = 0x4000_0000;
+
+pub const fn shared_kvm(vmid: u32) -> u64 {
+    SHARED_DATA_START + vmid as u64 * 0x1000
+}
+
+pub const fn shared_vcpu(vmid: u32, vcpu: u32) -> u64 {
+    SHARED_DATA_START + 0x1000 * (COREVISOR as u64 + 2) + (vmid as u64 * 8 + vcpu as u64) * 0x1000
+}
+
+/// One VM's record (`VS` and `VB` of the seed's `VMInfo`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmInfo {
+    pub state: u32,
+    pub kvm: u64,
+    pub vcpu_state: [u32; VCPU_PER_VM],
+    pub vcpu: [u64; VCPU_PER_VM],
+    pub next_load_info: u32,
+    pub load_addr: [u64; MAX_LOAD_INFO_NUM],
+    pub load_size: [u64; MAX_LOAD_INFO_NUM],
+    pub remap_addr: [u64; MAX_LOAD_INFO_NUM],
+    pub mapped_pages: [u64; MAX_LOAD_INFO_NUM],
+    pub inc_exe: u32,
+}
+
+impl VmInfo {
+    pub const EMPTY: VmInfo = VmInfo {
+        state: UNUSED,
+        kvm: 0,
+        vcpu_state: [UNUSED; VCPU_PER_VM],
+        vcpu: [0; VCPU_PER_VM],
+        next_load_info: 0,
+        load_addr: [0; MAX_LOAD_INFO_NUM],
+        load_size: [0; MAX_LOAD_INFO_NUM],
+        remap_addr: [0; MAX_LOAD_INFO_NUM],
+        mapped_pages: [0; MAX_LOAD_INFO_NUM],
+        inc_exe: 0,
+    };
+}
+
+/// The seed's `CoreData`: the vmid and remap-window allocators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreData {
+    pub next_vmid: u32,
+    pub next_remap_ptr: u64,
+}
+
+impl CoreData {
+    pub const BOOT: CoreData = CoreData {
+        next_vmid: 1,
+        next_remap_ptr: REMAP_START,
+    };
+}
+
+fn pages(size: u64) -> Option<u64> {
+    size.checked_add(4095).map(|s| s / PAGE_SIZE)
+}
+
+impl<H: Hw> Core<H> {
+    fn vm(&mut self, v: u32) -> &mut VmInfo {
+        &mut self.vms[v as usize]
+    }
+
+    /// `local_gen_vmid`: the next vmid; KCore halts when all are used.
+    pub fn local_gen_vmid(&mut self) -> Option<u32> {
+        if self.halted {
+            return None;
+        }
+        let v = self.core_data.next_vmid;
+        if v >= COREVISOR {
+            self.halt(&[]);
+            return None;
+        }
+        self.core_data.next_vmid = v + 1;
+        Some(v)
+    }
+
+    /// `local_register_kvm`: an UNUSED VM becomes READY.
+    pub fn local_register_kvm(&mut self, v: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        if self.vms[v as usize].state != UNUSED {
+            return self.halt(&[]);
+        }
+        let vm = self.vm(v);
+        vm.kvm = shared_kvm(v);
+        vm.state = READY;
+        false
+    }
+
+    /// `local_register_vcpu`: an UNUSED vCPU of a READY VM becomes READY.
+    pub fn local_register_vcpu(&mut self, v: u32, c: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        let vm = self.vms[v as usize];
+        if !(vm.state == READY && vm.vcpu_state[c as usize] == UNUSED) {
+            return self.halt(&[]);
+        }
+        let vm = self.vm(v);
+        vm.vcpu[c as usize] = shared_vcpu(v, c);
+        vm.vcpu_state[c as usize] = READY;
+        false
+    }
+
+    /// `local_set_vcpu_active`: a READY vCPU of a VERIFIED VM starts running.
+    pub fn local_set_vcpu_active(&mut self, v: u32, c: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        let vm = self.vms[v as usize];
+        if !(vm.state == VERIFIED && vm.vcpu_state[c as usize] == READY) {
+            return self.halt(&[]);
+        }
+        self.vm(v).vcpu_state[c as usize] = ACTIVE;
+        false
+    }
+
+    /// `local_set_vcpu_inactive`: a running vCPU stops.
+    pub fn local_set_vcpu_inactive(&mut self, v: u32, c: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        if self.vms[v as usize].vcpu_state[c as usize] != ACTIVE {
+            return self.halt(&[]);
+        }
+        self.vm(v).vcpu_state[c as usize] = READY;
+        false
+    }
+
+    /// `local_set_vm_poweroff`.
+    pub fn local_set_vm_poweroff(&mut self, v: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        self.vm(v).state = POWEROFF;
+        false
+    }
+
+    /// `local_set_boot_info`: record an image segment and reserve its remap range.
+    pub fn local_set_boot_info(&mut self, v: u32, load_addr: u64, size: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        let vm = self.vms[v as usize];
+        if vm.state != READY {
+            return self.halt(&[]);
+        }
+        let i = vm.next_load_info as usize;
+        if i >= MAX_LOAD_INFO_NUM {
+            return false;
+        }
+        let remap = self.core_data.next_remap_ptr;
+        let end = pages(size)
+            .and_then(|n| n.checked_mul(PAGE_SIZE))
+            .and_then(|b| b.checked_add(remap));
+        let end = match end {
+            Some(e) if e < REMAP_END => e,
+            _ => return self.halt(&[]),
+        };
+        self.core_data.next_remap_ptr = end;
+        let vm = self.vm(v);
+        vm.next_load_info += 1;
+        vm.load_addr[i] = load_addr;
+        vm.load_size[i] = size;
+        vm.remap_addr[i] = remap;
+        vm.mapped_pages[i] = 0;
+        false
+    }
+
+    /// `local_remap_vm_image`: map the next page of segment `idx` into KCore's remap window.
+    pub fn local_remap_vm_image(&mut self, v: u32, pfn: u64, idx: u32) -> bool {
+        if self.halted {
+            return true;
+        }
+        let vm = self.vms[v as usize];
+        if vm.state != READY {
+            return self.halt(&[INFO_ID + v]);
+        }
+        if idx >= vm.next_load_info {
+            return false;
+        }
+        let i = idx as usize;
+        let mapped = vm.mapped_pages[i];
+        if mapped >= pages(vm.load_size[i]).unwrap_or(0) {
+            return false;
+        }
+        let target = vm.remap_addr[i] + mapped * PAGE_SIZE;
+        // `pfn` < 2^28: REMAP_VM_IMAGE's argument check (`is_pfn`, arm profile).
+        if !self.mmap_principal(COREVISOR, target, 3, pfn.wrapping_mul(PAGE_SIZE) | PAGE_HYP) {
+            return self.halt(&[INFO_ID + v, NPT_ID + COREVISOR]);
+        }
+        self.vm(v).mapped_pages[i] = mapped + 1;
+        false
+    }
+
+    /// `local_map_io`: map a device page (never RAM) into a READY VM.
+    pub fn local_map_io(&mut self, v: u32, gpa: u64, pa: u64) -> bool {
+        if self.halted {
+            return true;
+        }
+        if self.vms[v as usize].state != READY {
+            return self.halt(&[INFO_ID + v]);
+        }
+        if self.page(pa / PAGE_SIZE).owner != INVALID {
+            return false;
+        }
+        if !self.mmap_principal(v, gpa, 3, phys_page(pa) | PAGE_S2_DEVICE | S2_RDWR) {
+            return self.halt(&[INFO_ID + v, S2PAGE_ID, NPT_ID + v]);
+        }
+        false
+    }
+}
