@@ -300,10 +300,11 @@ mod tests {
         let kc = Machine::default().kcore_base() / PAGE_SIZE;
         let host_map = |sh: &mut Shared, gfn: Z, pfn: Z| {
             let mut n = sh.npts.get(0).clone();
-            n.pt.set_mut(gfn, (pfn, 3, pfn * 4096 | PAGE_S2_KERNEL));
+            n.pt.set_mut(gfn, (pfn, 3, (pfn * 4096) | PAGE_S2_KERNEL));
             sh.npts.set_mut(0, n);
         };
-        let cases: Vec<(&str, Box<dyn Fn(&Machine, &mut Shared, &mut Vec<CpuView>)>)> = vec![
+        type Corruption = Box<dyn Fn(&Machine, &mut Shared, &mut Vec<CpuView>)>;
+        let cases: Vec<(&str, Corruption)> = vec![
             (
                 "page_0_invalid",
                 Box::new(|_, sh, _| sh.s2page.set_mut(0, mkS2Page(5, 0, 0))),
@@ -316,7 +317,7 @@ mod tests {
                 "host_npt_cons",
                 Box::new(move |_, sh, _| {
                     let mut n = sh.npts.get(0).clone();
-                    n.pt.set_mut(ram, (ram, 3, (ram + 1) * 4096 | PAGE_S2_KERNEL));
+                    n.pt.set_mut(ram, (ram, 3, ((ram + 1) * 4096) | PAGE_S2_KERNEL));
                     sh.npts.set_mut(0, n);
                 }),
             ),
@@ -335,7 +336,7 @@ mod tests {
                 "vm_iso",
                 Box::new(move |_, sh, _| {
                     let mut n = sh.npts.get(1).clone();
-                    n.pt.set_mut(7, (ram, 3, ram * 4096 | PAGE_S2_KERNEL));
+                    n.pt.set_mut(7, (ram, 3, (ram * 4096) | PAGE_S2_KERNEL));
                     sh.npts.set_mut(1, n);
                 }),
             ),
@@ -376,7 +377,10 @@ mod tests {
                 "core_map",
                 Box::new(move |_, sh, _| {
                     let mut n = sh.npts.get(COREVISOR).clone();
-                    n.pt.set_mut(REMAP_START / PAGE_SIZE + 5, (ram, 3, ram * 4096 | PAGE_HYP));
+                    n.pt.set_mut(
+                        REMAP_START / PAGE_SIZE + 5,
+                        (ram, 3, (ram * 4096) | PAGE_HYP),
+                    );
                     sh.npts.set_mut(COREVISOR, n);
                 }),
             ),
@@ -403,7 +407,10 @@ mod tests {
                     sh.vminfos.set_mut(1, info);
                     sh.core_data.next_remap_ptr = REMAP_START + 8192;
                     let mut n = sh.npts.get(COREVISOR).clone();
-                    n.pt.set_mut(REMAP_START / PAGE_SIZE + 1, (ram, 3, ram * 4096 | PAGE_HYP));
+                    n.pt.set_mut(
+                        REMAP_START / PAGE_SIZE + 1,
+                        (ram, 3, (ram * 4096) | PAGE_HYP),
+                    );
                     sh.npts.set_mut(COREVISOR, n);
                 }),
             ),
@@ -432,7 +439,7 @@ mod tests {
                 "kcore_unmapped",
                 Box::new(move |_, sh, _| {
                     let mut n = sh.npts.get(2).clone();
-                    n.pt.set_mut(1, (kc, 3, kc * 4096 | PAGE_S2_KERNEL));
+                    n.pt.set_mut(1, (kc, 3, (kc * 4096) | PAGE_S2_KERNEL));
                     sh.npts.set_mut(2, n);
                     let mut info = sh.vminfos.get(2).clone();
                     info.VS.vm_state = POWEROFF;

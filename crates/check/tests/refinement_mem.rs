@@ -118,7 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u32..2, 0u32..3).prop_map(|(cb, v)| Op::SmmuAlloc(cb, v, 0)),
         1 => (0u32..2).prop_map(|cb| Op::SmmuFree(cb, 0)),
         2 => (0u32..2, spfn(), sgfn()).prop_map(|(cb, p, g)| Op::SmmuAssign(cb, 0, p, g)),
-        3 => (0u32..2, sgfn(), spfn()).prop_map(|(cb, g, p)| Op::SmmuMap(cb, 0, g * 4096, p * 4096 | 0x7C3)),
+        3 => (0u32..2, sgfn(), spfn()).prop_map(|(cb, g, p)| Op::SmmuMap(cb, 0, g * 4096, (p * 4096) | 0x7C3)),
         1 => (sgfn(), 0u32..2).prop_map(|(g, cb)| Op::SmmuClear(g * 4096, cb, 0)),
     ]
 }
@@ -420,7 +420,7 @@ fn smmu_op() -> impl Strategy<Value = Op> {
         1 => (1u32..3, prop_oneof![Just(2u32), Just(4u32)]).prop_map(|(v, s)| Op::SetVmState(v, s)),
         1 => (0u32..2).prop_map(|cb| Op::SmmuFree(cb, 0)),
         3 => (0u32..2, Just(RAM / 4096 + 0x200), sgfn()).prop_map(|(cb, p, g)| Op::SmmuAssign(cb, 0, p, g)),
-        3 => (0u32..2, Just(0x10u64), Just(RAM / 4096 + 0x200)).prop_map(|(cb, g, p)| Op::SmmuMap(cb, 0, g * 4096, p * 4096 | 0x7C3)),
+        3 => (0u32..2, Just(0x10u64), Just(RAM / 4096 + 0x200)).prop_map(|(cb, g, p)| Op::SmmuMap(cb, 0, g * 4096, (p * 4096) | 0x7C3)),
         2 => (sgfn(), 0u32..2).prop_map(|(g, cb)| Op::SmmuClear(g * 4096, cb, 0)),
         1 => Just(Op::MapHost((RAM / 4096 + 0x200) * 4096)),
     ]
@@ -528,7 +528,7 @@ fn a_known_smmu_sequence_refines() {
     let ops = [
         Op::SmmuAlloc(1, 2, 0),
         Op::SmmuAssign(1, 0, pfn, 0x10),
-        Op::SmmuMap(1, 0, 0x10 * 4096, pfn * 4096 | 0x7C3),
+        Op::SmmuMap(1, 0, 0x10 * 4096, (pfn * 4096) | 0x7C3),
         Op::SmmuClear(0x10 * 4096, 1, 0),
         Op::SetVmState(2, 4),
         Op::SmmuFree(1, 0),

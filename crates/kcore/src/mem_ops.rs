@@ -165,7 +165,7 @@ impl<H: Hw> Core<H> {
         } else {
             PAGE_S2_KERNEL
         };
-        if !self.mmap_principal(HOSTVISOR, addr, 3, pfn * PAGE_SIZE | attrs) {
+        if !self.mmap_principal(HOSTVISOR, addr, 3, (pfn * PAGE_SIZE) | attrs) {
             return self.halt(&[S2PAGE_ID, NPT_ID]);
         }
         false

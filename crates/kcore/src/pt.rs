@@ -89,6 +89,7 @@ pub fn set_desc(
 
 /// `local_mmap_h`: insert a leaf for `addr` in principal `v`'s table. Returns `false` (and
 /// changes nothing) when a table cannot be allocated or a page would split a block.
+#[allow(clippy::too_many_arguments)]
 pub fn mmap(
     hw: &mut impl Hw,
     l: &PtLayout,

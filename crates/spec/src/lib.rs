@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 // Names mirror the Coq text (`OMAP_HOST`, `CalStateH`, `ESR_ELx_EC_WFx`, ...).
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
+// Functions take the seed's arguments, however many.
+#![allow(clippy::too_many_arguments)]
 
 /// The seed's mathematical integers.
 pub type Z = i128;

@@ -164,7 +164,7 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
         let r = local_free_smmu_pgd(p, a1, a2, &s.shared);
         Some(apply(s, AtomicEvent::OSMMU_FREE(a1, a2), r))
     } else if arg == c.HVC_SMMU_ALLOC_PGD {
-        if !(is_smmu_cfg(a1) && HOSTVISOR <= a2 && a2 < COREVISOR && is_smmu(a3)) {
+        if !(is_smmu_cfg(a1) && (HOSTVISOR..COREVISOR).contains(&a2) && is_smmu(a3)) {
             cov!("host_hvc_handler_spec.smmu_alloc_pgd.bad_args");
             return bad();
         }
@@ -177,8 +177,7 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
     } else if arg == c.HVC_SMMU_LPAE_MAP {
         let ok = is_paddr(a1)
             && is_paddr(a2)
-            && 0 <= a3
-            && a3 < 9223372036854775807
+            && (0..9223372036854775807).contains(&a3)
             && phys_page(a3) == 0
             && is_smmu_cfg(a4)
             && is_smmu(a5);
@@ -411,7 +410,7 @@ fn return_to_host(adt: RData, ctxtid: Z) -> RData {
 /// Host mode entry: check `(ihost, icore) = (true, false)`, the halt short-cut, and save
 /// the host's x0..x30 into its shadow context (`adt'` of the seed).
 fn enter_from_host(adt: &RData) -> Option<Result<(RData, Z), RData>> {
-    if !(adt.ihost && !adt.icore) {
+    if (adt.ihost, adt.icore) != (true, false) {
         return None;
     }
     if adt.halt {
@@ -694,7 +693,7 @@ pub fn vcpu_run_process(p: &Profile, adt: &RData) -> Option<RData> {
         },
     );
     let data_log = adt0.data_log.set(vmid, logn1);
-    if PAGE_SIZE <= addr && addr < KVM_ADDR_SPACE {
+    if (PAGE_SIZE..KVM_ADDR_SPACE).contains(&addr) {
         cov!("vcpu_run_process.resume_map");
         let pte = adt0.core_doracle.call(vmid, clogn + 1);
         let level = adt0.core_doracle.call(vmid, clogn + 2);
@@ -741,7 +740,7 @@ pub fn vcpu_run_switch_to_vm(p: &Profile, adt: &RData) -> Option<RData> {
 
 /// The host asks to run a vCPU (spec-digest §5.3).
 pub fn host_vcpu_run_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
-    if !(adt.ihost && !adt.icore) {
+    if (adt.ihost, adt.icore) != (true, false) {
         return None;
     }
     if adt.halt {

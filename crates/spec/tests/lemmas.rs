@@ -68,7 +68,7 @@ proptest! {
     fn in_range_n_decides(gfn in -1000i128..1000, gfn0 in -1000i128..1000, n in -5i128..600) {
         let inside = gfn <= gfn0 && gfn0 < gfn + n;
         prop_assert_eq!(in_range_n(gfn, gfn0, n), inside);
-        prop_assert!(in_range_n(gfn, gfn0, n) != !inside);
+        prop_assert!(in_range_n(gfn, gfn0, n) == inside);
     }
 
     /// `local_mmap_level2`: a successful block insert sets the 512 leaves of the block to

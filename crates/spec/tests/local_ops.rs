@@ -34,7 +34,7 @@ fn exhaust(s: &mut Shared, v: Z) {
 /// The host's table maps `pfn` inside a 2 MiB block, so replacing its 4 KiB entry halts.
 fn host_block_at(s: &mut Shared, pfn: Z) {
     let mut n = s.npts.get(HOSTVISOR).clone();
-    n.pt.set_mut(pfn, (pfn, 2, pfn * 4096 | PAGE_S2_KERNEL));
+    n.pt.set_mut(pfn, (pfn, 2, (pfn * 4096) | PAGE_S2_KERNEL));
     s.npts.set_mut(HOSTVISOR, n);
 }
 
@@ -246,12 +246,12 @@ fn smmu_map_page_cases() {
     let mut s = base();
     s.smmu_vmid.set_mut(smmu_id(0, 0), HOSTVISOR);
     let iova = (PFN + SMMU_HOST_OFFSET) * 4096;
-    let (out, halt) = local_smmu_map_page(P, 0, 0, iova, PFN * 4096 | 0x700, &s);
+    let (out, halt) = local_smmu_map_page(P, 0, 0, iova, (PFN * 4096) | 0x700, &s);
     assert!(!halt);
     assert_eq!(out.s2page.get(PFN).s2_count, 1);
     assert_eq!(
         *out.spts.spt_pt.get(SMMU_TTBR(0, 0)).get(iova / 4096),
-        (PFN, PFN * 4096 | 0x700)
+        (PFN, (PFN * 4096) | 0x700)
     );
     // With the SMMU pool exhausted the same mapping halts.
     let mut full = s.clone();
