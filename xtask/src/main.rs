@@ -1,8 +1,8 @@
 //! `cargo xtask`: the project's task runner.
 //!
 //! * `cargo xtask test`     — every test of the project (what `.ci/run` runs): formatting,
-//!   the whole workspace's tests, the spec's branch-coverage check, and the EL2 build when
-//!   its workspace exists.
+//!   lints (clippy, warnings are errors), the whole workspace's tests, the spec's
+//!   branch-coverage check, and the EL2 build when its workspace exists.
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
 
@@ -55,6 +55,18 @@ fn test() -> Result<(), String> {
     run(
         "cargo fmt --check",
         cargo().args(["fmt", "--all", "--", "--check"]),
+    )?;
+    run(
+        "cargo clippy (workspace, warnings are errors)",
+        cargo().args([
+            "clippy",
+            "-q",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
     )?;
     run(
         "cargo test (workspace)",
