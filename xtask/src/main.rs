@@ -73,6 +73,18 @@ fn test() -> Result<(), String> {
         cargo().args(["test", "--workspace", "--all-targets"]),
     )?;
     run(
+        "cargo test (kcore locks under the shuttle model checker)",
+        cargo().args([
+            "test",
+            "-p",
+            "corevisor-kcore",
+            "--features",
+            "shuttle",
+            "--test",
+            "lock_model",
+        ]),
+    )?;
+    run(
         "cargo test (doc tests)",
         cargo().args(["test", "--workspace", "--doc"]),
     )?;

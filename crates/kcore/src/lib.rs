@@ -6,11 +6,12 @@
 //!
 //! `unsafe` is forbidden here; the EL2 implementation of [`hw::Hw`] (raw physical memory and
 //! TLB instructions) will live in the EL2 image crate, behind that trait's safety contract.
-#![no_std]
+#![cfg_attr(not(feature = "shuttle"), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod consts;
 pub mod hw;
+pub mod lock;
 pub mod mem_ops;
 pub mod meta;
 pub mod pt;
