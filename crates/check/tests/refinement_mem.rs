@@ -306,8 +306,8 @@ impl Pair {
     }
 }
 
-/// Every leaf `abs` reports translates in the walker to that page with the descriptor's
-/// permissions; an absent or invalid leaf does not translate.
+/// Every leaf `abs` reports translates in the MMU or SMMU walker to that page with the
+/// descriptor's permissions; an absent or invalid leaf does not translate.
 fn walker_agrees(pair: &Pair) -> Result<(), String> {
     for v in 0..=2u32 {
         let npt = abs_npt(&pair.core, v);
@@ -339,6 +339,28 @@ fn walker_agrees(pair: &Pair) -> Result<(), String> {
                     return Err(format!(
                         "principal {v} gfn {gfn:#x}: walker {other:?}, abs ({pfn:#x}, {pte:#x})"
                     ))
+                }
+            }
+        }
+    }
+    // Every SMMU leaf translates in the SMMU walker to its page; nothing else does.
+    let spt = corevisor_check::abs::abs_spt(&pair.core);
+    for index in 0..2u32 {
+        for cb in 0..8u32 {
+            let ttbr = corevisor_kcore::smmu::smmu_ttbr(index, cb) as Z;
+            let root = pair.core.smmu_pool.root(index, cb);
+            let leaves = spt.spt_pt.get(ttbr);
+            let mut probes: Vec<Z> = leaves.entries().map(|(g, _)| g).collect();
+            probes.extend([0x10, 0x11, 0x12]);
+            for gfn in probes {
+                let (pfn, pte) = *leaves.get(gfn);
+                let got = pair.core.hw.walk_smmu(root, (gfn as u64) * 4096);
+                let ok = match got {
+                    None => pfn == 0 || pte & 3 != 3,
+                    Some(t) => pte & 3 == 3 && t.pa == (pfn as u64) * 4096,
+                };
+                if !ok {
+                    return Err(format!("SMMU {index} bank {cb} iova page {gfn:#x}: walker {got:?}, abs ({pfn:#x}, {pte:#x})"));
                 }
             }
         }
