@@ -115,6 +115,11 @@ impl<H: Hw> Core<H> {
         self.hw.write64(at, m.0);
     }
 
+    /// `page {s2_count: count}` for a page whose metadata `p` was just read.
+    fn set_count(&mut self, pfn: u64, p: S2Page, count: u32) {
+        self.set_page(pfn, S2Page { count, ..p });
+    }
+
     pub(crate) fn halt(&mut self, locks: &[u32]) -> bool {
         for &l in locks {
             self.poisoned |= 1 << l;
@@ -264,13 +269,7 @@ impl<H: Hw> Core<H> {
         }
         let p = self.page(pfn);
         if p.owner == vmid && p.count < MAX_SHARE_COUNT {
-            self.set_page(
-                pfn,
-                S2Page {
-                    count: p.count + 1,
-                    ..p
-                },
-            );
+            self.set_count(pfn, p, p.count + 1);
         }
         false
     }
@@ -290,13 +289,7 @@ impl<H: Hw> Core<H> {
         if !(p.owner == vmid && p.count > 0 && p.count != INVALID) {
             return false;
         }
-        self.set_page(
-            pfn,
-            S2Page {
-                count: p.count - 1,
-                ..p
-            },
-        );
+        self.set_count(pfn, p, p.count - 1);
         if p.count != 1 {
             return false;
         }
@@ -408,13 +401,7 @@ impl<H: Hw> Core<H> {
             return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
         }
         if p.owner == HOSTVISOR && p.count < EL2_SMMU_CFG_SIZE {
-            self.set_page(
-                pfn,
-                S2Page {
-                    count: p.count + 1,
-                    ..p
-                },
-            );
+            self.set_count(pfn, p, p.count + 1);
         }
         false
     }
@@ -441,13 +428,7 @@ impl<H: Hw> Core<H> {
         let pfn = phys_page(pte) / PAGE_SIZE;
         let p = self.page(pfn);
         if p.owner == HOSTVISOR && p.count > 0 {
-            self.set_page(
-                pfn,
-                S2Page {
-                    count: p.count - 1,
-                    ..p
-                },
-            );
+            self.set_count(pfn, p, p.count - 1);
         }
         false
     }

@@ -46,6 +46,24 @@ fn set_x0(adt: &mut RData, ctxtid: Z, v: Z) {
     adt.shadow_ctxts.set_mut(ctxtid, ctxt);
 }
 
+/// One atomic step that reads the host's untrusted stream (the crypto-buffer hypercalls):
+/// `Q`, `rely` on `locks`, run `op` with `doracle HOSTVISOR` from `data_log[HOSTVISOR]`,
+/// log its event, store the shared state, halt flag and the advanced counter.
+fn host_stream_step(
+    p: &Profile,
+    adt1: &RData,
+    locks: &[Z],
+    op: impl FnOnce(Dorc, Z, &Shared) -> (Shared, bool, Z, AtomicEvent),
+) -> Option<RData> {
+    let s = query_oracle(p, adt1);
+    need(&s, locks)?;
+    let logn = *s.data_log.get(HOSTVISOR);
+    let (sdt, halt, logn2, ev) = op(&|k| s.doracle.call(HOSTVISOR, k), logn, &s.shared);
+    let mut out = apply(s, ev, (sdt, halt));
+    out.data_log.set_mut(HOSTVISOR, logn2);
+    Some(out)
+}
+
 /// The hypercall cases of `host_hvc_handler_spec`, on `adt'` (shadow saved, `icore` set).
 fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
     let c = &p.c;
@@ -292,49 +310,35 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             return bad();
         }
         cov!("host_hvc_handler_spec.encrypt_buf.ok");
-        let mut s = query_oracle(p, adt1);
-        need(&s, &[S2PAGE_ID])?;
-        let logn = *s.data_log.get(HOSTVISOR);
-        let (sdt, halt, logn2) = local_save_encrypt_buf(
-            p,
-            a1,
-            a2,
-            a3,
-            &|k| s.doracle.call(HOSTVISOR, k),
-            logn,
-            &s.shared,
-        );
-        s = apply(
-            s,
-            AtomicEvent::OSAVE_ENC_BUF(a1, a2, a3, HOSTVISOR, logn),
-            (sdt, halt),
-        );
-        s.data_log.set_mut(HOSTVISOR, logn2);
-        Some(s)
+        host_stream_step(p, adt1, &[S2PAGE_ID], |dorc, logn, sdt| {
+            let (sdt, halt, l) = local_save_encrypt_buf(p, a1, a2, a3, dorc, logn, sdt);
+            (
+                sdt,
+                halt,
+                l,
+                AtomicEvent::OSAVE_ENC_BUF(a1, a2, a3, HOSTVISOR, logn),
+            )
+        })
     } else if arg == c.HVC_DECRYPT_BUF {
         if !(is_vm(a1) && is_paddr(a2)) {
             cov!("host_hvc_handler_spec.decrypt_buf.bad_args");
             return bad();
         }
         cov!("host_hvc_handler_spec.decrypt_buf.ok");
-        let mut s = query_oracle(p, adt1);
-        need(&s, &[S2PAGE_ID, INFO_ID + a1, NPT_ID])?;
-        let logn = *s.data_log.get(HOSTVISOR);
-        let (sdt, halt, logn2) = local_load_decrypt_buf(
+        host_stream_step(
             p,
-            a1,
-            a2,
-            &|k| s.doracle.call(HOSTVISOR, k),
-            logn,
-            &s.shared,
-        );
-        s = apply(
-            s,
-            AtomicEvent::OLOAD_ENC_BUF(a1, a2, HOSTVISOR, logn),
-            (sdt, halt),
-        );
-        s.data_log.set_mut(HOSTVISOR, logn2);
-        Some(s)
+            adt1,
+            &[S2PAGE_ID, INFO_ID + a1, NPT_ID],
+            |dorc, logn, sdt| {
+                let (sdt, halt, l) = local_load_decrypt_buf(p, a1, a2, dorc, logn, sdt);
+                (
+                    sdt,
+                    halt,
+                    l,
+                    AtomicEvent::OLOAD_ENC_BUF(a1, a2, HOSTVISOR, logn),
+                )
+            },
+        )
     } else if arg == c.HVC_SAVE_CRYPT_VCPU {
         if !(is_vm(a1) && is_vcpu(a2)) {
             cov!("host_hvc_handler_spec.save_crypt_vcpu.bad_args");
