@@ -72,6 +72,9 @@ enum Op {
     SetBootInfo(u32, u64, u64),
     RemapImage(u32, u64, u32),
     MapIo(u32, u64, u64),
+    /// Harness: the VM's info lock is held (the seed's `hlock[INFO_ID + v] = false`).
+    HoldInfoLock(u32),
+    VerifyVm(u32),
     SmmuAlloc(u32, u32, u32),
     SmmuFree(u32, u32),
     SmmuAssign(u32, u32, u64, u64),
@@ -291,6 +294,13 @@ impl Pair {
                 c.local_remap_vm_image(v, pfn, i),
                 local_remap_vm_image(P, z(v as u64), z(pfn), z(i as u64), m),
             ),
+            Op::HoldInfoLock(v) => {
+                c.poisoned |= 1 << (kc::INFO_ID + v);
+                let mut s = m.clone();
+                s.hlock.set_mut(INFO_ID + z(v as u64), false);
+                (false, (s, false))
+            }
+            Op::VerifyVm(v) => (c.local_verify_vm(v), local_verify_vm(P, z(v as u64), m)),
             Op::MapIo(v, gpa, pa) => (
                 c.local_map_io(v, gpa, pa),
                 local_map_io(P, z(v as u64), z(gpa), z(pa), m),
@@ -432,6 +442,8 @@ fn vm_op() -> impl Strategy<Value = Op> {
         3 => (1u32..3, prop_oneof![Just(0x800_0000u64), Just(0x800_1000u64)], prop_oneof![Just(0u64), Just(4096u64), Just(9000u64), Just(0x1F0_0000u64)]).prop_map(|(v, a, s)| Op::SetBootInfo(v, a, s)),
         4 => (1u32..3, pfn(), 0u32..3).prop_map(|(v, p, i)| Op::RemapImage(v, p, i)),
         2 => (1u32..3, prop_oneof![Just(0x900_0000u64), Just(0x1000_0000u64)], prop_oneof![Just(0x900_0000u64), Just(RAM)]).prop_map(|(v, g, a)| Op::MapIo(v, g, a)),
+        1 => (1u32..3).prop_map(Op::HoldInfoLock),
+        2 => (1u32..3).prop_map(Op::VerifyVm),
     ]
 }
 
