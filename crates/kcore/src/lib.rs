@@ -12,6 +12,7 @@
 pub mod consts;
 pub mod hw;
 pub mod lock;
+pub mod loops;
 pub mod mem_ops;
 pub mod meta;
 pub mod pt;

@@ -1,0 +1,133 @@
+//! The seed's loops over the ownership operations (`AuxSpec`), Arm-profile semantics: mapping
+//! a host-proposed page or 2 MiB block into a VM, scrubbing a powered-off VM's range, device
+//! mappings, sharing/unsharing guest ranges, and loading verified images.
+
+use crate::consts::*;
+use crate::hw::{Hw, Untrusted};
+use crate::mem_ops::Core;
+use crate::pt;
+
+const PMD_SIZE: u64 = 0x20_0000;
+
+impl<H: Hw> Core<H> {
+    /// `prot_and_map_vm_s2pt_spec_h`: give the VM the page (or the 512 pages of a 2 MiB
+    /// block) behind `pte` at `addr`, then map it. An unaligned block is refused.
+    pub fn prot_and_map_vm_s2pt(
+        &mut self,
+        vmid: u32,
+        addr: u64,
+        pte: u64,
+        level: u32,
+        input: &mut impl Untrusted,
+    ) -> bool {
+        if self.halted {
+            return true;
+        }
+        let pfn = phys_page(pte) / PAGE_SIZE;
+        let gfn = addr / PAGE_SIZE;
+        if level == 2 {
+            if !pfn.is_multiple_of(512) {
+                return self.halt(&[]);
+            }
+            let base = gfn / 512 * 512;
+            for i in 0..512 {
+                if self.local_assign_pfn_to_vm(vmid, base + i, pfn + i, input) {
+                    return true;
+                }
+            }
+            return self.local_map_pfn_vm(vmid, addr, pte, 2);
+        }
+        if self.local_assign_pfn_to_vm(vmid, gfn, pfn, input) {
+            return true;
+        }
+        self.local_map_pfn_vm(vmid, addr, pte, 3)
+    }
+
+    /// `clear_vm_loop_h`: scrub and return `n` pages from `pfn` (those the VM owns).
+    pub fn clear_vm_range(&mut self, vmid: u32, pfn: u64, n: u64) -> bool {
+        for p in pfn..pfn.saturating_add(n) {
+            if self.local_clear_vm_page(vmid, p) {
+                return true;
+            }
+        }
+        self.halted
+    }
+
+    /// `kvm_phys_addr_ioremap_loop_h`: map `n` device pages.
+    pub fn ioremap_range(&mut self, vmid: u32, gpa: u64, pa: u64, n: u64) -> bool {
+        for i in 0..n {
+            if self.local_map_io(vmid, gpa + i * PAGE_SIZE, pa + i * PAGE_SIZE) {
+                return true;
+            }
+        }
+        self.halted
+    }
+
+    /// The page the VM's table maps at `gfn` (inside a block: the block's page for `gfn`).
+    fn vm_page(&self, vmid: u32, gfn: u64) -> u64 {
+        match pt::lookup(&self.hw, &self.layout.pt, vmid, gfn * PAGE_SIZE) {
+            Some((d, 2)) if pt::is_valid(d) => phys_page(d) / PAGE_SIZE + (gfn & 511),
+            Some((d, 3)) => phys_page(d) / PAGE_SIZE,
+            _ => 0,
+        }
+    }
+
+    /// `grant_stage2_loop` / `revoke_stage2_loop`: share or unshare the pages behind the
+    /// guest range `[addr, addr + n pages)`.
+    pub fn share_range(
+        &mut self,
+        vmid: u32,
+        addr: u64,
+        n: u64,
+        revoke: bool,
+        input: &mut impl Untrusted,
+    ) -> bool {
+        for i in 0..n {
+            let gfn = addr / PAGE_SIZE + i;
+            let pfn = self.vm_page(vmid, gfn);
+            if pfn == 0 {
+                continue;
+            }
+            let halt = if revoke {
+                self.local_revoke_vm_page(vmid, pfn, input)
+            } else {
+                self.local_grant_vm_page(vmid, pfn)
+            };
+            if halt {
+                return true;
+            }
+        }
+        self.halted
+    }
+
+    /// `verify_and_load_loop_h`: move every image segment into the VM in 2 MiB blocks, read
+    /// back from KCore's remap window.
+    pub fn verify_and_load(&mut self, vmid: u32, input: &mut impl Untrusted) -> bool {
+        let vm = self.vms[vmid as usize];
+        for idx in 0..vm.next_load_info as usize {
+            let (la, ra, mp) = (vm.load_addr[idx], vm.remap_addr[idx], vm.mapped_pages[idx]);
+            let mut start = la / PMD_SIZE * PMD_SIZE;
+            let mut target = la;
+            let mut remap = ra;
+            let num = (la + mp * PAGE_SIZE - start).div_ceil(PMD_SIZE);
+            for _ in 0..num {
+                if self.halted {
+                    return true;
+                }
+                let pte =
+                    pt::lookup(&self.hw, &self.layout.pt, COREVISOR, remap).map_or(0, |(d, _)| d);
+                if pte == 0 {
+                    return self.halt(&[]);
+                }
+                let block = phys_page(pte) / PMD_SIZE * PMD_SIZE;
+                if self.prot_and_map_vm_s2pt(vmid, start, block, 2, input) {
+                    return true;
+                }
+                remap += start + PMD_SIZE - target;
+                start += PMD_SIZE;
+                target = start;
+            }
+        }
+        self.halted
+    }
+}
