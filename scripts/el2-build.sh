@@ -17,7 +17,11 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo_cmd apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 cd el2
-echo "el2-build: $(/usr/bin/rustc --version) for aarch64-unknown-none-softfloat"
-# rust-toolchain.toml selects /usr (Debian's rustc) in this folder only.
-env -u CARGO -u RUSTC -u RUSTDOC -u RUSTUP_TOOLCHAIN -u CARGO_TARGET_DIR cargo build --release
-ls -l target/aarch64-unknown-none-softfloat/release/libcorevisor_el2.rlib
+# rust-toolchain.toml selects /usr (Debian's rustc) in this folder only. The default target
+# (.cargo/config.toml) is the soft-float one EL2 code should use; the hard-float target is
+# built too, so the core is known to compile for both.
+for target in aarch64-unknown-none-softfloat aarch64-unknown-none; do
+    echo "el2-build: $(/usr/bin/rustc --version) for $target"
+    env -u CARGO -u RUSTC -u RUSTDOC -u RUSTUP_TOOLCHAIN -u CARGO_TARGET_DIR cargo build --release --target "$target"
+    ls -l "target/$target/release/libcorevisor_el2.rlib"
+done
