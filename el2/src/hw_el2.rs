@@ -11,10 +11,56 @@
 //!   written after it is never combined with a stale translation (Arm ARM D8.16.1).
 #![allow(unsafe_code)]
 
-use corevisor_kcore::hw::Hw;
+use corevisor_kcore::hw::{Hw, SysReg, TrapFrame};
 
-/// The CPU KCore runs on.
-pub struct El2Hw;
+/// The CPU KCore runs on, with the registers its EL2 vector saved for the current trap.
+pub struct El2Hw {
+    pub frame: TrapFrame,
+}
+
+/// `mrs`/`msr` of one named EL2 register.
+macro_rules! sysreg_rw {
+    ($r:expr, $read:expr, $( $variant:ident => $name:literal ),* $(,)?) => {
+        match ($r, $read) {
+            $(
+                (SysReg::$variant, None) => {
+                    let v: u64;
+                    // SAFETY: reading an EL2 system register has no side effect.
+                    unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v) };
+                    v
+                }
+                (SysReg::$variant, Some(v)) => {
+                    // SAFETY: KCore owns EL2's configuration; callers write values the
+                    // architecture defines for the register (Arm ARM D13).
+                    unsafe { core::arch::asm!(concat!("msr ", $name, ", {}"), "isb", in(reg) v) };
+                    0
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(target_arch = "aarch64")]
+fn sysreg(r: SysReg, write: Option<u64>) -> u64 {
+    sysreg_rw!(r, write,
+        VttbrEl2 => "vttbr_el2",
+        HcrEl2 => "hcr_el2",
+        EsrEl2 => "esr_el2",
+        FarEl2 => "far_el2",
+        HpfarEl2 => "hpfar_el2",
+        ElrEl2 => "elr_el2",
+        SpsrEl2 => "spsr_el2",
+        CptrEl2 => "cptr_el2",
+        MdcrEl2 => "mdcr_el2",
+        CnthctlEl2 => "cnthctl_el2",
+        TpidrEl2 => "tpidr_el2",
+    )
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn sysreg(_r: SysReg, _write: Option<u64>) -> u64 {
+    unreachable!("the EL2 hardware interface exists only on aarch64")
+}
 
 impl Hw for El2Hw {
     fn read64(&self, pa: u64) -> u64 {
@@ -27,6 +73,18 @@ impl Hw for El2Hw {
         debug_assert!(pa % 8 == 0);
         // SAFETY: as `read64`; KCore writes only memory it owns or scrubs.
         unsafe { core::ptr::write_volatile(pa as usize as *mut u64, v) }
+    }
+
+    fn read_sysreg(&self, r: SysReg) -> u64 {
+        sysreg(r, None)
+    }
+
+    fn write_sysreg(&mut self, r: SysReg, v: u64) {
+        sysreg(r, Some(v));
+    }
+
+    fn frame(&mut self) -> &mut TrapFrame {
+        &mut self.frame
     }
 
     #[cfg(target_arch = "aarch64")]

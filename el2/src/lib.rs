@@ -12,7 +12,7 @@ use hw_el2::El2Hw;
 
 /// KCore's memory machinery on this CPU.
 pub fn boot(layout: Layout) -> Core<El2Hw> {
-    Core::boot(El2Hw, layout)
+    Core::boot(El2Hw { frame: Default::default() }, layout)
 }
 
 /// The host stage-2 fault path, instantiated for the hardware (so it is compiled for EL2).

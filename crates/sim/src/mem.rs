@@ -3,7 +3,7 @@
 //! that keeps translations until they are invalidated, so a missing TLBI shows up as a
 //! stale translation.
 
-use corevisor_kcore::hw::Hw;
+use corevisor_kcore::hw::{Hw, SysReg, TrapFrame};
 use std::collections::HashMap;
 
 /// Stage-2 permissions of a translation (Arm ARM D8.5: S2AP, XN).
@@ -28,6 +28,9 @@ pub struct SimMemory {
     pages: HashMap<u64, Box<[u64; 512]>>,
     tlb: HashMap<(u32, u64), Translation>,
     pub tlbi_count: u64,
+    /// The EL2 system registers of the CPU KCore runs on (one CPU until the machine model).
+    sysregs: [u64; SysReg::ALL.len()],
+    pub frame: TrapFrame,
 }
 
 const OA_MASK: u64 = 0x0000_FFFF_FFFF_F000;
@@ -144,6 +147,18 @@ impl Hw for SimMemory {
         self.tlbi_count += 1;
         self.tlb.remove(&(vmid, ipa >> 12));
     }
+
+    fn read_sysreg(&self, r: SysReg) -> u64 {
+        self.sysregs[r as usize]
+    }
+
+    fn write_sysreg(&mut self, r: SysReg, v: u64) {
+        self.sysregs[r as usize] = v;
+    }
+
+    fn frame(&mut self) -> &mut TrapFrame {
+        &mut self.frame
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +192,19 @@ mod tests {
         assert_eq!(m.walk(root, (2 << 30) | (6 << 12)), None);
         m.write64(l3 + 5 * 8, 1 << 57); // invalid marker
         assert_eq!(m.walk(root, (2 << 30) | (5 << 12)), None);
+    }
+
+    #[test]
+    fn system_registers_and_the_trap_frame_hold_their_values() {
+        let mut m = SimMemory::new();
+        for (i, r) in SysReg::ALL.into_iter().enumerate() {
+            m.write_sysreg(r, 0x100 + i as u64);
+        }
+        for (i, r) in SysReg::ALL.into_iter().enumerate() {
+            assert_eq!(m.read_sysreg(r), 0x100 + i as u64);
+        }
+        m.frame().x[3] = 9;
+        assert_eq!(m.frame.x[3], 9);
     }
 
     #[test]
