@@ -411,15 +411,9 @@ fn return_to_host(adt: RData, ctxtid: Z) -> RData {
     }
 }
 
-/// Host mode entry: check `(ihost, icore) = (true, false)`, the halt short-cut, and save
-/// the host's x0..x30 into its shadow context (`adt'` of the seed).
-fn enter_from_host(adt: &RData) -> Option<Result<(RData, Z), RData>> {
-    if (adt.ihost, adt.icore) != (true, false) {
-        return None;
-    }
-    if adt.halt {
-        return Some(Err(adt.clone()));
-    }
+/// Host mode entry after the mode guard and the halt short-cut: save the host's x0..x30
+/// into its shadow context and enter the core (`adt'` of the seed).
+fn enter_from_host(adt: &RData) -> (RData, Z) {
     let ctxtid = ctxt_id(adt.cur_vmid, adt.cur_vcpuid);
     let mut ctxt = adt.shadow_ctxts.get(ctxtid).clone();
     ctxt.ctxt_regs = host_to_core_specx(&ctxt.ctxt_regs, &adt.regs.ctxt_regs);
@@ -428,34 +422,40 @@ fn enter_from_host(adt: &RData) -> Option<Result<(RData, Z), RData>> {
         icore: true,
         ..adt.clone()
     };
-    Some(Ok((adt1, ctxtid)))
+    (adt1, ctxtid)
 }
 
 /// Host hypercall (spec-digest §5.1).
 pub fn host_hvc_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
-    let (adt1, ctxtid) = match enter_from_host(adt)? {
-        Ok(v) => v,
-        Err(h) => {
-            cov!("host_hvc_handler_spec.already_halted");
-            return Some(h);
-        }
-    };
+    if (adt.ihost, adt.icore) != (true, false) {
+        cov!("host_hvc_handler_spec.wrong_mode");
+        return None;
+    }
+    if adt.halt {
+        cov!("host_hvc_handler_spec.already_halted");
+        return Some(adt.clone());
+    }
+    let (adt1, ctxtid) = enter_from_host(adt);
     let adt2 = host_hvc_dispatch(p, &adt1, ctxtid)?;
     if adt2.halt {
+        cov!("host_hvc_handler_spec.halted");
         return Some(adt2);
     }
+    cov!("host_hvc_handler_spec.return_to_host");
     Some(return_to_host(adt2, ctxtid))
 }
 
 /// Host stage-2 fault (spec-digest §5.2): map RAM/devices, emulate SMMU register windows.
 pub fn host_npt_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
-    let (adt1, ctxtid) = match enter_from_host(adt)? {
-        Ok(v) => v,
-        Err(h) => {
-            cov!("host_npt_handler_spec.already_halted");
-            return Some(h);
-        }
-    };
+    if (adt.ihost, adt.icore) != (true, false) {
+        cov!("host_npt_handler_spec.wrong_mode");
+        return None;
+    }
+    if adt.halt {
+        cov!("host_npt_handler_spec.already_halted");
+        return Some(adt.clone());
+    }
+    let (adt1, ctxtid) = enter_from_host(adt);
     let hw = &adt1.regs.ctxt_regs;
     let addr = (hw.hpfar_el2 & p.c.HPFAR_MASK) * 256;
     if !is_addr(addr) {
@@ -516,8 +516,10 @@ pub fn host_npt_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
         s
     };
     if out.halt {
+        cov!("host_npt_handler_spec.halted");
         return Some(out);
     }
+    cov!("host_npt_handler_spec.return_to_host");
     Some(return_to_host(out, ctxtid))
 }
 
@@ -677,7 +679,9 @@ pub fn vcpu_run_process(p: &Profile, adt: &RData) -> Option<RData> {
         cov!("vcpu_run_process.resume_no_inject");
         (cregs1, cstates1)
     };
-    if dirty0 & DIRTY_PC_FLAG != 0 {
+    if dirty0 & DIRTY_PC_FLAG == 0 {
+        cov!("vcpu_run_process.resume_keep_pc");
+    } else {
         cov!("vcpu_run_process.resume_advance_pc");
         cstates2.pc += 4;
     }
@@ -745,6 +749,7 @@ pub fn vcpu_run_switch_to_vm(p: &Profile, adt: &RData) -> Option<RData> {
 /// The host asks to run a vCPU (spec-digest §5.3).
 pub fn host_vcpu_run_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
     if (adt.ihost, adt.icore) != (true, false) {
+        cov!("host_vcpu_run_handler_spec.wrong_mode");
         return None;
     }
     if adt.halt {
@@ -753,12 +758,15 @@ pub fn host_vcpu_run_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
     }
     let adt1 = vcpu_run_swith_to_core(p, adt);
     if adt1.halt {
+        cov!("host_vcpu_run_handler_spec.switch_halted");
         return Some(adt1);
     }
     let adt2 = vcpu_run_process(p, &adt1)?;
     if adt2.halt {
+        cov!("host_vcpu_run_handler_spec.process_halted");
         return Some(adt2);
     }
+    cov!("host_vcpu_run_handler_spec.enter_vm");
     vcpu_run_switch_to_vm(p, &adt2)
 }
 
@@ -815,8 +823,10 @@ pub fn prep_exit_vm(p: &Profile, adt: &RData) -> Option<RData> {
         with(cregs2, ctxt.ctxt_states.clone(), adt)
     };
     if adt1.halt {
+        cov!("prep_exit_vm.halted");
         return Some(adt1);
     }
+    cov!("prep_exit_vm.deactivate");
     let a2 = query_oracle(p, &adt1);
     let r = local_set_vcpu_inactive(p, vmid, vcpuid, &a2.shared);
     Some(apply(a2, AtomicEvent::OVM_INACTIVE(vmid, vcpuid), r))
@@ -887,116 +897,149 @@ pub fn switch_to_host(p: &Profile, adt: &RData) -> RData {
 
 /// Any exit from a running VM (spec-digest §5.4).
 pub fn vm_exit_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
-    if adt.ihost || adt.icore {
+    if (adt.ihost, adt.icore) != (false, false) {
+        cov!("vm_exit_handler_spec.wrong_mode");
         return None;
     }
     if adt.halt {
         cov!("vm_exit_handler_spec.already_halted");
         return Some(adt.clone());
     }
+    // The seed's `when ret, adt' == ...` binds the pair `(adt', ret)`.
     let (adt1, ret) = vm_exit_pre_process(p, adt)?;
-    if adt1.halt || ret == 0 {
+    if adt1.halt {
+        cov!("vm_exit_handler_spec.halted");
         return Some(adt1);
     }
+    if ret == 0 {
+        cov!("vm_exit_handler_spec.resume_guest");
+        return Some(adt1);
+    }
+    cov!("vm_exit_handler_spec.to_host");
     Some(switch_to_host(p, &adt1))
 }
 
-/// Where a principal's access is translated: its stage-2 table, or an SMMU bank.
-#[derive(Clone, Copy)]
-enum Via {
-    Mmu,
-    Smmu { cbndx: Z, index: Z },
+/// The value a principal reads from a page it does not control: `doracle vmid (data_log
+/// vmid)`. §7.2.21: the seed leaves `data_log` as it is (every read of the page sees the
+/// same value); the intent consumes the value (`data_log[vmid] += 1`).
+fn principal_oracle_read(p: &Profile, adt: &mut RData, vmid: Z) -> Z {
+    let logn = *adt.data_log.get(vmid);
+    if !p.q.oracle_read_no_advance {
+        adt.data_log.set_mut(vmid, logn + 1);
+    }
+    adt.doracle.call(vmid, logn)
 }
 
-/// The common body of `mem_load`/`mem_store`/`dev_load`/`dev_store` (spec-digest §5.5).
-fn principal_access(
-    p: &Profile,
-    gfn: Z,
-    reg: Z,
-    via: Via,
-    store: bool,
-    adt: &RData,
-) -> Option<RData> {
-    if adt.icore {
-        return None;
-    }
-    if let Via::Smmu { cbndx, index } = via {
-        if !(is_smmu(index) && is_smmu_cfg(cbndx)) {
-            return None;
-        }
-    }
-    let mut s = query_oracle(p, adt);
-    let vmid = s.cur_vmid;
-    let ctxtid = ctxt_id(vmid, s.cur_vcpuid);
-    let pfn = match via {
-        Via::Mmu => s.shared.npts.get(vmid).pt.get(gfn).0,
-        Via::Smmu { cbndx, index } => {
-            if *s.shared.smmu_vmid.get(smmu_id(index, cbndx)) != vmid {
-                return None;
-            }
-            s.shared.spts.spt_pt.get(SMMU_TTBR(index, cbndx)).get(gfn).0
-        }
-    };
-    if vmid != HOSTVISOR && s.shared.vminfos.get(vmid).VS.vm_state != VERIFIED {
-        return None;
-    }
-    if pfn == 0 {
-        return None;
-    }
-    let page = s.shared.s2page.get(pfn);
-    // The host sees memory it owns; a VM sees memory nobody shares with the host.
-    let private = if vmid == HOSTVISOR {
-        page.s2_owner == HOSTVISOR
-    } else {
-        page.s2_count == 0
-    };
-    let ctxt = s.shadow_ctxts.get(ctxtid).clone();
-    if store {
-        let val = get_shadow_ctxt_specx(reg, &ctxt.ctxt_regs, &ctxt.ctxt_states);
-        if private {
-            cov!("principal_access.store");
-            s.shared.flatmem.set_mut(pfn, val);
-        } else {
-            cov!("principal_access.store_dropped");
-        }
-    } else {
-        let val = if private {
-            cov!("principal_access.load");
-            *s.shared.flatmem.get(pfn)
-        } else {
-            cov!("principal_access.load_oracle");
-            let logn = *s.data_log.get(vmid);
-            // §7.2.21: the seed reads the oracle without advancing its counter.
-            if !p.q.oracle_read_no_advance {
-                s.data_log.set_mut(vmid, logn + 1);
-            }
-            s.doracle.call(vmid, logn)
-        };
-        if reg >= X30 {
-            return None;
-        }
-        let (cr, cs) = set_shadow_ctxt_specx(reg, val, &ctxt.ctxt_regs, &ctxt.ctxt_states);
-        s.shadow_ctxts.set_mut(
-            ctxtid,
-            Ctxt {
-                ctxt_regs: cr,
-                ctxt_states: cs,
-                ..ctxt
-            },
-        );
-    }
-    log(&mut s, AtomicEvent::OPT_GET(vmid));
-    Some(s)
+/// `set_shadow_ctxt_specx reg val` on the running principal's context `ctxtid`.
+fn load_into(adt: &mut RData, ctxtid: Z, reg: Z, val: Z) {
+    let ctxt = adt.shadow_ctxts.get(ctxtid).clone();
+    let (cr, cs) = set_shadow_ctxt_specx(reg, val, &ctxt.ctxt_regs, &ctxt.ctxt_states);
+    adt.shadow_ctxts.set_mut(
+        ctxtid,
+        Ctxt {
+            ctxt_regs: cr,
+            ctxt_states: cs,
+            ..ctxt
+        },
+    );
 }
 
-/// A load by the principal running on this CPU through its stage-2 table.
+/// A load by the principal running on this CPU through its stage-2 table
+/// (spec-digest §5.5). `gfn` is the seed's `VZ64 gfn`.
 pub fn mem_load_spec(p: &Profile, gfn: Z, reg: Z, adt: &RData) -> Option<RData> {
-    principal_access(p, gfn, reg, Via::Mmu, false, adt)
+    if adt.icore {
+        cov!("mem_load_spec.in_core");
+        return None;
+    }
+    let mut adt = query_oracle(p, adt);
+    let ev = AtomicEvent::OPT_GET(adt.cur_vmid);
+    let vmid = adt.cur_vmid;
+    let vcpuid = adt.cur_vcpuid;
+    let ctxtid = ctxt_id(vmid, vcpuid);
+    let val = if vmid == HOSTVISOR {
+        let (pfn, _level, _pte) = *adt.shared.npts.get(vmid).pt.get(gfn);
+        if pfn == 0 {
+            cov!("mem_load_spec.host_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_owner == HOSTVISOR {
+            cov!("mem_load_spec.host_page");
+            *adt.shared.flatmem.get(pfn)
+        } else {
+            cov!("mem_load_spec.host_oracle");
+            principal_oracle_read(p, &mut adt, vmid)
+        }
+    } else {
+        if adt.shared.vminfos.get(adt.cur_vmid).VS.vm_state != VERIFIED {
+            cov!("mem_load_spec.vm_not_verified");
+            return None;
+        }
+        let (pfn, _level, _pte) = *adt.shared.npts.get(vmid).pt.get(gfn);
+        if pfn == 0 {
+            cov!("mem_load_spec.vm_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_count == 0 {
+            cov!("mem_load_spec.vm_page");
+            *adt.shared.flatmem.get(pfn)
+        } else {
+            cov!("mem_load_spec.vm_oracle");
+            principal_oracle_read(p, &mut adt, vmid)
+        }
+    };
+    if reg >= X30 {
+        cov!("mem_load_spec.bad_reg");
+        return None;
+    }
+    load_into(&mut adt, ctxtid, reg, val);
+    log(&mut adt, ev);
+    Some(adt)
 }
 
 /// A store by the principal running on this CPU through its stage-2 table.
 pub fn mem_store_spec(p: &Profile, gfn: Z, reg: Z, adt: &RData) -> Option<RData> {
-    principal_access(p, gfn, reg, Via::Mmu, true, adt)
+    if adt.icore {
+        cov!("mem_store_spec.in_core");
+        return None;
+    }
+    let mut adt = query_oracle(p, adt);
+    let ev = AtomicEvent::OPT_GET(adt.cur_vmid);
+    let vmid = adt.cur_vmid;
+    let vcpuid = adt.cur_vcpuid;
+    let ctxtid = ctxt_id(vmid, vcpuid);
+    let ctxt = adt.shadow_ctxts.get(ctxtid);
+    let val = get_shadow_ctxt_specx(reg, &ctxt.ctxt_regs, &ctxt.ctxt_states);
+    if vmid == HOSTVISOR {
+        let (pfn, _level, _pte) = *adt.shared.npts.get(vmid).pt.get(gfn);
+        if pfn == 0 {
+            cov!("mem_store_spec.host_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_owner == HOSTVISOR {
+            cov!("mem_store_spec.host_page");
+            adt.shared.flatmem.set_mut(pfn, val);
+        } else {
+            cov!("mem_store_spec.host_dropped");
+        }
+    } else {
+        if adt.shared.vminfos.get(adt.cur_vmid).VS.vm_state != VERIFIED {
+            cov!("mem_store_spec.vm_not_verified");
+            return None;
+        }
+        let (pfn, _level, _pte) = *adt.shared.npts.get(vmid).pt.get(gfn);
+        if pfn == 0 {
+            cov!("mem_store_spec.vm_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_count == 0 {
+            cov!("mem_store_spec.vm_page");
+            adt.shared.flatmem.set_mut(pfn, val);
+        } else {
+            cov!("mem_store_spec.vm_dropped");
+        }
+    }
+    log(&mut adt, ev);
+    Some(adt)
 }
 
 /// A DMA load by a device of principal `cur_vmid` through SMMU bank `(index, cbndx)`.
@@ -1008,7 +1051,63 @@ pub fn dev_load_spec(
     index: Z,
     adt: &RData,
 ) -> Option<RData> {
-    principal_access(p, gfn, reg, Via::Smmu { cbndx, index }, false, adt)
+    if adt.icore {
+        cov!("dev_load_spec.in_core");
+        return None;
+    }
+    if !is_smmu(index) || !is_smmu_cfg(cbndx) {
+        cov!("dev_load_spec.bad_bank");
+        return None;
+    }
+    let mut adt = query_oracle(p, adt);
+    let ev = AtomicEvent::OPT_GET(adt.cur_vmid);
+    let vmid = adt.cur_vmid;
+    let vcpuid = adt.cur_vcpuid;
+    let ctxtid = ctxt_id(vmid, vcpuid);
+    let smmuid = smmu_id(index, cbndx);
+    if *adt.shared.smmu_vmid.get(smmuid) != vmid {
+        cov!("dev_load_spec.not_owner");
+        return None;
+    }
+    let spt = adt.shared.spts.spt_pt.get(SMMU_TTBR(index, cbndx)).clone();
+    let val = if vmid == HOSTVISOR {
+        let (pfn, _pte) = *spt.get(gfn);
+        if pfn == 0 {
+            cov!("dev_load_spec.host_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_owner == HOSTVISOR {
+            cov!("dev_load_spec.host_page");
+            *adt.shared.flatmem.get(pfn)
+        } else {
+            cov!("dev_load_spec.host_oracle");
+            principal_oracle_read(p, &mut adt, vmid)
+        }
+    } else {
+        if adt.shared.vminfos.get(adt.cur_vmid).VS.vm_state != VERIFIED {
+            cov!("dev_load_spec.vm_not_verified");
+            return None;
+        }
+        let (pfn, _pte) = *spt.get(gfn);
+        if pfn == 0 {
+            cov!("dev_load_spec.vm_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_count == 0 {
+            cov!("dev_load_spec.vm_page");
+            *adt.shared.flatmem.get(pfn)
+        } else {
+            cov!("dev_load_spec.vm_oracle");
+            principal_oracle_read(p, &mut adt, vmid)
+        }
+    };
+    if reg >= X30 {
+        cov!("dev_load_spec.bad_reg");
+        return None;
+    }
+    load_into(&mut adt, ctxtid, reg, val);
+    log(&mut adt, ev);
+    Some(adt)
 }
 
 /// A DMA store through SMMU bank `(index, cbndx)`.
@@ -1020,5 +1119,56 @@ pub fn dev_store_spec(
     index: Z,
     adt: &RData,
 ) -> Option<RData> {
-    principal_access(p, gfn, reg, Via::Smmu { cbndx, index }, true, adt)
+    if adt.icore {
+        cov!("dev_store_spec.in_core");
+        return None;
+    }
+    if !is_smmu(index) || !is_smmu_cfg(cbndx) {
+        cov!("dev_store_spec.bad_bank");
+        return None;
+    }
+    let mut adt = query_oracle(p, adt);
+    let ev = AtomicEvent::OPT_GET(adt.cur_vmid);
+    let vmid = adt.cur_vmid;
+    let vcpuid = adt.cur_vcpuid;
+    let ctxtid = ctxt_id(vmid, vcpuid);
+    let smmuid = smmu_id(index, cbndx);
+    if *adt.shared.smmu_vmid.get(smmuid) != vmid {
+        cov!("dev_store_spec.not_owner");
+        return None;
+    }
+    let spt = adt.shared.spts.spt_pt.get(SMMU_TTBR(index, cbndx)).clone();
+    let ctxt = adt.shadow_ctxts.get(ctxtid);
+    let val = get_shadow_ctxt_specx(reg, &ctxt.ctxt_regs, &ctxt.ctxt_states);
+    if vmid == HOSTVISOR {
+        let (pfn, _pte) = *spt.get(gfn);
+        if pfn == 0 {
+            cov!("dev_store_spec.host_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_owner == HOSTVISOR {
+            cov!("dev_store_spec.host_page");
+            adt.shared.flatmem.set_mut(pfn, val);
+        } else {
+            cov!("dev_store_spec.host_dropped");
+        }
+    } else {
+        if adt.shared.vminfos.get(adt.cur_vmid).VS.vm_state != VERIFIED {
+            cov!("dev_store_spec.vm_not_verified");
+            return None;
+        }
+        let (pfn, _pte) = *spt.get(gfn);
+        if pfn == 0 {
+            cov!("dev_store_spec.vm_unmapped");
+            return None;
+        }
+        if adt.shared.s2page.get(pfn).s2_count == 0 {
+            cov!("dev_store_spec.vm_page");
+            adt.shared.flatmem.set_mut(pfn, val);
+        } else {
+            cov!("dev_store_spec.vm_dropped");
+        }
+    }
+    log(&mut adt, ev);
+    Some(adt)
 }
