@@ -11,11 +11,12 @@
 //!   written after it is never combined with a stale translation (Arm ARM D8.16.1).
 #![allow(unsafe_code)]
 
-use corevisor_kcore::hw::{Hw, SysReg, TrapFrame};
+use corevisor_kcore::ctxt::Ctxt;
+use corevisor_kcore::hw::{Hw, SysReg};
 
 /// The CPU KCore runs on, with the registers its EL2 vector saved for the current trap.
 pub struct El2Hw {
-    pub frame: TrapFrame,
+    pub frame: Ctxt,
 }
 
 /// `mrs`/`msr` of one named EL2 register.
@@ -83,7 +84,8 @@ impl Hw for El2Hw {
         sysreg(r, Some(v));
     }
 
-    fn frame(&mut self) -> &mut TrapFrame {
+    /// One EL2 CPU today: every index names the register file of the current trap.
+    fn regs(&mut self, _cpu: usize) -> &mut Ctxt {
         &mut self.frame
     }
 

@@ -50,6 +50,7 @@ impl Untrusted for Recorder {
     fn record(&mut self, _principal: u32, value: u64) {
         self.0.push(value);
     }
+    fn record_core(&mut self, _vmid: u32, _value: u64) {}
 }
 
 #[derive(Clone, Debug)]

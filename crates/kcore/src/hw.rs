@@ -37,11 +37,7 @@ impl SysReg {
     ];
 }
 
-/// The trapping CPU's general-purpose registers, as the EL2 vector saved them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TrapFrame {
-    pub x: [u64; 31],
-}
+use crate::ctxt::Ctxt;
 
 /// Physical memory, TLB maintenance, system registers and the trapping CPU's registers:
 /// everything KCore needs of the machine.
@@ -52,8 +48,9 @@ pub trait Hw {
     fn tlbi_ipa(&mut self, vmid: u32, ipa: u64);
     fn read_sysreg(&self, r: SysReg) -> u64;
     fn write_sysreg(&mut self, r: SysReg, v: u64);
-    /// The registers of the principal whose trap KCore is handling on this CPU.
-    fn frame(&mut self) -> &mut TrapFrame;
+    /// CPU `cpu`'s register file as its EL2 vector saved it on the trap KCore is handling;
+    /// the vector restores it on `eret`. (On one EL2 CPU: the current CPU's frame.)
+    fn regs(&mut self, cpu: usize) -> &mut Ctxt;
     /// Zero the 4 KiB page at `pa`.
     fn zero_page(&mut self, pa: u64) {
         for off in (0..4096).step_by(8) {
@@ -63,7 +60,20 @@ pub trait Hw {
 }
 
 /// Values KCore takes from principals it does not trust, in the order it takes them:
-/// recorded so the reference model can be fed the same stream (its `doracle`).
+/// recorded so the reference model can be fed the same streams.
 pub trait Untrusted {
+    /// A value of `principal`'s data stream (the seed's `doracle`): page contents, register
+    /// values the host supplies for a vCPU, device register reads.
     fn record(&mut self, principal: u32, value: u64);
+    /// A value of VM `vmid`'s control stream (the seed's `core_doracle`): the vCPU the host
+    /// asks to run and the stage-2 mapping it proposes.
+    fn record_core(&mut self, vmid: u32, value: u64);
+}
+
+/// Discards what it is given (for callers that do not check against the model).
+pub struct Discard;
+
+impl Untrusted for Discard {
+    fn record(&mut self, _principal: u32, _value: u64) {}
+    fn record_core(&mut self, _vmid: u32, _value: u64) {}
 }

@@ -10,6 +10,9 @@
 #![forbid(unsafe_code)]
 
 pub mod consts;
+#[cfg(feature = "crypto")]
+pub mod crypto;
+pub mod ctxt;
 pub mod hw;
 pub mod lock;
 pub mod loops;
@@ -17,4 +20,5 @@ pub mod mem_ops;
 pub mod meta;
 pub mod pt;
 pub mod smmu;
+pub mod trap;
 pub mod vm_info;

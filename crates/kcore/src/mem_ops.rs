@@ -6,11 +6,13 @@
 //! and no later operation changes anything.
 
 use crate::consts::*;
+use crate::ctxt::Ctxt;
 use crate::hw::{Hw, Untrusted};
 use crate::meta::{PageMeta, S2Page};
 use crate::pt::{self, Pool, PtLayout};
 use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM};
-use crate::vm_info::{CoreData, VmInfo};
+use crate::trap::{Exports, PerCpu};
+use crate::vm_info::{CoreData, VmInfo, VCPU_PER_VM};
 
 /// Where KCore keeps its memory-management state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,34 @@ pub struct Layout {
 }
 
 pub const PRINCIPALS: usize = COREVISOR as usize + 1;
+/// Shadow contexts: one per (principal, vCPU); the host's vCPU `i` is CPU `i`.
+pub const CTXTS: usize = PRINCIPALS * VCPU_PER_VM;
+/// The export key of a simulated boot. An EL2 build must replace it with a key derived
+/// from a platform secret; a fixed key only keeps simulated runs reproducible.
+pub const BOOT_EXPORT_KEY: [u8; 32] = *b"corevisor simulated export key!!";
+/// CPUs KCore supports (`TOTAL_CPU`).
+pub const MAX_CPUS: usize = 8;
+
+/// The platform KCore boots on: its CPUs and the SMMUs whose register windows it polices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub cpus: usize,
+    pub smmu_num: u32,
+    /// Per SMMU: register window base, window size, context banks.
+    pub smmus: [(u64, u64, u32); SMMU_NUM as usize],
+}
+
+impl Platform {
+    /// The default machine: 2 CPUs, two SMMUs with 8 banks each at 0x0B00_0000 + i MiB.
+    pub const DEFAULT: Platform = Platform {
+        cpus: 2,
+        smmu_num: 2,
+        smmus: [
+            (0x0B00_0000, 0x2_0000, BANKS),
+            (0x0B10_0000, 0x2_0000, BANKS),
+        ],
+    };
+}
 
 /// KCore's memory machinery.
 pub struct Core<H: Hw> {
@@ -45,6 +75,13 @@ pub struct Core<H: Hw> {
     pub halted: bool,
     /// Fault injection for tests: skip the TLB invalidation of break-before-make.
     pub fault_skip_tlbi: bool,
+    pub platform: Platform,
+    /// Every principal's vCPU register contexts (the seed's `shadow_ctxts`).
+    pub shadow: [Ctxt; CTXTS],
+    /// What each CPU is running (the seed's per-CPU `RData` fields).
+    pub cpus: [PerCpu; MAX_CPUS],
+    /// Export key, sequence numbers and the live exports' headers.
+    pub exports: Exports,
 }
 
 impl<H: Hw> Core<H> {
@@ -61,7 +98,17 @@ impl<H: Hw> Core<H> {
             poisoned: 0,
             halted: false,
             fault_skip_tlbi: false,
+            platform: Platform::DEFAULT,
+            shadow: [Ctxt::default(); CTXTS],
+            cpus: core::array::from_fn(PerCpu::boot),
+            exports: Exports::boot(BOOT_EXPORT_KEY),
         };
+        // A VM vCPU that never ran has no register state yet (`dirty = INVALID64`).
+        for (id, c) in c.shadow.iter_mut().enumerate() {
+            if id >= VCPU_PER_VM && id < COREVISOR as usize * VCPU_PER_VM {
+                c.states.dirty = INVALID64;
+            }
+        }
         for v in 0..PRINCIPALS {
             c.pools[v] = Pool::boot(v as u32);
         }
@@ -108,7 +155,7 @@ impl<H: Hw> Core<H> {
         PageMeta(self.hw.read64(at)).unpack(pfn)
     }
 
-    fn set_page(&mut self, pfn: u64, p: S2Page) {
+    pub(crate) fn set_page(&mut self, pfn: u64, p: S2Page) {
         debug_assert!(self.is_ram(pfn));
         let at = self.layout.meta_base + (pfn - self.layout.ram_base / PAGE_SIZE) * 8;
         let m = PageMeta::pack(pfn, p).expect("every metadata KCore writes has an encoding");
@@ -145,7 +192,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// Remove the host's access to `pfn` (the seed writes `PAGE_GUEST` over a present entry).
-    fn unmap_host(&mut self, pfn: u64) -> bool {
+    pub(crate) fn unmap_host(&mut self, pfn: u64) -> bool {
         match pt::lookup(&self.hw, &self.layout.pt, HOSTVISOR, pfn * PAGE_SIZE) {
             Some((d, 3)) if d != 0 => {
                 self.mmap_principal(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST)
@@ -300,15 +347,15 @@ impl<H: Hw> Core<H> {
         false
     }
 
-    fn bank(index: u32, cbndx: u32) -> usize {
+    pub(crate) fn bank(index: u32, cbndx: u32) -> usize {
         (index * BANKS + cbndx) as usize
     }
 
-    fn is_vm(v: u32) -> bool {
+    pub(crate) fn is_vm(v: u32) -> bool {
         0 < v && v < COREVISOR
     }
 
-    fn state(&self, v: u32) -> u32 {
+    pub(crate) fn state(&self, v: u32) -> u32 {
         self.vms.get(v as usize).map_or(UNUSED, |vm| vm.state)
     }
 

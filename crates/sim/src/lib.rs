@@ -5,3 +5,4 @@
 
 pub mod mem;
 pub mod scenario;
+pub mod signing;

@@ -3,7 +3,9 @@
 //! that keeps translations until they are invalidated, so a missing TLBI shows up as a
 //! stale translation.
 
-use corevisor_kcore::hw::{Hw, SysReg, TrapFrame};
+use corevisor_kcore::ctxt::Ctxt;
+use corevisor_kcore::hw::{Hw, SysReg};
+use corevisor_kcore::mem_ops::MAX_CPUS;
 use std::collections::HashMap;
 
 /// Stage-2 permissions of a translation (Arm ARM D8.5: S2AP, XN).
@@ -28,9 +30,10 @@ pub struct SimMemory {
     pages: HashMap<u64, Box<[u64; 512]>>,
     tlb: HashMap<(u32, u64), Translation>,
     pub tlbi_count: u64,
-    /// The EL2 system registers of the CPU KCore runs on (one CPU until the machine model).
+    /// The EL2 system registers of the CPU KCore runs on.
     sysregs: [u64; SysReg::ALL.len()],
-    pub frame: TrapFrame,
+    /// Every CPU's register file (what its EL2 vector saves on a trap).
+    pub cpu_regs: [Ctxt; MAX_CPUS],
 }
 
 const OA_MASK: u64 = 0x0000_FFFF_FFFF_F000;
@@ -156,8 +159,8 @@ impl Hw for SimMemory {
         self.sysregs[r as usize] = v;
     }
 
-    fn frame(&mut self) -> &mut TrapFrame {
-        &mut self.frame
+    fn regs(&mut self, cpu: usize) -> &mut Ctxt {
+        &mut self.cpu_regs[cpu]
     }
 }
 
@@ -195,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn system_registers_and_the_trap_frame_hold_their_values() {
+    fn system_registers_and_each_cpus_register_file_hold_their_values() {
         let mut m = SimMemory::new();
         for (i, r) in SysReg::ALL.into_iter().enumerate() {
             m.write_sysreg(r, 0x100 + i as u64);
@@ -203,8 +206,8 @@ mod tests {
         for (i, r) in SysReg::ALL.into_iter().enumerate() {
             assert_eq!(m.read_sysreg(r), 0x100 + i as u64);
         }
-        m.frame().x[3] = 9;
-        assert_eq!(m.frame.x[3], 9);
+        m.regs(1).regs.x[3] = 9;
+        assert_eq!((m.cpu_regs[1].regs.x[3], m.cpu_regs[0].regs.x[3]), (9, 0));
     }
 
     #[test]

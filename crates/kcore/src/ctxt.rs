@@ -1,0 +1,273 @@
+//! Register contexts: a CPU's physical register file as the EL2 vector saved it, and the
+//! shadow contexts KCore keeps for every principal's vCPUs (seed `CtxtRegs`, `CtxtStates`,
+//! `TrapRegs`, `Ctxt`; spec-digest §1.8), with the register movers of a world switch
+//! (§4.2–§4.4). Field names are the seed's, so abs() maps them one to one.
+
+/// General, FP/SIMD, EL1 and EL2 registers (the seed's 100 integer registers).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtxtRegs {
+    pub x: [u64; 31],
+    pub fp_q: [u128; 32],
+    pub fp_fpsr: u64,
+    pub fp_fpcr: u64,
+    pub csselr_el1: u64,
+    pub sctlr_el1: u64,
+    pub cpacr_el1: u64,
+    pub ttbr0_el1: u64,
+    pub ttbr1_el1: u64,
+    pub tcr_el1: u64,
+    pub afsr0_el1: u64,
+    pub afsr1_el1: u64,
+    pub far_el1: u64,
+    pub mair_el1: u64,
+    pub vbar_el1: u64,
+    pub contextidr_el1: u64,
+    pub amair_el1: u64,
+    pub cntkctl_el1: u64,
+    pub par_el1: u64,
+    pub tpidr_el1: u64,
+    pub spsr_el1: u64,
+    pub mdscr_el1: u64,
+    pub sp_el0: u64,
+    pub tpidr_el0: u64,
+    pub tpidrro_el0: u64,
+    pub spsr_el2: u64,
+    pub vmpidr_el2: u64,
+    pub mpidr_el1: u64,
+    pub actlr_el1: u64,
+    pub sp_el1: u64,
+    pub elr_el1: u64,
+    pub elr_el2: u64,
+    pub vttbr_el2: u64,
+    pub hcr_el2: u64,
+    pub tpidr_el2: u64,
+    pub esr_el2: u64,
+    /// Exit code of the last exit (`ARM_EXCEPTION_TRAP` / `ARM_EXCEPTION_IRQ`).
+    pub ec: u64,
+    pub far_el2: u64,
+    pub hpfar_el2: u64,
+}
+
+/// Return state and bookkeeping of a vCPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtxtStates {
+    pub pc: u64,
+    pub pstate: u64,
+    pub dirty: u64,
+    pub flags: u64,
+    pub esr_el1: u64,
+    pub spsr_0: u64,
+}
+
+/// The EL2 trap-control registers of a CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapRegs {
+    pub pmuselr_el0: u64,
+    pub pmuserenr_el0: u64,
+    pub mdcr_el2: u64,
+    pub cptr_el2: u64,
+    pub cnthctl_el2: u64,
+}
+
+/// A context. Shadow contexts use `regs` and `states`; a CPU's physical file uses `regs`
+/// and `traps`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ctxt {
+    pub regs: CtxtRegs,
+    pub traps: TrapRegs,
+    pub states: CtxtStates,
+}
+
+/// Shadow-register indices (spec-digest §1.8).
+pub mod idx {
+    pub const PC: u64 = 32;
+    pub const PSTATE: u64 = 33;
+    pub const ELR_EL1: u64 = 35;
+    pub const SPSR_EL1: u64 = 36;
+    pub const FAR_EL2: u64 = 41;
+    pub const HPFAR_EL2: u64 = 42;
+    pub const HCR_EL2: u64 = 43;
+    pub const EC: u64 = 44;
+    pub const DIRTY: u64 = 45;
+    pub const FLAGS: u64 = 46;
+    pub const SYSREGS_START: u64 = 47;
+    pub const SHADOW_SYS_REGS_SIZE: u64 = 24;
+    pub const MPIDR_EL1: u64 = 47;
+    pub const CSSELR_EL1: u64 = 48;
+    pub const SCTLR_EL1: u64 = 49;
+    pub const ACTLR_EL1: u64 = 50;
+    pub const CPACR_EL1: u64 = 51;
+    pub const TTBR0_EL1: u64 = 52;
+    pub const TTBR1_EL1: u64 = 53;
+    pub const TCR_EL1: u64 = 54;
+    pub const ESR_EL1: u64 = 55;
+    pub const AFSR0_EL1: u64 = 56;
+    pub const AFSR1_EL1: u64 = 57;
+    pub const FAR_EL1: u64 = 58;
+    pub const MAIR_EL1: u64 = 59;
+    pub const VBAR_EL1: u64 = 60;
+    pub const CONTEXTIDR_EL1: u64 = 61;
+    pub const TPIDR_EL0: u64 = 62;
+    pub const TPIDRRO_EL0: u64 = 63;
+    pub const TPIDR_EL1: u64 = 64;
+    pub const AMAIR_EL1: u64 = 65;
+    pub const CNTKCTL_EL1: u64 = 66;
+    pub const PAR_EL1: u64 = 67;
+    pub const MDSCR_EL1: u64 = 68;
+    pub const ELR_EL2: u64 = 70;
+    pub const SPSR_0: u64 = 71;
+    pub const ESR_EL2: u64 = 72;
+}
+
+impl Ctxt {
+    /// The field shadow index `i` names, or `None` for indices with no field.
+    fn field(&mut self, i: u64) -> Option<&mut u64> {
+        use idx::*;
+        let (r, s) = (&mut self.regs, &mut self.states);
+        Some(match i {
+            0..=30 => &mut r.x[i as usize],
+            PC => &mut s.pc,
+            PSTATE => &mut s.pstate,
+            ELR_EL1 => &mut r.elr_el1,
+            SPSR_EL1 => &mut r.spsr_el1,
+            FAR_EL2 => &mut r.far_el2,
+            HPFAR_EL2 => &mut r.hpfar_el2,
+            HCR_EL2 => &mut r.hcr_el2,
+            EC => &mut r.ec,
+            DIRTY => &mut s.dirty,
+            FLAGS => &mut s.flags,
+            MPIDR_EL1 => &mut r.mpidr_el1,
+            CSSELR_EL1 => &mut r.csselr_el1,
+            SCTLR_EL1 => &mut r.sctlr_el1,
+            ACTLR_EL1 => &mut r.actlr_el1,
+            CPACR_EL1 => &mut r.cpacr_el1,
+            TTBR0_EL1 => &mut r.ttbr0_el1,
+            TTBR1_EL1 => &mut r.ttbr1_el1,
+            TCR_EL1 => &mut r.tcr_el1,
+            ESR_EL1 => &mut s.esr_el1,
+            AFSR0_EL1 => &mut r.afsr0_el1,
+            AFSR1_EL1 => &mut r.afsr1_el1,
+            FAR_EL1 => &mut r.far_el1,
+            MAIR_EL1 => &mut r.mair_el1,
+            VBAR_EL1 => &mut r.vbar_el1,
+            CONTEXTIDR_EL1 => &mut r.contextidr_el1,
+            TPIDR_EL0 => &mut r.tpidr_el0,
+            TPIDRRO_EL0 => &mut r.tpidrro_el0,
+            TPIDR_EL1 => &mut r.tpidr_el1,
+            AMAIR_EL1 => &mut r.amair_el1,
+            CNTKCTL_EL1 => &mut r.cntkctl_el1,
+            PAR_EL1 => &mut r.par_el1,
+            MDSCR_EL1 => &mut r.mdscr_el1,
+            ELR_EL2 => &mut r.elr_el2,
+            SPSR_0 => &mut s.spsr_0,
+            ESR_EL2 => &mut r.esr_el2,
+            _ => return None,
+        })
+    }
+
+    /// `get_shadow_ctxt`: 0 for indices with no field.
+    pub fn get_shadow(&self, i: u64) -> u64 {
+        let mut c = *self;
+        c.field(i).map_or(0, |f| *f)
+    }
+
+    /// `set_shadow_ctxt`: indices with no field are ignored.
+    pub fn set_shadow(&mut self, i: u64, v: u64) {
+        if let Some(f) = self.field(i) {
+            *f = v;
+        }
+    }
+}
+
+impl CtxtRegs {
+    /// The EL1 registers a world switch saves and restores.
+    fn copy_el1_from(&mut self, src: &CtxtRegs) {
+        self.csselr_el1 = src.csselr_el1;
+        self.sctlr_el1 = src.sctlr_el1;
+        self.cpacr_el1 = src.cpacr_el1;
+        self.ttbr0_el1 = src.ttbr0_el1;
+        self.ttbr1_el1 = src.ttbr1_el1;
+        self.tcr_el1 = src.tcr_el1;
+        self.afsr0_el1 = src.afsr0_el1;
+        self.afsr1_el1 = src.afsr1_el1;
+        self.far_el1 = src.far_el1;
+        self.mair_el1 = src.mair_el1;
+        self.vbar_el1 = src.vbar_el1;
+        self.contextidr_el1 = src.contextidr_el1;
+        self.amair_el1 = src.amair_el1;
+        self.cntkctl_el1 = src.cntkctl_el1;
+        self.par_el1 = src.par_el1;
+        self.tpidr_el1 = src.tpidr_el1;
+        self.spsr_el1 = src.spsr_el1;
+        self.mdscr_el1 = src.mdscr_el1;
+        self.sp_el0 = src.sp_el0;
+        self.tpidr_el0 = src.tpidr_el0;
+        self.tpidrro_el0 = src.tpidrro_el0;
+        self.actlr_el1 = src.actlr_el1;
+        self.sp_el1 = src.sp_el1;
+        self.elr_el1 = src.elr_el1;
+    }
+
+    /// `save_sysregs`: the EL1 registers from the physical file; MPIDR from VMPIDR_EL2.
+    pub fn save_sysregs(&mut self, hw: &CtxtRegs) {
+        self.copy_el1_from(hw);
+        self.mpidr_el1 = hw.vmpidr_el2;
+    }
+
+    /// `restore_sysregs`: the EL1 registers and the EL2 return/fault state into `hw`.
+    pub fn restore_sysregs(&self, st: &CtxtStates, hw: &mut CtxtRegs) {
+        hw.copy_el1_from(self);
+        hw.spsr_el2 = st.pstate;
+        hw.elr_el2 = st.pc;
+        hw.vmpidr_el2 = self.mpidr_el1;
+        hw.mpidr_el1 = self.mpidr_el1;
+        hw.esr_el2 = self.esr_el2;
+        hw.ec = self.ec;
+        hw.far_el2 = self.far_el2;
+        hw.hpfar_el2 = self.hpfar_el2;
+    }
+
+    /// `fpsimd_save_state`.
+    pub fn fpsimd_save(&mut self, hw: &CtxtRegs) {
+        self.fp_q = hw.fp_q;
+        self.fp_fpsr = hw.fp_fpsr;
+        self.fp_fpcr = hw.fp_fpcr;
+    }
+
+    /// `fpsimd_restore_state`.
+    pub fn fpsimd_restore(&self, hw: &mut CtxtRegs) {
+        hw.fp_q = self.fp_q;
+        hw.fp_fpsr = self.fp_fpsr;
+        hw.fp_fpcr = self.fp_fpcr;
+    }
+
+    /// `exit_populate_fault`: the fault registers of the last exit.
+    pub fn populate_fault(&mut self, hw: &CtxtRegs) {
+        self.esr_el2 = hw.esr_el2;
+        self.ec = hw.ec;
+        self.far_el2 = hw.far_el2;
+        self.hpfar_el2 = hw.hpfar_el2;
+    }
+}
+
+/// `reg_desc i`: the reset value of shadow system register `i` (SCTLR_EL1's RES1 bits,
+/// MMU off; everything else 0).
+pub fn reg_desc(i: u64) -> u64 {
+    if i == idx::SCTLR_EL1 {
+        0x00C5_0078
+    } else {
+        0
+    }
+}
+
+/// The vector offset of a synchronous exception taken from `pstate` (Arm ARM D1.10.2).
+pub fn exception_vector(pstate: u64) -> u64 {
+    if pstate & 0x10 != 0 {
+        return 0x600;
+    }
+    match pstate & 0xF {
+        0b0100 => 0x000,
+        0b0101 => 0x200,
+        _ => 0x400,
+    }
+}

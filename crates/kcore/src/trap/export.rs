@@ -1,0 +1,252 @@
+//! Verified boot and VM-state export with real cryptography (`docs/kcore-abi.md`).
+//!
+//! * VERIFY_VM_IMAGE: after the image is moved into the VM (so the host can no longer change
+//!   it), KCore hashes every segment through its remap window and checks the Ed25519ph
+//!   signature the host passes in x2..x9 against [`IMAGE_PUBKEY`]. A bad signature leaves
+//!   the VM POWEROFF: it never runs, and its pages reach the host again only through
+//!   CLEAR_VM_S2_RANGE, which scrubs them.
+//! * ENCRYPT_BUF / SAVE_CRYPT_VCPU seal a VM page / a vCPU's registers into a host page
+//!   (ChaCha20-Poly1305, key held by KCore). Each export gets the next sequence number,
+//!   which is also its handle; KCore keeps the header (tag) of the last
+//!   [`EXPORT_SLOTS`] exports. DECRYPT_BUF / LOAD_CRYPT_VCPU take the handle in x3 / x4 and
+//!   open the buffer only if it is authentic and the handle is still live; a handle is used
+//!   once, so a replayed buffer is refused. Refusal halts, as every other host violation.
+
+use super::*;
+use crate::crypto::{
+    open_page, seal_page, verify_image, ExportHeader, ExportKey, ImageDigest, IMAGE_PUBKEY,
+};
+use crate::ctxt::idx;
+use crate::hw::Untrusted;
+
+/// Exports whose headers KCore keeps (a handle older than this many exports is dead).
+pub const EXPORT_SLOTS: usize = 64;
+/// Words of a sealed vCPU record: x0..x30, pc, pstate, the 24 shadow system registers.
+const VCPU_RECORD_WORDS: usize = 31 + 2 + idx::SHADOW_SYS_REGS_SIZE as usize;
+
+/// KCore's export state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exports {
+    pub key: [u8; 32],
+    /// The next export's sequence number (= handle).
+    pub next_seq: u64,
+    /// Header of export `seq` at `seq % EXPORT_SLOTS`, while it may still be imported.
+    pub slots: [Option<ExportHeader>; EXPORT_SLOTS],
+}
+
+impl Exports {
+    /// A key fixed at boot (the simulator's; an EL2 build derives it from the platform).
+    pub const fn boot(key: [u8; 32]) -> Self {
+        Exports {
+            key,
+            next_seq: 0,
+            slots: [None; EXPORT_SLOTS],
+        }
+    }
+}
+
+fn read_page<H: Hw>(hw: &H, pa: u64) -> [u8; 4096] {
+    let mut b = [0u8; 4096];
+    for (i, w) in b.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&hw.read64(pa + i as u64 * 8).to_le_bytes());
+    }
+    b
+}
+
+fn write_page<H: Hw>(hw: &mut H, pa: u64, b: &[u8; 4096]) {
+    for (i, w) in b.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        hw.write64(pa + i as u64 * 8, u64::from_le_bytes(word));
+    }
+}
+
+fn word(b: &[u8; 4096], i: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+    u64::from_le_bytes(w)
+}
+
+impl<H: Hw> Core<H> {
+    /// The signature check of VERIFY_VM_IMAGE, on the loaded image: `true` = authentic.
+    pub(crate) fn image_signature_ok(&self, v: u32, sig_words: &[u64]) -> bool {
+        let mut sig = [0u8; 64];
+        for (i, w) in sig_words.iter().take(8).enumerate() {
+            sig[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let vm = &self.vms[v as usize];
+        let mut d = ImageDigest::new();
+        for i in 0..vm.next_load_info as usize {
+            let (size, remap) = (vm.load_size[i], vm.remap_addr[i]);
+            d.segment(vm.load_addr[i], size);
+            let mut off = 0;
+            while off < size {
+                let Some((desc, 3)) =
+                    crate::pt::lookup(&self.hw, &self.layout.pt, COREVISOR, remap + off)
+                else {
+                    return false;
+                };
+                if desc == 0 {
+                    return false;
+                }
+                let page = read_page(&self.hw, phys_page(desc));
+                let n = (size - off).min(PAGE_SIZE) as usize;
+                d.update(&page[..n]);
+                off += PAGE_SIZE;
+            }
+        }
+        verify_image(&IMAGE_PUBKEY, d, &sig)
+    }
+
+    fn seal_into(&mut self, vmid: u32, page: &mut [u8; 4096], outpfn: u64) -> u64 {
+        let seq = self.exports.next_seq;
+        let hdr = seal_page(&ExportKey(self.exports.key), vmid, seq, page);
+        self.exports.slots[seq as usize % EXPORT_SLOTS] = Some(hdr);
+        self.exports.next_seq = seq + 1;
+        write_page(&mut self.hw, outpfn * PAGE_SIZE, page);
+        word(page, 0)
+    }
+
+    /// Opens the buffer at `pa` exported under `handle` (consuming the handle).
+    fn open_export(&mut self, pa: u64, handle: u64) -> Option<[u8; 4096]> {
+        let slot = handle as usize % EXPORT_SLOTS;
+        let hdr = self.exports.slots[slot].filter(|h| h.seq == handle)?;
+        let mut page = read_page(&self.hw, pa);
+        if !open_page(
+            &ExportKey(self.exports.key),
+            hdr.vmid,
+            handle,
+            &hdr,
+            &mut page,
+        ) {
+            return None;
+        }
+        self.exports.slots[slot] = None;
+        Some(page)
+    }
+
+    /// ENCRYPT_BUF: seal VM `vmid`'s page `inbuf` into the host's page `outbuf`.
+    pub(crate) fn local_save_encrypt_buf(
+        &mut self,
+        vmid: u32,
+        inbuf: u64,
+        outbuf: u64,
+        input: &mut impl Untrusted,
+    ) {
+        let (inpfn, outpfn) = (inbuf / PAGE_SIZE, outbuf / PAGE_SIZE);
+        if !(self.page(inpfn).owner == vmid && self.page(outpfn).owner == HOSTVISOR) {
+            self.halt(&[S2PAGE_ID]);
+            return;
+        }
+        let mut page = read_page(&self.hw, inpfn * PAGE_SIZE);
+        let first = self.seal_into(vmid, &mut page, outpfn);
+        input.record(HOSTVISOR, first);
+    }
+
+    /// SAVE_CRYPT_VCPU: seal vCPU (`vmid`, `vcpu`)'s registers into the host's page `outbuf`.
+    pub(crate) fn local_save_encrypted_vcpu(
+        &mut self,
+        vmid: u32,
+        vcpu: u32,
+        outbuf: u64,
+        input: &mut impl Untrusted,
+    ) {
+        let outpfn = outbuf / PAGE_SIZE;
+        if self.page(outpfn).owner != HOSTVISOR {
+            self.halt(&[S2PAGE_ID]);
+            return;
+        }
+        let c = self.shadow[ctxt_id(vmid, vcpu)];
+        let mut page = [0u8; 4096];
+        for k in 0..VCPU_RECORD_WORDS {
+            let v = c.get_shadow(record_index(k));
+            page[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        let first = self.seal_into(vmid, &mut page, outpfn);
+        input.record(HOSTVISOR, first);
+    }
+
+    /// DECRYPT_BUF: the host's page `inbuf`, sealed under `handle`, becomes VM `vmid`'s.
+    pub(crate) fn local_load_decrypt_buf(
+        &mut self,
+        vmid: u32,
+        inbuf: u64,
+        handle: u64,
+        input: &mut impl Untrusted,
+    ) {
+        let pfn = inbuf / PAGE_SIZE;
+        if self.state(vmid) != READY {
+            self.halt(&[INFO_ID + vmid]);
+            return;
+        }
+        let p = self.page(pfn);
+        if !(p.owner == HOSTVISOR && p.count == 0) {
+            self.halt(&[INFO_ID + vmid, S2PAGE_ID]);
+            return;
+        }
+        if !self.unmap_host(pfn) {
+            self.halt(&[INFO_ID + vmid, S2PAGE_ID, NPT_ID]);
+            return;
+        }
+        let opened = self.open_export(pfn * PAGE_SIZE, handle);
+        input.record(HOSTVISOR, opened.is_some() as u64);
+        let Some(page) = opened else {
+            self.halt(&[INFO_ID + vmid, S2PAGE_ID]);
+            return;
+        };
+        write_page(&mut self.hw, pfn * PAGE_SIZE, &page);
+        self.set_page(
+            pfn,
+            crate::meta::S2Page {
+                owner: vmid,
+                count: 0,
+                gfn: INVALID64,
+            },
+        );
+        input.record(HOSTVISOR, word(&page, 0));
+    }
+
+    /// LOAD_CRYPT_VCPU: restore a READY vCPU from the sealed record at `buf` (`handle`).
+    pub(crate) fn local_load_encrypted_vcpu(
+        &mut self,
+        vmid: u32,
+        vcpu: u32,
+        buf: u64,
+        handle: u64,
+        input: &mut impl Untrusted,
+    ) {
+        let vm = self.vms[vmid as usize];
+        if !(vm.state == READY && vm.vcpu_state[vcpu as usize] == READY) {
+            self.halt(&[INFO_ID + vmid]);
+            return;
+        }
+        let opened = if buf < KVM_PHYS_SIZE {
+            self.open_export(phys_page(buf), handle)
+        } else {
+            None
+        };
+        input.record(HOSTVISOR, opened.is_some() as u64);
+        let Some(page) = opened else {
+            self.halt(&[INFO_ID + vmid]);
+            return;
+        };
+        let c = &mut self.shadow[ctxt_id(vmid, vcpu)];
+        for k in 0..VCPU_RECORD_WORDS {
+            let v = word(&page, k);
+            input.record(HOSTVISOR, v);
+            c.set_shadow(record_index(k), v);
+        }
+        self.vms[vmid as usize].inc_exe = 1;
+    }
+}
+
+/// The shadow index of word `k` of a vCPU record (the order `decrypt_gp_regs` and
+/// `decrypt_sys_regs` read them in).
+fn record_index(k: usize) -> u64 {
+    match k {
+        0..=30 => k as u64,
+        31 => idx::PC,
+        32 => idx::PSTATE,
+        _ => idx::SYSREGS_START + (k - 33) as u64,
+    }
+}

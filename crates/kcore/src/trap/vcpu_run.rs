@@ -1,0 +1,183 @@
+//! `host_vcpu_run_handler` (spec-digest §5.3): the host asks KCore to run a vCPU.
+//!
+//! The host's request, in its registers (`docs/kcore-abi.md`): x0 = VCPU_RUN, x1 = vmid,
+//! x2 = vcpu; a proposed stage-2 mapping for the vCPU's last fault in x3 = gpa (0: none),
+//! x4 = pte, x5 = level; on a first run x6 = entry pc, x7 = pstate; on a resume after an
+//! emulated MMIO read, x8, x9, ... = the new values of the vCPU's dirty registers in
+//! increasing register order. All of it is untrusted and recorded as it is read.
+
+use super::*;
+use crate::ctxt::{exception_vector, idx, reg_desc};
+use crate::hw::Untrusted;
+
+impl<H: Hw> Core<H> {
+    /// The host runs a vCPU on `cpu`.
+    pub fn host_vcpu_run_handler(&mut self, cpu: usize, input: &mut impl Untrusted) -> Trap {
+        if let Some(t) = self.admit(cpu, true) {
+            return t;
+        }
+        if !self.vcpu_run_switch_to_core(cpu) || !self.vcpu_run_process(cpu, input) {
+            return Trap::Halted;
+        }
+        self.vcpu_run_switch_to_vm(cpu);
+        Trap::Done
+    }
+
+    /// `vcpu_run_swith_to_core`: save the host's registers and its return state, pick the VM.
+    fn vcpu_run_switch_to_core(&mut self, cpu: usize) -> bool {
+        let host = ctxt_id(HOSTVISOR, self.cpus[cpu].cur_vcpuid);
+        let hw = *self.hw.regs(cpu);
+        let vmid = hw.regs.x[1];
+        if !is_vm(vmid) {
+            self.halt(&[]);
+            return false;
+        }
+        let s = &mut self.shadow[host];
+        s.regs.x = hw.regs.x;
+        s.regs.save_sysregs(&hw.regs);
+        s.regs.fpsimd_save(&hw.regs);
+        s.states.pc = hw.regs.elr_el2;
+        s.states.pstate = hw.regs.spsr_el2;
+        self.cpus[cpu] = PerCpu {
+            cur_vmid: vmid as u32,
+            cur_vcpuid: NO_VCPU,
+            ihost: true,
+            icore: true,
+        };
+        true
+    }
+
+    /// `vcpu_run_process`: activate the vCPU; reset it on its first run, else finish the
+    /// host's work on its last exit and install the mapping the host proposes.
+    fn vcpu_run_process(&mut self, cpu: usize, input: &mut impl Untrusted) -> bool {
+        let vmid = self.cpus[cpu].cur_vmid;
+        let host = self.shadow[ctxt_id(HOSTVISOR, cpu as u32)].regs.x;
+        let vcpu = host[2];
+        input.record_core(vmid, vcpu);
+        if !is_vcpu(vcpu) {
+            self.halt(&[]);
+            return false;
+        }
+        let vcpu = vcpu as u32;
+        self.cpus[cpu].cur_vcpuid = vcpu;
+        if self.local_set_vcpu_active(vmid, vcpu) {
+            return false;
+        }
+        let id = ctxt_id(vmid, vcpu);
+        let dirty = self.shadow[id].states.dirty;
+        if dirty == INVALID64 {
+            return self.vcpu_first_run(cpu, vmid, vcpu, input);
+        }
+        let mut hostvals = host[8..].iter();
+        let s = &mut self.shadow[id];
+        if s.regs.ec == ARM_EXCEPTION_TRAP {
+            // `sync_dirty_to_shadow`: the host emulated an MMIO read into these registers.
+            for i in 0..31 {
+                if dirty & (1 << i) != 0 {
+                    let v = hostvals.next().copied().unwrap_or(0);
+                    input.record(vmid, v);
+                    s.set_shadow(i, v);
+                }
+            }
+        }
+        if dirty & PENDING_EXCEPT_INJECT_FLAG != 0 {
+            // `update_exception_gp_regs`: enter the guest's synchronous exception vector.
+            let (pc, pstate) = (s.states.pc, s.states.pstate);
+            s.regs.elr_el1 = pc;
+            s.states.spsr_0 = pstate;
+            s.states.esr_el1 = ESR_ELX_EC_UNKNOWN;
+            s.states.pstate = PSTATE_FAULT_BITS_64;
+            s.states.pc = s.regs.vbar_el1.wrapping_add(exception_vector(pstate));
+        }
+        if dirty & DIRTY_PC_FLAG != 0 {
+            s.states.pc = s.states.pc.wrapping_add(4);
+        }
+        s.states.dirty = 0;
+        s.regs.far_el2 = 0;
+        let gpa = host[3];
+        input.record_core(vmid, gpa);
+        if (PAGE_SIZE..KVM_ADDR_SPACE).contains(&gpa) {
+            let (pte, level) = (host[4], host[5]);
+            input.record_core(vmid, pte);
+            input.record_core(vmid, level);
+            let level = u32::try_from(level).unwrap_or(u32::MAX);
+            return !self.prot_and_map_vm_s2pt(vmid, gpa, pte, level, input);
+        }
+        true
+    }
+
+    /// First run: a restored vCPU just starts; a fresh one starts at an entry point inside
+    /// its verified image with cleared registers and reset system registers.
+    fn vcpu_first_run(
+        &mut self,
+        cpu: usize,
+        vmid: u32,
+        vcpu: u32,
+        input: &mut impl Untrusted,
+    ) -> bool {
+        let id = ctxt_id(vmid, vcpu);
+        let vm = self.vms[vmid as usize];
+        if vm.inc_exe != 0 {
+            self.shadow[id].states.dirty = 0;
+            return true;
+        }
+        let host = self.shadow[ctxt_id(HOSTVISOR, cpu as u32)].regs.x;
+        let pc = host[6];
+        input.record(vmid, pc);
+        let inside = (0..vm.next_load_info as usize)
+            .any(|i| pc >= vm.load_addr[i] && pc - vm.load_addr[i] < vm.load_size[i]);
+        if !inside {
+            self.halt(&[]);
+            return false;
+        }
+        let pstate = host[7];
+        input.record(vmid, pstate);
+        let actlr = self.hw.regs(cpu).regs.actlr_el1;
+        let s = &mut self.shadow[id];
+        s.regs.x = [0; 31];
+        s.states.pc = pc;
+        s.states.pstate = pstate;
+        s.regs.fp_q = [0; 32];
+        s.regs.fp_fpsr = 0;
+        s.regs.fp_fpcr = 0;
+        for i in idx::SYSREGS_START..idx::SYSREGS_START + idx::SHADOW_SYS_REGS_SIZE {
+            let v = match i {
+                idx::MPIDR_EL1 => {
+                    let c = vcpu as u64;
+                    ((c & 15) | ((c >> 4) & 255) << 8 | ((c >> 12) & 255) << 16) + (1 << 31)
+                }
+                idx::ACTLR_EL1 => {
+                    input.record(vmid, actlr);
+                    actlr
+                }
+                // ELR_EL2 is the return address, not EL1 state (deviation `reset_covers_elr_el2`).
+                idx::ELR_EL2 => continue,
+                _ => reg_desc(i),
+            };
+            s.set_shadow(i, v);
+        }
+        s.states.dirty = 0;
+        true
+    }
+
+    /// `vcpu_run_switch_to_vm`: load the vCPU into the CPU, trap what a VM must not do, enter.
+    fn vcpu_run_switch_to_vm(&mut self, cpu: usize) {
+        let vmid = self.cpus[cpu].cur_vmid;
+        let s = self.shadow[ctxt_id(vmid, self.cpus[cpu].cur_vcpuid)];
+        let vttbr = self.vttbr(vmid);
+        let hw = self.hw.regs(cpu);
+        hw.regs.vttbr_el2 = vttbr;
+        hw.regs.tpidr_el2 = s.regs.tpidr_el2;
+        hw.regs.hcr_el2 = HCR_HYPSEC_VM_FLAGS;
+        Self::timer_enable_traps(hw);
+        hw.traps.pmuselr_el0 = 0;
+        hw.traps.pmuserenr_el0 = ARMV8_PMU_USERENR_MASK;
+        hw.traps.mdcr_el2 = HYPSEC_MDCR_EL2_FLAG;
+        hw.traps.cptr_el2 = CPTR_VM;
+        s.regs.restore_sysregs(&s.states, &mut hw.regs);
+        s.regs.fpsimd_restore(&mut hw.regs);
+        hw.regs.x = s.regs.x;
+        self.cpus[cpu].icore = false;
+        self.cpus[cpu].ihost = false;
+    }
+}
