@@ -6,14 +6,17 @@
 //! page metadata, page contents (`flatmem[pfn]` = the first 64-bit word), the lock flags a
 //! halt poisoned, the SMMU tables and bank owners, the VM records and allocators.
 
-use corevisor_kcore::consts::COREVISOR;
+use corevisor_kcore::consts::{self as kconsts, COREVISOR};
+use corevisor_kcore::ctxt as kc;
 use corevisor_kcore::hw::Hw;
 use corevisor_kcore::mem_ops::Core;
 use corevisor_kcore::pt::{is_table, is_valid};
 use corevisor_kcore::smmu::{smmu_ttbr, BANKS, SMMU_NUM};
 use corevisor_kcore::vm_info::VmInfo;
 use corevisor_spec::consts as sc;
-use corevisor_spec::state::{mkS2Page, CoreData, Shared, VMInfo, NPT, SPT};
+use corevisor_spec::state::{
+    mkS2Page, CoreData, Ctxt, CtxtRegs, CtxtStates, Shared, TrapRegs, VMInfo, NPT, SPT,
+};
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
 
@@ -190,4 +193,72 @@ pub fn abs_spt<H: Hw>(core: &Core<H>) -> SPT {
         }
     }
     spt
+}
+
+/// The model's `Ctxt` of a KCore register context. VTTBR_EL2 holds a table's physical root;
+/// the model names tables by their pool cursor (`pt_vttbr`), so a root maps back to that.
+pub fn abs_ctxt<H: Hw>(c: &kc::Ctxt, core: &Core<H>) -> Ctxt {
+    let r = &c.regs;
+    let vttbr = (0..=COREVISOR)
+        .find(|&v| core.vttbr(v) == r.vttbr_el2)
+        .map_or(z(r.vttbr_el2), |v| z(kconsts::pt_vttbr(v)));
+    Ctxt {
+        ctxt_regs: CtxtRegs {
+            x: r.x.map(z),
+            // The model's integers are i128: a Q register with bit 127 set reads negative.
+            fp_q: r.fp_q.map(|q| q as Z),
+            fp_fpsr: z(r.fp_fpsr),
+            fp_fpcr: z(r.fp_fpcr),
+            csselr_el1: z(r.csselr_el1),
+            sctlr_el1: z(r.sctlr_el1),
+            cpacr_el1: z(r.cpacr_el1),
+            ttbr0_el1: z(r.ttbr0_el1),
+            ttbr1_el1: z(r.ttbr1_el1),
+            tcr_el1: z(r.tcr_el1),
+            afsr0_el1: z(r.afsr0_el1),
+            afsr1_el1: z(r.afsr1_el1),
+            far_el1: z(r.far_el1),
+            mair_el1: z(r.mair_el1),
+            vbar_el1: z(r.vbar_el1),
+            contextidr_el1: z(r.contextidr_el1),
+            amair_el1: z(r.amair_el1),
+            cntkctl_el1: z(r.cntkctl_el1),
+            par_el1: z(r.par_el1),
+            tpidr_el1: z(r.tpidr_el1),
+            spsr_el1: z(r.spsr_el1),
+            mdscr_el1: z(r.mdscr_el1),
+            sp_el0: z(r.sp_el0),
+            tpidr_el0: z(r.tpidr_el0),
+            tpidrro_el0: z(r.tpidrro_el0),
+            spsr_el2: z(r.spsr_el2),
+            vmpidr_el2: z(r.vmpidr_el2),
+            mpidr_el1: z(r.mpidr_el1),
+            actlr_el1: z(r.actlr_el1),
+            sp_el1: z(r.sp_el1),
+            elr_el1: z(r.elr_el1),
+            elr_el2: z(r.elr_el2),
+            vttbr_el2: vttbr,
+            hcr_el2: z(r.hcr_el2),
+            tpidr_el2: z(r.tpidr_el2),
+            esr_el2: z(r.esr_el2),
+            ec: z(r.ec),
+            far_el2: z(r.far_el2),
+            hpfar_el2: z(r.hpfar_el2),
+        },
+        trap_regs: TrapRegs {
+            pmuselr_el0: z(c.traps.pmuselr_el0),
+            pmuserenr_el0: z(c.traps.pmuserenr_el0),
+            mdcr_el2: z(c.traps.mdcr_el2),
+            cptr_el2: z(c.traps.cptr_el2),
+            cnthctl_el2: z(c.traps.cnthctl_el2),
+        },
+        ctxt_states: CtxtStates {
+            pc: z(c.states.pc),
+            pstate: z(c.states.pstate),
+            dirty: z(c.states.dirty),
+            flags: z(c.states.flags),
+            esr_el1: z(c.states.esr_el1),
+            spsr_0: z(c.states.spsr_0),
+        },
+    }
 }

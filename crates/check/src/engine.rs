@@ -106,6 +106,18 @@ pub struct Cpu {
     pub regs: Ctxt,
 }
 
+/// What a checker running the core beside the model gives the model's next step instead of
+/// the engine's own inputs: the untrusted values the core recorded, and the trapping CPU's
+/// register file as the core's first handler found it (`lockstep.rs`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Injection {
+    /// (principal, value) in the order taken: the `doracle` streams.
+    pub data: Vec<(Z, Z)>,
+    /// (vmid, value): the `core_doracle` streams.
+    pub core: Vec<(Z, Z)>,
+    pub regs: Option<Ctxt>,
+}
+
 /// The model machine.
 #[derive(Clone, Debug)]
 pub struct ModelMachine {
@@ -114,6 +126,12 @@ pub struct ModelMachine {
     /// The machine-wide part, kept in an `RData` whose per-CPU fields are unused.
     pub global: RData,
     pub cpus: Vec<Cpu>,
+    /// Inputs for the next step (see [`Injection`]); `None` = the engine's own.
+    pub inject: Option<Injection>,
+    /// This step's oracle values were injected: the engine feeds nothing of its own.
+    injected: bool,
+    /// The register file to install at this step's first entry-point call.
+    pending_regs: Option<Ctxt>,
 }
 
 pub fn state_name(s: Z) -> &'static str {
@@ -181,6 +199,9 @@ impl ModelMachine {
             machine,
             global,
             cpus,
+            inject: None,
+            injected: false,
+            pending_regs: None,
         }
     }
 
@@ -241,8 +262,29 @@ impl ModelMachine {
         }
     }
 
+    /// Puts an injection's values at the next positions of their streams.
+    fn apply_injection(&mut self, inj: Injection) {
+        let mut next = std::collections::BTreeMap::new();
+        for (v, x) in inj.data {
+            let n = next.entry(v).or_insert(*self.global.data_log.get(v));
+            self.global.doracle.put(v, *n, x);
+            *n += 1;
+        }
+        let mut next = std::collections::BTreeMap::new();
+        for (v, x) in inj.core {
+            let n = next.entry(v).or_insert(*self.global.core_data_log.get(v));
+            self.global.core_doracle.put(v, *n, x);
+            *n += 1;
+        }
+        self.pending_regs = inj.regs;
+        self.injected = true;
+    }
+
     /// Defaults overlaid by the step's own oracle values.
     fn feed_with(&mut self, vmid: Z, defaults: &[Z], step: &Step) {
+        if self.injected {
+            return;
+        }
         let mut v = defaults.to_vec();
         for (k, x) in step.oracle.iter().enumerate() {
             if k < v.len() {
@@ -266,6 +308,9 @@ impl ModelMachine {
 
     /// Runs `entry` on CPU `i`; `None` from the spec leaves the state unchanged.
     fn call(&mut self, i: usize, entry: impl Fn(&Profile, &RData) -> Option<RData>) -> Outcome {
+        if let Some(r) = self.pending_regs.take() {
+            self.cpus[i].regs = r;
+        }
         let p = self.profile;
         match entry(&p, &self.view(i)) {
             None => Outcome::Undefined,
@@ -309,7 +354,7 @@ impl ModelMachine {
                 regs.x[2] = vcpu;
             }
         }
-        if is_vm(vm) {
+        if is_vm(vm) && !self.injected {
             let n = *self.global.core_data_log.get(vm);
             let (gpa, pte, level) = map.unwrap_or((0, 0, 3));
             for (k, v) in [vcpu, gpa, pte, level].into_iter().enumerate() {
@@ -387,6 +432,10 @@ impl ModelMachine {
         };
         let _ = p;
         let v = (r == Outcome::Ok && store.is_none()).then(|| self.shadow_reg(ctxtid, ACCESS_REG));
+        if let Some(v) = v {
+            // The load's destination is the CPU's x1, as hardware writes it.
+            self.cpus[i].regs.ctxt_regs.x[ACCESS_REG as usize] = v;
+        }
         (r, v)
     }
 
@@ -429,6 +478,9 @@ impl ModelMachine {
             self.call(i, |p, s| mem_load_spec(p, gfn, ACCESS_REG, s))
         };
         let v = (r == Outcome::Ok && store.is_none()).then(|| self.shadow_reg(ctxtid, ACCESS_REG));
+        if let Some(v) = v {
+            self.cpus[i].regs.ctxt_regs.x[ACCESS_REG as usize] = v;
+        }
         (r, v)
     }
 
@@ -518,6 +570,16 @@ impl ModelMachine {
 
     /// Runs one step.
     pub fn step(&mut self, step: &Step) -> Result<StepReport, EngineError> {
+        if let Some(inj) = self.inject.take() {
+            self.apply_injection(inj);
+        }
+        let r = self.step_inner(step);
+        self.injected = false;
+        self.pending_regs = None;
+        r
+    }
+
+    fn step_inner(&mut self, step: &Step) -> Result<StepReport, EngineError> {
         let i = usize::try_from(step.cpu)
             .ok()
             .filter(|&i| i < self.cpus.len())
@@ -551,8 +613,16 @@ impl ModelMachine {
                         for k in 1..=5 {
                             regs.x[k] = args.get(k - 1).copied().unwrap_or(0);
                         }
+                        for (k, a) in args.iter().enumerate().skip(5).take(25) {
+                            regs.x[k + 1] = *a;
+                        }
                     }
-                    self.feed_with(HOSTVISOR, &[], step);
+                    // Verdicts of the authenticated hypercalls: authentic unless the step says.
+                    let q = p.q;
+                    let verdict = (num == Some(p.c.HVC_VERIFY_VM_IMAGE) && !q.verify_unsigned)
+                        || ((num == Some(p.c.HVC_DECRYPT_BUF) || num == Some(p.c.HVC_LOAD_CRYPT_VCPU))
+                            && !q.export_unauthenticated);
+                    self.feed_with(HOSTVISOR, if verdict { &[1] } else { &[] }, step);
                     let r = self.call(i, host_hvc_handler_spec);
                     x0 = Some(self.cpus[i].regs.ctxt_regs.x[0]);
                     (what, r)

@@ -5,3 +5,4 @@
 pub mod abs;
 pub mod engine;
 pub mod invariants;
+pub mod lockstep;

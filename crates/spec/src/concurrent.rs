@@ -696,7 +696,7 @@ pub fn local_smmu_clear(p: &Profile, iova: Z, cbndx: Z, index: Z, sdt: &Shared) 
 }
 
 pub fn local_load_encryted_vcpu(
-    _p: &Profile,
+    p: &Profile,
     vmid: Z,
     vcpuid: Z,
     cregs: &CtxtRegs,
@@ -707,6 +707,16 @@ pub fn local_load_encryted_vcpu(
 ) -> (Shared, bool, CtxtRegs, CtxtStates, Z) {
     let info = sdt.vminfos.get(vmid);
     if info.VS.vm_state == READY && *info.VS.vm_vcpu_state.get(vcpuid) == READY {
+        let mut logn = logn;
+        if !p.q.export_unauthenticated {
+            let authentic = dorc(logn) != 0;
+            logn += 1;
+            if !authentic {
+                cov!("local_load_encryted_vcpu.forged");
+                let (c, s) = (cregs.clone(), cstates.clone());
+                return (poison(sdt, &[INFO_ID + vmid]), true, c, s, logn);
+            }
+        }
         cov!("local_load_encryted_vcpu.loaded");
         let (cr1, cs1, l1) = decrypt_gp_regs_specx(cregs, cstates, dorc, logn);
         let (cr2, cs2, l2) = decrypt_sys_regs_specx(&cr1, &cs1, dorc, l1);
@@ -753,7 +763,7 @@ pub fn local_save_encrypt_buf(
 }
 
 pub fn local_load_decrypt_buf(
-    _p: &Profile,
+    p: &Profile,
     vmid: Z,
     inbuf: Z,
     dorc: Dorc,
@@ -782,6 +792,19 @@ pub fn local_load_decrypt_buf(
             true,
             logn,
         );
+    }
+    let mut logn = logn;
+    if !p.q.export_unauthenticated {
+        let authentic = dorc(logn) != 0;
+        logn += 1;
+        if !authentic {
+            cov!("local_load_decrypt_buf.forged");
+            return (
+                with_npt(&poison(sdt, &[INFO_ID + vmid, S2PAGE_ID]), HOSTVISOR, npt),
+                true,
+                logn,
+            );
+        }
     }
     cov!("local_load_decrypt_buf.decrypted");
     let mut out = with_npt(sdt, HOSTVISOR, npt);

@@ -192,6 +192,15 @@ pub struct Quirks {
     /// the VM page by page from that pfn, while the block descriptor's output address drops
     /// the low bits (Arm ARM D8.3: RES0), so the MMU maps a different 2 MiB. Intent: refuse.
     pub unaligned_block_mapped: bool,
+    /// Extension (issue 5): the seed's VERIFY_VM_IMAGE loads any image. Intent: the image's
+    /// signature decides; the model reads the verdict from the host's data stream (1 =
+    /// authentic); a forged image leaves the VM POWEROFF.
+    pub verify_unsigned: bool,
+    /// Extension (issue 5): the seed's export hypercalls are abstract (SAVE_CRYPT_VCPU does
+    /// nothing, imports always succeed). Intent: SAVE_CRYPT_VCPU seals the vCPU into the
+    /// host page x3; DECRYPT_BUF / LOAD_CRYPT_VCPU read an authentication verdict from the
+    /// host's data stream and halt on a forged or replayed buffer.
+    pub export_unauthenticated: bool,
 }
 
 impl Quirks {
@@ -220,6 +229,8 @@ impl Quirks {
         host_elr_unsaved: true,
         vcpu_run_vmid_in_x0: true,
         unaligned_block_mapped: true,
+        verify_unsigned: true,
+        export_unauthenticated: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -247,6 +258,8 @@ impl Quirks {
         host_elr_unsaved: false,
         vcpu_run_vmid_in_x0: false,
         unaligned_block_mapped: false,
+        verify_unsigned: false,
+        export_unauthenticated: false,
     };
 }
 

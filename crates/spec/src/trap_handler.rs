@@ -163,9 +163,19 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             cov!("host_hvc_handler_spec.verify_vm_image.load_halted");
             return Some(s0);
         }
+        // Extension `verify_unsigned`: the signature's verdict, after the image is loaded.
+        let mut verdict = VERIFIED;
+        if !p.q.verify_unsigned {
+            let logn = *s0.data_log.get(HOSTVISOR);
+            s0.data_log.set_mut(HOSTVISOR, logn + 1);
+            if s0.doracle.call(HOSTVISOR, logn) == 0 {
+                cov!("host_hvc_handler_spec.verify_vm_image.forged");
+                verdict = POWEROFF;
+            }
+        }
         cov!("host_hvc_handler_spec.verify_vm_image.verified");
         let mut info2 = info;
-        info2.VS.vm_state = VERIFIED;
+        info2.VS.vm_state = verdict;
         s0.shared.hlock.set_mut(INFO_ID + a1, true);
         s0.shared.vminfos.set_mut(a1, info2);
         log(&mut s0, AtomicEvent::OVERIFY(a1));
@@ -344,8 +354,20 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             cov!("host_hvc_handler_spec.save_crypt_vcpu.bad_args");
             return bad();
         }
-        cov!("host_hvc_handler_spec.save_crypt_vcpu.ok");
-        Some(adt1.clone())
+        if p.q.export_unauthenticated {
+            cov!("host_hvc_handler_spec.save_crypt_vcpu.ok");
+            return Some(adt1.clone());
+        }
+        // Extension `export_unauthenticated`: the sealed record goes to the host page x3.
+        host_stream_step(p, adt1, &[S2PAGE_ID], |dorc, logn, sdt| {
+            let (sdt, halt, l) = save_encrypted_vcpu(a3, dorc, logn, sdt);
+            (
+                sdt,
+                halt,
+                l,
+                AtomicEvent::OSAVE_ENC_BUF(a1, a2, a3, HOSTVISOR, logn),
+            )
+        })
     } else if arg == c.HVC_LOAD_CRYPT_VCPU {
         if !(is_vm(a1) && is_vcpu(a2)) {
             cov!("host_hvc_handler_spec.load_crypt_vcpu.bad_args");
@@ -396,6 +418,22 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
         cov!("host_hvc_handler_spec.unknown_call");
         Some(adt1.clone())
     }
+}
+
+/// SAVE_CRYPT_VCPU under the intent: the host page `outbuf` receives the sealed record
+/// (its first word from the host's data stream); any other page halts.
+fn save_encrypted_vcpu(outbuf: Z, dorc: Dorc, logn: Z, sdt: &Shared) -> (Shared, bool, Z) {
+    let outpfn = zdiv(outbuf, PAGE_SIZE);
+    if sdt.s2page.get(outpfn).s2_owner != HOSTVISOR {
+        cov!("host_hvc_handler_spec.save_crypt_vcpu.not_host_page");
+        let mut out = sdt.clone();
+        out.hlock.set_mut(S2PAGE_ID, false);
+        return (out, true, logn);
+    }
+    cov!("host_hvc_handler_spec.save_crypt_vcpu.sealed");
+    let mut out = sdt.clone();
+    out.flatmem.set_mut(outpfn, dorc(logn));
+    (out, false, logn + 1)
 }
 
 /// The end of a host handler: return to the host with the shadow's x0..x30.

@@ -1,0 +1,547 @@
+//! The simulated machine that runs KCore: N CPUs with their register files, RAM, two SMMUs,
+//! and the hardware's side of every trap (ARCHITECTURE.md, "Scenario files").
+//!
+//! A step on CPU `i` sets up that CPU's registers the way the principal would (a host
+//! hypercall, a vCPU-run request) or performs a principal's access through the MMU/SMMU
+//! walkers and the TLB. An access whose translation is missing raises the fault hardware
+//! raises, with ESR/FAR/HPFAR as the architecture reports them (Arm ARM D17.2), and KCore's
+//! handler for it runs. Every value KCore or a principal takes from an untrusted source is
+//! recorded ([`Recorded`]), so a checker can feed the reference model the same streams.
+//!
+//! CPUs take steps one at a time, in the order of the scenario: each step is one trap or
+//! one access, as the model engine's steps are.
+
+use crate::mem::SimMemory;
+use crate::scenario::{Action, HvcCall, HvcName, ShareOp, Step};
+use crate::signing::sign_image;
+use corevisor_kcore::consts::*;
+use corevisor_kcore::ctxt::Ctxt;
+use corevisor_kcore::hw::{Hw, Untrusted};
+use corevisor_kcore::mem_ops::{Core, Layout, Platform};
+use corevisor_kcore::pt::PtLayout;
+use corevisor_kcore::smmu::{BANKS, SMMU_NUM};
+use corevisor_kcore::trap::Trap;
+
+/// Where KCore keeps its tables and metadata in the simulated machine: KCore-private
+/// memory above the machine's RAM map (docs/kcore-memory.md).
+pub const META_BASE: u64 = 0x100_0000_0000;
+pub const PT_BASE: u64 = 0x200_0000_0000;
+pub const SMMU_POOL_BASE: u64 = 0x300_0000_0000;
+/// SMMU register windows (the default machine's).
+pub const SMMU_WINDOW_BASE: u64 = 0x0B00_0000;
+pub const SMMU_WINDOW_STRIDE: u64 = 0x10_0000;
+pub const SMMU_WINDOW_SIZE: u64 = 0x2_0000;
+/// The register every scripted load/store uses (x1).
+pub const ACCESS_REG: u64 = 1;
+
+/// The shape of a machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MachineShape {
+    pub cpus: usize,
+    pub ram_base: u64,
+    pub ram_end: u64,
+    pub kcore_base: u64,
+    pub smmus: u32,
+}
+
+/// How a step ended (ARCHITECTURE.md output format).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Halt,
+    Undefined,
+    Fault,
+}
+
+/// The untrusted values of one step, in the order they were taken.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// (principal, value): the seed's `doracle` streams.
+    pub data: Vec<(u32, u64)>,
+    /// (vmid, value): the seed's `core_doracle` streams.
+    pub core: Vec<(u32, u64)>,
+}
+
+impl Untrusted for Recorded {
+    fn record(&mut self, principal: u32, value: u64) {
+        self.data.push((principal, value));
+    }
+    fn record_core(&mut self, vmid: u32, value: u64) {
+        self.core.push((vmid, value));
+    }
+}
+
+/// What a step did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepResult {
+    pub outcome: Outcome,
+    pub x0: Option<u64>,
+    pub value: Option<u64>,
+    pub rec: Recorded,
+    /// The trapping CPU's register file as KCore's first handler of the step found it.
+    pub trap_regs: Option<Ctxt>,
+}
+
+/// An image segment the host staged: where it loads and the host pages holding it.
+#[derive(Clone, Debug, Default)]
+struct Staged {
+    load_addr: u64,
+    size: u64,
+    pfns: Vec<u64>,
+}
+
+/// The simulated machine with KCore booted on it.
+pub struct CoreMachine {
+    pub core: Box<Core<SimMemory>>,
+    pub shape: MachineShape,
+    /// Per VM, the image the host staged with SET_BOOT_INFO / REMAP_VM_IMAGE (what its
+    /// vendor signed).
+    staged: Vec<Vec<Staged>>,
+}
+
+fn reg(v: i128) -> u64 {
+    v as u64
+}
+
+/// The `arm` call number of a named hypercall.
+pub fn hvc_number(n: HvcName) -> u64 {
+    match n {
+        HvcName::TimerSetCntvoff => hvc::TIMER_SET_CNTVOFF,
+        HvcName::ClearVmS2Range => hvc::CLEAR_VM_S2_RANGE,
+        HvcName::SetBootInfo => hvc::SET_BOOT_INFO,
+        HvcName::RemapVmImage => hvc::REMAP_VM_IMAGE,
+        HvcName::VerifyVmImage => hvc::VERIFY_VM_IMAGE,
+        HvcName::SmmuFreePgd => hvc::SMMU_FREE_PGD,
+        HvcName::SmmuAllocPgd => hvc::SMMU_ALLOC_PGD,
+        HvcName::SmmuLpaeMap => hvc::SMMU_LPAE_MAP,
+        HvcName::SmmuLpaeIovaToPhys => hvc::SMMU_LPAE_IOVA_TO_PHYS,
+        HvcName::SmmuClear => hvc::SMMU_CLEAR,
+        HvcName::PhysAddrIoremap => hvc::PHYS_ADDR_IOREMAP,
+        HvcName::RegisterKvm => hvc::REGISTER_KVM,
+        HvcName::RegisterVcpu => hvc::REGISTER_VCPU,
+        HvcName::EncryptBuf => hvc::ENCRYPT_BUF,
+        HvcName::DecryptBuf => hvc::DECRYPT_BUF,
+        HvcName::SaveCryptVcpu => hvc::SAVE_CRYPT_VCPU,
+        HvcName::LoadCryptVcpu => hvc::LOAD_CRYPT_VCPU,
+        HvcName::VcpuRun => hvc::VCPU_RUN,
+    }
+}
+
+/// ESR of a data abort from a lower EL: EC = DABT_LOW, ISV, 8-byte access, SRT, WnR.
+pub fn dabt_esr(write: bool) -> u64 {
+    (ESR_ELX_EC_DABT_LOW << ESR_ELX_EC_SHIFT)
+        | (1 << 24)
+        | (3 << ESR_ELX_SAS_SHIFT)
+        | (ACCESS_REG << ESR_ELX_SRT_SHIFT)
+        | if write { ESR_ELX_WNR } else { 0 }
+}
+
+impl CoreMachine {
+    pub fn new(shape: MachineShape) -> Self {
+        let layout = Layout {
+            ram_base: shape.ram_base,
+            ram_end: shape.ram_end,
+            kcore_base: shape.kcore_base,
+            meta_base: META_BASE,
+            pt: PtLayout { pt_base: PT_BASE },
+            smmu_base: SMMU_POOL_BASE,
+        };
+        let mut core = Box::new(Core::boot(SimMemory::new(), layout));
+        let mut smmus = [(0, 0, 0); SMMU_NUM as usize];
+        for (i, s) in smmus.iter_mut().enumerate() {
+            *s = (
+                SMMU_WINDOW_BASE + i as u64 * SMMU_WINDOW_STRIDE,
+                SMMU_WINDOW_SIZE,
+                BANKS,
+            );
+        }
+        core.platform = Platform {
+            cpus: shape.cpus,
+            smmu_num: shape.smmus,
+            smmus,
+        };
+        CoreMachine {
+            core,
+            shape,
+            staged: vec![Vec::new(); COREVISOR as usize + 1],
+        }
+    }
+
+    fn regs(&mut self, cpu: usize) -> &mut Ctxt {
+        self.core.hw.regs(cpu)
+    }
+
+    fn outcome(t: Trap) -> Outcome {
+        match t {
+            Trap::Done => Outcome::Ok,
+            Trap::Halted => Outcome::Halt,
+            Trap::Undefined => Outcome::Undefined,
+        }
+    }
+
+    /// Runs one step on CPU `step.cpu` (the caller checked it exists).
+    pub fn step(&mut self, step: &Step) -> StepResult {
+        let i = step.cpu as usize;
+        let mut r = StepResult {
+            outcome: Outcome::Ok,
+            x0: None,
+            value: None,
+            rec: Recorded::default(),
+            trap_regs: None,
+        };
+        r.outcome = match &step.action {
+            Action::Hvc { call, args } => {
+                let num = match call {
+                    HvcCall::Named(n) => hvc_number(*n),
+                    HvcCall::Raw(v) => reg(*v),
+                };
+                if num == hvc::VCPU_RUN {
+                    let a = |k: usize| args.get(k).copied().unwrap_or(0);
+                    self.vcpu_run(i, step, a(0), a(1), None, None, &mut r)
+                } else {
+                    let o = self.host_hvc(i, num, args, &mut r);
+                    r.x0 = Some(self.regs(i).regs.x[0]);
+                    o
+                }
+            }
+            Action::VcpuRun { vm, vcpu, map, pc } => {
+                let m = map.map(|m| (m.gpa, m.pte, m.level));
+                self.vcpu_run(i, step, *vm, *vcpu, m, *pc, &mut r)
+            }
+            Action::HostLoad { addr } => self.host_access(i, reg(*addr), None, &mut r),
+            Action::HostStore { addr, value } => {
+                self.host_access(i, reg(*addr), Some(reg(*value)), &mut r)
+            }
+            Action::GuestLoad { gpa } => self.guest_access(i, reg(*gpa), None, &mut r),
+            Action::GuestStore { gpa, value } => {
+                self.guest_access(i, reg(*gpa), Some(reg(*value)), &mut r)
+            }
+            Action::GuestHvc { op, gpa, size } => {
+                let call = match op {
+                    ShareOp::Grant => hvc::KVM_SET_DESC_PFN,
+                    ShareOp::Revoke => hvc::KVM_UNSET_DESC_PFN,
+                };
+                let esr = ESR_ELX_EC_HVC64 << ESR_ELX_EC_SHIFT;
+                let x = [(0, call), (1, reg(*gpa)), (2, reg(*gpa)), (3, reg(*size))];
+                self.guest_exit(i, ARM_EXCEPTION_TRAP, esr, &x, &mut r)
+            }
+            Action::GuestPsciSystemOff => {
+                let esr = ESR_ELX_EC_HVC64 << ESR_ELX_EC_SHIFT;
+                let x = [(0, hvc::PSCI_0_2_FN_SYSTEM_OFF)];
+                self.guest_exit(i, ARM_EXCEPTION_TRAP, esr, &x, &mut r)
+            }
+            Action::GuestWfx => self.guest_exit(
+                i,
+                ARM_EXCEPTION_TRAP,
+                ESR_ELX_EC_WFX << ESR_ELX_EC_SHIFT,
+                &[],
+                &mut r,
+            ),
+            Action::GuestSysreg => self.guest_exit(
+                i,
+                ARM_EXCEPTION_TRAP,
+                ESR_ELX_EC_SYS64 << ESR_ELX_EC_SHIFT,
+                &[],
+                &mut r,
+            ),
+            Action::Irq => self.guest_exit(i, ARM_EXCEPTION_INTERRUPT, 0, &[], &mut r),
+            Action::DmaLoad { smmu, cb, iova } => self.dma(*smmu, *cb, reg(*iova), None, &mut r),
+            Action::DmaStore {
+                smmu,
+                cb,
+                iova,
+                value,
+            } => self.dma(*smmu, *cb, reg(*iova), Some(reg(*value)), &mut r),
+            Action::Host(_) => Outcome::Undefined,
+        };
+        r
+    }
+
+    /// Runs KCore's handler for a trap on CPU `i`, noting the register file it found.
+    fn trap(
+        &mut self,
+        i: usize,
+        r: &mut StepResult,
+        handler: fn(&mut Core<SimMemory>, usize, &mut Recorded) -> Trap,
+    ) -> Trap {
+        if r.trap_regs.is_none() {
+            r.trap_regs = Some(*self.regs(i));
+        }
+        handler(&mut self.core, i, &mut r.rec)
+    }
+
+    fn host_hvc(&mut self, i: usize, num: u64, args: &[i128], r: &mut StepResult) -> Outcome {
+        {
+            let x = &mut self.regs(i).regs.x;
+            x[0] = num;
+            for k in 1..=5 {
+                x[k] = reg(args.get(k - 1).copied().unwrap_or(0));
+            }
+            for (k, a) in args.iter().enumerate().skip(5).take(25) {
+                x[k + 1] = reg(*a);
+            }
+        }
+        let a = |k: usize| reg(args.get(k).copied().unwrap_or(0));
+        if num == hvc::VERIFY_VM_IMAGE && args.len() <= 1 && a(0) <= COREVISOR as u64 {
+            // The host passes the signature its vendor made for the image it staged.
+            let sig = self.vendor_signature(a(0) as usize);
+            for (k, w) in sig.chunks_exact(8).enumerate() {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(w);
+                self.regs(i).regs.x[2 + k] = u64::from_le_bytes(b);
+            }
+        }
+        let t = self.trap(i, r, Core::host_hvc_handler);
+        if t == Trap::Done {
+            self.note_staging(num, a(0), a(1), a(2));
+        }
+        Self::outcome(t)
+    }
+
+    /// Remember the image segments the host staged for a VM.
+    fn note_staging(&mut self, num: u64, a1: u64, a2: u64, a3: u64) {
+        let Some(st) = self.staged.get_mut(a1 as usize) else {
+            return;
+        };
+        if num == hvc::SET_BOOT_INFO {
+            st.push(Staged {
+                load_addr: a2,
+                size: a3,
+                pfns: Vec::new(),
+            });
+        } else if num == hvc::REMAP_VM_IMAGE {
+            if let Some(seg) = st.get_mut(a3 as usize) {
+                seg.pfns.push(a2);
+            }
+        }
+    }
+
+    /// The dev-key signature over the image staged for `vm`, read from the host's pages.
+    fn vendor_signature(&self, vm: usize) -> [u8; 64] {
+        let segs: Vec<(u64, Vec<u8>)> = self.staged[vm]
+            .iter()
+            .map(|s| {
+                let mut bytes = Vec::new();
+                for pfn in &s.pfns {
+                    for w in 0..512 {
+                        let v = self.core.hw.read64(pfn.wrapping_mul(PAGE_SIZE) + w * 8);
+                        bytes.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                bytes.resize(s.size.min(1 << 30) as usize, 0);
+                (s.load_addr, bytes)
+            })
+            .collect();
+        let refs: Vec<(u64, &[u8])> = segs.iter().map(|(a, b)| (*a, b.as_slice())).collect();
+        sign_image(&refs)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn vcpu_run(
+        &mut self,
+        i: usize,
+        step: &Step,
+        vm: i128,
+        vcpu: i128,
+        map: Option<(i128, i128, i128)>,
+        pc: Option<i128>,
+        r: &mut StepResult,
+    ) -> Outcome {
+        let (gpa, pte, level) = map.unwrap_or((0, 0, 3));
+        let vmid = reg(vm);
+        let load0 = if (1..COREVISOR as u64).contains(&vmid) {
+            self.core.vms[vmid as usize].load_addr[0]
+        } else {
+            0
+        };
+        let o = |k: usize| step.oracle.get(k).copied().map(reg);
+        let first_run = o(0).or(pc.map(reg)).unwrap_or(load0);
+        let regs = self.regs(i);
+        let x = &mut regs.regs.x;
+        x[0] = hvc::VCPU_RUN;
+        x[1] = vmid;
+        x[2] = reg(vcpu);
+        x[3] = reg(gpa);
+        x[4] = reg(pte);
+        x[5] = reg(level);
+        x[6] = first_run;
+        x[7] = o(1).unwrap_or(PSTATE_FAULT_BITS_64);
+        // On a resume: the values of the vCPU's dirty registers.
+        for (k, v) in step.oracle.iter().enumerate().take(23) {
+            x[8 + k] = reg(*v);
+        }
+        if let Some(a) = o(2) {
+            regs.regs.actlr_el1 = a;
+        }
+        Self::outcome(self.trap(i, r, Core::host_vcpu_run_handler))
+    }
+
+    fn running(&self, i: usize, host: bool) -> bool {
+        let c = self.core.cpus[i];
+        c.ihost == host && !c.icore
+    }
+
+    fn in_smmu_window(&self, addr: u64) -> bool {
+        (0..self.shape.smmus as u64).any(|k| {
+            let b = SMMU_WINDOW_BASE + k * SMMU_WINDOW_STRIDE;
+            b <= addr && addr - b < SMMU_WINDOW_SIZE
+        })
+    }
+
+    /// The host's load or store of `addr` (x1), faulting like hardware.
+    fn host_access(
+        &mut self,
+        i: usize,
+        addr: u64,
+        store: Option<u64>,
+        r: &mut StepResult,
+    ) -> Outcome {
+        if !self.running(i, true) {
+            return Outcome::Undefined;
+        }
+        if let Some(v) = store {
+            self.regs(i).regs.x[ACCESS_REG as usize] = v;
+        }
+        let root = self.core.layout.pt.root(HOSTVISOR);
+        if self.core.hw.translate(HOSTVISOR, root, addr).is_none() {
+            let regs = &mut self.regs(i).regs;
+            regs.hpfar_el2 = (addr >> 12) << 4;
+            regs.far_el2 = addr;
+            regs.esr_el2 = dabt_esr(store.is_some());
+            match self.trap(i, r, Core::host_npt_handler) {
+                Trap::Done => {}
+                t => return Self::outcome(t),
+            }
+            if self.core.hw.translate(HOSTVISOR, root, addr).is_none() {
+                if self.in_smmu_window(addr) {
+                    // KCore performed the access for the host.
+                    if store.is_none() {
+                        r.value = Some(self.regs(i).regs.x[ACCESS_REG as usize]);
+                    }
+                    return Outcome::Ok;
+                }
+                return Outcome::Fault;
+            }
+        }
+        self.access(i, HOSTVISOR, root, addr, store, r)
+    }
+
+    /// A translated access by the principal running on CPU `i`.
+    fn access(
+        &mut self,
+        i: usize,
+        v: u32,
+        root: u64,
+        addr: u64,
+        store: Option<u64>,
+        r: &mut StepResult,
+    ) -> Outcome {
+        let Some(t) = self.core.hw.translate(v, root, addr) else {
+            return Outcome::Fault;
+        };
+        let pa = t.pa & !7;
+        match store {
+            Some(val) if t.perms.write => self.core.hw.write64(pa, val),
+            Some(_) => return Outcome::Fault,
+            None => {
+                let val = self.core.hw.read64(pa);
+                r.rec.record(v, val);
+                self.regs(i).regs.x[ACCESS_REG as usize] = val;
+                r.value = Some(val);
+            }
+        }
+        Outcome::Ok
+    }
+
+    /// The running VM's load or store of `gpa` (x1); a missing mapping exits to KCore.
+    fn guest_access(
+        &mut self,
+        i: usize,
+        gpa: u64,
+        store: Option<u64>,
+        r: &mut StepResult,
+    ) -> Outcome {
+        if !self.running(i, false) {
+            return Outcome::Undefined;
+        }
+        let vm = self.core.cpus[i].cur_vmid;
+        if self.core.vms[vm as usize].state != VERIFIED {
+            return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
+        }
+        if let Some(v) = store {
+            self.regs(i).regs.x[ACCESS_REG as usize] = v;
+        }
+        let root = self.core.layout.pt.root(vm);
+        if self.core.hw.translate(vm, root, gpa).is_none() {
+            let regs = &mut self.regs(i).regs;
+            regs.ec = ARM_EXCEPTION_TRAP;
+            regs.esr_el2 = dabt_esr(store.is_some());
+            regs.hpfar_el2 = (gpa >> 12) << 4;
+            regs.far_el2 = gpa;
+            return match self.trap(i, r, Core::vm_exit_handler) {
+                Trap::Done => Outcome::Fault,
+                t => Self::outcome(t),
+            };
+        }
+        self.access(i, vm, root, gpa, store, r)
+    }
+
+    /// A VM exit of exit code `ec` with syndrome `esr` and the given registers.
+    fn guest_exit(
+        &mut self,
+        i: usize,
+        ec: u64,
+        esr: u64,
+        x: &[(usize, u64)],
+        r: &mut StepResult,
+    ) -> Outcome {
+        if !self.running(i, false) {
+            return Outcome::Undefined;
+        }
+        let regs = &mut self.regs(i).regs;
+        regs.ec = ec;
+        regs.esr_el2 = esr;
+        for &(k, v) in x {
+            regs.x[k] = v;
+        }
+        Self::outcome(self.trap(i, r, Core::vm_exit_handler))
+    }
+
+    /// A device's access through SMMU `smmu`'s context bank `cb`, translated by the SMMU.
+    fn dma(
+        &mut self,
+        smmu: i128,
+        cb: i128,
+        iova: u64,
+        store: Option<u64>,
+        r: &mut StepResult,
+    ) -> Outcome {
+        if !((0..SMMU_NUM as i128).contains(&smmu) && (0..BANKS as i128).contains(&cb)) {
+            return Outcome::Fault;
+        }
+        let (smmu, cb) = (smmu as u32, cb as u32);
+        let owner = self.core.smmu_vmid[(smmu * BANKS + cb) as usize];
+        if owner == INVALID {
+            return Outcome::Fault;
+        }
+        let root = self.core.smmu_pool.root(smmu, cb);
+        let Some(t) = self.core.hw.walk_smmu(root, iova) else {
+            return Outcome::Fault;
+        };
+        if owner != HOSTVISOR && self.core.vms[owner as usize].state != VERIFIED {
+            return Outcome::Undefined; // outside the seed's contract (dev_load_spec)
+        }
+        let pa = t.pa & !7;
+        match store {
+            Some(v) if t.perms.write => self.core.hw.write64(pa, v),
+            Some(_) => return Outcome::Fault,
+            None if !t.perms.read => return Outcome::Fault,
+            None => {
+                let v = self.core.hw.read64(pa);
+                r.rec.record(owner, v);
+                r.value = Some(v);
+            }
+        }
+        Outcome::Ok
+    }
+}
