@@ -146,6 +146,46 @@ pub fn state_name(s: Z) -> &'static str {
     }
 }
 
+/// What a step does, as the output names it (e.g. `hvc REGISTER_KVM`).
+pub fn describe(a: &Action) -> String {
+    match a {
+        Action::Hvc { call, .. } => format!("hvc {call}"),
+        Action::VcpuRun { vm, vcpu, .. } => format!("vcpu_run vm{vm} vcpu{vcpu}"),
+        Action::HostLoad { addr } => format!("host_load {addr:#x}"),
+        Action::HostStore { addr, value } => format!("host_store {addr:#x} <- {value:#x}"),
+        Action::GuestLoad { gpa } => format!("guest_load {gpa:#x}"),
+        Action::GuestStore { gpa, value } => format!("guest_store {gpa:#x} <- {value:#x}"),
+        Action::GuestHvc { op, gpa, size } => {
+            let name = match op {
+                ShareOp::Grant => "GRANT",
+                ShareOp::Revoke => "REVOKE",
+            };
+            format!("guest_hvc {name} {gpa:#x} +{size:#x}")
+        }
+        Action::GuestPsciSystemOff => "guest_psci SYSTEM_OFF".to_string(),
+        Action::GuestWfx => "guest_wfx".to_string(),
+        Action::GuestSysreg => "guest_sysreg".to_string(),
+        Action::Irq => "irq".to_string(),
+        Action::DmaLoad { smmu, cb, iova } => format!("dma_load smmu{smmu} cb{cb} {iova:#x}"),
+        Action::DmaStore {
+            smmu,
+            cb,
+            iova,
+            value,
+        } => {
+            format!("dma_store smmu{smmu} cb{cb} {iova:#x} <- {value:#x}")
+        }
+        Action::Host(_) => "host".to_string(),
+    }
+}
+
+/// The error for a host-model macro step on an engine without the host model.
+pub fn host_macro_refused(step: usize) -> EngineError {
+    EngineError(format!(
+        "step {step}: field \"host\": host-model macro actions need the simulator's host model, which this engine does not have yet; write the raw steps instead"
+    ))
+}
+
 /// The call number of a named hypercall in profile `c` (`None`: VCPU_RUN under the seed,
 /// which has no number; it is its own entry point).
 pub fn hvc_number(c: &Consts, n: HvcName) -> Option<Z> {
@@ -594,18 +634,19 @@ impl ModelMachine {
         let p = self.profile;
         let mut x0 = None;
         let mut value = None;
-        let (what, result) = match &step.action {
+        let what = describe(&step.action);
+        let result = match &step.action {
             Action::Hvc { call, args } => {
                 let num = match call {
                     HvcCall::Named(n) => hvc_number(&p.c, *n),
                     HvcCall::Raw(v) => Some(*v),
                 };
-                let is_run = matches!(call, HvcCall::Named(HvcName::VcpuRun)) || (num.is_some() && num == p.c.HVC_VCPU_RUN);
-                let what = format!("hvc {call}");
+                let is_run = matches!(call, HvcCall::Named(HvcName::VcpuRun))
+                    || (num.is_some() && num == p.c.HVC_VCPU_RUN);
                 if is_run {
                     let vm = args.first().copied().unwrap_or(0);
                     let vcpu = args.get(1).copied().unwrap_or(0);
-                    (what, self.vcpu_run(i, step, vm, vcpu, None, None))
+                    self.vcpu_run(i, step, vm, vcpu, None, None)
                 } else {
                     {
                         let regs = &mut self.cpus[i].regs.ctxt_regs;
@@ -620,71 +661,76 @@ impl ModelMachine {
                     // Verdicts of the authenticated hypercalls: authentic unless the step says.
                     let q = p.q;
                     let verdict = (num == Some(p.c.HVC_VERIFY_VM_IMAGE) && !q.verify_unsigned)
-                        || ((num == Some(p.c.HVC_DECRYPT_BUF) || num == Some(p.c.HVC_LOAD_CRYPT_VCPU))
+                        || ((num == Some(p.c.HVC_DECRYPT_BUF)
+                            || num == Some(p.c.HVC_LOAD_CRYPT_VCPU))
                             && !q.export_unauthenticated);
                     self.feed_with(HOSTVISOR, if verdict { &[1] } else { &[] }, step);
                     let r = self.call(i, host_hvc_handler_spec);
                     x0 = Some(self.cpus[i].regs.ctxt_regs.x[0]);
-                    (what, r)
+                    r
                 }
             }
             Action::VcpuRun { vm, vcpu, map, pc } => {
                 let m = map.map(|m| (m.gpa, m.pte, m.level));
-                (format!("vcpu_run vm{vm} vcpu{vcpu}"), self.vcpu_run(i, step, *vm, *vcpu, m, *pc))
+                self.vcpu_run(i, step, *vm, *vcpu, m, *pc)
             }
             Action::HostLoad { addr } => {
                 let (r, v) = self.host_access(i, step, *addr, None);
                 value = v;
-                (format!("host_load {addr:#x}"), r)
+                r
             }
-            Action::HostStore { addr, value: v } => {
-                (format!("host_store {addr:#x} <- {v:#x}"), self.host_access(i, step, *addr, Some(*v)).0)
-            }
+            Action::HostStore { addr, value: v } => self.host_access(i, step, *addr, Some(*v)).0,
             Action::GuestLoad { gpa } => {
                 let (r, v) = self.guest_access(i, step, *gpa, None);
                 value = v;
-                (format!("guest_load {gpa:#x}"), r)
+                r
             }
-            Action::GuestStore { gpa, value: v } => {
-                (format!("guest_store {gpa:#x} <- {v:#x}"), self.guest_access(i, step, *gpa, Some(*v)).0)
-            }
+            Action::GuestStore { gpa, value: v } => self.guest_access(i, step, *gpa, Some(*v)).0,
             Action::GuestHvc { op, gpa, size } => {
-                let (name, num) = match op {
-                    ShareOp::Grant => ("GRANT", p.c.HVC_KVM_SET_DESC_PFN),
-                    ShareOp::Revoke => ("REVOKE", p.c.HVC_KVM_UNSET_DESC_PFN),
+                let num = match op {
+                    ShareOp::Grant => p.c.HVC_KVM_SET_DESC_PFN,
+                    ShareOp::Revoke => p.c.HVC_KVM_UNSET_DESC_PFN,
                 };
                 let esr = ESR_ELx_EC_HVC64 << ESR_ELx_EC_SHIFT;
-                let r = self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[(0, num), (1, *gpa), (2, *gpa), (3, *size)]);
-                (format!("guest_hvc {name} {gpa:#x} +{size:#x}"), r)
+                self.guest_exit(
+                    i,
+                    step,
+                    ARM_EXCEPTION_TRAP,
+                    esr,
+                    &[(0, num), (1, *gpa), (2, *gpa), (3, *size)],
+                )
             }
             Action::GuestPsciSystemOff => {
                 let esr = ESR_ELx_EC_HVC64 << ESR_ELx_EC_SHIFT;
-                let r = self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[(0, PSCI_0_2_FN_SYSTEM_OFF)]);
-                ("guest_psci SYSTEM_OFF".to_string(), r)
+                self.guest_exit(
+                    i,
+                    step,
+                    ARM_EXCEPTION_TRAP,
+                    esr,
+                    &[(0, PSCI_0_2_FN_SYSTEM_OFF)],
+                )
             }
             Action::GuestWfx => {
                 let esr = ESR_ELx_EC_WFx << ESR_ELx_EC_SHIFT;
-                ("guest_wfx".to_string(), self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[]))
+                self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[])
             }
             Action::GuestSysreg => {
                 let esr = p.c.ESR_ELx_EC_SYS64 << ESR_ELx_EC_SHIFT;
-                ("guest_sysreg".to_string(), self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[]))
+                self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[])
             }
-            Action::Irq => ("irq".to_string(), self.guest_exit(i, step, p.c.ARM_EXCEPTION_INTERRUPT, 0, &[])),
+            Action::Irq => self.guest_exit(i, step, p.c.ARM_EXCEPTION_INTERRUPT, 0, &[]),
             Action::DmaLoad { smmu, cb, iova } => {
                 let (r, v) = self.dma(step, *smmu, *cb, *iova, None);
                 value = v;
-                (format!("dma_load smmu{smmu} cb{cb} {iova:#x}"), r)
+                r
             }
-            Action::DmaStore { smmu, cb, iova, value: v } => {
-                (format!("dma_store smmu{smmu} cb{cb} {iova:#x} <- {v:#x}"), self.dma(step, *smmu, *cb, *iova, Some(*v)).0)
-            }
-            Action::Host(_) => {
-                return Err(EngineError(format!(
-                    "step {}: field \"host\": host-model macro actions need the simulator's host model, which the model engine does not have; write the raw steps instead",
-                    step.index
-                )))
-            }
+            Action::DmaStore {
+                smmu,
+                cb,
+                iova,
+                value: v,
+            } => self.dma(step, *smmu, *cb, *iova, Some(*v)).0,
+            Action::Host(_) => return Err(host_macro_refused(step.index)),
         };
         Ok(StepReport {
             step: step.index,

@@ -295,3 +295,65 @@ pub fn run_checked(
     }
     Ok(out)
 }
+
+/// The model's view of the core machine (`abs` of everything), for invariants and reports.
+pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachine {
+    let c = &cm.core;
+    let mut m = template.clone();
+    m.global.shared = abs_shared(c, &template.global.shared);
+    m.global.halt = c.halted;
+    for (id, s) in c.shadow.iter().enumerate() {
+        m.global.shadow_ctxts.set_mut(id as Z, abs_ctxt(s, c));
+    }
+    for (i, cpu) in m.cpus.iter_mut().enumerate() {
+        let k = c.cpus[i];
+        cpu.cur_vmid = Z::from(k.cur_vmid);
+        cpu.cur_vcpuid = if k.cur_vcpuid == NO_VCPU {
+            -1
+        } else {
+            Z::from(k.cur_vcpuid)
+        };
+        cpu.ihost = k.ihost;
+        cpu.icore = k.icore;
+        cpu.regs = abs_ctxt(&c.hw.cpu_regs[i], c);
+    }
+    m
+}
+
+/// Runs a scenario on the core alone (`--engine core`); invariants are checked on `abs` of
+/// the core after every step. Stops after a halt.
+pub fn run_core(
+    sc: &Scenario,
+    profile: Option<ProfileKind>,
+) -> Result<(Vec<StepReport>, crate::engine::FinalReport), EngineError> {
+    let mut l = Lockstep::for_scenario(sc, profile)?;
+    let mut steps = Vec::new();
+    let mut broken = std::collections::BTreeSet::new();
+    for st in &sc.steps {
+        if !(0..l.model.cpus.len() as Z).contains(&st.cpu) {
+            l.model.step(st)?;
+        }
+        if matches!(st.action, corevisor_sim::scenario::Action::Host(_)) {
+            return Err(crate::engine::host_macro_refused(st.index));
+        }
+        let r = l.core.step(st);
+        let view = abstract_machine(&l.core, &l.model);
+        let b = view.broken_invariants();
+        broken.extend(b.iter().copied());
+        steps.push(StepReport {
+            step: st.index,
+            kind: st.action.kind(),
+            cpu: st.cpu,
+            what: crate::engine::describe(&st.action),
+            result: outcome(r.outcome),
+            x0: r.x0.map(z),
+            value: r.value.map(z),
+            broken: b,
+        });
+        if r.outcome == sim::Outcome::Halt {
+            break;
+        }
+    }
+    let view = abstract_machine(&l.core, &l.model);
+    Ok((steps, view.final_report(broken.into_iter().collect())))
+}

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 use corevisor_check::engine::{self, FinalReport, Outcome, RunReport, StepReport};
 use corevisor_check::invariants;
+use corevisor_check::lockstep;
 use corevisor_sim::scenario;
 use corevisor_spec::ProfileKind;
 use serde_json::{json, Value};
@@ -35,7 +36,8 @@ enum Cmd {
         /// Print JSON Lines: one object per step, then the final object.
         #[arg(long)]
         json: bool,
-        /// Run the model beside the core and compare after every step (core engine only).
+        /// Run the model beside the core and compare abs(core) with it after every step
+        /// (core engine only); exits 1 on any mismatch.
         #[arg(long)]
         check: bool,
     },
@@ -45,7 +47,7 @@ enum Cmd {
 enum Engine {
     /// The reference model (crates/spec).
     Model,
-    /// The core on the simulated machine (not built yet).
+    /// KCore (crates/kcore) on the simulated machine (crates/sim); `arm` profile.
     Core,
 }
 
@@ -102,7 +104,7 @@ fn final_json(f: &FinalReport) -> Value {
 }
 
 fn print_human(name: &str, profile: &str, r: &RunReport) {
-    println!("scenario {name} (profile {profile}, model engine)");
+    println!("scenario {name} (profile {profile})");
     for s in &r.steps {
         let mut extra = String::new();
         if let Some(x0) = s.x0 {
@@ -145,8 +147,8 @@ fn run_file(
     json_out: bool,
     check: bool,
 ) -> ExitCode {
-    if matches!(engine, Engine::Core) || check {
-        eprintln!("corevisor: the core engine (--engine core, --check) is not built yet: it arrives with the simulated machine; use --engine model");
+    if check && matches!(engine, Engine::Model) {
+        eprintln!("corevisor: --check compares the core with the model: use it with --engine core");
         return ExitCode::from(2);
     }
     let text = match std::fs::read_to_string(file) {
@@ -167,6 +169,9 @@ fn run_file(
         ProfileArg::Seed => ProfileKind::Seed,
         ProfileArg::Arm => ProfileKind::Arm,
     });
+    if matches!(engine, Engine::Core) {
+        return run_core(file, &sc, kind, json_out, check);
+    }
     let r = match engine::run(&sc, kind) {
         Ok(r) => r,
         Err(e) => {
@@ -183,6 +188,94 @@ fn run_file(
         print_human(&sc.name, r.machine.profile.name(), &r);
     }
     ExitCode::SUCCESS
+}
+
+/// `--engine core [--check]`.
+fn run_core(
+    file: &str,
+    sc: &scenario::Scenario,
+    kind: Option<ProfileKind>,
+    json_out: bool,
+    check: bool,
+) -> ExitCode {
+    let kind = kind.or(Some(ProfileKind::Arm));
+    let (steps, fin, mismatches) = if check {
+        let checked = match lockstep::run_checked(sc, kind) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let mismatches: Vec<(usize, Vec<String>)> = checked
+            .iter()
+            .map(|c| (c.model.step, c.mismatches.clone()))
+            .collect();
+        match lockstep::run_core(sc, kind) {
+            Ok((steps, fin)) => (steps, fin, Some(mismatches)),
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        match lockstep::run_core(sc, kind) {
+            Ok((steps, fin)) => (steps, fin, None),
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    let total: usize = mismatches
+        .as_ref()
+        .map_or(0, |m| m.iter().map(|(_, v)| v.len()).sum());
+    if json_out {
+        for (k, s) in steps.iter().enumerate() {
+            let mut o = step_json(s);
+            if let Some(m) = &mismatches {
+                o["mismatches"] = json!(m.get(k).map(|(_, v)| v.clone()).unwrap_or_default());
+            }
+            println!("{o}");
+        }
+        let mut f = final_json(&fin);
+        if mismatches.is_some() {
+            f["final"]["check"] = if total == 0 {
+                json!("ok")
+            } else {
+                json!(total)
+            };
+        }
+        println!("{f}");
+    } else {
+        let r = RunReport {
+            steps: steps.clone(),
+            fin: fin.clone(),
+            machine: engine::ModelMachine::for_scenario(sc, kind).expect("checked above"),
+        };
+        print_human(&sc.name, "arm", &r);
+        if let Some(m) = &mismatches {
+            for (step, v) in m {
+                for x in v {
+                    println!("MISMATCH step {step}: {x}");
+                }
+            }
+            println!(
+                "check: {} ({} steps compared with the model)",
+                if total == 0 {
+                    "abs(core) = model after every step".to_string()
+                } else {
+                    format!("{total} mismatches")
+                },
+                m.len()
+            );
+        }
+    }
+    if total == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// One sentence per step of the demo: what the step shows.

@@ -116,11 +116,65 @@ fn bad_machine_and_cpu() {
 }
 
 #[test]
-fn core_engine_is_refused_clearly() {
+fn core_engine_runs_and_checks_against_the_model() {
     let p = scenario_file("good2.json", GOOD);
-    let out = corevisor(&["run", p.to_str().unwrap(), "--engine", "core"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+    let out = corevisor(&[
+        "run",
+        p.to_str().unwrap(),
+        "--engine",
+        "core",
+        "--check",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(
+        lines[0]["x0"], 1,
+        "REGISTER_KVM returns vmid 1 from the core"
+    );
+    // The vCPU of a READY (unverified) VM is not runnable: KCore halts.
+    assert_eq!(lines[2]["result"], "halt");
+    assert_eq!(lines[2]["mismatches"], serde_json::json!([]));
+    assert_eq!(lines[3]["final"]["check"], "ok");
+    // Without --check the core runs alone and reports the same.
+    let out = corevisor(&["run", p.to_str().unwrap(), "--engine", "core", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let alone: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(alone[2]["result"], "halt");
+    assert!(alone[3]["final"].get("check").is_none());
+}
+
+#[test]
+fn core_engine_refuses_what_it_cannot_run_in_one_line() {
+    let p = scenario_file("good3.json", GOOD);
+    for args in [
+        vec![
+            "run",
+            p.to_str().unwrap(),
+            "--engine",
+            "core",
+            "--profile",
+            "seed",
+        ],
+        vec!["run", p.to_str().unwrap(), "--check"],
+    ] {
+        let out = corevisor(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8(out.stderr).unwrap().lines().count(),
+            1,
+            "{args:?}"
+        );
+    }
 }
 
 #[test]
