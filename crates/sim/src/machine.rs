@@ -439,6 +439,9 @@ impl CoreMachine {
         let Some(t) = self.core.hw.translate(v, root, addr) else {
             return Outcome::Fault;
         };
+        if t.pa < PAGE_SIZE {
+            return Outcome::Fault; // nothing decodes physical page 0 (never RAM, no device)
+        }
         let pa = t.pa & !7;
         match store {
             Some(val) if t.perms.write => self.core.hw.write64(pa, val),
@@ -465,14 +468,15 @@ impl CoreMachine {
             return Outcome::Undefined;
         }
         let vm = self.core.cpus[i].cur_vmid;
-        if self.core.vms[vm as usize].state != VERIFIED {
-            return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
-        }
         if let Some(v) = store {
             self.regs(i).regs.x[ACCESS_REG as usize] = v;
         }
         let root = self.core.layout.pt.root(vm);
-        if self.core.hw.translate(vm, root, gpa).is_none() {
+        let translated = self.core.hw.translate(vm, root, gpa).is_some();
+        if translated && self.core.vms[vm as usize].state != VERIFIED {
+            return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
+        }
+        if !translated {
             let regs = &mut self.regs(i).regs;
             regs.ec = ARM_EXCEPTION_TRAP;
             regs.esr_el2 = dabt_esr(store.is_some());
@@ -525,7 +529,12 @@ impl CoreMachine {
             return Outcome::Fault;
         }
         let root = self.core.smmu_pool.root(smmu, cb);
-        let Some(t) = self.core.hw.walk_smmu(root, iova) else {
+        let Some(t) = self
+            .core
+            .hw
+            .walk_smmu(root, iova)
+            .filter(|t| t.pa >= PAGE_SIZE)
+        else {
             return Outcome::Fault;
         };
         if owner != HOSTVISOR && self.core.vms[owner as usize].state != VERIFIED {
