@@ -226,7 +226,8 @@ fn load_crypt_into_caller() {
             )
         },
         (1005, 0, 1),
-        (0, 1005, 1),
+        // Under the intent the first value is the authentication verdict (1000: authentic).
+        (0, 1006, 1),
     );
 }
 
@@ -554,4 +555,115 @@ fn unaligned_block_mapped() {
         (Outcome::Ok, 0x40401, 0x4040_1000),
         (Outcome::Halt, 0, 0),
     );
+}
+
+/// A host hypercall step with explicit data-oracle values.
+fn hvc_with(m: &mut ModelMachine, n: &str, args: &[Z], oracle: &[Z]) -> Outcome {
+    let s = step(
+        0,
+        Action::Hvc {
+            call: corevisor_sim::scenario::HvcCall::Named(name(n)),
+            args: args.to_vec(),
+        },
+    );
+    let s = corevisor_sim::scenario::Step {
+        oracle: oracle.to_vec(),
+        ..s
+    };
+    m.step(&s).unwrap().result
+}
+
+#[test]
+fn verify_unsigned() {
+    // The signature's verdict says "forged" (0): the seed loads and verifies anyway; the
+    // intent leaves the VM POWEROFF (it never runs; its pages are scrubbed on reclaim).
+    both(
+        |k| {
+            let mut m = machine(k);
+            ready_vm(&mut m);
+            let r = hvc_with(&mut m, "VERIFY_VM_IMAGE", &[1], &[0]);
+            (r, m.global.shared.vminfos.get(1).VS.vm_state)
+        },
+        (Outcome::Ok, VERIFIED),
+        (Outcome::Ok, POWEROFF),
+    );
+}
+
+#[test]
+fn export_unauthenticated() {
+    // DECRYPT_BUF of a forged buffer (verdict 0): the seed imports it (the page becomes the
+    // VM's, content = the next value); the intent halts.
+    both(
+        |k| {
+            let mut m = machine(k);
+            ok(&hvc(&mut m, "REGISTER_KVM", &[]));
+            let r = hvc_with(&mut m, "DECRYPT_BUF", &[1, IMAGE_PA, 0], &[0, 77]);
+            let page = *m.global.shared.s2page.get(IMAGE_PA / 4096);
+            (r, page.s2_owner)
+        },
+        (Outcome::Ok, 1),
+        (Outcome::Halt, HOSTVISOR),
+    );
+    // SAVE_CRYPT_VCPU: nothing under the seed; the sealed record lands in host page x3.
+    both(
+        |k| {
+            let mut m = machine(k);
+            ready_vm(&mut m);
+            let out = IMAGE_PA + 0x40_0000;
+            let r = hvc_with(&mut m, "SAVE_CRYPT_VCPU", &[1, 0, out], &[55]);
+            (r, *m.global.shared.flatmem.get(out / 4096))
+        },
+        (Outcome::Ok, 0),
+        (Outcome::Ok, 55),
+    );
+}
+
+#[test]
+fn cbar0_unpoliced() {
+    // The host writes bank 0's CBAR (window offset GR1_BASE) to give a VM's bank another
+    // VMID: unpoliced under the seed, refused (halt) under the intent.
+    let mut smmu = corevisor_spec::zmap::ZMap::init(INVALID);
+    smmu.set_mut(smmu_id(0, 0), 1);
+    let mut cr = CtxtRegs::default();
+    cr.x[1] = 2; // stage-2 type, VMID 2
+    let f = |p: &Profile| {
+        handle_host_mmio_spec_h(
+            p,
+            0,
+            0x0B00_0000 + ARM_SMMU_GR1_BASE,
+            4,
+            ESR_ELx_WNR,
+            1,
+            &cr,
+            &CtxtStates::default(),
+            &CtxtRegs::default(),
+            &|_| 0,
+            0,
+            &smmu,
+        )
+        .0
+    };
+    assert!(!f(SEED), "literal: bank 0's CBAR write completes");
+    assert!(f(ARM), "intent: it is refused");
+    // Bank 1's CBAR (offset GR1_BASE + 4) is policed under both.
+    let g = |p: &Profile| {
+        let mut s2 = smmu.clone();
+        s2.set_mut(smmu_id(0, 1), 1);
+        handle_host_mmio_spec_h(
+            p,
+            0,
+            0x0B00_0000 + ARM_SMMU_GR1_BASE + 4,
+            4,
+            ESR_ELx_WNR,
+            1,
+            &cr,
+            &CtxtStates::default(),
+            &CtxtRegs::default(),
+            &|_| 0,
+            0,
+            &s2,
+        )
+        .0
+    };
+    assert!(g(SEED) && g(ARM));
 }

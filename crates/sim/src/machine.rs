@@ -274,11 +274,13 @@ impl CoreMachine {
         {
             let x = &mut self.regs(i).regs.x;
             x[0] = num;
-            for k in 1..=5 {
-                x[k] = reg(args.get(k - 1).copied().unwrap_or(0));
-            }
-            for (k, a) in args.iter().enumerate().skip(5).take(25) {
-                x[k + 1] = reg(*a);
+            // x1..x5 are the arguments (0 if not given); more arguments go on in x6...
+            for (k, r) in x.iter_mut().enumerate().skip(1) {
+                match args.get(k - 1) {
+                    Some(a) => *r = reg(*a),
+                    None if k <= 5 => *r = 0,
+                    None => {}
+                }
             }
         }
         let a = |k: usize| reg(args.get(k).copied().unwrap_or(0));

@@ -470,7 +470,13 @@ pub fn handle_host_mmio_spec_h(
     };
     let offset = fault_ipa & SMMU_OFFSET_MASK;
     if offset < SMMU_GLOBAL_BASE {
-        let allowed = if (0..=ARM_SMMU_GR1_BASE).contains(&offset) {
+        // Quirk `cbar0_unpoliced`: the seed's range includes GR1_BASE (bank 0's CBAR).
+        let global_end = if p.q.cbar0_unpoliced {
+            ARM_SMMU_GR1_BASE + 1
+        } else {
+            ARM_SMMU_GR1_BASE
+        };
+        let allowed = if (0..global_end).contains(&offset) {
             if offset == ARM_SMMU_GR0_sCR0 {
                 cov!("handle_host_mmio_spec_h.scr0");
                 shr(data, sCR0_SMCFCFG_SHIFT) & 1 != 0

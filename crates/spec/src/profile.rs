@@ -201,6 +201,10 @@ pub struct Quirks {
     /// host page x3; DECRYPT_BUF / LOAD_CRYPT_VCPU read an authentication verdict from the
     /// host's data stream and halt on a forged or replayed buffer.
     pub export_unauthenticated: bool,
+    /// Found here: the SMMU write policy's global range is `0 <= offset <= GR1_BASE`, so the
+    /// write to bank 0's CBAR (offset GR1_BASE) is never policed and the host can retarget
+    /// a VM's bank 0. Intent: the global range ends below GR1_BASE (the C's `<`).
+    pub cbar0_unpoliced: bool,
 }
 
 impl Quirks {
@@ -231,6 +235,7 @@ impl Quirks {
         unaligned_block_mapped: true,
         verify_unsigned: true,
         export_unauthenticated: true,
+        cbar0_unpoliced: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -260,6 +265,7 @@ impl Quirks {
         unaligned_block_mapped: false,
         verify_unsigned: false,
         export_unauthenticated: false,
+        cbar0_unpoliced: false,
     };
 }
 

@@ -33,7 +33,7 @@ impl<H: Hw> Core<H> {
                 }
             }
             hvc::SET_BOOT_INFO => {
-                let end = a2.checked_add(a3).unwrap_or(u64::MAX);
+                let end = a2.saturating_add(a3);
                 if !(is_vm(a1) && is_paddr(a2) && is_paddr(a3) && is_paddr(end)) {
                     self.halt(&[]);
                 } else {

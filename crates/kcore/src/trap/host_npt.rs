@@ -55,12 +55,10 @@ impl<H: Hw> Core<H> {
     /// The SMMU whose register window holds `addr` (the last one, as the seed's loop).
     fn smmu_window(&self, addr: u64) -> Option<u32> {
         let p = &self.platform;
-        (0..p.smmu_num)
-            .filter(|&i| {
-                let (base, size, _) = p.smmus[i as usize];
-                base <= addr && addr - base < size
-            })
-            .last()
+        (0..p.smmu_num).rev().find(|&i| {
+            let (base, size, _) = p.smmus[i as usize];
+            base <= addr && addr - base < size
+        })
     }
 
     /// The host's access to SMMU `index`'s registers: reads complete; writes complete only
@@ -119,11 +117,10 @@ impl<H: Hw> Core<H> {
             (data >> SCR0_SMCFCFG_SHIFT) & 1 != 0
         } else if offset == GR0_SCR2 {
             data & 255 == 0
-        } else if offset <= GR1_BASE {
-            // The seed's range `0 <= offset <= GR1_BASE` puts bank 0's CBAR among the
-            // unpoliced global registers (docs/deviations.md, "CBAR of bank 0").
+        } else if offset < GR1_BASE {
             true
         } else if offset < GR1_END {
+            // Bank 0's CBAR too (deviation `cbar0_unpoliced`).
             let n = (offset - GR1_BASE) / 4;
             let owner = self
                 .smmu_vmid
