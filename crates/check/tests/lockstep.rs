@@ -60,3 +60,51 @@ fn every_scenario_runs_on_the_core_with_zero_mismatches() {
         failures.join("\n")
     );
 }
+
+/// The checker sees a divergence in each part of the relation: corrupt one thing of the
+/// core after a real lifecycle prefix and `compare` must name it.
+#[test]
+fn the_checker_notices_each_kind_of_divergence() {
+    use corevisor_check::lockstep::Lockstep;
+    use corevisor_kcore::hw::Hw;
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/lifecycle_two_vcpus.json");
+    let sc = parse(
+        "lifecycle_two_vcpus.json",
+        &std::fs::read_to_string(f).unwrap(),
+    )
+    .unwrap();
+    let fresh = || {
+        let mut l = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm)).unwrap();
+        for st in &sc.steps[..17] {
+            assert!(l.step(st).unwrap().mismatches.is_empty());
+        }
+        assert!(l.compare().is_empty());
+        l
+    };
+    type Corrupt = fn(&mut Lockstep);
+    let cases: [(&str, Corrupt); 9] = [
+        ("shadow context 8", |l| l.core.core.shadow[8].states.pc += 4),
+        ("VM records", |l| l.core.core.vms[1].inc_exe = 1),
+        ("page metadata", |l| {
+            // An ownership operation the model never saw.
+            l.core.core.local_grant_vm_page(1, 0x40300);
+        }),
+        ("page contents", |l| l.core.core.hw.write64(0x4030_0000, 1)),
+        ("page tables", |l| {
+            let root = l.core.core.layout.pt.root(2);
+            l.core.core.hw.write64(root, 0x7000_0003);
+        }),
+        ("CPU 1 registers", |l| {
+            l.core.core.hw.cpu_regs[1].regs.elr_el2 ^= 4
+        }),
+        ("CPU 0 mode", |l| l.core.core.cpus[0].icore = true),
+        ("halt", |l| l.core.core.halted = true),
+        ("SMMU bank owners", |l| l.core.core.smmu_vmid[1] = 2),
+    ];
+    for (what, corrupt) in cases {
+        let mut l = fresh();
+        corrupt(&mut l);
+        let m = l.compare();
+        assert!(m.iter().any(|x| x.contains(what)), "{what}: {m:?}");
+    }
+}

@@ -460,7 +460,8 @@ fn oracle_read_no_advance() {
             *m.global.data_log.get(HOSTVISOR)
         },
         0,
-        2,
+        // Two reads, plus the image-signature verdict VERIFY reads (`verify_unsigned`).
+        3,
     );
 }
 
