@@ -6,3 +6,4 @@ pub mod abs;
 pub mod engine;
 pub mod invariants;
 pub mod lockstep;
+pub mod runner;

@@ -2,9 +2,9 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
-use corevisor_check::engine::{self, FinalReport, Outcome, RunReport, StepReport};
+use corevisor_check::engine::{self, FinalReport, Outcome, StepReport};
 use corevisor_check::invariants;
-use corevisor_check::lockstep;
+use corevisor_check::runner::{self, EngineKind, RunOutput};
 use corevisor_sim::scenario;
 use corevisor_spec::ProfileKind;
 use serde_json::{json, Value};
@@ -103,26 +103,31 @@ fn final_json(f: &FinalReport) -> Value {
     json!({"final": {"halted": f.halted, "vms": vms, "pages": pages, "invariants": inv}})
 }
 
-fn print_human(name: &str, profile: &str, r: &RunReport) {
+fn print_human(name: &str, profile: &str, r: &RunOutput, check: bool) {
     println!("scenario {name} (profile {profile})");
     for s in &r.steps {
+        let st = &s.report;
         let mut extra = String::new();
-        if let Some(x0) = s.x0 {
+        if let Some(x0) = st.x0 {
             extra.push_str(&format!(" x0={x0:#x}"));
         }
-        if let Some(v) = s.value {
+        if let Some(v) = st.value {
             extra.push_str(&format!(" value={v:#x}"));
         }
-        if !s.broken.is_empty() {
-            extra.push_str(&format!("  BROKEN: {}", s.broken.join(", ")));
+        if !st.broken.is_empty() {
+            extra.push_str(&format!("  BROKEN: {}", st.broken.join(", ")));
         }
+        let via = s.via.map(|v| format!("[{v}] ")).unwrap_or_default();
         println!(
-            "step {:>3}  cpu{}  {:<44} {:<9}{extra}",
-            s.step,
-            s.cpu,
-            s.what,
-            s.result.as_str()
+            "step {:>3}  cpu{}  {via}{:<44} {:<9}{extra}",
+            st.step,
+            st.cpu,
+            st.what,
+            st.result.as_str()
         );
+        for m in &s.mismatches {
+            println!("           MISMATCH: {m}");
+        }
     }
     let f = &r.fin;
     println!("halted: {}", f.halted);
@@ -137,6 +142,17 @@ fn print_human(name: &str, profile: &str, r: &RunReport) {
         );
     } else {
         println!("invariants BROKEN: {}", f.broken.join(", "));
+    }
+    if check {
+        let n = r.mismatches();
+        if n == 0 {
+            println!(
+                "check: abs(core) = model after every one of {} steps",
+                r.steps.len()
+            );
+        } else {
+            println!("check: {n} MISMATCHES");
+        }
     }
 }
 
@@ -169,10 +185,12 @@ fn run_file(
         ProfileArg::Seed => ProfileKind::Seed,
         ProfileArg::Arm => ProfileKind::Arm,
     });
-    if matches!(engine, Engine::Core) {
-        return run_core(file, &sc, kind, json_out, check);
-    }
-    let r = match engine::run(&sc, kind) {
+    let ek = match (engine, check) {
+        (Engine::Model, _) => EngineKind::Model,
+        (Engine::Core, false) => EngineKind::Core,
+        (Engine::Core, true) => EngineKind::Checked,
+    };
+    let r = match runner::run(&sc, ek, kind) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{file}: {e}");
@@ -181,101 +199,28 @@ fn run_file(
     };
     if json_out {
         for s in &r.steps {
-            println!("{}", step_json(s));
-        }
-        println!("{}", final_json(&r.fin));
-    } else {
-        print_human(&sc.name, r.machine.profile.name(), &r);
-    }
-    ExitCode::SUCCESS
-}
-
-/// `--engine core [--check]`.
-fn run_core(
-    file: &str,
-    sc: &scenario::Scenario,
-    kind: Option<ProfileKind>,
-    json_out: bool,
-    check: bool,
-) -> ExitCode {
-    let kind = kind.or(Some(ProfileKind::Arm));
-    let (steps, fin, mismatches) = if check {
-        let checked = match lockstep::run_checked(sc, kind) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{file}: {e}");
-                return ExitCode::from(2);
+            let mut o = step_json(&s.report);
+            if let Some(v) = s.via {
+                o["via"] = json!(v);
             }
-        };
-        let mismatches: Vec<(usize, Vec<String>)> = checked
-            .iter()
-            .map(|c| (c.model.step, c.mismatches.clone()))
-            .collect();
-        match lockstep::run_core(sc, kind) {
-            Ok((steps, fin)) => (steps, fin, Some(mismatches)),
-            Err(e) => {
-                eprintln!("{file}: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        match lockstep::run_core(sc, kind) {
-            Ok((steps, fin)) => (steps, fin, None),
-            Err(e) => {
-                eprintln!("{file}: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    };
-    let total: usize = mismatches
-        .as_ref()
-        .map_or(0, |m| m.iter().map(|(_, v)| v.len()).sum());
-    if json_out {
-        for (k, s) in steps.iter().enumerate() {
-            let mut o = step_json(s);
-            if let Some(m) = &mismatches {
-                o["mismatches"] = json!(m.get(k).map(|(_, v)| v.clone()).unwrap_or_default());
+            if check {
+                o["mismatches"] = json!(s.mismatches);
             }
             println!("{o}");
         }
-        let mut f = final_json(&fin);
-        if mismatches.is_some() {
-            f["final"]["check"] = if total == 0 {
-                json!("ok")
-            } else {
-                json!(total)
-            };
+        let mut f = final_json(&r.fin);
+        if check {
+            let n = r.mismatches();
+            f["final"]["check"] = if n == 0 { json!("ok") } else { json!(n) };
         }
         println!("{f}");
     } else {
-        let r = RunReport {
-            steps: steps.clone(),
-            fin: fin.clone(),
-            machine: engine::ModelMachine::for_scenario(sc, kind).expect("checked above"),
-        };
-        print_human(&sc.name, "arm", &r);
-        if let Some(m) = &mismatches {
-            for (step, v) in m {
-                for x in v {
-                    println!("MISMATCH step {step}: {x}");
-                }
-            }
-            println!(
-                "check: {} ({} steps compared with the model)",
-                if total == 0 {
-                    "abs(core) = model after every step".to_string()
-                } else {
-                    format!("{total} mismatches")
-                },
-                m.len()
-            );
-        }
+        print_human(&sc.name, r.profile, &r, check);
     }
-    if total == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    if check && (r.mismatches() > 0 || !r.fin.broken.is_empty()) {
+        return ExitCode::from(1);
     }
+    ExitCode::SUCCESS
 }
 
 /// One sentence per step of the demo: what the step shows.

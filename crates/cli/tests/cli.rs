@@ -109,10 +109,24 @@ fn bad_machine_and_cpu() {
         "host.json",
         &GOOD.replace(
             "{ \"cpu\": 0, \"hvc\": [\"REGISTER_KVM\"] }",
-            "{ \"host\": {\"create_vm\": {\"vcpus\": 1}} }",
+            "{ \"host\": {\"create_vm\": {\"vcpus\": 99}} }",
         ),
     );
-    assert!(e.contains("step 0") && e.contains("\"host\""), "{e}");
+    assert!(
+        e.contains("step 0") && e.contains("host.create_vm.vcpus"),
+        "{e}"
+    );
+    let e = refused(
+        "host2.json",
+        &GOOD.replace(
+            "{ \"cpu\": 0, \"hvc\": [\"REGISTER_KVM\"] }",
+            "{ \"host\": {\"create_vm\": {\"image\": \"nope\"}} }",
+        ),
+    );
+    assert!(
+        e.contains("step 0") && e.contains("host.create_vm.image"),
+        "{e}"
+    );
 }
 
 #[test]

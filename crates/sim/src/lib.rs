@@ -3,6 +3,7 @@
 //! stage-2 MMU walker and TLB ([`mem`]).
 #![forbid(unsafe_code)]
 
+pub mod host;
 pub mod machine;
 pub mod mem;
 pub mod scenario;

@@ -378,6 +378,15 @@ impl CoreMachine {
         Self::outcome(self.trap(i, r, Core::host_vcpu_run_handler))
     }
 
+    /// The translation a principal's access uses. Nothing decodes physical page 0 (never
+    /// RAM, no device): a mapping to it is as good as none, as in the seed (`pfn = 0`).
+    fn lookup(&mut self, v: u32, root: u64, addr: u64) -> Option<crate::mem::Translation> {
+        self.core
+            .hw
+            .translate(v, root, addr)
+            .filter(|t| t.pa >= PAGE_SIZE)
+    }
+
     fn running(&self, i: usize, host: bool) -> bool {
         let c = self.core.cpus[i];
         c.ihost == host && !c.icore
@@ -405,7 +414,7 @@ impl CoreMachine {
             self.regs(i).regs.x[ACCESS_REG as usize] = v;
         }
         let root = self.core.layout.pt.root(HOSTVISOR);
-        if self.core.hw.translate(HOSTVISOR, root, addr).is_none() {
+        if self.lookup(HOSTVISOR, root, addr).is_none() {
             let regs = &mut self.regs(i).regs;
             regs.hpfar_el2 = (addr >> 12) << 4;
             regs.far_el2 = addr;
@@ -414,7 +423,7 @@ impl CoreMachine {
                 Trap::Done => {}
                 t => return Self::outcome(t),
             }
-            if self.core.hw.translate(HOSTVISOR, root, addr).is_none() {
+            if self.lookup(HOSTVISOR, root, addr).is_none() {
                 if self.in_smmu_window(addr) {
                     // KCore performed the access for the host.
                     if store.is_none() {
@@ -438,12 +447,9 @@ impl CoreMachine {
         store: Option<u64>,
         r: &mut StepResult,
     ) -> Outcome {
-        let Some(t) = self.core.hw.translate(v, root, addr) else {
+        let Some(t) = self.lookup(v, root, addr) else {
             return Outcome::Fault;
         };
-        if t.pa < PAGE_SIZE {
-            return Outcome::Fault; // nothing decodes physical page 0 (never RAM, no device)
-        }
         let pa = t.pa & !7;
         match store {
             Some(val) if t.perms.write => self.core.hw.write64(pa, val),
@@ -474,7 +480,7 @@ impl CoreMachine {
             self.regs(i).regs.x[ACCESS_REG as usize] = v;
         }
         let root = self.core.layout.pt.root(vm);
-        let translated = self.core.hw.translate(vm, root, gpa).is_some();
+        let translated = self.lookup(vm, root, gpa).is_some();
         if translated && self.core.vms[vm as usize].state != VERIFIED {
             return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
         }

@@ -171,8 +171,8 @@ pub enum Action {
         iova: i128,
         value: i128,
     },
-    /// A host-model macro action (`create_vm`, `run`, ...), kept as written.
-    Host(Value),
+    /// A host-model macro action (`create_vm`, `run`, ...), carried out by `host::HostModel`.
+    Host(crate::host::HostMacro),
 }
 
 impl Action {
@@ -632,7 +632,8 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             if r.len() != 1 {
                 return Err(ctx.err(Some("host"), "expected exactly one macro action"));
             }
-            Action::Host(val.clone())
+            let m = crate::host::parse_macro(val).map_err(|(f, msg)| ctx.err(Some(&f), msg))?;
+            Action::Host(m)
         }
     };
     Ok(Step {

@@ -1,0 +1,212 @@
+//! Runs a scenario on any engine — the model, the core, or both in lockstep — with the host
+//! model carrying out `host` macro steps through the same engine, so a macro's raw steps
+//! are run and checked exactly like the file's own.
+
+use crate::engine::{describe, EngineError, FinalReport, ModelMachine, Outcome, StepReport};
+use crate::lockstep::{abstract_machine, Lockstep};
+use corevisor_sim::host::{Driver, HostModel, Raw};
+use corevisor_sim::machine::{self as sim, CoreMachine};
+use corevisor_sim::scenario::{Action, Scenario, Step};
+use corevisor_spec::profile::ProfileKind;
+use corevisor_spec::Z;
+use std::collections::BTreeSet;
+
+/// Which implementation runs the steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The reference model alone.
+    Model,
+    /// KCore on the simulated machine alone (invariants on `abs`).
+    Core,
+    /// KCore with the model beside it, compared after every step.
+    Checked,
+}
+
+/// One raw step of a run.
+#[derive(Clone, Debug)]
+pub struct RunStep {
+    pub report: StepReport,
+    /// The host macro this step belongs to (`create_vm`, ...), if any.
+    pub via: Option<&'static str>,
+    /// `Checked` only: what differs between core and model after the step.
+    pub mismatches: Vec<String>,
+}
+
+/// A whole run.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    pub steps: Vec<RunStep>,
+    pub fin: FinalReport,
+    pub profile: &'static str,
+}
+
+impl RunOutput {
+    pub fn mismatches(&self) -> usize {
+        self.steps.iter().map(|s| s.mismatches.len()).sum()
+    }
+}
+
+enum Backend {
+    Model(ModelMachine),
+    Core(Box<CoreMachine>, ModelMachine),
+    Checked(Box<Lockstep>),
+}
+
+struct Run {
+    backend: Backend,
+    steps: Vec<RunStep>,
+    broken: BTreeSet<&'static str>,
+    index: usize,
+    halted: bool,
+}
+
+fn z(v: u64) -> Z {
+    Z::from(v)
+}
+
+impl Run {
+    fn exec(&mut self, st: &Step, via: Option<&'static str>) -> Result<StepReport, EngineError> {
+        let st = Step {
+            index: self.index,
+            ..st.clone()
+        };
+        let (report, mismatches) = match &mut self.backend {
+            Backend::Model(m) => (m.step(&st)?, vec![]),
+            Backend::Checked(l) => {
+                let r = l.step(&st)?;
+                (r.model, r.mismatches)
+            }
+            Backend::Core(c, template) => {
+                if !(0..template.cpus.len() as Z).contains(&st.cpu) {
+                    template.step(&st)?;
+                }
+                let r = c.step(&st);
+                let broken = abstract_machine(c, template).broken_invariants();
+                let result = match r.outcome {
+                    sim::Outcome::Ok => Outcome::Ok,
+                    sim::Outcome::Halt => Outcome::Halt,
+                    sim::Outcome::Undefined => Outcome::Undefined,
+                    sim::Outcome::Fault => Outcome::Fault,
+                };
+                let report = StepReport {
+                    step: st.index,
+                    kind: st.action.kind(),
+                    cpu: st.cpu,
+                    what: describe(&st.action),
+                    result,
+                    x0: r.x0.map(z),
+                    value: r.value.map(z),
+                    broken,
+                };
+                (report, vec![])
+            }
+        };
+        self.broken.extend(report.broken.iter().copied());
+        self.halted |= report.result == Outcome::Halt;
+        self.steps.push(RunStep {
+            report: report.clone(),
+            via,
+            mismatches,
+        });
+        Ok(report)
+    }
+
+    fn final_report(&self) -> FinalReport {
+        let broken = self.broken.iter().copied().collect();
+        match &self.backend {
+            Backend::Model(m) => m.final_report(broken),
+            Backend::Core(c, t) => abstract_machine(c, t).final_report(broken),
+            Backend::Checked(l) => abstract_machine(&l.core, &l.model).final_report(broken),
+        }
+    }
+}
+
+/// The host model's raw steps go through the run; an engine error becomes the macro's.
+struct MacroDriver<'a> {
+    run: &'a mut Run,
+    error: Option<EngineError>,
+}
+
+fn via_name(via: &str) -> &'static str {
+    ["create_vm", "run", "share", "assign_device", "destroy_vm"]
+        .into_iter()
+        .find(|v| *v == via)
+        .unwrap_or("host")
+}
+
+impl Driver for MacroDriver<'_> {
+    fn raw(&mut self, step: &Step, via: &str) -> Result<Raw, String> {
+        let r = self.run.exec(step, Some(via_name(via))).map_err(|e| {
+            let msg = e.0.clone();
+            self.error = Some(e);
+            msg
+        })?;
+        let u = |v: Option<Z>| v.map(|x| x as u64);
+        let outcome = match r.result {
+            Outcome::Ok => sim::Outcome::Ok,
+            Outcome::Halt => sim::Outcome::Halt,
+            Outcome::Undefined => sim::Outcome::Undefined,
+            Outcome::Fault => sim::Outcome::Fault,
+        };
+        Ok(Raw {
+            outcome,
+            x0: u(r.x0),
+            value: u(r.value),
+        })
+    }
+}
+
+/// Runs `sc` on `engine`; stops after a halt.
+pub fn run(
+    sc: &Scenario,
+    engine: EngineKind,
+    profile: Option<ProfileKind>,
+) -> Result<RunOutput, EngineError> {
+    let model = ModelMachine::for_scenario(sc, profile)?;
+    let profile_name = model.profile.name();
+    let m = model.machine.clone();
+    let backend = match engine {
+        EngineKind::Model => Backend::Model(model),
+        EngineKind::Checked => Backend::Checked(Box::new(Lockstep::for_scenario(sc, profile)?)),
+        EngineKind::Core => {
+            // The core implements the arm profile; `for_scenario` says so for seed.
+            let l = Lockstep::for_scenario(sc, profile)?;
+            Backend::Core(Box::new(l.core), l.model)
+        }
+    };
+    let mut host = HostModel::new(m.ram_base as u64, m.kcore_base() as u64);
+    let mut r = Run {
+        backend,
+        steps: vec![],
+        broken: BTreeSet::new(),
+        index: 0,
+        halted: false,
+    };
+    for st in &sc.steps {
+        r.index = st.index;
+        match &st.action {
+            Action::Host(mac) => {
+                let mut d = MacroDriver {
+                    run: &mut r,
+                    error: None,
+                };
+                if let Err(msg) = host.exec(st.cpu, mac, &mut d) {
+                    return Err(d.error.unwrap_or_else(|| {
+                        EngineError(format!("step {}: field \"host\": {msg}", st.index))
+                    }));
+                }
+            }
+            _ => {
+                r.exec(st, None)?;
+            }
+        }
+        if r.halted {
+            break;
+        }
+    }
+    Ok(RunOutput {
+        fin: r.final_report(),
+        steps: r.steps,
+        profile: profile_name,
+    })
+}
