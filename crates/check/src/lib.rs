@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod abs;
+pub mod demo;
 pub mod engine;
 pub mod invariants;
 pub mod lockstep;

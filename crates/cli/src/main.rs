@@ -2,13 +2,24 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand, ValueEnum};
-use corevisor_check::engine::{self, FinalReport, Outcome, StepReport};
+use corevisor_check::demo;
+use corevisor_check::engine::{FinalReport, Outcome, StepReport};
 use corevisor_check::invariants;
 use corevisor_check::runner::{self, EngineKind, RunOutput};
 use corevisor_sim::scenario;
 use corevisor_spec::ProfileKind;
 use serde_json::{json, Value};
 use std::process::ExitCode;
+
+/// `println!` that ends the program quietly when stdout is closed (`corevisor ... | head`).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
 
 /// corevisor — SeKVM's verified hypervisor core (KCore) in Rust, with an executable copy of
 /// its specification.
@@ -21,7 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a built-in VM lifecycle on the reference model and explain each step.
+    /// Two VMs on a simulated 2-CPU machine, attacks on their memory and how KCore stops
+    /// them: every step run on the core beside the specification, invariants checked.
     Demo,
     /// Run a scenario file (JSON; see README "Running a scenario").
     Run {
@@ -56,8 +68,6 @@ enum ProfileArg {
     Seed,
     Arm,
 }
-
-const LIFECYCLE: &str = include_str!("../../../scenarios/lifecycle.json");
 
 fn num(v: i128) -> Value {
     if let Ok(x) = i64::try_from(v) {
@@ -104,7 +114,7 @@ fn final_json(f: &FinalReport) -> Value {
 }
 
 fn print_human(name: &str, profile: &str, r: &RunOutput, check: bool) {
-    println!("scenario {name} (profile {profile})");
+    say!("scenario {name} (profile {profile})");
     for s in &r.steps {
         let st = &s.report;
         let mut extra = String::new();
@@ -118,7 +128,7 @@ fn print_human(name: &str, profile: &str, r: &RunOutput, check: bool) {
             extra.push_str(&format!("  BROKEN: {}", st.broken.join(", ")));
         }
         let via = s.via.map(|v| format!("[{v}] ")).unwrap_or_default();
-        println!(
+        say!(
             "step {:>3}  cpu{}  {via}{:<44} {:<9}{extra}",
             st.step,
             st.cpu,
@@ -126,32 +136,32 @@ fn print_human(name: &str, profile: &str, r: &RunOutput, check: bool) {
             st.result.as_str()
         );
         for m in &s.mismatches {
-            println!("           MISMATCH: {m}");
+            say!("           MISMATCH: {m}");
         }
     }
     let f = &r.fin;
-    println!("halted: {}", f.halted);
+    say!("halted: {}", f.halted);
     for v in &f.vms {
-        println!("vm {}: {}  vcpus [{}]", v.vmid, v.state, v.vcpus.join(", "));
+        say!("vm {}: {}  vcpus [{}]", v.vmid, v.state, v.vcpus.join(", "));
     }
-    println!("pages changed since boot: {}", f.pages.len());
+    say!("pages changed since boot: {}", f.pages.len());
     if f.broken.is_empty() {
-        println!(
+        say!(
             "invariants: ok ({} checked after every step)",
             invariants::ALL.len()
         );
     } else {
-        println!("invariants BROKEN: {}", f.broken.join(", "));
+        say!("invariants BROKEN: {}", f.broken.join(", "));
     }
     if check {
         let n = r.mismatches();
         if n == 0 {
-            println!(
+            say!(
                 "check: abs(core) = model after every one of {} steps",
                 r.steps.len()
             );
         } else {
-            println!("check: {n} MISMATCHES");
+            say!("check: {n} MISMATCHES");
         }
     }
 }
@@ -206,14 +216,14 @@ fn run_file(
             if check {
                 o["mismatches"] = json!(s.mismatches);
             }
-            println!("{o}");
+            say!("{o}");
         }
         let mut f = final_json(&r.fin);
         if check {
             let n = r.mismatches();
             f["final"]["check"] = if n == 0 { json!("ok") } else { json!(n) };
         }
-        println!("{f}");
+        say!("{f}");
     } else {
         print_human(&sc.name, r.profile, &r, check);
     }
@@ -223,79 +233,165 @@ fn run_file(
     ExitCode::SUCCESS
 }
 
-/// One sentence per step of the demo: what the step shows.
-fn explain(s: &StepReport) -> String {
-    let r = s.result;
-    match (s.kind, r) {
-        (_, Outcome::Halt) => "KCore refused and stopped the machine (defined panic)".into(),
-        (_, Outcome::Undefined) => "outside the specification's contract".into(),
-        ("guest_load" | "guest_store", Outcome::Fault) => {
-            "stage-2 fault: the vCPU exits to the host, which must propose a mapping".into()
+/// One line for one step of the demo scenario: what happened, from its raw steps.
+fn narrate(st: &scenario::Step, raws: &[&runner::RunStep]) -> String {
+    use corevisor_sim::host::HostMacro;
+    use scenario::Action;
+    let count = |kind: &str, r: Outcome| {
+        raws.iter()
+            .filter(|s| s.report.kind == kind && s.report.result == r)
+            .count()
+    };
+    let last = raws.last().map(|s| &s.report);
+    let traps = raws.len();
+    match &st.action {
+        Action::Host(HostMacro::CreateVm { vcpus, image, device, .. }) => {
+            let vm = raws.first().and_then(|s| s.report.x0).unwrap_or(0);
+            let dev = device.map(|(s, c)| format!(", a device on SMMU {s} bank {c}")).unwrap_or_default();
+            let verified = last.is_some_and(|r| r.what.ends_with("VERIFY_VM_IMAGE") && r.result == Outcome::Ok);
+            format!(
+                "the host creates VM {vm}: guest program \"{image}\", {vcpus} vCPU{}{dev} ({traps} steps); {}",
+                if *vcpus == 1 { "" } else { "s" },
+                if verified { "its Ed25519 image signature checks out" } else { "creation stopped" }
+            )
         }
-        ("host_load" | "host_store" | "dma_load" | "dma_store", Outcome::Fault) => {
-            "the access was refused by the hardware".into()
+        Action::Host(HostMacro::Run { vm, vcpu, .. }) => {
+            let faults = count("guest_load", Outcome::Fault) + count("guest_store", Outcome::Fault);
+            let shares = raws.iter().filter(|s| s.report.what.contains("GRANT")).count();
+            let off = raws.iter().any(|s| s.report.kind == "guest_psci");
+            let mut t = format!("VM {vm} vCPU {vcpu} runs on CPU {} ({traps} steps", st.cpu);
+            if faults > 0 {
+                t.push_str(&format!(", {faults} stage-2 fault{} served by the host", if faults == 1 { "" } else { "s" }));
+            }
+            if shares > 0 {
+                t.push_str(", shares a page with the host");
+            }
+            t.push_str(if off { ") and powers off" } else { ") and waits for the host" });
+            t
         }
-        ("hvc", _) if s.what.ends_with("REGISTER_KVM") => {
-            format!("accepted: the new VM is vmid {}", s.x0.unwrap_or(0))
+        Action::Host(HostMacro::Share { vm, .. }) => {
+            let v = raws.first().and_then(|s| s.report.value).unwrap_or(0);
+            format!("the host's backend reads what VM {vm} shared ({v:#x}) and writes its reply")
         }
-        ("hvc", _) => "accepted".into(),
-        ("vcpu_run", _) => "KCore checked the request and entered the VM".into(),
-        ("guest_load" | "host_load" | "dma_load", _) => format!("read {:#x}", s.value.unwrap_or(0)),
-        ("guest_hvc", _) => "KCore updated the page's share count and resumed the guest".into(),
-        ("guest_psci", _) => "the VM is powered off; the vCPU returns to the host".into(),
-        ("guest_store" | "host_store" | "dma_store", _) => "written".into(),
-        _ => "done".into(),
+        Action::Host(HostMacro::DestroyVm { vm }) => format!(
+            "the host destroys VM {vm}: its pages ({} ranges) scrubbed by KCore and returned to the host",
+            raws.iter().filter(|s| s.report.what.ends_with("CLEAR_VM_S2_RANGE")).count()
+        ),
+        Action::Hvc { call, .. } => {
+            let r = last.expect("one raw step");
+            format!("the host calls {call}: {}", r.result.as_str())
+        }
+        Action::DmaLoad { smmu, cb, iova } => {
+            let r = last.expect("one raw step");
+            let how = match (r.result, r.value) {
+                (Outcome::Fault, _) => "SMMU fault, nothing read".to_string(),
+                (_, Some(v)) => format!("reads {v:#x}"),
+                (o, None) => o.as_str().to_string(),
+            };
+            format!("a device reads IOVA {iova:#x} through SMMU {smmu} bank {cb}: {how}")
+        }
+        Action::HostLoad { addr } => {
+            let r = last.expect("one raw step");
+            match r.value {
+                Some(v) => format!("the host reads {addr:#x}: {v:#x}"),
+                None => format!("the host reads {addr:#x}: {}", r.result.as_str()),
+            }
+        }
+        _ => {
+            let r = last.expect("one raw step");
+            format!("{}: {}", r.what, r.result.as_str())
+        }
     }
 }
 
 fn demo() -> ExitCode {
-    let sc = match scenario::parse("scenarios/lifecycle.json", LIFECYCLE) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
-    };
-    println!(
-        "corevisor demo: one VM's whole life on the reference model of SeKVM's KCore (profile arm)"
+    let bar = indicatif::ProgressBar::new(5);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} runs")
+            .expect("valid template")
+            .progress_chars("=> "),
     );
-    if let Some(d) = &sc.description {
-        println!("{d}\n");
-    }
-    let r = match engine::run(&sc, Some(ProfileKind::Arm)) {
+    bar.set_message("running KCore beside its specification");
+    let r = demo::run_demo(|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let r = match r {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("demo: {e}");
             return ExitCode::from(1);
         }
     };
-    for s in &r.steps {
-        let inv = if s.broken.is_empty() {
-            "invariants ok".to_string()
-        } else {
-            format!("BROKEN: {}", s.broken.join(", "))
-        };
-        println!(
-            "{:>2}. cpu{} {:<42} {:<6} {} [{inv}]",
-            s.step,
-            s.cpu,
-            s.what,
-            s.result.as_str(),
-            explain(s)
+    let m = &r.scenario.machine;
+    say!("corevisor demo: SeKVM's KCore in Rust, on a simulated ARMv8 machine, checked against its specification at every step");
+    say!(
+        "machine: {} CPUs, {} MiB of RAM at {:#x} (KCore keeps the top {} MiB), {} SMMUs\n",
+        m.cpus.unwrap_or(2),
+        m.ram_mib.unwrap_or(256),
+        m.ram_base.unwrap_or(0x4000_0000),
+        m.kcore_mib.unwrap_or(32),
+        m.smmus.unwrap_or(2)
+    );
+    for st in &r.scenario.steps {
+        let raws: Vec<&runner::RunStep> = r
+            .main
+            .steps
+            .iter()
+            .filter(|s| s.report.step == st.index)
+            .collect();
+        if raws.is_empty() {
+            continue;
+        }
+        let ok = raws
+            .iter()
+            .all(|s| s.mismatches.is_empty() && s.report.broken.is_empty());
+        say!(
+            "{:>3}. {}  [{}]",
+            st.index + 1,
+            narrate(st, &raws),
+            if ok {
+                "invariants ok, core = spec"
+            } else {
+                "CHECK FAILED"
+            }
         );
     }
-    println!();
-    for v in &r.fin.vms {
-        println!("vm {}: {} (vcpus: {})", v.vmid, v.state, v.vcpus.join(", "));
+    say!("\nDefences demonstrated:");
+    for (attack, defence, shown) in &r.main_defences {
+        say!(
+            "  {} {attack}\n      -> {defence}",
+            if *shown { "[ok]" } else { "[FAILED]" }
+        );
     }
-    println!(
-        "{} pages changed owner or metadata since boot; {} invariants checked after each of {} steps: {}",
-        r.fin.pages.len(),
+    for d in &r.defences {
+        let clean = d.run.mismatches() == 0 && d.run.fin.broken.is_empty();
+        say!(
+            "  {} {}\n      -> {} (on a copy of the machine after step {})",
+            if d.shown && clean { "[ok]" } else { "[FAILED]" },
+            d.attack,
+            d.defence,
+            6
+        );
+    }
+    let vms: Vec<String> = r
+        .main
+        .fin
+        .vms
+        .iter()
+        .map(|v| format!("VM {} {}", v.vmid, v.state))
+        .collect();
+    say!(
+        "\nEnd: {}; {} pages differ from boot. {} steps in {} runs: {} invariants held after every step, and after every step the core's state, abstracted, equalled the specification's ({} mismatches).",
+        vms.join(", "),
+        r.main.fin.pages.len(),
+        r.total_steps(),
+        r.defences.len() + 1,
         invariants::ALL.len(),
-        r.steps.len(),
-        if r.fin.broken.is_empty() { "all held".to_string() } else { format!("BROKEN {}", r.fin.broken.join(", ")) }
+        r.main.mismatches() + r.defences.iter().map(|d| d.run.mismatches()).sum::<usize>()
     );
-    if r.fin.broken.is_empty() && !r.fin.halted {
+    if r.all_good() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
