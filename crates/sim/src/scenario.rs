@@ -228,6 +228,9 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// Expected outcomes, keyed by profile (checked by the test suite, ignored by `run`).
     pub expect: Option<Value>,
+    /// An attack scenario's expected defence: its last step halts KCore (`halt`), faults in
+    /// the MMU/SMMU (`fault`), or completes without effect (`refused`).
+    pub defence: Option<String>,
 }
 
 const STEP_ACTIONS: [&str; 14] = [
@@ -375,6 +378,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             "machine",
             "steps",
             "expect",
+            "defence",
         ],
     )?;
     let name = match top.get("name") {
@@ -414,6 +418,18 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             }
         }
     };
+    let defence = match top.get("defence") {
+        None => None,
+        Some(Value::String(s)) if ["halt", "fault", "refused"].contains(&s.as_str()) => {
+            Some(s.clone())
+        }
+        Some(v) => {
+            return Err(ctx.err(
+                Some("defence"),
+                format!("expected \"halt\", \"fault\" or \"refused\", got {v}"),
+            ))
+        }
+    };
     let expect = match top.get("expect") {
         None => None,
         Some(v @ Value::Object(_)) => Some(v.clone()),
@@ -447,6 +463,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         machine,
         steps,
         expect,
+        defence,
     })
 }
 
