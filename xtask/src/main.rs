@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's task runner.
 //!
 //! * `cargo xtask test`     — every test of the project (what `.ci/run` runs): formatting,
-//!   lints (clippy, warnings are errors), the whole workspace's tests, the spec's
-//!   branch-coverage check, and the EL2 build when its workspace exists.
+//!   lints (clippy, warnings are errors), the whole workspace's tests (after installing
+//!   Debian's chromium for the report's browser test), the spec's branch-coverage check,
+//!   and the EL2 build when its workspace exists.
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
 
@@ -67,6 +68,12 @@ fn test() -> Result<(), String> {
             "-D",
             "warnings",
         ]),
+    )?;
+    run(
+        "headless chromium for the report test (Debian's)",
+        Command::new("bash")
+            .arg(root().join("scripts/install-chromium.sh"))
+            .current_dir(root()),
     )?;
     run(
         "cargo test (workspace)",

@@ -30,6 +30,16 @@ pub struct RunStep {
     pub via: Option<&'static str>,
     /// `Checked` only: what differs between core and model after the step.
     pub mismatches: Vec<String>,
+    /// Who acted: `host`, `vm N` (the VM on that CPU), `device smmu S bank C`.
+    pub principal: String,
+    /// KCore's entry points the step ran (the core's; inferred from the step on the model).
+    pub traps: Vec<&'static str>,
+    /// Traced runs: pages whose owner changed in this step, with the new owner.
+    pub owners: Vec<(Z, Z)>,
+    /// Traced runs: nanoseconds since the run started, when the step ended.
+    pub nanos: u128,
+    /// The raw step as run.
+    pub action: Action,
 }
 
 /// A whole run.
@@ -58,6 +68,23 @@ struct Run {
     broken: BTreeSet<&'static str>,
     index: usize,
     halted: bool,
+    /// Traced runs: the owner of every page whose metadata differs from boot.
+    owners: Option<std::collections::BTreeMap<Z, Z>>,
+    start: std::time::Instant,
+}
+
+/// The entry points a step runs on the model (the model engine does not list them).
+fn model_traps(r: &StepReport) -> Vec<&'static str> {
+    match r.kind {
+        "hvc" if r.what.ends_with("VCPU_RUN") => vec!["host_vcpu_run_handler"],
+        "hvc" => vec!["host_hvc_handler"],
+        "vcpu_run" => vec!["host_vcpu_run_handler"],
+        "guest_hvc" | "guest_psci" | "guest_wfx" | "guest_sysreg" | "irq" => {
+            vec!["vm_exit_handler"]
+        }
+        "guest_load" | "guest_store" if r.result == Outcome::Fault => vec!["vm_exit_handler"],
+        _ => vec![],
+    }
 }
 
 fn z(v: u64) -> Z {
@@ -70,11 +97,17 @@ impl Run {
             index: self.index,
             ..st.clone()
         };
-        let (report, mismatches) = match &mut self.backend {
-            Backend::Model(m) => (m.step(&st)?, vec![]),
+        let principal = self.principal(&st);
+        let (report, mismatches, traps) = match &mut self.backend {
+            Backend::Model(m) => {
+                let r = m.step(&st)?;
+                let t = model_traps(&r);
+                (r, vec![], t)
+            }
             Backend::Checked(l) => {
                 let r = l.step(&st)?;
-                (r.model, r.mismatches)
+                let t = r.core.traps.iter().map(|t| t.0).collect();
+                (r.model, r.mismatches, t)
             }
             Backend::Core(c, template) => {
                 if !(0..template.cpus.len() as Z).contains(&st.cpu) {
@@ -98,17 +131,88 @@ impl Run {
                     value: r.value.map(z),
                     broken,
                 };
-                (report, vec![])
+                (report, vec![], r.traps.iter().map(|t| t.0).collect())
             }
         };
         self.broken.extend(report.broken.iter().copied());
         self.halted |= report.result == Outcome::Halt;
+        let owners = self.owner_changes();
         self.steps.push(RunStep {
             report: report.clone(),
             via,
             mismatches,
+            principal,
+            traps,
+            owners,
+            nanos: self.start.elapsed().as_nanos(),
+            action: st.action.clone(),
         });
         Ok(report)
+    }
+
+    /// Who acts in step `st`, from what its CPU runs before it.
+    fn principal(&self, st: &Step) -> String {
+        match &st.action {
+            Action::DmaLoad { smmu, cb, .. } | Action::DmaStore { smmu, cb, .. } => {
+                return format!("device smmu {smmu} bank {cb}")
+            }
+            Action::Hvc { .. }
+            | Action::VcpuRun { .. }
+            | Action::HostLoad { .. }
+            | Action::HostStore { .. } => return "host".into(),
+            _ => {}
+        }
+        let vm = match &self.backend {
+            Backend::Model(m) => m.cpus.get(st.cpu as usize).map(|c| c.cur_vmid),
+            Backend::Checked(l) => l.model.cpus.get(st.cpu as usize).map(|c| c.cur_vmid),
+            Backend::Core(c, _) => c
+                .core
+                .cpus
+                .get(st.cpu as usize)
+                .map(|c| Z::from(c.cur_vmid)),
+        };
+        match vm {
+            Some(v) if v > 0 => format!("vm {v}"),
+            _ => "host".into(),
+        }
+    }
+
+    /// Traced runs: pages whose owner changed since the last step.
+    fn owner_changes(&mut self) -> Vec<(Z, Z)> {
+        let Some(prev) = self.owners.take() else {
+            return vec![];
+        };
+        let (now, boot): (std::collections::BTreeMap<Z, Z>, _) = {
+            let (machine, shared) = match &self.backend {
+                Backend::Model(m) => (&m.machine, m.global.shared.clone()),
+                Backend::Checked(l) => (&l.model.machine, l.model.global.shared.clone()),
+                Backend::Core(c, t) => (
+                    &t.machine,
+                    crate::abs::abs_shared(&c.core, &t.global.shared),
+                ),
+            };
+            let now = shared
+                .s2page
+                .entries()
+                .filter(|(pfn, p)| **p != machine.boot_s2page(*pfn))
+                .map(|(pfn, p)| (pfn, p.s2_owner))
+                .collect();
+            (now, machine.clone())
+        };
+        let mut out = Vec::new();
+        for (pfn, o) in &now {
+            if prev.get(pfn) != Some(o) {
+                out.push((*pfn, *o));
+            }
+        }
+        for pfn in prev.keys() {
+            if !now.contains_key(pfn) {
+                out.push((*pfn, boot.boot_s2page(*pfn).s2_owner));
+            }
+        }
+        out.sort_unstable();
+        self.owners = Some(now);
+        out
     }
 
     fn final_report(&self) -> FinalReport {
@@ -162,6 +266,16 @@ pub fn run(
     engine: EngineKind,
     profile: Option<ProfileKind>,
 ) -> Result<RunOutput, EngineError> {
+    run_traced(sc, engine, profile, false)
+}
+
+/// As [`run`]; with `trace`, every step also records the pages whose owner it changed.
+pub fn run_traced(
+    sc: &Scenario,
+    engine: EngineKind,
+    profile: Option<ProfileKind>,
+    trace: bool,
+) -> Result<RunOutput, EngineError> {
     let model = ModelMachine::for_scenario(sc, profile)?;
     let profile_name = model.profile.name();
     let m = model.machine.clone();
@@ -181,6 +295,8 @@ pub fn run(
         broken: BTreeSet::new(),
         index: 0,
         halted: false,
+        owners: trace.then(std::collections::BTreeMap::new),
+        start: std::time::Instant::now(),
     };
     for st in &sc.steps {
         r.index = st.index;

@@ -11,6 +11,9 @@ use corevisor_spec::ProfileKind;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
+mod report;
+mod trace;
+
 /// `println!` that ends the program quietly when stdout is closed (`corevisor ... | head`).
 macro_rules! say {
     ($($t:tt)*) => {{
@@ -52,6 +55,19 @@ enum Cmd {
         /// (core engine only); exits 1 on any mismatch.
         #[arg(long)]
         check: bool,
+        /// Also write a JSON Lines trace of every step and trap to this file (for
+        /// `corevisor report`).
+        #[arg(long, value_name = "FILE")]
+        trace: Option<String>,
+    },
+    /// Turn a trace (`run --trace`) into one self-contained HTML page: memory ownership over
+    /// time, a timeline per VM, the table of traps.
+    Report {
+        /// The trace file.
+        trace: String,
+        /// Where to write the page.
+        #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+        output: String,
     },
 }
 
@@ -172,6 +188,7 @@ fn run_file(
     profile: Option<ProfileArg>,
     json_out: bool,
     check: bool,
+    trace_to: Option<&str>,
 ) -> ExitCode {
     if check && matches!(engine, Engine::Model) {
         eprintln!("corevisor: --check compares the core with the model: use it with --engine core");
@@ -200,13 +217,30 @@ fn run_file(
         (Engine::Core, false) => EngineKind::Core,
         (Engine::Core, true) => EngineKind::Checked,
     };
-    let r = match runner::run(&sc, ek, kind) {
+    let r = match runner::run_traced(&sc, ek, kind, trace_to.is_some()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{file}: {e}");
             return ExitCode::from(2);
         }
     };
+    let mut fin = final_json(&r.fin);
+    if check {
+        let n = r.mismatches();
+        fin["final"]["check"] = if n == 0 { json!("ok") } else { json!(n) };
+    }
+    if let Some(path) = trace_to {
+        let name = match ek {
+            EngineKind::Model => "model",
+            EngineKind::Core => "core",
+            EngineKind::Checked => "checked",
+        };
+        let text = trace::lines(&sc, name, &r, fin.clone()).join("\n") + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("{path}: cannot write the trace: {e}");
+            return ExitCode::from(2);
+        }
+    }
     if json_out {
         for s in &r.steps {
             let mut o = step_json(&s.report);
@@ -218,12 +252,7 @@ fn run_file(
             }
             say!("{o}");
         }
-        let mut f = final_json(&r.fin);
-        if check {
-            let n = r.mismatches();
-            f["final"]["check"] = if n == 0 { json!("ok") } else { json!(n) };
-        }
-        say!("{f}");
+        say!("{fin}");
     } else {
         print_human(&sc.name, r.profile, &r, check);
     }
@@ -398,6 +427,29 @@ fn demo() -> ExitCode {
     }
 }
 
+fn report_file(trace_path: &str, output: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(trace_path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{trace_path}: cannot read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let t = match report::parse(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{trace_path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::write(output, report::html(&t)) {
+        eprintln!("{output}: cannot write: {e}");
+        return ExitCode::from(2);
+    }
+    say!("{output}: {} steps", t.steps.len());
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Demo => demo(),
@@ -407,6 +459,8 @@ fn main() -> ExitCode {
             profile,
             json,
             check,
-        } => run_file(&file, engine, profile, json, check),
+            trace,
+        } => run_file(&file, engine, profile, json, check, trace.as_deref()),
+        Cmd::Report { trace, output } => report_file(&trace, &output),
     }
 }

@@ -34,6 +34,9 @@ pub const SMMU_WINDOW_SIZE: u64 = 0x2_0000;
 /// The register every scripted load/store uses (x1).
 pub const ACCESS_REG: u64 = 1;
 
+/// One of KCore's entry points, as the machine calls it on a trap.
+type Handler = fn(&mut Core<SimMemory>, usize, &mut Recorded) -> Trap;
+
 /// The shape of a machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MachineShape {
@@ -80,6 +83,8 @@ pub struct StepResult {
     pub rec: Recorded,
     /// The trapping CPU's register file as KCore's first handler of the step found it.
     pub trap_regs: Option<Ctxt>,
+    /// KCore's entry points this step ran, in order, with how each ended.
+    pub traps: Vec<(&'static str, Trap)>,
 }
 
 /// An image segment the host staged: where it loads and the host pages holding it.
@@ -188,6 +193,7 @@ impl CoreMachine {
             value: None,
             rec: Recorded::default(),
             trap_regs: None,
+            traps: Vec::new(),
         };
         r.outcome = match &step.action {
             Action::Hvc { call, args } => {
@@ -262,12 +268,14 @@ impl CoreMachine {
         &mut self,
         i: usize,
         r: &mut StepResult,
-        handler: fn(&mut Core<SimMemory>, usize, &mut Recorded) -> Trap,
+        (name, handler): (&'static str, Handler),
     ) -> Trap {
         if r.trap_regs.is_none() {
             r.trap_regs = Some(*self.regs(i));
         }
-        handler(&mut self.core, i, &mut r.rec)
+        let t = handler(&mut self.core, i, &mut r.rec);
+        r.traps.push((name, t));
+        t
     }
 
     fn host_hvc(&mut self, i: usize, num: u64, args: &[i128], r: &mut StepResult) -> Outcome {
@@ -293,7 +301,7 @@ impl CoreMachine {
                 self.regs(i).regs.x[2 + k] = u64::from_le_bytes(b);
             }
         }
-        let t = self.trap(i, r, Core::host_hvc_handler);
+        let t = self.trap(i, r, ("host_hvc_handler", Core::host_hvc_handler));
         if t == Trap::Done {
             self.note_staging(num, a(0), a(1), a(2));
         }
@@ -375,7 +383,7 @@ impl CoreMachine {
         if let Some(a) = o(2) {
             regs.regs.actlr_el1 = a;
         }
-        Self::outcome(self.trap(i, r, Core::host_vcpu_run_handler))
+        Self::outcome(self.trap(i, r, ("host_vcpu_run_handler", Core::host_vcpu_run_handler)))
     }
 
     /// The translation a principal's access uses. Nothing decodes physical page 0 (never
@@ -419,7 +427,7 @@ impl CoreMachine {
             regs.hpfar_el2 = (addr >> 12) << 4;
             regs.far_el2 = addr;
             regs.esr_el2 = dabt_esr(store.is_some());
-            match self.trap(i, r, Core::host_npt_handler) {
+            match self.trap(i, r, ("host_npt_handler", Core::host_npt_handler)) {
                 Trap::Done => {}
                 t => return Self::outcome(t),
             }
@@ -490,7 +498,7 @@ impl CoreMachine {
             regs.esr_el2 = dabt_esr(store.is_some());
             regs.hpfar_el2 = (gpa >> 12) << 4;
             regs.far_el2 = gpa;
-            return match self.trap(i, r, Core::vm_exit_handler) {
+            return match self.trap(i, r, ("vm_exit_handler", Core::vm_exit_handler)) {
                 Trap::Done => Outcome::Fault,
                 t => Self::outcome(t),
             };
@@ -516,7 +524,7 @@ impl CoreMachine {
         for &(k, v) in x {
             regs.x[k] = v;
         }
-        Self::outcome(self.trap(i, r, Core::vm_exit_handler))
+        Self::outcome(self.trap(i, r, ("vm_exit_handler", Core::vm_exit_handler)))
     }
 
     /// A device's access through SMMU `smmu`'s context bank `cb`, translated by the SMMU.
