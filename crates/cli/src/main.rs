@@ -38,7 +38,9 @@ enum Cmd {
     /// Two VMs on a simulated 2-CPU machine, attacks on their memory and how KCore stops
     /// them: every step run on the core beside the specification, invariants checked.
     Demo,
-    /// Run a scenario file (JSON; see README "Running a scenario").
+    /// Run a scenario file (JSON; docs/scenario-format.md). Exit status: 0; 1 when --check
+    /// finds a mismatch or a broken invariant; 2 for a file that cannot run (one line naming
+    /// the step and field).
     Run {
         /// The scenario file.
         file: String,
