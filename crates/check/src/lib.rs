@@ -8,3 +8,4 @@ pub mod engine;
 pub mod invariants;
 pub mod lockstep;
 pub mod runner;
+pub mod threads;

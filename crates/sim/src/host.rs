@@ -254,6 +254,8 @@ struct HostVm {
     sum: Vec<u64>,
     on_cpu: Vec<Option<i128>>,
     banks: Vec<(u32, u32)>,
+    /// The guest powered itself off (the host saw PSCI SYSTEM_OFF): it never runs again.
+    off: bool,
 }
 
 /// The host model's state: its VMs and its page allocator.
@@ -289,6 +291,12 @@ fn hvc(cpu: i128, n: HvcName, args: &[u64]) -> Step {
 impl HostModel {
     /// For a machine whose host RAM is `[ram_base, kcore_base)`.
     pub fn new(ram_base: u64, kcore_base: u64) -> Self {
+        Self::for_region(ram_base, kcore_base)
+    }
+
+    /// A host (thread) that uses only host RAM `[from, to)` for what it gives its VMs, so
+    /// several host threads can run side by side.
+    pub fn for_region(ram_base: u64, kcore_base: u64) -> Self {
         let first = (ram_base + 0x20_0000) & !0x1F_FFFF;
         let half = first + (((kcore_base - first) / 2) & !0x1F_FFFF);
         HostModel {
@@ -298,6 +306,11 @@ impl HostModel {
             next_page: half.max(first),
             limit: kcore_base,
         }
+    }
+
+    /// The VM this host created last (its vmid came from REGISTER_KVM).
+    pub fn last_vm(&self) -> Option<u32> {
+        (self.next_vmid > 1).then(|| self.next_vmid - 1)
     }
 
     fn block(&mut self) -> Result<u64, String> {
@@ -369,6 +382,7 @@ impl HostModel {
                     sum: vec![0; n],
                     on_cpu: vec![None; n],
                     banks: vec![],
+                    off: false,
                 };
                 if let Some((smmu, cb)) = device {
                     let page = self.page()?;
@@ -552,6 +566,9 @@ impl HostModel {
         if c >= self.vm(vm)?.pc.len() {
             return Err(format!("VM {vm} has no vCPU {vcpu}"));
         }
+        if self.vm(vm)?.off {
+            return Ok(()); // a host does not run a VM that powered itself off
+        }
         let run = |map: Option<MapProposal>| {
             step(
                 cpu,
@@ -633,6 +650,7 @@ impl HostModel {
             if matches!(op, GuestOp::Wfx | GuestOp::PowerOff) {
                 // The vCPU exited to the host.
                 v.on_cpu[c] = None;
+                v.off |= op == GuestOp::PowerOff;
                 return Ok(());
             }
             budget -= 1;
