@@ -58,13 +58,7 @@ impl DemoReport {
 }
 
 fn raw(cpu: i128, action: Action) -> Step {
-    Step {
-        index: 0,
-        line: None,
-        cpu,
-        oracle: vec![],
-        action,
-    }
+    Step::new(cpu, action)
 }
 
 fn hvc(n: &str, args: &[i128]) -> Step {

@@ -26,25 +26,8 @@ use std::collections::BTreeSet;
 /// The register every scripted load/store uses (x1).
 pub const ACCESS_REG: Z = 1;
 
-/// Outcome of a step (ARCHITECTURE.md output format).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Halt,
-    Undefined,
-    Fault,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Halt => "halt",
-            Outcome::Undefined => "undefined",
-            Outcome::Fault => "fault",
-        }
-    }
-}
+/// Outcome of a step (ARCHITECTURE.md output format): the one type every engine reports.
+pub use corevisor_sim::machine::Outcome;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepReport {

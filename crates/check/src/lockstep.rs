@@ -13,7 +13,7 @@
 use crate::abs::{abs_ctxt, abs_shared};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
 use corevisor_kcore::trap::NO_VCPU;
-use corevisor_sim::machine::{self as sim, CoreMachine, MachineShape, StepResult};
+use corevisor_sim::machine::{CoreMachine, MachineShape, StepResult};
 use corevisor_sim::scenario::{Scenario, Step};
 use corevisor_spec::consts::{HOSTVISOR, INVALID};
 use corevisor_spec::profile::ProfileKind;
@@ -37,15 +37,6 @@ pub struct CheckedStep {
 
 fn z(v: u64) -> Z {
     Z::from(v)
-}
-
-fn outcome(o: sim::Outcome) -> Outcome {
-    match o {
-        sim::Outcome::Ok => Outcome::Ok,
-        sim::Outcome::Halt => Outcome::Halt,
-        sim::Outcome::Undefined => Outcome::Undefined,
-        sim::Outcome::Fault => Outcome::Fault,
-    }
 }
 
 /// Pages whose contents the model does not track: shared with the host or a device.
@@ -111,7 +102,7 @@ impl Lockstep {
         };
         diff(
             "result",
-            format!("{:?}", outcome(core.outcome)),
+            format!("{:?}", core.outcome),
             format!("{:?}", model.result),
         );
         diff(
@@ -345,12 +336,12 @@ pub fn run_core(
             kind: st.action.kind(),
             cpu: st.cpu,
             what: crate::engine::describe(&st.action),
-            result: outcome(r.outcome),
+            result: r.outcome,
             x0: r.x0.map(z),
             value: r.value.map(z),
             broken: b,
         });
-        if r.outcome == sim::Outcome::Halt {
+        if r.outcome == Outcome::Halt {
             break;
         }
     }

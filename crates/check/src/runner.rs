@@ -5,7 +5,7 @@
 use crate::engine::{describe, EngineError, FinalReport, ModelMachine, Outcome, StepReport};
 use crate::lockstep::{abstract_machine, Lockstep};
 use corevisor_sim::host::{Driver, HostModel, Raw};
-use corevisor_sim::machine::{self as sim, CoreMachine};
+use corevisor_sim::machine::CoreMachine;
 use corevisor_sim::scenario::{Action, Scenario, Step};
 use corevisor_spec::profile::ProfileKind;
 use corevisor_spec::Z;
@@ -115,12 +115,7 @@ impl Run {
                 }
                 let r = c.step(&st);
                 let broken = abstract_machine(c, template).broken_invariants();
-                let result = match r.outcome {
-                    sim::Outcome::Ok => Outcome::Ok,
-                    sim::Outcome::Halt => Outcome::Halt,
-                    sim::Outcome::Undefined => Outcome::Undefined,
-                    sim::Outcome::Fault => Outcome::Fault,
-                };
+                let result = r.outcome;
                 let report = StepReport {
                     step: st.index,
                     kind: st.action.kind(),
@@ -246,12 +241,7 @@ impl Driver for MacroDriver<'_> {
             msg
         })?;
         let u = |v: Option<Z>| v.map(|x| x as u64);
-        let outcome = match r.result {
-            Outcome::Ok => sim::Outcome::Ok,
-            Outcome::Halt => sim::Outcome::Halt,
-            Outcome::Undefined => sim::Outcome::Undefined,
-            Outcome::Fault => sim::Outcome::Fault,
-        };
+        let outcome = r.result;
         Ok(Raw {
             outcome,
             x0: u(r.x0),

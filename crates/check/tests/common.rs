@@ -26,13 +26,7 @@ pub fn low_machine(kind: ProfileKind) -> ModelMachine {
 }
 
 pub fn step(cpu: Z, action: Action) -> Step {
-    Step {
-        index: 0,
-        line: None,
-        cpu,
-        oracle: vec![],
-        action,
-    }
+    Step::new(cpu, action)
 }
 
 pub fn name(n: &str) -> HvcName {

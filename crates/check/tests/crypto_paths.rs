@@ -22,13 +22,7 @@ fn lockstep() -> Lockstep {
 }
 
 fn step(cpu: i128, action: Action) -> Step {
-    Step {
-        index: 0,
-        line: None,
-        cpu,
-        oracle: vec![],
-        action,
-    }
+    Step::new(cpu, action)
 }
 
 fn hvc(n: &str, args: &[i128]) -> Step {

@@ -7,20 +7,10 @@ use corevisor_spec::profile::ProfileKind;
 use std::path::{Path, PathBuf};
 
 fn scenario_files() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).expect("scenarios/ exists") {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "json") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    corevisor_sim::scenario::files_under(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios"),
+    )
+    .expect("scenarios/ exists")
 }
 
 #[test]

@@ -21,20 +21,7 @@ fn scenarios_dir() -> PathBuf {
 }
 
 fn all_scenarios() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![scenarios_dir()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).expect("scenarios/ exists") {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "json") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    corevisor_sim::scenario::files_under(&scenarios_dir()).expect("scenarios/ exists")
 }
 
 fn int(v: &Value) -> i128 {

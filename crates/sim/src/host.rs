@@ -269,13 +269,7 @@ pub struct HostModel {
 }
 
 fn step(cpu: i128, action: Action) -> Step {
-    Step {
-        index: 0,
-        line: None,
-        cpu,
-        oracle: vec![],
-        action,
-    }
+    Step::new(cpu, action)
 }
 
 fn hvc(cpu: i128, n: HvcName, args: &[u64]) -> Step {

@@ -47,13 +47,24 @@ pub struct MachineShape {
     pub smmus: u32,
 }
 
-/// How a step ended (ARCHITECTURE.md output format).
+/// How a step ended (ARCHITECTURE.md output format), on any engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
     Halt,
     Undefined,
     Fault,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Halt => "halt",
+            Outcome::Undefined => "undefined",
+            Outcome::Fault => "fault",
+        }
+    }
 }
 
 /// The untrusted values of one step, in the order they were taken.

@@ -208,6 +208,37 @@ pub struct Step {
     pub action: Action,
 }
 
+/// Every scenario file (`*.json`) under `dir`, recursively, sorted.
+pub fn files_under(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Step {
+    /// A step made in code (not read from a file): index 0, no line, no oracle values.
+    pub fn new(cpu: i128, action: Action) -> Step {
+        Step {
+            index: 0,
+            line: None,
+            cpu,
+            oracle: vec![],
+            action,
+        }
+    }
+}
+
 /// The `machine` object; absent fields take the engine's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MachineSpec {
