@@ -145,6 +145,7 @@ pub mod smmu_reg {
     pub const CBAR_TYPE_SHIFT: u32 = 16;
     pub const CBAR_TYPE_S2_TRANS: u64 = 0;
     pub const CBAR_VMID_MASK: u64 = 0xFF;
+    pub const CB_TTBR0: u64 = 0x20;
     pub const CB_CONTEXTIDR: u64 = 0x34;
 }
 

@@ -93,6 +93,7 @@ impl<H: Hw> Core<H> {
             self.halt(&[]);
             return;
         }
+        let data = self.smmu_ttbr0_substitute(index, acc.ipa, data);
         if acc.len == 8 {
             self.hw.write64(word, data);
         } else {
@@ -102,6 +103,22 @@ impl<H: Hw> Core<H> {
                 .write64(word, (old & !mask) | ((data << shift) & mask));
         }
         self.hw.regs(cpu).regs.elr_el2 += 4;
+    }
+
+    /// A context bank's TTBR0 always points at the table KCore keeps for that bank: the
+    /// host's value is replaced, so a device translates only through KCore's tables (the C
+    /// does the same; the seed does not model device registers).
+    fn smmu_ttbr0_substitute(&self, index: u32, ipa: u64, data: u64) -> u64 {
+        use crate::consts::smmu_reg::*;
+        let offset = ipa & OFFSET_MASK;
+        if offset < GLOBAL_BASE || (offset - GLOBAL_BASE) & PGSHIFT_MASK != CB_TTBR0 {
+            return data;
+        }
+        let cb = ((offset - GLOBAL_BASE) >> 12) as u32;
+        if cb >= crate::smmu::BANKS {
+            return data;
+        }
+        self.smmu_pool.root(index, cb)
     }
 
     /// The seed's write policy (spec-digest §5.0.5): sCR0 must keep SMCFCFG (unmatched
