@@ -29,11 +29,12 @@ fn state(who: Z) -> RData {
     sh.vminfos.set_mut(1, info);
     let mut host = sh.npts.get(HOSTVISOR).clone();
     host.pt
-        .set_mut(HOST_PFN, (HOST_PFN, 3, HOST_PFN * 4096 | 0xFFF));
-    host.pt.set_mut(VM_PFN, (VM_PFN, 3, VM_PFN * 4096 | 0xFFF));
+        .set_mut(HOST_PFN, (HOST_PFN, 3, (HOST_PFN * 4096) | 0xFFF));
+    host.pt
+        .set_mut(VM_PFN, (VM_PFN, 3, (VM_PFN * 4096) | 0xFFF));
     sh.npts.set_mut(HOSTVISOR, host);
     let mut vm = sh.npts.get(1).clone();
-    vm.pt.set_mut(GFN, (VM_PFN, 3, VM_PFN * 4096 | 0xFFF));
+    vm.pt.set_mut(GFN, (VM_PFN, 3, (VM_PFN * 4096) | 0xFFF));
     sh.npts.set_mut(1, vm);
     sh.flatmem.set_mut(HOST_PFN, 11);
     sh.flatmem.set_mut(VM_PFN, 22);
