@@ -48,6 +48,12 @@ impl SimMemory {
         self.pages.len()
     }
 
+    /// The frame numbers of the pages that have been written, in no particular order
+    /// (every other page reads as zeros).
+    pub fn resident(&self) -> impl Iterator<Item = u64> + '_ {
+        self.pages.keys().copied()
+    }
+
     /// Walks a 4-level, 4 KiB-granule stage-2 table rooted at `root` for `ipa`
     /// (Arm ARM D8.2/D8.3): tables at levels 0-2, blocks at levels 1-2, pages at level 3.
     pub fn walk(&self, root: u64, ipa: u64) -> Option<Translation> {

@@ -1,0 +1,235 @@
+//! Noninterference of the core (implementation-notes §5.4, two-run harness): two runs of the
+//! same random steps that differ only in VM 1's secret — what it stores in a page it never
+//! shares, and so what sits in its registers — must look the same to the host after every
+//! step: step results, x0, every value the host or its devices read, the host's registers
+//! whenever the host runs, its stage-2 view of its own pages, every page's owner and gfn,
+//! and the full contents of every host-owned page.
+//!
+//! Run on KCore itself (not the model): a world switch that left a guest register in a host
+//! register, or a scrub that missed a word, shows up here.
+
+use corevisor_check::abs::abs_npt;
+use corevisor_kcore::consts::HOSTVISOR;
+use corevisor_kcore::hw::Hw;
+use corevisor_sim::machine::{CoreMachine, MachineShape, StepResult};
+use corevisor_sim::scenario::{Action, HvcCall, HvcName, MapProposal, ShareOp, Step};
+use proptest::prelude::*;
+
+const RAM: u64 = 0x4000_0000;
+/// VM 1's image page (guest 0x8000_0000) holds the secret; VM 1 shares only 0x8040_0000.
+const SECRET_GPA: i128 = 0x8000_0000;
+const SHARED_GPA: i128 = 0x8040_0000;
+
+fn machine() -> CoreMachine {
+    CoreMachine::new(MachineShape {
+        cpus: 2,
+        ram_base: RAM,
+        ram_end: RAM + (16 << 20),
+        kcore_base: RAM + (12 << 20),
+        smmus: 2,
+    })
+}
+
+fn hvc(n: &str, args: &[i128]) -> Action {
+    Action::Hvc {
+        call: HvcCall::Named(HvcName::parse(n).unwrap()),
+        args: args.to_vec(),
+    }
+}
+
+/// VM 1 verified and running on CPU 1 with a device bank; VM 2 verified, not running.
+fn setup() -> Vec<Step> {
+    let img = (RAM + 0x20_0000) as i128 / 4096;
+    let img2 = (RAM + 0x40_0000) as i128 / 4096;
+    [
+        (0, hvc("REGISTER_KVM", &[])),
+        (0, hvc("REGISTER_VCPU", &[1, 0])),
+        (0, hvc("SMMU_ALLOC_PGD", &[0, 1, 0])),
+        (
+            0,
+            hvc(
+                "SMMU_LPAE_MAP",
+                &[0x9000_0000, (RAM + 0x60_0000) as i128, 0xC3, 0, 0],
+            ),
+        ),
+        (0, hvc("SET_BOOT_INFO", &[1, SECRET_GPA, 4096])),
+        (0, hvc("REMAP_VM_IMAGE", &[1, img, 0])),
+        (0, hvc("VERIFY_VM_IMAGE", &[1])),
+        (0, hvc("REGISTER_KVM", &[])),
+        (0, hvc("REGISTER_VCPU", &[2, 0])),
+        (0, hvc("SET_BOOT_INFO", &[2, SECRET_GPA, 4096])),
+        (0, hvc("REMAP_VM_IMAGE", &[2, img2, 0])),
+        (0, hvc("VERIFY_VM_IMAGE", &[2])),
+        (
+            1,
+            Action::VcpuRun {
+                vm: 1,
+                vcpu: 0,
+                map: None,
+                pc: None,
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(cpu, a)| Step::new(cpu, a))
+    .collect()
+}
+
+/// A step of the random part: `None` = VM 1 stores its secret (the runs differ only there).
+fn step() -> impl Strategy<Value = Option<(i128, Action)>> {
+    let host_pa = prop_oneof![
+        (0i128..4).prop_map(|i| (RAM + 0x70_0000) as i128 + i * 4096),
+        Just((RAM + 0x20_0000) as i128),
+        Just(0x0B00_0020i128),
+    ];
+    prop_oneof![
+        3 => Just(None),
+        2 => Just(Some((1, Action::GuestLoad { gpa: SECRET_GPA }))),
+        2 => prop_oneof![Just(ShareOp::Grant), Just(ShareOp::Revoke)]
+            .prop_map(|op| Some((1, Action::GuestHvc { op, gpa: SHARED_GPA, size: 4096 }))),
+        2 => any::<u16>().prop_map(|v| Some((1, Action::GuestStore { gpa: SHARED_GPA, value: v as i128 }))),
+        1 => prop_oneof![Just(Action::GuestWfx), Just(Action::GuestSysreg), Just(Action::Irq)].prop_map(|a| Some((1, a))),
+        3 => Just(Some((1, Action::VcpuRun { vm: 1, vcpu: 0, map: None, pc: None }))),
+        1 => (0i128..4).prop_map(|i| Some((1, Action::VcpuRun {
+            vm: 1, vcpu: 0, pc: None,
+            map: Some(MapProposal { gpa: SHARED_GPA, pte: (RAM + 0x70_0000) as i128 + i * 4096, level: 3 }),
+        }))),
+        1 => Just(Some((0, Action::VcpuRun { vm: 2, vcpu: 0, map: None, pc: None }))),
+        1 => Just(Some((0, Action::GuestLoad { gpa: SECRET_GPA }))),
+        3 => host_pa.clone().prop_map(|a| Some((0, Action::HostLoad { addr: a }))),
+        2 => (host_pa, any::<u16>()).prop_map(|(a, v)| Some((0, Action::HostStore { addr: a, value: v as i128 }))),
+        1 => Just(Some((0, Action::DmaLoad { smmu: 0, cb: 0, iova: 0x9000_0000 }))),
+        1 => Just(Some((0, hvc("SMMU_LPAE_IOVA_TO_PHYS", &[0x9000_0000, 0, 0])))),
+        1 => Just(Some((0, hvc("REGISTER_KVM", &[])))),
+        // VM 1 powers off and the host reclaims its image block: the secret must be gone.
+        1 => Just(Some((1, Action::GuestPsciSystemOff))),
+        1 => Just(Some((0, hvc("CLEAR_VM_S2_RANGE", &[1, (RAM + 0x20_0000) as i128, 0x20_0000])))),
+    ]
+}
+
+/// What the host may see of the machine now.
+fn host_view(m: &CoreMachine) -> Vec<u64> {
+    let c = &m.core;
+    let mut v = vec![c.halted as u64];
+    for (i, cpu) in c.cpus.iter().enumerate().take(m.shape.cpus) {
+        if cpu.ihost && !cpu.icore {
+            let r = &c.hw.cpu_regs[i];
+            v.extend(r.regs.x);
+            v.extend([
+                r.regs.elr_el2,
+                r.regs.spsr_el2,
+                r.regs.esr_el2,
+                r.regs.far_el2,
+                r.regs.hpfar_el2,
+            ]);
+            v.extend(r.regs.fp_q.iter().map(|q| *q as u64));
+        }
+    }
+    for pfn in m.shape.ram_base / 4096..m.shape.ram_end / 4096 {
+        let p = c.page(pfn);
+        v.extend([p.owner as u64, p.gfn]);
+    }
+    // Contents of host pages (pages never written read as zeros in both runs).
+    let mut written: Vec<u64> =
+        c.hw.resident()
+            .filter(|&pfn| c.page(pfn).owner == HOSTVISOR)
+            .collect();
+    written.sort_unstable();
+    for pfn in written {
+        v.push(pfn);
+        v.extend((0..512).map(|w| c.hw.read64(pfn * 4096 + w * 8)));
+    }
+    // The host's stage-2 view: its table's leaves, to host-owned pages only.
+    for (gfn, &(pfn, level, pte)) in abs_npt(c, HOSTVISOR).pt.entries() {
+        if c.page(pfn as u64).owner == HOSTVISOR {
+            v.extend([gfn as u64, pfn as u64, level as u64, pte as u64]);
+        }
+    }
+    v
+}
+
+/// What the host observed of the step itself.
+fn host_result(st: &Step, r: &StepResult) -> (u8, Option<u64>, Option<u64>) {
+    let host_reads = matches!(
+        st.action,
+        Action::HostLoad { .. } | Action::DmaLoad { .. } | Action::Hvc { .. }
+    );
+    (
+        r.outcome as u8,
+        r.x0,
+        if host_reads { r.value } else { None },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 800,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5ec7e7),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_host_sees_nothing_of_vm1s_secret(steps in prop::collection::vec(step(), 1..30),
+                                            s1 in any::<u64>(), s2 in any::<u64>()) {
+        let (mut a, mut b) = (machine(), machine());
+        let mut all: Vec<Option<(i128, Action)>> = setup().into_iter().map(|s| Some((s.cpu, s.action))).collect();
+        all.extend(steps);
+        for (k, s) in all.iter().enumerate() {
+            let (sa, sb) = match s {
+                Some((cpu, act)) => (Step::new(*cpu, act.clone()), Step::new(*cpu, act.clone())),
+                None => (
+                    Step::new(1, Action::GuestStore { gpa: SECRET_GPA, value: s1 as i128 }),
+                    Step::new(1, Action::GuestStore { gpa: SECRET_GPA, value: s2 as i128 }),
+                ),
+            };
+            let (ra, rb) = (a.step(&sa), b.step(&sb));
+            prop_assert_eq!(host_result(&sa, &ra), host_result(&sb, &rb), "step {}: {:?}", k, sa.action);
+            prop_assert!(host_view(&a) == host_view(&b), "step {}: the host's view differs after {:?}", k, sa.action);
+            if a.core.halted {
+                break;
+            }
+        }
+    }
+}
+
+/// The scrub on reclaim, directly: VM 1 stores its secret, powers off, the host reclaims
+/// and reads the page.
+#[test]
+fn a_reclaimed_page_shows_nothing_of_the_secret() {
+    let (mut a, mut b) = (machine(), machine());
+    for s in setup() {
+        a.step(&s);
+        b.step(&s);
+    }
+    let secret = |v| {
+        Step::new(
+            1,
+            Action::GuestStore {
+                gpa: SECRET_GPA,
+                value: v,
+            },
+        )
+    };
+    assert_eq!(a.step(&secret(0x5ec7e7)).outcome as u8, 0);
+    b.step(&secret(0x0dd));
+    for s in [
+        Step::new(1, Action::GuestPsciSystemOff),
+        Step::new(
+            0,
+            hvc(
+                "CLEAR_VM_S2_RANGE",
+                &[1, (RAM + 0x20_0000) as i128, 0x20_0000],
+            ),
+        ),
+        Step::new(
+            0,
+            Action::HostLoad {
+                addr: (RAM + 0x20_0000) as i128,
+            },
+        ),
+    ] {
+        let (ra, rb) = (a.step(&s), b.step(&s));
+        assert_eq!(host_result(&s, &ra), host_result(&s, &rb), "{:?}", s.action);
+        assert!(host_view(&a) == host_view(&b), "after {:?}", s.action);
+    }
+}
