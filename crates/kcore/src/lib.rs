@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod ctxt;
 pub mod hw;
 pub mod lock;
+pub mod locking;
 pub mod loops;
 pub mod mem_ops;
 pub mod meta;

@@ -12,8 +12,6 @@ use shuttle::sync::atomic::{AtomicU32, Ordering};
 
 use crate::consts::*;
 
-pub const CORE_ID: u32 = 1;
-
 /// A FIFO spin lock.
 pub struct TicketLock {
     next: AtomicU32,
@@ -76,6 +74,30 @@ impl Locks {
     pub fn new() -> Self {
         Locks {
             locks: core::array::from_fn(|_| TicketLock::new()),
+        }
+    }
+
+    fn sorted(ids: &[u32]) -> ([u32; 8], usize) {
+        let mut sorted = [0u32; 8];
+        let n = ids.len().min(8);
+        sorted[..n].copy_from_slice(&ids[..n]);
+        sorted[..n].sort_unstable_by_key(|&id| (rank(id), id));
+        (sorted, n)
+    }
+
+    /// Takes every lock of `ids`, in nesting order.
+    pub fn acquire(&self, ids: &[u32]) {
+        let (s, n) = Self::sorted(ids);
+        for &id in &s[..n] {
+            self.locks[id as usize].lock();
+        }
+    }
+
+    /// Releases every lock of `ids`, in reverse nesting order.
+    pub fn release(&self, ids: &[u32]) {
+        let (s, n) = Self::sorted(ids);
+        for &id in s[..n].iter().rev() {
+            self.locks[id as usize].unlock();
         }
     }
 

@@ -84,7 +84,7 @@ impl<H: Hw> Core<H> {
     ) -> bool {
         for i in 0..n {
             let gfn = addr / PAGE_SIZE + i;
-            let pfn = self.vm_page(vmid, gfn);
+            let pfn = self.locked(&[NPT_ID + vmid], 0, |c| c.vm_page(vmid, gfn));
             if pfn == 0 {
                 continue;
             }

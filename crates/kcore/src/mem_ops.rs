@@ -8,6 +8,7 @@
 use crate::consts::*;
 use crate::ctxt::Ctxt;
 use crate::hw::{Hw, Untrusted};
+use crate::lock::Locks;
 use crate::meta::{PageMeta, S2Page};
 use crate::pt::{self, Pool, PtLayout};
 use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM};
@@ -82,6 +83,9 @@ pub struct Core<H: Hw> {
     pub cpus: [PerCpu; MAX_CPUS],
     /// Export key, sequence numbers and the live exports' headers.
     pub exports: Exports,
+    /// The ticket locks of the seed's lock ids (`lock.rs`), and which this machine holds.
+    pub locks: Locks,
+    pub held: u64,
 }
 
 impl<H: Hw> Core<H> {
@@ -102,6 +106,8 @@ impl<H: Hw> Core<H> {
             shadow: [Ctxt::default(); CTXTS],
             cpus: core::array::from_fn(PerCpu::boot),
             exports: Exports::boot(BOOT_EXPORT_KEY),
+            locks: Locks::new(),
+            held: 0,
         };
         // A VM vCPU that never ran has no register state yet (`dirty = INVALID64`).
         for (id, c) in c.shadow.iter_mut().enumerate() {
@@ -168,6 +174,10 @@ impl<H: Hw> Core<H> {
     }
 
     pub(crate) fn halt(&mut self, locks: &[u32]) -> bool {
+        debug_assert!(
+            locks.iter().all(|&l| self.held & (1 << l) != 0),
+            "a halt poisons only locks its step holds"
+        );
         for &l in locks {
             self.poisoned |= 1 << l;
         }
@@ -203,7 +213,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_map_host`: a host stage-2 fault on `addr`. Returns `true` if KCore halted.
-    pub fn local_map_host(&mut self, addr: u64) -> bool {
+    pub(crate) fn local_map_host_locked(&mut self, addr: u64) -> bool {
         if self.halted {
             return true;
         }
@@ -224,7 +234,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_clear_vm_page`: scrub a page of a powered-off VM and give it back to the host.
-    pub fn local_clear_vm_page(&mut self, vmid: u32, pfn: u64) -> bool {
+    pub(crate) fn local_clear_vm_page_locked(&mut self, vmid: u32, pfn: u64) -> bool {
         if self.halted {
             return true;
         }
@@ -248,7 +258,7 @@ impl<H: Hw> Core<H> {
 
     /// `local_assign_pfn_to_vm`: a free host page becomes `vmid`'s at `gfn`. The VM gets the
     /// page as the host left it: its first word is recorded as the untrusted value.
-    pub fn local_assign_pfn_to_vm(
+    pub(crate) fn local_assign_pfn_to_vm_locked(
         &mut self,
         vmid: u32,
         gfn: u64,
@@ -293,7 +303,13 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_map_pfn_vm`: install the VM's stage-2 leaf (4 KiB page or 2 MiB block).
-    pub fn local_map_pfn_vm(&mut self, vmid: u32, addr: u64, pte: u64, level: u32) -> bool {
+    pub(crate) fn local_map_pfn_vm_locked(
+        &mut self,
+        vmid: u32,
+        addr: u64,
+        pte: u64,
+        level: u32,
+    ) -> bool {
         if self.halted {
             return true;
         }
@@ -310,7 +326,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_grant_vm_page`: the VM shares its page with the host (never halts).
-    pub fn local_grant_vm_page(&mut self, vmid: u32, pfn: u64) -> bool {
+    pub(crate) fn local_grant_vm_page_locked(&mut self, vmid: u32, pfn: u64) -> bool {
         if self.halted {
             return true;
         }
@@ -323,7 +339,7 @@ impl<H: Hw> Core<H> {
 
     /// `local_revoke_vm_page`: one share less; at zero the host loses its mapping. The page's
     /// first word (written by the host while shared) is recorded as untrusted input.
-    pub fn local_revoke_vm_page(
+    pub(crate) fn local_revoke_vm_page_locked(
         &mut self,
         vmid: u32,
         pfn: u64,
@@ -360,7 +376,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_free_smmu_pgd`: release a bank whose owner is powered off.
-    pub fn local_free_smmu_pgd(&mut self, cbndx: u32, index: u32) -> bool {
+    pub(crate) fn local_free_smmu_pgd_locked(&mut self, cbndx: u32, index: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -376,7 +392,13 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_alloc_smmu_pgd`: give a free bank (of `num` on this SMMU) to `vmid`, with empty tables.
-    pub fn local_alloc_smmu_pgd(&mut self, cbndx: u32, vmid: u32, index: u32, num: u32) -> bool {
+    pub(crate) fn local_alloc_smmu_pgd_locked(
+        &mut self,
+        cbndx: u32,
+        vmid: u32,
+        index: u32,
+        num: u32,
+    ) -> bool {
         if self.halted {
             return true;
         }
@@ -395,7 +417,13 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_smmu_assign_page`: a free host page becomes the VM's, for its device at `gfn`.
-    pub fn local_smmu_assign_page(&mut self, cbndx: u32, index: u32, pfn: u64, gfn: u64) -> bool {
+    pub(crate) fn local_smmu_assign_page_locked(
+        &mut self,
+        cbndx: u32,
+        index: u32,
+        pfn: u64,
+        gfn: u64,
+    ) -> bool {
         if self.halted {
             return true;
         }
@@ -428,7 +456,13 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_smmu_map_page`: map `iova` in the bank, only to a page its owner owns at that gfn.
-    pub fn local_smmu_map_page(&mut self, cbndx: u32, index: u32, iova: u64, pte: u64) -> bool {
+    pub(crate) fn local_smmu_map_page_locked(
+        &mut self,
+        cbndx: u32,
+        index: u32,
+        iova: u64,
+        pte: u64,
+    ) -> bool {
         if self.halted {
             return true;
         }
@@ -454,7 +488,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_smmu_clear`: unmap `iova` from the bank; a host page's mapping count drops.
-    pub fn local_smmu_clear(&mut self, iova: u64, cbndx: u32, index: u32) -> bool {
+    pub(crate) fn local_smmu_clear_locked(&mut self, iova: u64, cbndx: u32, index: u32) -> bool {
         if self.halted {
             return true;
         }

@@ -77,7 +77,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_gen_vmid`: the next vmid; KCore halts when all are used.
-    pub fn local_gen_vmid(&mut self) -> Option<u32> {
+    pub(crate) fn local_gen_vmid_locked(&mut self) -> Option<u32> {
         if self.halted {
             return None;
         }
@@ -91,7 +91,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_register_kvm`: an UNUSED VM becomes READY.
-    pub fn local_register_kvm(&mut self, v: u32) -> bool {
+    pub(crate) fn local_register_kvm_locked(&mut self, v: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -105,7 +105,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_register_vcpu`: an UNUSED vCPU of a READY VM becomes READY.
-    pub fn local_register_vcpu(&mut self, v: u32, c: u32) -> bool {
+    pub(crate) fn local_register_vcpu_locked(&mut self, v: u32, c: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -120,7 +120,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_set_vcpu_active`: a READY vCPU of a VERIFIED VM starts running.
-    pub fn local_set_vcpu_active(&mut self, v: u32, c: u32) -> bool {
+    pub(crate) fn local_set_vcpu_active_locked(&mut self, v: u32, c: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -133,7 +133,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_set_vcpu_inactive`: a running vCPU stops.
-    pub fn local_set_vcpu_inactive(&mut self, v: u32, c: u32) -> bool {
+    pub(crate) fn local_set_vcpu_inactive_locked(&mut self, v: u32, c: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -145,7 +145,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_set_vm_poweroff`.
-    pub fn local_set_vm_poweroff(&mut self, v: u32) -> bool {
+    pub(crate) fn local_set_vm_poweroff_locked(&mut self, v: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -154,7 +154,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_set_boot_info`: record an image segment and reserve its remap range.
-    pub fn local_set_boot_info(&mut self, v: u32, load_addr: u64, size: u64) -> bool {
+    pub(crate) fn local_set_boot_info_locked(&mut self, v: u32, load_addr: u64, size: u64) -> bool {
         if self.halted {
             return true;
         }
@@ -185,7 +185,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_remap_vm_image`: map the next page of segment `idx` into KCore's remap window.
-    pub fn local_remap_vm_image(&mut self, v: u32, pfn: u64, idx: u32) -> bool {
+    pub(crate) fn local_remap_vm_image_locked(&mut self, v: u32, pfn: u64, idx: u32) -> bool {
         if self.halted {
             return true;
         }
@@ -211,7 +211,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// `local_map_io`: map a device page (never RAM) into a READY VM.
-    pub fn local_map_io(&mut self, v: u32, gpa: u64, pa: u64) -> bool {
+    pub(crate) fn local_map_io_locked(&mut self, v: u32, gpa: u64, pa: u64) -> bool {
         if self.halted {
             return true;
         }
@@ -230,7 +230,7 @@ impl<H: Hw> Core<H> {
     /// `local_verify_vm` (defined by the seed, called by no entry point): with the VM's info
     /// lock free, a READY VM is left as it is and any other halts; with the lock held
     /// (recorded as poisoned), the VM becomes VERIFIED and the lock is released.
-    pub fn local_verify_vm(&mut self, v: u32) -> bool {
+    pub(crate) fn local_verify_vm_locked(&mut self, v: u32) -> bool {
         if self.halted {
             return true;
         }

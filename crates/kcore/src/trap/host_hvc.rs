@@ -89,7 +89,9 @@ impl<H: Hw> Core<H> {
                 if !(is_paddr(a1) && is_smmu_cfg(a2) && is_smmu(a3)) {
                     self.halt(&[]);
                 } else {
-                    let pte = crate::smmu::leaf(&self.hw, &self.smmu_pool, v3, v2, a1);
+                    let pte = self.locked(&[SPT_ID], 0, |c| {
+                        crate::smmu::leaf(&c.hw, &c.smmu_pool, v3, v2, a1)
+                    });
                     self.shadow[id].regs.x[0] = phys_page(pte) + (a1 & 4095);
                 }
             }
@@ -132,28 +134,35 @@ impl<H: Hw> Core<H> {
                 if !(is_vm(a1) && is_paddr(a2) && is_paddr(a3)) {
                     self.halt(&[]);
                 } else {
-                    self.local_save_encrypt_buf(v1, a2, a3, input);
+                    self.locked(&[S2PAGE_ID], (), |c| {
+                        c.local_save_encrypt_buf(v1, a2, a3, input)
+                    });
                 }
             }
             hvc::DECRYPT_BUF => {
                 if !(is_vm(a1) && is_paddr(a2)) {
                     self.halt(&[]);
                 } else {
-                    self.local_load_decrypt_buf(v1, a2, a3, input);
+                    let ids = [INFO_ID + v1, S2PAGE_ID, NPT_ID];
+                    self.locked(&ids, (), |c| c.local_load_decrypt_buf(v1, a2, a3, input));
                 }
             }
             hvc::SAVE_CRYPT_VCPU => {
                 if !(is_vm(a1) && is_vcpu(a2)) {
                     self.halt(&[]);
                 } else {
-                    self.local_save_encrypted_vcpu(v1, v2, a3, input);
+                    let ids = [INFO_ID + v1, S2PAGE_ID];
+                    self.locked(&ids, (), |c| c.local_save_encrypted_vcpu(v1, v2, a3, input));
                 }
             }
             hvc::LOAD_CRYPT_VCPU => {
                 if !(is_vm(a1) && is_vcpu(a2)) {
                     self.halt(&[]);
                 } else {
-                    self.local_load_encrypted_vcpu(v1, v2, a3, a4, input);
+                    let ids = [INFO_ID + v1];
+                    self.locked(&ids, (), |c| {
+                        c.local_load_encrypted_vcpu(v1, v2, a3, a4, input)
+                    });
                 }
             }
             _ => {}
@@ -173,6 +182,8 @@ impl<H: Hw> Core<H> {
     /// into it in 2 MiB blocks (anything else halts); then the image's signature (x2..x9)
     /// decides: VERIFIED, or POWEROFF for good.
     fn verify_vm_image(&mut self, v: u32, sig: &[u64], input: &mut impl Untrusted) {
+        // The VM's info lock is held through the whole load (the seed marks it taken).
+        self.lock(&[INFO_ID + v]);
         self.poisoned |= 1 << (INFO_ID + v);
         if self.vms[v as usize].state != READY {
             self.halt(&[]);
@@ -185,7 +196,8 @@ impl<H: Hw> Core<H> {
         input.record(HOSTVISOR, authentic as u64);
         self.local_verify_vm(v);
         if !authentic {
-            self.local_set_vm_poweroff(v);
+            self.local_set_vm_poweroff_locked(v);
         }
+        self.unlock(&[INFO_ID + v]);
     }
 }

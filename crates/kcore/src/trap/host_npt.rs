@@ -44,7 +44,9 @@ impl<H: Hw> Core<H> {
             None => {
                 self.local_map_host(addr);
             }
-            Some(index) => self.handle_host_mmio(cpu, id, index, &acc, input),
+            Some(index) => self.locked(&[SMMU_ID], (), |c| {
+                c.handle_host_mmio(cpu, id, index, &acc, input)
+            }),
         }
         if !self.halted {
             self.leave(cpu, id);

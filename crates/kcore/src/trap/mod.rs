@@ -76,6 +76,10 @@ impl<H: Hw> Core<H> {
     }
 
     fn outcome(&self) -> Trap {
+        debug_assert!(
+            self.halted || self.held == 0,
+            "a trap returns with locks held"
+        );
         if self.halted {
             Trap::Halted
         } else {

@@ -20,7 +20,7 @@ impl<H: Hw> Core<H> {
             return Trap::Halted;
         }
         self.vcpu_run_switch_to_vm(cpu);
-        Trap::Done
+        self.outcome()
     }
 
     /// `vcpu_run_swith_to_core`: save the host's registers and its return state, pick the VM.
@@ -66,7 +66,9 @@ impl<H: Hw> Core<H> {
         let id = ctxt_id(vmid, vcpu);
         let dirty = self.shadow[id].states.dirty;
         if dirty == INVALID64 {
-            return self.vcpu_first_run(cpu, vmid, vcpu, input);
+            return self.locked(&[INFO_ID + vmid], false, |c| {
+                c.vcpu_first_run(cpu, vmid, vcpu, input)
+            });
         }
         let mut hostvals = host[8..].iter();
         let s = &mut self.shadow[id];

@@ -29,13 +29,13 @@ impl<H: Hw> Core<H> {
         }
         if !to_host {
             self.leave(cpu, id);
-            return Trap::Done;
+            return self.outcome();
         }
         if !self.prep_exit_vm(cpu, vmid, vcpu, id, input) {
             return Trap::Halted;
         }
         self.switch_to_host(cpu);
-        Trap::Done
+        self.outcome()
     }
 
     /// Handles a guest trap at EL2; `true` = the host must see this exit.

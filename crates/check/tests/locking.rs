@@ -1,0 +1,74 @@
+//! The core takes the seed's ticket locks around every ownership operation (`locking.rs`):
+//! no trap returns with a lock held; a halt leaves exactly the locks its step held taken,
+//! which include every lock the spec poisons; after it, no operation takes a lock again.
+
+use corevisor_check::runner::{self, EngineKind};
+use corevisor_kcore::consts::{NPT_ID, S2PAGE_ID};
+use corevisor_sim::machine::{CoreMachine, MachineShape};
+use corevisor_sim::scenario::{parse, Action, Step};
+use corevisor_spec::profile::ProfileKind;
+use std::path::Path;
+
+#[test]
+fn no_trap_returns_with_a_lock_held() {
+    // Every raw step of the two lifecycle scenarios runs with the core's assertions on
+    // (`outcome` checks `held == 0`); the runs must simply complete.
+    for f in ["lifecycle_two_vcpus.json", "host_model.json", "demo.json"] {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios")
+            .join(f);
+        let sc = parse(f, &std::fs::read_to_string(p).unwrap()).unwrap();
+        let out = runner::run(&sc, EngineKind::Core, Some(ProfileKind::Arm)).unwrap();
+        assert!(out.steps.len() > 20, "{f}");
+    }
+}
+
+#[test]
+fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
+    let mut m = CoreMachine::new(MachineShape {
+        cpus: 2,
+        ram_base: 0x4000_0000,
+        ram_end: 0x4100_0000,
+        kcore_base: 0x40C0_0000,
+        smmus: 2,
+    });
+    let hvc = |n: &str, a: &[i128]| {
+        Step::new(
+            0,
+            Action::Hvc {
+                call: corevisor_sim::scenario::HvcCall::Named(
+                    corevisor_sim::scenario::HvcName::parse(n).unwrap(),
+                ),
+                args: a.to_vec(),
+            },
+        )
+    };
+    for s in [
+        hvc("REGISTER_KVM", &[]),
+        hvc("REGISTER_VCPU", &[1, 0]),
+        hvc("SET_BOOT_INFO", &[1, 0x8000_0000, 4096]),
+        hvc("REMAP_VM_IMAGE", &[1, 0x40200, 0]),
+        hvc("VERIFY_VM_IMAGE", &[1]),
+    ] {
+        m.step(&s);
+        assert_eq!(m.core.held, 0);
+    }
+    // The host touches the VM's page: local_map_host halts, poisoning S2PAGE.
+    m.step(&Step::new(0, Action::HostLoad { addr: 0x4020_0000 }));
+    assert!(m.core.halted);
+    let s2page = 1u64 << S2PAGE_ID;
+    assert_eq!(m.core.poisoned & s2page, s2page);
+    assert_eq!(
+        m.core.held,
+        s2page | (1 << NPT_ID),
+        "the step held S2PAGE and the host's NPT lock"
+    );
+    // Every later trap (CPU 1's host) returns at once, without spinning on the locks left
+    // taken.
+    let r = m.step(&Step {
+        cpu: 1,
+        ..hvc("REGISTER_KVM", &[])
+    });
+    assert_eq!(r.outcome, corevisor_sim::machine::Outcome::Halt);
+    assert_eq!(m.core.held, s2page | (1 << NPT_ID));
+}
