@@ -137,6 +137,7 @@ pub fn describe(a: &Action) -> String {
         Action::HostLoad { addr } => format!("host_load {addr:#x}"),
         Action::HostStore { addr, value } => format!("host_store {addr:#x} <- {value:#x}"),
         Action::GuestLoad { gpa } => format!("guest_load {gpa:#x}"),
+        Action::GuestFetch { gpa } => format!("guest_fetch {gpa:#x}"),
         Action::GuestStore { gpa, value } => format!("guest_store {gpa:#x} <- {value:#x}"),
         Action::GuestHvc { op, gpa, size } => {
             let name = match op {
@@ -202,6 +203,12 @@ pub fn dabt_esr(reg: Z, write: bool) -> Z {
         | (3 << ESR_ELx_SAS_SHIFT)
         | (reg << ESR_ELx_SRT_SHIFT)
         | if write { ESR_ELx_WNR } else { 0 }
+}
+
+/// ESR of an instruction abort from a lower EL: EC = IABT_LOW, IL, IFSC = translation
+/// fault level 3 (Arm ARM D17.2.40).
+pub fn iabt_esr() -> Z {
+    (ESR_ELx_EC_IABT_LOW << ESR_ELx_EC_SHIFT) | (1 << 25) | 0b00_0111
 }
 
 impl ModelMachine {
@@ -507,6 +514,29 @@ impl ModelMachine {
         (r, v)
     }
 
+    /// The running VM fetches an instruction at `gpa`: nothing happens if it is mapped
+    /// (fetches are not a spec step); otherwise an instruction abort exits to KCore.
+    fn guest_fetch(&mut self, i: usize, step: &Step, gpa: Z) -> Outcome {
+        if !self.in_vm_mode(i) || gpa < 0 {
+            return Outcome::Undefined;
+        }
+        let vm = self.cpus[i].cur_vmid;
+        if self.global.shared.npts.get(vm).pt.get(gpa / PAGE_SIZE).0 != 0 {
+            return Outcome::Ok;
+        }
+        let esr = iabt_esr();
+        let regs = &mut self.cpus[i].regs.ctxt_regs;
+        regs.ec = ARM_EXCEPTION_TRAP;
+        regs.esr_el2 = esr;
+        regs.hpfar_el2 = (gpa >> 12) << 4;
+        regs.far_el2 = gpa;
+        self.feed_with(vm, &[esr], step);
+        match self.call(i, vm_exit_handler_spec) {
+            Outcome::Ok => Outcome::Fault,
+            other => other,
+        }
+    }
+
     /// A VM exit of class `esr_class` (or an IRQ) with the given argument registers.
     fn guest_exit(&mut self, i: usize, step: &Step, ec: Z, esr: Z, x: &[(usize, Z)]) -> Outcome {
         if !self.in_vm_mode(i) {
@@ -669,6 +699,7 @@ impl ModelMachine {
                 r
             }
             Action::GuestStore { gpa, value: v } => self.guest_access(i, step, *gpa, Some(*v)).0,
+            Action::GuestFetch { gpa } => self.guest_fetch(i, step, *gpa),
             Action::GuestHvc { op, gpa, size } => {
                 let num = match op {
                     ShareOp::Grant => p.c.HVC_KVM_SET_DESC_PFN,

@@ -152,6 +152,12 @@ pub fn dabt_esr(write: bool) -> u64 {
         | if write { ESR_ELX_WNR } else { 0 }
 }
 
+/// ESR of an instruction abort from a lower EL: EC = IABT_LOW, IL, IFSC = translation
+/// fault level 3 (Arm ARM D17.2.40).
+pub fn iabt_esr() -> u64 {
+    (ESR_ELX_EC_IABT_LOW << ESR_ELX_EC_SHIFT) | (1 << 25) | 0b00_0111
+}
+
 impl CoreMachine {
     pub fn new(shape: MachineShape) -> Self {
         let layout = Layout {
@@ -233,6 +239,7 @@ impl CoreMachine {
             Action::GuestStore { gpa, value } => {
                 self.guest_access(i, reg(*gpa), Some(reg(*value)), &mut r)
             }
+            Action::GuestFetch { gpa } => self.guest_fetch(i, reg(*gpa), &mut r),
             Action::GuestHvc { op, gpa, size } => {
                 let call = match op {
                     ShareOp::Grant => hvc::KVM_SET_DESC_PFN,
@@ -515,6 +522,27 @@ impl CoreMachine {
             };
         }
         self.access(i, vm, root, gpa, store, r)
+    }
+
+    /// The running VM fetches an instruction at `gpa`: an instruction abort if unmapped.
+    fn guest_fetch(&mut self, i: usize, gpa: u64, r: &mut StepResult) -> Outcome {
+        if !self.running(i, false) {
+            return Outcome::Undefined;
+        }
+        let vm = self.core.cpus[i].cur_vmid;
+        let root = self.core.layout.pt.root(vm);
+        if self.lookup(vm, root, gpa).is_some() {
+            return Outcome::Ok;
+        }
+        let regs = &mut self.regs(i).regs;
+        regs.ec = ARM_EXCEPTION_TRAP;
+        regs.esr_el2 = iabt_esr();
+        regs.hpfar_el2 = (gpa >> 12) << 4;
+        regs.far_el2 = gpa;
+        match self.trap(i, r, ("vm_exit_handler", Core::vm_exit_handler)) {
+            Trap::Done => Outcome::Fault,
+            t => Self::outcome(t),
+        }
     }
 
     /// A VM exit of exit code `ec` with syndrome `esr` and the given registers.

@@ -147,6 +147,10 @@ pub enum Action {
     GuestLoad {
         gpa: i128,
     },
+    /// The running VM fetches an instruction at `gpa` (an instruction abort if unmapped).
+    GuestFetch {
+        gpa: i128,
+    },
     GuestStore {
         gpa: i128,
         value: i128,
@@ -184,6 +188,7 @@ impl Action {
             Action::HostLoad { .. } => "host_load",
             Action::HostStore { .. } => "host_store",
             Action::GuestLoad { .. } => "guest_load",
+            Action::GuestFetch { .. } => "guest_fetch",
             Action::GuestStore { .. } => "guest_store",
             Action::GuestHvc { .. } => "guest_hvc",
             Action::GuestPsciSystemOff => "guest_psci",
@@ -264,13 +269,14 @@ pub struct Scenario {
     pub defence: Option<String>,
 }
 
-const STEP_ACTIONS: [&str; 14] = [
+const STEP_ACTIONS: [&str; 15] = [
     "hvc",
     "vcpu_run",
     "host_load",
     "host_store",
     "guest_load",
     "guest_store",
+    "guest_fetch",
     "guest_hvc",
     "guest_psci",
     "guest_wfx",
@@ -600,6 +606,9 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
         },
         "guest_load" => Action::GuestLoad {
             gpa: ctx.int("guest_load", val)?,
+        },
+        "guest_fetch" => Action::GuestFetch {
+            gpa: ctx.int("guest_fetch", val)?,
         },
         "host_store" => {
             let a = ctx.ints("host_store", val, 2)?;
