@@ -80,6 +80,7 @@ fn host_step() -> impl Strategy<Value = Action> {
 fn guest_step() -> impl Strategy<Value = Action> {
     prop_oneof![
         3 => gpa().prop_map(|g| Action::GuestLoad { gpa: g }),
+        1 => gpa().prop_map(|g| Action::GuestFetch { gpa: g }),
         3 => (gpa(), any::<u32>()).prop_map(|(g, v)| Action::GuestStore { gpa: g, value: v as i128 }),
         2 => (gpa(), prop_oneof![Just(ShareOp::Grant), Just(ShareOp::Revoke)]).prop_map(|(g, op)| Action::GuestHvc { op, gpa: g, size: 4096 }),
         1 => Just(Action::GuestWfx),
