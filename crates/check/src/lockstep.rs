@@ -21,6 +21,7 @@ use corevisor_spec::state::{Ctxt, Shared};
 use corevisor_spec::Z;
 
 /// The core and the model side by side.
+#[derive(Clone)]
 pub struct Lockstep {
     pub core: CoreMachine,
     pub model: ModelMachine,

@@ -61,6 +61,7 @@ impl Platform {
 }
 
 /// KCore's memory machinery.
+#[derive(Clone)]
 pub struct Core<H: Hw> {
     pub hw: H,
     pub layout: Layout,

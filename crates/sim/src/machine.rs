@@ -107,6 +107,7 @@ struct Staged {
 }
 
 /// The simulated machine with KCore booted on it.
+#[derive(Clone)]
 pub struct CoreMachine {
     pub core: Box<Core<SimMemory>>,
     pub shape: MachineShape,
