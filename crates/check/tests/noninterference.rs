@@ -52,6 +52,14 @@ fn setup() -> Vec<Step> {
                 &[0x9000_0000, (RAM + 0x60_0000) as i128, 0xC3, 0, 0],
             ),
         ),
+        // The host writes the image into its own page before handing it over.
+        (
+            0,
+            Action::HostStore {
+                addr: (RAM + 0x20_0000) as i128,
+                value: 0x1111,
+            },
+        ),
         (0, hvc("SET_BOOT_INFO", &[1, SECRET_GPA, 4096])),
         (0, hvc("REMAP_VM_IMAGE", &[1, img, 0])),
         (0, hvc("VERIFY_VM_IMAGE", &[1])),
@@ -231,5 +239,75 @@ fn a_reclaimed_page_shows_nothing_of_the_secret() {
         let (ra, rb) = (a.step(&s), b.step(&s));
         assert_eq!(host_result(&s, &ra), host_result(&s, &rb), "{:?}", s.action);
         assert!(host_view(&a) == host_view(&b), "after {:?}", s.action);
+    }
+}
+
+/// What VM 1 may see of the machine now: its registers while it runs, its pages' contents,
+/// its stage-2 view, which pages are its own.
+fn vm1_view(m: &CoreMachine) -> Vec<u64> {
+    let c = &m.core;
+    let mut v = vec![c.halted as u64];
+    for (i, cpu) in c.cpus.iter().enumerate().take(m.shape.cpus) {
+        if !cpu.ihost && !cpu.icore && cpu.cur_vmid == 1 {
+            v.extend(c.hw.cpu_regs[i].regs.x);
+            v.push(c.hw.cpu_regs[i].regs.elr_el2);
+        }
+    }
+    // Contents of its private pages (pages never written read as zeros in both runs).
+    let mut own: Vec<u64> =
+        c.hw.resident()
+            .filter(|&pfn| {
+                let p = c.page(pfn);
+                p.owner == 1 && p.count == 0
+            })
+            .collect();
+    own.sort_unstable();
+    for pfn in own {
+        v.push(pfn);
+        v.extend((0..512).map(|w| c.hw.read64(pfn * 4096 + w * 8)));
+    }
+    for (gfn, &(pfn, level, _)) in abs_npt(c, 1).pt.entries() {
+        v.extend([gfn as u64, pfn as u64, level as u64]);
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x1e7e9),
+        ..ProptestConfig::default()
+    })]
+
+    /// Integrity: two runs that differ only in what the host writes into its own memory give
+    /// VM 1 the same view after every step, unless the machine halts in both. (Pages the host
+    /// may later give VM 1 are written the same in both runs: a VM receives such a page as
+    /// the host left it — the seed reads its contents as untrusted input, the oracle of
+    /// `local_assign_pfn_to_vm` — so its contents are the host's to choose.)
+    #[test]
+    fn nothing_the_host_writes_reaches_vm1s_private_state(steps in prop::collection::vec(step(), 1..30),
+                                                         salt in 1u64..u64::MAX) {
+        let (mut a, mut b) = (machine(), machine());
+        let mut all: Vec<Option<(i128, Action)>> = setup().into_iter().map(|s| Some((s.cpu, s.action))).collect();
+        let setup_len = all.len();
+        all.extend(steps);
+        for (k, s) in all.iter().enumerate() {
+            let Some((cpu, act)) = s else { continue };
+            let sa = Step::new(*cpu, act.clone());
+            let proposable = |a: i128| ((RAM + 0x70_0000) as i128..(RAM + 0x70_4000) as i128).contains(&a);
+            let sb = match act {
+                // The setup's stores are the image the VM is built from: the same in both.
+                Action::HostStore { addr, value } if !proposable(*addr) && k >= setup_len => {
+                    Step::new(*cpu, Action::HostStore { addr: *addr, value: *value ^ salt as i128 })
+                }
+                _ => sa.clone(),
+            };
+            let (ra, rb) = (a.step(&sa), b.step(&sb));
+            if a.core.halted && b.core.halted {
+                break;
+            }
+            prop_assert_eq!(ra.outcome as u8, rb.outcome as u8, "step {}: {:?}", k, sa.action);
+            prop_assert!(vm1_view(&a) == vm1_view(&b), "step {}: VM 1's view differs after {:?}", k, sa.action);
+        }
     }
 }
