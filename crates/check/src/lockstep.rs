@@ -34,6 +34,10 @@ pub struct CheckedStep {
     pub core: StepResult,
     /// What differs after the step (empty = the core refines the model here).
     pub mismatches: Vec<String>,
+    /// The model says nothing about this step (`None`: outside the spec's contract, e.g. a
+    /// loop longer than the model's budget): nothing is compared, and the run stops
+    /// (ARCHITECTURE.md: "model None = outside the contract, not a failure").
+    pub outside_contract: bool,
 }
 
 fn z(v: u64) -> Z {
@@ -95,6 +99,14 @@ impl Lockstep {
                 .map(|r| abs_ctxt(r, &self.core.core)),
         });
         let model = self.model.step(st)?;
+        if model.result == Outcome::Undefined && core.outcome != Outcome::Undefined {
+            return Ok(CheckedStep {
+                model,
+                core,
+                mismatches: vec![],
+                outside_contract: true,
+            });
+        }
         let mut mismatches = Vec::new();
         let mut diff = |what: &str, a: String, b: String| {
             if a != b {
@@ -121,6 +133,7 @@ impl Lockstep {
             model,
             core,
             mismatches,
+            outside_contract: false,
         })
     }
 
@@ -279,9 +292,9 @@ pub fn run_checked(
     let mut out = Vec::new();
     for st in &sc.steps {
         let r = l.step(st)?;
-        let halt = r.model.result == Outcome::Halt;
+        let stop = r.model.result == Outcome::Halt || r.outside_contract;
         out.push(r);
-        if halt {
+        if stop {
             break;
         }
     }

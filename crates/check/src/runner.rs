@@ -107,6 +107,8 @@ impl Run {
             Backend::Checked(l) => {
                 let r = l.step(&st)?;
                 let t = r.core.traps.iter().map(|t| t.0).collect();
+                // Outside the spec's contract the run stops; it is not a failure.
+                self.halted |= r.outside_contract;
                 (r.model, r.mismatches, t)
             }
             Backend::Core(c, template) => {

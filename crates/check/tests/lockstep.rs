@@ -92,3 +92,28 @@ fn the_checker_notices_each_kind_of_divergence() {
         assert!(m.iter().any(|x| x.contains(what)), "{what}: {m:?}");
     }
 }
+
+/// Where the model says nothing (a loop longer than its budget), the checked run stops
+/// there without calling it a mismatch (ARCHITECTURE.md: "model None = outside the
+/// contract, not a failure").
+#[test]
+fn outside_the_spec_contract_the_checked_run_stops_without_a_mismatch() {
+    let text = r#"{"name": "t", "profile": "arm", "steps": [
+        {"cpu": 0, "hvc": ["REGISTER_KVM"]},
+        {"cpu": 0, "hvc": ["REGISTER_VCPU", 1, 0]},
+        {"cpu": 0, "hvc": ["SET_BOOT_INFO", 1, "0x80000000", 4096]},
+        {"cpu": 0, "hvc": ["REMAP_VM_IMAGE", 1, "0x40200", 0]},
+        {"cpu": 0, "hvc": ["VERIFY_VM_IMAGE", 1]},
+        {"cpu": 1, "vcpu_run": {"vm": 1, "vcpu": 0}},
+        {"cpu": 1, "guest_psci": "SYSTEM_OFF"},
+        {"cpu": 0, "hvc": ["CLEAR_VM_S2_RANGE", 1, "0x40000000", "0x100001000"]},
+        {"cpu": 0, "hvc": ["REGISTER_KVM"]}
+    ]}"#;
+    let sc = parse("t.json", text).unwrap();
+    let out = runner::run(&sc, EngineKind::Checked, Some(ProfileKind::Arm)).unwrap();
+    assert_eq!(out.steps.len(), 8, "the run stops at the step the model cannot take");
+    let last = out.steps.last().unwrap();
+    assert_eq!(last.report.result, corevisor_check::engine::Outcome::Undefined);
+    assert!(last.mismatches.is_empty());
+    assert_eq!(out.mismatches(), 0);
+}
