@@ -268,6 +268,17 @@ pub fn run_traced(
     profile: Option<ProfileKind>,
     trace: bool,
 ) -> Result<RunOutput, EngineError> {
+    run_with_progress(sc, engine, profile, trace, &mut |_, _| {})
+}
+
+/// As [`run_traced`], calling `progress(done, total)` after each step of the file.
+pub fn run_with_progress(
+    sc: &Scenario,
+    engine: EngineKind,
+    profile: Option<ProfileKind>,
+    trace: bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<RunOutput, EngineError> {
     let model = ModelMachine::for_scenario(sc, profile)?;
     let profile_name = model.profile.name();
     let m = model.machine.clone();
@@ -290,7 +301,8 @@ pub fn run_traced(
         owners: trace.then(std::collections::BTreeMap::new),
         start: std::time::Instant::now(),
     };
-    for st in &sc.steps {
+    for (done, st) in sc.steps.iter().enumerate() {
+        progress(done, sc.steps.len());
         r.index = st.index;
         match &st.action {
             Action::Host(mac) => {

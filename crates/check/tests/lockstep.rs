@@ -111,9 +111,16 @@ fn outside_the_spec_contract_the_checked_run_stops_without_a_mismatch() {
     ]}"#;
     let sc = parse("t.json", text).unwrap();
     let out = runner::run(&sc, EngineKind::Checked, Some(ProfileKind::Arm)).unwrap();
-    assert_eq!(out.steps.len(), 8, "the run stops at the step the model cannot take");
+    assert_eq!(
+        out.steps.len(),
+        8,
+        "the run stops at the step the model cannot take"
+    );
     let last = out.steps.last().unwrap();
-    assert_eq!(last.report.result, corevisor_check::engine::Outcome::Undefined);
+    assert_eq!(
+        last.report.result,
+        corevisor_check::engine::Outcome::Undefined
+    );
     assert!(last.mismatches.is_empty());
     assert_eq!(out.mismatches(), 0);
 }

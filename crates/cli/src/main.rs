@@ -219,7 +219,19 @@ fn run_file(
         (Engine::Core, false) => EngineKind::Core,
         (Engine::Core, true) => EngineKind::Checked,
     };
-    let r = match runner::run_traced(&sc, ek, kind, trace_to.is_some()) {
+    // A progress bar on stderr for long runs (drawn only on a terminal).
+    let bar = indicatif::ProgressBar::new(sc.steps.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(sc.name.clone());
+    let r = runner::run_with_progress(&sc, ek, kind, trace_to.is_some(), &mut |done, _| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    let r = match r {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{file}: {e}");
