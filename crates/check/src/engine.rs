@@ -489,17 +489,7 @@ impl ModelMachine {
         let gfn = gpa / PAGE_SIZE;
         if self.global.shared.npts.get(vm).pt.get(gfn).0 == 0 {
             let esr = dabt_esr(ACCESS_REG, store.is_some());
-            let regs = &mut self.cpus[i].regs.ctxt_regs;
-            regs.ec = ARM_EXCEPTION_TRAP;
-            regs.esr_el2 = esr;
-            regs.hpfar_el2 = (gpa >> 12) << 4;
-            regs.far_el2 = gpa;
-            // prep_abort reads the exit's ESR through the data oracle.
-            self.feed_with(vm, &[esr], step);
-            return match self.call(i, vm_exit_handler_spec) {
-                Outcome::Ok => (Outcome::Fault, None),
-                other => (other, None),
-            };
+            return (self.stage2_abort(i, step, gpa, esr), None);
         }
         self.feed_with(vm, &[], step);
         let r = if store.is_some() {
@@ -524,12 +514,19 @@ impl ModelMachine {
         if self.global.shared.npts.get(vm).pt.get(gpa / PAGE_SIZE).0 != 0 {
             return Outcome::Ok;
         }
-        let esr = iabt_esr();
+        self.stage2_abort(i, step, gpa, iabt_esr())
+    }
+
+    /// A stage-2 abort of the VM on CPU `i` at `gpa` with syndrome `esr`: the exit KCore
+    /// handles; the access did not complete (`fault`) unless KCore halted.
+    fn stage2_abort(&mut self, i: usize, step: &Step, gpa: Z, esr: Z) -> Outcome {
+        let vm = self.cpus[i].cur_vmid;
         let regs = &mut self.cpus[i].regs.ctxt_regs;
         regs.ec = ARM_EXCEPTION_TRAP;
         regs.esr_el2 = esr;
         regs.hpfar_el2 = (gpa >> 12) << 4;
         regs.far_el2 = gpa;
+        // prep_abort reads the exit's ESR through the data oracle.
         self.feed_with(vm, &[esr], step);
         match self.call(i, vm_exit_handler_spec) {
             Outcome::Ok => Outcome::Fault,

@@ -512,15 +512,7 @@ impl CoreMachine {
             return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
         }
         if !translated {
-            let regs = &mut self.regs(i).regs;
-            regs.ec = ARM_EXCEPTION_TRAP;
-            regs.esr_el2 = dabt_esr(store.is_some());
-            regs.hpfar_el2 = (gpa >> 12) << 4;
-            regs.far_el2 = gpa;
-            return match self.trap(i, r, ("vm_exit_handler", Core::vm_exit_handler)) {
-                Trap::Done => Outcome::Fault,
-                t => Self::outcome(t),
-            };
+            return self.stage2_abort(i, gpa, dabt_esr(store.is_some()), r);
         }
         self.access(i, vm, root, gpa, store, r)
     }
@@ -535,9 +527,15 @@ impl CoreMachine {
         if self.lookup(vm, root, gpa).is_some() {
             return Outcome::Ok;
         }
+        self.stage2_abort(i, gpa, iabt_esr(), r)
+    }
+
+    /// A stage-2 abort of the VM on CPU `i` at `gpa` with syndrome `esr`, as hardware
+    /// raises it (ESR, FAR, HPFAR); the access did not complete unless KCore halted.
+    fn stage2_abort(&mut self, i: usize, gpa: u64, esr: u64, r: &mut StepResult) -> Outcome {
         let regs = &mut self.regs(i).regs;
         regs.ec = ARM_EXCEPTION_TRAP;
-        regs.esr_el2 = iabt_esr();
+        regs.esr_el2 = esr;
         regs.hpfar_el2 = (gpa >> 12) << 4;
         regs.far_el2 = gpa;
         match self.trap(i, r, ("vm_exit_handler", Core::vm_exit_handler)) {
