@@ -14,7 +14,7 @@ use corevisor_spec::profile::ProfileKind;
 
 pub const DEMO: &str = include_str!("../../../scenarios/demo.json");
 /// Steps of the demo after which both VMs have run and shared a page with the host.
-const PREFIX: usize = 6;
+pub const PREFIX: usize = 6;
 /// VM 1's image (guest-physical 0x8000_0000) lives in the host block at 0x4020_0000.
 const VM1_IMAGE_PA: i128 = 0x4020_0000;
 

@@ -21,7 +21,6 @@ use corevisor_spec::profile::{Consts, Profile, ProfileKind};
 use corevisor_spec::state::*;
 use corevisor_spec::trap_handler::*;
 use corevisor_spec::{Machine, Z};
-use std::collections::BTreeSet;
 
 /// The register every scripted load/store uses (x1).
 pub const ACCESS_REG: Z = 1;
@@ -195,20 +194,14 @@ pub fn hvc_number(c: &Consts, n: HvcName) -> Option<Z> {
     })
 }
 
-/// ESR of a data abort from a lower EL as hardware reports it: EC = DABT_LOW, ISV, 8-byte
-/// access (SAS = 3), SRT = `reg`, WnR for writes (Arm ARM D17.2.40).
-pub fn dabt_esr(reg: Z, write: bool) -> Z {
-    (ESR_ELx_EC_DABT_LOW << ESR_ELx_EC_SHIFT)
-        | (1 << 24)
-        | (3 << ESR_ELx_SAS_SHIFT)
-        | (reg << ESR_ELx_SRT_SHIFT)
-        | if write { ESR_ELx_WNR } else { 0 }
+/// The syndromes hardware reports for the engines' aborts: the simulator's, so both
+/// engines trap with the same registers.
+fn dabt_esr(write: bool) -> Z {
+    Z::from(corevisor_sim::machine::dabt_esr(write))
 }
 
-/// ESR of an instruction abort from a lower EL: EC = IABT_LOW, IL, IFSC = translation
-/// fault level 3 (Arm ARM D17.2.40).
-pub fn iabt_esr() -> Z {
-    (ESR_ELx_EC_IABT_LOW << ESR_ELx_EC_SHIFT) | (1 << 25) | 0b00_0111
+fn iabt_esr() -> Z {
+    Z::from(corevisor_sim::machine::iabt_esr())
 }
 
 impl ModelMachine {
@@ -433,7 +426,7 @@ impl ModelMachine {
             let regs = &mut self.cpus[i].regs.ctxt_regs;
             regs.hpfar_el2 = (addr >> 12) << 4;
             regs.far_el2 = addr;
-            regs.esr_el2 = dabt_esr(ACCESS_REG, store.is_some());
+            regs.esr_el2 = dabt_esr(store.is_some());
             match self.call(i, host_npt_handler_spec) {
                 Outcome::Ok => {}
                 other => return (other, None),
@@ -488,7 +481,7 @@ impl ModelMachine {
         }
         let gfn = gpa / PAGE_SIZE;
         if self.global.shared.npts.get(vm).pt.get(gfn).0 == 0 {
-            let esr = dabt_esr(ACCESS_REG, store.is_some());
+            let esr = dabt_esr(store.is_some());
             return (self.stage2_abort(i, step, gpa, esr), None);
         }
         self.feed_with(vm, &[], step);
@@ -822,34 +815,4 @@ impl ModelMachine {
             broken,
         }
     }
-}
-
-/// The result of running a whole scenario.
-#[derive(Clone, Debug)]
-pub struct RunReport {
-    pub steps: Vec<StepReport>,
-    pub fin: FinalReport,
-    pub machine: ModelMachine,
-}
-
-/// Runs a scenario on the model; stops after a halt.
-pub fn run(sc: &Scenario, profile: Option<ProfileKind>) -> Result<RunReport, EngineError> {
-    let mut m = ModelMachine::for_scenario(sc, profile)?;
-    let mut steps = Vec::new();
-    let mut broken: BTreeSet<&'static str> = m.broken_invariants().into_iter().collect();
-    for st in &sc.steps {
-        let r = m.step(st)?;
-        broken.extend(r.broken.iter().copied());
-        let halt = r.result == Outcome::Halt;
-        steps.push(r);
-        if halt {
-            break;
-        }
-    }
-    let fin = m.final_report(broken.into_iter().collect());
-    Ok(RunReport {
-        steps,
-        fin,
-        machine: m,
-    })
 }

@@ -283,24 +283,6 @@ fn ctxt_diff(a: &Ctxt, b: &Ctxt) -> String {
     format!(" ({})", d.join("; "))
 }
 
-/// A whole scenario, checked after every step; stops after a halt.
-pub fn run_checked(
-    sc: &Scenario,
-    profile: Option<ProfileKind>,
-) -> Result<Vec<CheckedStep>, EngineError> {
-    let mut l = Lockstep::for_scenario(sc, profile)?;
-    let mut out = Vec::new();
-    for st in &sc.steps {
-        let r = l.step(st)?;
-        let stop = r.model.result == Outcome::Halt || r.outside_contract;
-        out.push(r);
-        if stop {
-            break;
-        }
-    }
-    Ok(out)
-}
-
 /// The model's view of the core machine (`abs` of everything), for invariants and reports.
 pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachine {
     let c = &cm.core;
@@ -323,42 +305,4 @@ pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachi
         cpu.regs = abs_ctxt(&c.hw.cpu_regs[i], c);
     }
     m
-}
-
-/// Runs a scenario on the core alone (`--engine core`); invariants are checked on `abs` of
-/// the core after every step. Stops after a halt.
-pub fn run_core(
-    sc: &Scenario,
-    profile: Option<ProfileKind>,
-) -> Result<(Vec<StepReport>, crate::engine::FinalReport), EngineError> {
-    let mut l = Lockstep::for_scenario(sc, profile)?;
-    let mut steps = Vec::new();
-    let mut broken = std::collections::BTreeSet::new();
-    for st in &sc.steps {
-        if !(0..l.model.cpus.len() as Z).contains(&st.cpu) {
-            l.model.step(st)?;
-        }
-        if matches!(st.action, corevisor_sim::scenario::Action::Host(_)) {
-            return Err(crate::engine::host_macro_refused(st.index));
-        }
-        let r = l.core.step(st);
-        let view = abstract_machine(&l.core, &l.model);
-        let b = view.broken_invariants();
-        broken.extend(b.iter().copied());
-        steps.push(StepReport {
-            step: st.index,
-            kind: st.action.kind(),
-            cpu: st.cpu,
-            what: crate::engine::describe(&st.action),
-            result: r.outcome,
-            x0: r.x0.map(z),
-            value: r.value.map(z),
-            broken: b,
-        });
-        if r.outcome == Outcome::Halt {
-            break;
-        }
-    }
-    let view = abstract_machine(&l.core, &l.model);
-    Ok((steps, view.final_report(broken.into_iter().collect())))
 }

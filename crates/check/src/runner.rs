@@ -228,16 +228,9 @@ struct MacroDriver<'a> {
     error: Option<EngineError>,
 }
 
-fn via_name(via: &str) -> &'static str {
-    ["create_vm", "run", "share", "assign_device", "destroy_vm"]
-        .into_iter()
-        .find(|v| *v == via)
-        .unwrap_or("host")
-}
-
 impl Driver for MacroDriver<'_> {
-    fn raw(&mut self, step: &Step, via: &str) -> Result<Raw, String> {
-        let r = self.run.exec(step, Some(via_name(via))).map_err(|e| {
+    fn raw(&mut self, step: &Step, via: &'static str) -> Result<Raw, String> {
+        let r = self.run.exec(step, Some(via)).map_err(|e| {
             let msg = e.0.clone();
             self.error = Some(e);
             msg

@@ -19,7 +19,7 @@ struct Shared {
 }
 
 impl Driver for Shared {
-    fn raw(&mut self, step: &Step, _via: &str) -> Result<Raw, String> {
+    fn raw(&mut self, step: &Step, _via: &'static str) -> Result<Raw, String> {
         let mut m = self
             .machine
             .lock()

@@ -415,7 +415,7 @@ fn demo() -> ExitCode {
             if d.shown && clean { "[ok]" } else { "[FAILED]" },
             d.attack,
             d.defence,
-            6
+            demo::PREFIX
         );
     }
     let vms: Vec<String> = r

@@ -216,3 +216,35 @@ fn demo_runs_and_names_each_defence() {
     assert!(text.contains("(0 mismatches)"), "{text}");
     assert!(text.contains("VM 1 POWEROFF, VM 2 POWEROFF"), "{text}");
 }
+
+#[test]
+fn help_names_every_command_and_option() {
+    let text = |args: &[&str]| {
+        let out = corevisor(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = text(&["--help"]);
+    for c in ["demo", "run", "report", "KCore"] {
+        assert!(top.contains(c), "--help lacks {c}: {top}");
+    }
+    let run = text(&["run", "--help"]);
+    for o in [
+        "--engine",
+        "model",
+        "core",
+        "--profile",
+        "--json",
+        "--check",
+        "--trace",
+        "Exit status",
+    ] {
+        assert!(run.contains(o), "run --help lacks {o}: {run}");
+    }
+    let report = text(&["report", "--help"]);
+    assert!(
+        report.contains("--output") && report.contains("<TRACE>"),
+        "{report}"
+    );
+    assert!(text(&["demo", "--help"]).contains("attacks"));
+}

@@ -119,61 +119,71 @@ pub mod idx {
     pub const ESR_EL2: u64 = 72;
 }
 
-impl Ctxt {
-    /// The field shadow index `i` names, or `None` for indices with no field.
-    fn field(&mut self, i: u64) -> Option<&mut u64> {
+/// The field shadow index `$i` names in `$c` (`mut` for a mutable reference), or `None`
+/// for indices with no field: one table for both reads and writes.
+macro_rules! shadow_field {
+    ($c:expr, $i:expr $(, $m:ident)?) => {{
         use idx::*;
-        let (r, s) = (&mut self.regs, &mut self.states);
-        Some(match i {
-            0..=30 => &mut r.x[i as usize],
-            PC => &mut s.pc,
-            PSTATE => &mut s.pstate,
-            ELR_EL1 => &mut r.elr_el1,
-            SPSR_EL1 => &mut r.spsr_el1,
-            FAR_EL2 => &mut r.far_el2,
-            HPFAR_EL2 => &mut r.hpfar_el2,
-            HCR_EL2 => &mut r.hcr_el2,
-            EC => &mut r.ec,
-            DIRTY => &mut s.dirty,
-            FLAGS => &mut s.flags,
-            MPIDR_EL1 => &mut r.mpidr_el1,
-            CSSELR_EL1 => &mut r.csselr_el1,
-            SCTLR_EL1 => &mut r.sctlr_el1,
-            ACTLR_EL1 => &mut r.actlr_el1,
-            CPACR_EL1 => &mut r.cpacr_el1,
-            TTBR0_EL1 => &mut r.ttbr0_el1,
-            TTBR1_EL1 => &mut r.ttbr1_el1,
-            TCR_EL1 => &mut r.tcr_el1,
-            ESR_EL1 => &mut s.esr_el1,
-            AFSR0_EL1 => &mut r.afsr0_el1,
-            AFSR1_EL1 => &mut r.afsr1_el1,
-            FAR_EL1 => &mut r.far_el1,
-            MAIR_EL1 => &mut r.mair_el1,
-            VBAR_EL1 => &mut r.vbar_el1,
-            CONTEXTIDR_EL1 => &mut r.contextidr_el1,
-            TPIDR_EL0 => &mut r.tpidr_el0,
-            TPIDRRO_EL0 => &mut r.tpidrro_el0,
-            TPIDR_EL1 => &mut r.tpidr_el1,
-            AMAIR_EL1 => &mut r.amair_el1,
-            CNTKCTL_EL1 => &mut r.cntkctl_el1,
-            PAR_EL1 => &mut r.par_el1,
-            MDSCR_EL1 => &mut r.mdscr_el1,
-            ELR_EL2 => &mut r.elr_el2,
-            SPSR_0 => &mut s.spsr_0,
-            ESR_EL2 => &mut r.esr_el2,
+        let (r, s) = (& $($m)? $c.regs, & $($m)? $c.states);
+        Some(match $i {
+            0..=30 => & $($m)? r.x[$i as usize],
+            PC => & $($m)? s.pc,
+            PSTATE => & $($m)? s.pstate,
+            ELR_EL1 => & $($m)? r.elr_el1,
+            SPSR_EL1 => & $($m)? r.spsr_el1,
+            FAR_EL2 => & $($m)? r.far_el2,
+            HPFAR_EL2 => & $($m)? r.hpfar_el2,
+            HCR_EL2 => & $($m)? r.hcr_el2,
+            EC => & $($m)? r.ec,
+            DIRTY => & $($m)? s.dirty,
+            FLAGS => & $($m)? s.flags,
+            MPIDR_EL1 => & $($m)? r.mpidr_el1,
+            CSSELR_EL1 => & $($m)? r.csselr_el1,
+            SCTLR_EL1 => & $($m)? r.sctlr_el1,
+            ACTLR_EL1 => & $($m)? r.actlr_el1,
+            CPACR_EL1 => & $($m)? r.cpacr_el1,
+            TTBR0_EL1 => & $($m)? r.ttbr0_el1,
+            TTBR1_EL1 => & $($m)? r.ttbr1_el1,
+            TCR_EL1 => & $($m)? r.tcr_el1,
+            ESR_EL1 => & $($m)? s.esr_el1,
+            AFSR0_EL1 => & $($m)? r.afsr0_el1,
+            AFSR1_EL1 => & $($m)? r.afsr1_el1,
+            FAR_EL1 => & $($m)? r.far_el1,
+            MAIR_EL1 => & $($m)? r.mair_el1,
+            VBAR_EL1 => & $($m)? r.vbar_el1,
+            CONTEXTIDR_EL1 => & $($m)? r.contextidr_el1,
+            TPIDR_EL0 => & $($m)? r.tpidr_el0,
+            TPIDRRO_EL0 => & $($m)? r.tpidrro_el0,
+            TPIDR_EL1 => & $($m)? r.tpidr_el1,
+            AMAIR_EL1 => & $($m)? r.amair_el1,
+            CNTKCTL_EL1 => & $($m)? r.cntkctl_el1,
+            PAR_EL1 => & $($m)? r.par_el1,
+            MDSCR_EL1 => & $($m)? r.mdscr_el1,
+            ELR_EL2 => & $($m)? r.elr_el2,
+            SPSR_0 => & $($m)? s.spsr_0,
+            ESR_EL2 => & $($m)? r.esr_el2,
             _ => return None,
         })
+    }};
+}
+
+impl Ctxt {
+    fn field(&self, i: u64) -> Option<&u64> {
+        shadow_field!(self, i)
+    }
+
+    fn field_mut(&mut self, i: u64) -> Option<&mut u64> {
+        shadow_field!(self, i, mut)
     }
 
     /// `get_shadow_ctxt`: 0 for indices with no field.
     pub fn get_shadow(&self, i: u64) -> u64 {
-        let mut c = *self;
-        c.field(i).map_or(0, |f| *f)
+        self.field(i).map_or(0, |f| *f)
     }
 
     /// `set_shadow_ctxt`: indices with no field are ignored.
     pub fn set_shadow(&mut self, i: u64, v: u64) {
-        if let Some(f) = self.field(i) {
+        if let Some(f) = self.field_mut(i) {
             *f = v;
         }
     }

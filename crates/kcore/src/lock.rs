@@ -81,7 +81,13 @@ impl Locks {
         let mut sorted = [0u32; 8];
         let n = ids.len().min(8);
         sorted[..n].copy_from_slice(&ids[..n]);
-        sorted[..n].sort_unstable_by_key(|&id| (rank(id), id));
+        let s = &mut sorted[..n];
+        s.sort_unstable_by_key(|&id| (rank(id), id));
+        debug_assert!(s.windows(2).all(|w| w[0] != w[1]), "a lock taken twice");
+        debug_assert!(
+            s.iter().filter(|&&id| rank(id) == 4).count() <= 1,
+            "two page-table locks at once"
+        );
         (sorted, n)
     }
 
@@ -104,23 +110,9 @@ impl Locks {
     /// Takes every lock of `ids` in nesting order (the order the caller lists them in does
     /// not matter), runs `f`, releases in reverse.
     pub fn with<R>(&self, ids: &[u32], f: impl FnOnce() -> R) -> R {
-        let mut sorted = [0u32; 8];
-        let n = ids.len().min(8);
-        sorted[..n].copy_from_slice(&ids[..n]);
-        let s = &mut sorted[..n];
-        s.sort_unstable_by_key(|&id| (rank(id), id));
-        debug_assert!(s.windows(2).all(|w| w[0] != w[1]), "a lock taken twice");
-        debug_assert!(
-            s.iter().filter(|&&id| rank(id) == 4).count() <= 1,
-            "two page-table locks at once"
-        );
-        for &id in s.iter() {
-            self.locks[id as usize].lock();
-        }
+        self.acquire(ids);
         let r = f();
-        for &id in s.iter().rev() {
-            self.locks[id as usize].unlock();
-        }
+        self.release(ids);
         r
     }
 }

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 /// Executes raw steps for the host model.
 pub trait Driver {
-    fn raw(&mut self, step: &Step, via: &str) -> Result<Raw, String>;
+    /// `via`: the macro the step belongs to (`create_vm`, ...).
+    fn raw(&mut self, step: &Step, via: &'static str) -> Result<Raw, String>;
 }
 
 /// What a raw step returned.
