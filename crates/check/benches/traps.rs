@@ -54,10 +54,12 @@ fn core() -> CoreMachine {
     let mut c = CoreMachine::new(MachineShape {
         cpus: 2,
         ram_base: RAM,
-        ram_end: RAM + (64 << 20),
+        ram_end: RAM + (80 << 20),
         kcore_base: RAM + (56 << 20),
         smmus: 2,
-    });
+        mmio: MachineShape::default_mmio(2),
+    })
+    .expect("KCore's region holds its state");
     for s in setup() {
         c.step(&s);
     }
@@ -68,8 +70,8 @@ fn model() -> ModelMachine {
     let mut m = ModelMachine::new(
         *Profile::of(ProfileKind::Arm),
         Machine {
-            ram_mib: 64,
-            kcore_mib: 8,
+            ram_mib: 80,
+            kcore_mib: 24,
             ..Machine::default()
         },
     );

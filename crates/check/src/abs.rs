@@ -94,7 +94,13 @@ pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
             z(pfn),
             mkS2Page(Z::from(p.owner), Z::from(p.count), z(p.gfn)),
         );
-        let w = core.hw.read64(pfn * 4096);
+        // KCore's own pages hold its metadata and tables: the model's memory of them is
+        // constant (no principal ever writes there), so they are not read back.
+        let w = if p.owner == COREVISOR {
+            0
+        } else {
+            core.hw.read64(pfn * 4096)
+        };
         if w != 0 {
             flatmem.set_mut(z(pfn), z(w));
         }

@@ -204,9 +204,58 @@ fn iabt_esr() -> Z {
     Z::from(corevisor_sim::machine::iabt_esr())
 }
 
+/// The default machine of a profile. Under `seed` it is large enough for the seed's pools
+/// (17 × 32 MiB) in KCore's region: the simulated memory is sparse, so size costs nothing.
+pub fn default_machine(kind: ProfileKind) -> Machine {
+    match kind {
+        ProfileKind::Arm => Machine::default(),
+        // KCore's region starts where the arm default's does (0x4E00_0000): the host's
+        // RAM is the same in both profiles.
+        ProfileKind::Seed => Machine {
+            ram_mib: 800,
+            kcore_mib: 576,
+            ..Machine::default()
+        },
+    }
+}
+
+/// The layout of KCore's region on `m` with `profile`'s pool geometry (the simulator's
+/// image size), as the core would plan it.
+pub fn kcore_layout(
+    profile: &Profile,
+    m: &Machine,
+) -> Result<corevisor_kcore::layout::Layout, corevisor_kcore::layout::RegionTooSmall> {
+    let pools = &profile.c.pools;
+    let spans = corevisor_kcore::layout::PoolSpans {
+        npt: (pools.pt_pool_per_vm * (COREVISOR + 1)) as u64,
+        smmu: (pools.smmu_pool_end - SMMU_POOL_START) as u64,
+    };
+    corevisor_kcore::layout::Layout::plan(
+        m.ram_base as u64,
+        m.ram_end() as u64,
+        m.kcore_base() as u64,
+        m.cpus as usize,
+        spans,
+        corevisor_sim::machine::KCORE_IMAGE_BYTES,
+    )
+}
+
+/// A KCore region too small for what KCore keeps in it is refused, naming the field.
+fn check_region(profile: &Profile, m: &Machine) -> Result<(), EngineError> {
+    kcore_layout(profile, m).map(|_| ()).map_err(|e| {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        EngineError(format!(
+            "field \"machine.kcore_mib\": KCore's region of {:.1} MiB cannot hold its image, per-CPU areas, page metadata and {} page-table pools: it needs {:.1} MiB",
+            mib(e.have),
+            profile.name(),
+            mib(e.needed)
+        ))
+    })
+}
+
 impl ModelMachine {
     pub fn new(profile: Profile, machine: Machine) -> Self {
-        let global = machine.initial_state(0);
+        let global = machine.initial_state(&profile, 0);
         let cpus = (0..machine.cpus)
             .map(|i| Cpu {
                 curid: i,
@@ -235,19 +284,26 @@ impl ModelMachine {
             (None, Some("seed")) => ProfileKind::Seed,
             _ => ProfileKind::Arm,
         };
-        let d = Machine::default();
+        let profile = Profile::of(kind);
+        let d = default_machine(kind);
         let m = &sc.machine;
+        let smmus = m.smmus.unwrap_or(d.smmus);
         let machine = Machine {
             cpus: m.cpus.unwrap_or(d.cpus),
             ram_base: m.ram_base.unwrap_or(d.ram_base),
             ram_mib: m.ram_mib.unwrap_or(d.ram_mib),
             kcore_mib: m.kcore_mib.unwrap_or(d.kcore_mib),
-            smmus: m.smmus.unwrap_or(d.smmus),
+            smmus,
+            mmio: m
+                .mmio
+                .clone()
+                .unwrap_or_else(|| Machine::default_mmio(smmus)),
         };
         machine
             .validate()
             .map_err(|(field, msg)| EngineError(format!("field \"machine.{field}\": {msg}")))?;
-        Ok(Self::new(*Profile::of(kind), machine))
+        check_region(profile, &machine)?;
+        Ok(Self::new(*profile, machine))
     }
 
     /// The seed's `RData` as CPU `i` sees it.

@@ -277,7 +277,7 @@ mod tests {
         }];
         (
             m.clone(),
-            m.initial_shared(),
+            m.initial_shared(Profile::arm()),
             m.initial_shadow_ctxts(),
             cpus,
         )

@@ -50,6 +50,18 @@ fn untracked(sh: &Shared, pfn: Z) -> bool {
     p.s2_owner != HOSTVISOR && p.s2_owner != INVALID && p.s2_count != 0
 }
 
+/// The simulated machine a model machine describes.
+pub fn shape_of(m: &corevisor_spec::Machine) -> MachineShape {
+    MachineShape {
+        cpus: m.cpus as usize,
+        ram_base: m.ram_base as u64,
+        ram_end: m.ram_end() as u64,
+        kcore_base: m.kcore_base() as u64,
+        smmus: m.smmus as u32,
+        mmio: m.mmio.iter().map(|&(b, s)| (b as u64, s as u64)).collect(),
+    }
+}
+
 impl Lockstep {
     /// The machine a scenario describes; the core implements the `arm` profile only.
     pub fn for_scenario(sc: &Scenario, profile: Option<ProfileKind>) -> Result<Self, EngineError> {
@@ -60,13 +72,12 @@ impl Lockstep {
             ));
         }
         let m = &model.machine;
-        let core = CoreMachine::new(MachineShape {
-            cpus: m.cpus as usize,
-            ram_base: m.ram_base as u64,
-            ram_end: m.ram_end() as u64,
-            kcore_base: m.kcore_base() as u64,
-            smmus: m.smmus as u32,
-        });
+        let core = CoreMachine::new(shape_of(m)).map_err(|e| {
+            EngineError(format!(
+                "field \"machine.kcore_mib\": KCore's region is too small (needs {} bytes)",
+                e.needed
+            ))
+        })?;
         Ok(Lockstep { core, model })
     }
 

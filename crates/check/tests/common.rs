@@ -12,14 +12,18 @@ pub fn machine(kind: ProfileKind) -> ModelMachine {
     ModelMachine::new(*Profile::of(kind), Machine::default())
 }
 
-/// A machine with RAM low enough that seed-profile host faults can name it.
+/// A machine with host RAM low enough that seed-profile host faults can name it (10 MiB
+/// at 4 MiB); KCore's region above it is large enough for the seed's pools, so it spans the
+/// default device addresses: this machine has no SMMU and no device.
 pub fn low_machine(kind: ProfileKind) -> ModelMachine {
     ModelMachine::new(
         *Profile::of(kind),
         Machine {
             ram_base: 0x40_0000,
-            ram_mib: 12,
-            kcore_mib: 2,
+            ram_mib: 570,
+            kcore_mib: 560,
+            smmus: 0,
+            mmio: vec![],
             ..Machine::default()
         },
     )

@@ -37,7 +37,7 @@ fn a_halted_machine_is_inert() {
 
 #[test]
 fn host_fault_beyond_the_address_space_halts() {
-    let mut s = Machine::default().initial_state(0);
+    let mut s = Machine::default().initial_state(Profile::arm(), 0);
     s.regs.ctxt_regs.hpfar_el2 = 1 << 44;
     let r = host_npt_handler_spec(ARM, &s).unwrap();
     assert!(r.halt);
@@ -99,7 +99,7 @@ fn smmu_register_emulation() {
         "sCR2 with a VMID"
     );
     // A 2-byte read is not emulated.
-    let mut s = Machine::default().initial_state(0);
+    let mut s = Machine::default().initial_state(Profile::arm(), 0);
     s.regs.ctxt_regs.hpfar_el2 = (base >> 12) << 4;
     s.regs.ctxt_regs.esr_el2 = 1 << ESR_ELx_SAS_SHIFT;
     assert!(host_npt_handler_spec(ARM, &s).unwrap().halt);
@@ -186,7 +186,7 @@ fn unusual_exits() {
 #[test]
 fn loops_stop_after_a_halt() {
     // Every loop skips its remaining iterations once halted (but counts them).
-    let mut s = Machine::default().initial_state(0);
+    let mut s = Machine::default().initial_state(Profile::arm(), 0);
     s.halt = true;
     assert_eq!(clear_vm_loop_h(ARM, 3, 5, 1, &s).map(|r| r.0), Some(8));
     assert_eq!(
@@ -206,7 +206,7 @@ fn loops_stop_after_a_halt() {
         Some(&s)
     );
     // A block whose first page cannot be assigned halts before the block is mapped.
-    let mut s = Machine::default().initial_state(0);
+    let mut s = Machine::default().initial_state(Profile::arm(), 0);
     s.shared.s2page.set_mut(0x40200, mkS2Page(5, 0, 1));
     let r = prot_and_map_vm_s2pt_spec_h(ARM, 1, LOAD, IMAGE_PA, 2, &s).unwrap();
     assert!(r.halt);

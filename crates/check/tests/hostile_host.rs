@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 /// A small machine (16 MiB of RAM, the last 4 MiB KCore's), so each step's comparison is cheap.
 const MACHINE: &str = r#"{"name": "hostile", "profile": "arm",
-  "machine": {"cpus": 2, "ram_base": "0x40000000", "ram_mib": 16, "kcore_mib": 4}, "steps": []}"#;
+  "machine": {"cpus": 2, "ram_base": "0x40000000", "ram_mib": 36, "kcore_mib": 24}, "steps": []}"#;
 
 fn hvc(num: i128, args: Vec<i128>) -> Action {
     Action::Hvc {

@@ -28,10 +28,12 @@ fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
     let mut m = CoreMachine::new(MachineShape {
         cpus: 2,
         ram_base: 0x4000_0000,
-        ram_end: 0x4100_0000,
+        ram_end: 0x4240_0000,
         kcore_base: 0x40C0_0000,
         smmus: 2,
-    });
+        mmio: MachineShape::default_mmio(2),
+    })
+    .expect("KCore's region holds its state");
     let hvc = |n: &str, a: &[i128]| {
         Step::new(
             0,

@@ -9,9 +9,10 @@ use corevisor_spec::profile::ProfileKind;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
-/// A small machine: 16 MiB of RAM at 1 GiB, the last 4 MiB KCore's, two CPUs.
+/// A small machine: 36 MiB of RAM at 1 GiB, two CPUs; the host has the first 12 MiB, KCore
+/// the last 24 MiB (its image, metadata and page-table pools).
 const MACHINE: &str = r#"{"name": "random", "profile": "arm",
-  "machine": {"cpus": 2, "ram_base": "0x40000000", "ram_mib": 16, "kcore_mib": 4}, "steps": []}"#;
+  "machine": {"cpus": 2, "ram_base": "0x40000000", "ram_mib": 36, "kcore_mib": 24}, "steps": []}"#;
 const RAM: i128 = 0x4000_0000;
 
 fn hvc(name: &str, args: Vec<i128>) -> Action {

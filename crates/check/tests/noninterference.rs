@@ -24,10 +24,12 @@ fn machine() -> CoreMachine {
     CoreMachine::new(MachineShape {
         cpus: 2,
         ram_base: RAM,
-        ram_end: RAM + (16 << 20),
+        ram_end: RAM + (36 << 20),
         kcore_base: RAM + (12 << 20),
         smmus: 2,
+        mmio: MachineShape::default_mmio(2),
     })
+    .expect("KCore's region holds its state")
 }
 
 fn hvc(n: &str, args: &[i128]) -> Action {

@@ -299,7 +299,7 @@ fn map_after_failed_assign() {
 
 #[test]
 fn smmu_clear_empty_touches_page0() {
-    let mut sdt = Machine::default().initial_shared();
+    let mut sdt = Machine::default().initial_shared(SEED);
     sdt.s2page
         .set_mut(0, mkS2Page(HOSTVISOR, 2, SMMU_HOST_OFFSET));
     sdt.smmu_vmid.set_mut(smmu_id(0, 0), HOSTVISOR);
@@ -323,15 +323,14 @@ fn smmu_clear_empty_touches_page0() {
 
 #[test]
 fn cal_state_newest_only() {
-    let sdt = Machine::default().initial_shared();
     let evs = [
         SEVENT(1, AtomicEvent::OMAP_HOST(RAM)),
         SEVENT(1, AtomicEvent::OMAP_HOST(RAM + 0x1000)),
     ];
     let mapped = |s: &Shared, a: Z| s.npts.get(0).pt.get(a / 4096).0 != 0;
-    let s = CalStateH(SEED, &evs, &sdt);
+    let s = CalStateH(SEED, &evs, &Machine::default().initial_shared(SEED));
     assert_eq!((mapped(&s, RAM), mapped(&s, RAM + 0x1000)), (true, false));
-    let a = CalStateH(ARM, &evs, &sdt);
+    let a = CalStateH(ARM, &evs, &Machine::default().initial_shared(ARM));
     assert_eq!((mapped(&a, RAM), mapped(&a, RAM + 0x1000)), (true, true));
 }
 
@@ -515,7 +514,7 @@ fn host_elr_unsaved() {
 
 #[test]
 fn vcpu_run_vmid_in_x0() {
-    let mut s = Machine::default().initial_state(0);
+    let mut s = Machine::default().initial_state(SEED, 0);
     s.regs.ctxt_regs.x[0] = 1;
     s.regs.ctxt_regs.x[1] = 2;
     assert_eq!(vcpu_run_swith_to_core(SEED, &s).cur_vmid, 1);

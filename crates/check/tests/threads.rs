@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 fn machine(cpus: usize) -> Lockstep {
     let text = format!(
-        r#"{{"name": "threads", "profile": "arm", "machine": {{"cpus": {cpus}, "ram_mib": 64, "kcore_mib": 8}}, "steps": []}}"#
+        r#"{{"name": "threads", "profile": "arm", "machine": {{"cpus": {cpus}, "ram_mib": 80, "kcore_mib": 24}}, "steps": []}}"#
     );
     Lockstep::for_scenario(
         &parse("threads.json", &text).unwrap(),

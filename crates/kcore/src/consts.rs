@@ -29,12 +29,15 @@ pub const PMD_TABLE_BIT: u64 = 2;
 /// Descriptor bits 47:12: the output address (Arm ARM D8.3).
 pub const PHYS_PAGE_MASK: u64 = 0xFFFF_FFFF_F000;
 
-/// Pool geometry: the spec's abstract cursors (`consts.rs` of the model), per principal.
+/// Pool geometry: the model's abstract cursors under the `arm` profile (`Pools::ARM` of the
+/// model; deviation `arm_pool_geometry`), per principal: a 1 MiB pool with its root page,
+/// 4 level-1, 16 level-2 and 235 level-3 table pages. The page for cursor `c` is at
+/// `pt_base + (c - PT_POOL_START)`, inside KCore's region (`layout.rs`).
 pub const PT_POOL_START: u64 = 0x1_0000;
-pub const PT_POOL_PER_VM: u64 = 0x200_0000;
+pub const PT_POOL_PER_VM: u64 = 0x10_0000;
 pub const PGD_OFFSET: u64 = 0x1000;
-pub const PUD_OFFSET: u64 = 0x10_1000;
-pub const PMD_OFFSET: u64 = 0x90_1000;
+pub const PUD_OFFSET: u64 = 0x5000;
+pub const PMD_OFFSET: u64 = 0x1_5000;
 
 /// Lock ids (spec-digest §1.11).
 pub const S2PAGE_ID: u32 = 2;

@@ -53,7 +53,11 @@ pub trait Hw {
     fn regs(&mut self, cpu: usize) -> &mut Ctxt;
     /// Zero the 4 KiB page at `pa`.
     fn zero_page(&mut self, pa: u64) {
-        for off in (0..4096).step_by(8) {
+        self.zero_range(pa, 4096);
+    }
+    /// Zero `len` bytes (a multiple of 8) from `pa` (8-byte aligned).
+    fn zero_range(&mut self, pa: u64, len: u64) {
+        for off in (0..len).step_by(8) {
             self.write64(pa + off, 0);
         }
     }

@@ -14,6 +14,7 @@ pub mod consts;
 pub mod crypto;
 pub mod ctxt;
 pub mod hw;
+pub mod layout;
 pub mod lock;
 pub mod locking;
 pub mod loops;

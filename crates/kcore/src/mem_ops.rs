@@ -8,27 +8,13 @@
 use crate::consts::*;
 use crate::ctxt::Ctxt;
 use crate::hw::{Hw, Untrusted};
+use crate::layout::{Layout, Platform};
 use crate::lock::Locks;
 use crate::meta::{PageMeta, S2Page};
-use crate::pt::{self, Pool, PtLayout};
-use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM};
+use crate::pt::{self, Pool};
+use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM, SMMU_POOL_END, SMMU_POOL_START};
 use crate::trap::{Exports, PerCpu};
 use crate::vm_info::{CoreData, VmInfo, VCPU_PER_VM};
-
-/// Where KCore keeps its memory-management state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Layout {
-    /// RAM covered by the metadata array: `[ram_base, ram_end)`.
-    pub ram_base: u64,
-    pub ram_end: u64,
-    /// KCore's own region `[kcore_base, ram_end)`.
-    pub kcore_base: u64,
-    /// The metadata array: 8 bytes per RAM page.
-    pub meta_base: u64,
-    pub pt: PtLayout,
-    /// Base of the SMMU table pool.
-    pub smmu_base: u64,
-}
 
 pub const PRINCIPALS: usize = COREVISOR as usize + 1;
 /// Shadow contexts: one per (principal, vCPU); the host's vCPU `i` is CPU `i`.
@@ -38,27 +24,6 @@ pub const CTXTS: usize = PRINCIPALS * VCPU_PER_VM;
 pub const BOOT_EXPORT_KEY: [u8; 32] = *b"corevisor simulated export key!!";
 /// CPUs KCore supports (`TOTAL_CPU`).
 pub const MAX_CPUS: usize = 8;
-
-/// The platform KCore boots on: its CPUs and the SMMUs whose register windows it polices.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Platform {
-    pub cpus: usize,
-    pub smmu_num: u32,
-    /// Per SMMU: register window base, window size, context banks.
-    pub smmus: [(u64, u64, u32); SMMU_NUM as usize],
-}
-
-impl Platform {
-    /// The default machine: 2 CPUs, two SMMUs with 8 banks each at 0x0B00_0000 + i MiB.
-    pub const DEFAULT: Platform = Platform {
-        cpus: 2,
-        smmu_num: 2,
-        smmus: [
-            (0x0B00_0000, 0x2_0000, BANKS),
-            (0x0B10_0000, 0x2_0000, BANKS),
-        ],
-    };
-}
 
 /// KCore's memory machinery.
 #[derive(Clone)]
@@ -119,34 +84,27 @@ impl<H: Hw> Core<H> {
         for v in 0..PRINCIPALS {
             c.pools[v] = Pool::boot(v as u32);
         }
-        let mut pfn = layout.ram_base / PAGE_SIZE;
-        while pfn < layout.ram_end / PAGE_SIZE {
-            let owner = if pfn * PAGE_SIZE >= layout.kcore_base {
-                COREVISOR
-            } else {
-                HOSTVISOR
-            };
-            let gfn = if owner == HOSTVISOR {
-                pfn + SMMU_HOST_OFFSET
-            } else {
-                INVALID64
-            };
-            c.set_page(
-                pfn,
-                S2Page {
-                    owner,
-                    count: 0,
-                    gfn,
-                },
-            );
-            pfn += 1;
+        // Whatever the memory held before is gone: the metadata array reads as "every RAM
+        // page the host's, count 0" (the all-zero encoding), every table page is empty.
+        let l = c.layout;
+        let ram_pages = (l.ram_end - l.ram_base) / PAGE_SIZE;
+        c.hw.zero_range(l.meta_base, ram_pages * 8);
+        c.hw.zero_range(l.pt.pt_base, PT_POOL_PER_VM * PRINCIPALS as u64);
+        c.hw.zero_range(l.smmu_base, SMMU_POOL_END - SMMU_POOL_START);
+        // KCore's own region is KCore's from now on.
+        let kcore = S2Page {
+            owner: COREVISOR,
+            count: 0,
+            gfn: INVALID64,
+        };
+        for pfn in l.kcore_base / PAGE_SIZE..l.ram_end / PAGE_SIZE {
+            c.set_page(pfn, kcore);
         }
         c
     }
 
     fn is_ram(&self, pfn: u64) -> bool {
-        pfn != 0
-            && (self.layout.ram_base / PAGE_SIZE..self.layout.ram_end / PAGE_SIZE).contains(&pfn)
+        self.layout.is_ram(pfn)
     }
 
     /// The metadata of `pfn` (non-RAM pages read as INVALID).
@@ -213,7 +171,8 @@ impl<H: Hw> Core<H> {
         }
     }
 
-    /// `local_map_host`: a host stage-2 fault on `addr`. Returns `true` if KCore halted.
+    /// `local_map_host`: a host stage-2 fault on `addr`: RAM the host owns or was shared, or a
+    /// declared device. Returns `true` if KCore halted.
     pub(crate) fn local_map_host_locked(&mut self, addr: u64) -> bool {
         if self.halted {
             return true;
@@ -221,6 +180,10 @@ impl<H: Hw> Core<H> {
         let pfn = addr / PAGE_SIZE;
         let p = self.page(pfn);
         if !(p.owner == INVALID || p.owner == HOSTVISOR || p.count > 0) {
+            return self.halt(&[S2PAGE_ID]);
+        }
+        if p.owner == INVALID && !self.platform.is_mmio(addr) {
+            // Not RAM and no device the platform declares (deviation `device_outside_mmio`).
             return self.halt(&[S2PAGE_ID]);
         }
         let attrs = if p.owner == INVALID {

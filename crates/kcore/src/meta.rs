@@ -4,10 +4,12 @@
 //! |-------|-------|
 //! | 0..5  | owner: 0 = host, 1..15 = VM, 16 = KCore, 31 = INVALID (not RAM) |
 //! | 5..13 | count: 0..=254, 255 = INVALID ("assigned through a VM's SMMU, not faulted in") |
-//! | 13..15| gfn kind: 0 = the value in bits 15..51, 1 = INVALID64, 2 = `pfn + SMMU_HOST_OFFSET` |
+//! | 13..15| gfn kind: 0 = `pfn + SMMU_HOST_OFFSET`, 1 = INVALID64, 2 = the value in bits 15..51 |
 //! | 15..51| gfn (< 2^36: every gfn KCore records comes from an address below 2^48) |
 //!
-//! The host tag is derived from the page's own pfn, so it costs no bits.
+//! The host tag is derived from the page's own pfn, so it costs no bits; and the all-zero
+//! word is a host page with count 0 (every RAM page's boot state but KCore's own), so
+//! zeroed memory is a valid metadata array and boot writes only KCore's pages.
 
 use crate::consts::*;
 
@@ -46,9 +48,9 @@ impl PageMeta {
         let (kind, gfn) = if page.gfn == INVALID64 {
             (1, 0)
         } else if Some(page.gfn) == pfn.checked_add(SMMU_HOST_OFFSET) {
-            (2, 0)
+            (0, 0)
         } else if page.gfn < 1 << GFN_BITS {
-            (0, page.gfn)
+            (2, page.gfn)
         } else {
             return None;
         };
@@ -65,8 +67,8 @@ impl PageMeta {
             c => c as u32,
         };
         let gfn = match (self.0 >> 13) & 3 {
+            0 => pfn + SMMU_HOST_OFFSET,
             1 => INVALID64,
-            2 => pfn + SMMU_HOST_OFFSET,
             _ => (self.0 >> 15) & ((1 << GFN_BITS) - 1),
         };
         S2Page { owner, count, gfn }
@@ -76,6 +78,17 @@ impl PageMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_is_a_free_host_page() {
+        let host = S2Page {
+            owner: HOSTVISOR,
+            count: 0,
+            gfn: 0x40123 + SMMU_HOST_OFFSET,
+        };
+        assert_eq!(PageMeta(0).unpack(0x40123), host);
+        assert_eq!(PageMeta::pack(0x40123, host), Some(PageMeta(0)));
+    }
 
     #[test]
     fn every_reachable_page_round_trips() {

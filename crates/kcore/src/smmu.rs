@@ -8,10 +8,12 @@ use crate::consts::PAGE_SIZE;
 use crate::hw::Hw;
 use crate::pt::is_table;
 
+/// The SMMU pool under the `arm` profile (deviation `arm_pool_geometry`): the 16 banks'
+/// two-page roots, then 64 level-2 and 256 level-3 table pages.
 pub const SMMU_POOL_START: u64 = 0x1_0000;
-pub const SMMU_PGD_START: u64 = 0x11_0000;
-pub const SMMU_PMD_START: u64 = 0x21_0000;
-pub const SMMU_POOL_END: u64 = 0x31_0000;
+pub const SMMU_PGD_START: u64 = 0x3_0000;
+pub const SMMU_PMD_START: u64 = 0x7_0000;
+pub const SMMU_POOL_END: u64 = 0x17_0000;
 pub const SMMU_NUM: u32 = 2;
 pub const BANKS: u32 = 8;
 

@@ -17,20 +17,17 @@ use crate::signing::sign_image;
 use corevisor_kcore::consts::*;
 use corevisor_kcore::ctxt::Ctxt;
 use corevisor_kcore::hw::{Hw, Untrusted};
-use corevisor_kcore::mem_ops::{Core, Layout, Platform};
-use corevisor_kcore::pt::PtLayout;
+use corevisor_kcore::layout::{Layout, Platform, PoolSpans, RegionTooSmall, MAX_MMIO_RANGES};
+use corevisor_kcore::mem_ops::Core;
 use corevisor_kcore::smmu::{BANKS, SMMU_NUM};
 use corevisor_kcore::trap::Trap;
 
-/// Where KCore keeps its tables and metadata in the simulated machine: KCore-private
-/// memory above the machine's RAM map (docs/kcore-memory.md).
-pub const META_BASE: u64 = 0x100_0000_0000;
-pub const PT_BASE: u64 = 0x200_0000_0000;
-pub const SMMU_POOL_BASE: u64 = 0x300_0000_0000;
 /// SMMU register windows (the default machine's).
 pub const SMMU_WINDOW_BASE: u64 = 0x0B00_0000;
 pub const SMMU_WINDOW_STRIDE: u64 = 0x10_0000;
 pub const SMMU_WINDOW_SIZE: u64 = 0x2_0000;
+/// The UART (a declared device page).
+pub const UART_BASE: u64 = 0x0900_0000;
 /// The register every scripted load/store uses (x1).
 pub const ACCESS_REG: u64 = 1;
 
@@ -38,14 +35,44 @@ pub const ACCESS_REG: u64 = 1;
 type Handler = fn(&mut Core<SimMemory>, usize, &mut Recorded) -> Trap;
 
 /// The shape of a machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MachineShape {
     pub cpus: usize,
     pub ram_base: u64,
     pub ram_end: u64,
     pub kcore_base: u64,
     pub smmus: u32,
+    /// Declared device ranges `(base, size)` (at most `MAX_MMIO_RANGES`).
+    pub mmio: Vec<(u64, u64)>,
 }
+
+impl MachineShape {
+    /// The default machine's device ranges for `smmus` SMMUs: their register windows and
+    /// the UART page.
+    pub fn default_mmio(smmus: u32) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = (0..smmus.min(SMMU_NUM) as u64)
+            .map(|i| (SMMU_WINDOW_BASE + i * SMMU_WINDOW_STRIDE, SMMU_WINDOW_SIZE))
+            .collect();
+        v.push((UART_BASE, PAGE_SIZE));
+        v
+    }
+
+    /// Where KCore keeps its state on this machine, or why the region is too small.
+    pub fn layout(&self) -> Result<Layout, RegionTooSmall> {
+        Layout::plan(
+            self.ram_base,
+            self.ram_end,
+            self.kcore_base,
+            self.cpus,
+            PoolSpans::ARM,
+            KCORE_IMAGE_BYTES,
+        )
+    }
+}
+
+/// What KCore's image takes of its region in the simulator: its typed state (the `Core`
+/// structure, which the simulator keeps in its own heap; at EL2 it sits in this slot).
+pub const KCORE_IMAGE_BYTES: u64 = std::mem::size_of::<Core<SimMemory>>() as u64;
 
 /// How a step ended (ARCHITECTURE.md output format), on any engine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,15 +187,9 @@ pub fn iabt_esr() -> u64 {
 }
 
 impl CoreMachine {
-    pub fn new(shape: MachineShape) -> Self {
-        let layout = Layout {
-            ram_base: shape.ram_base,
-            ram_end: shape.ram_end,
-            kcore_base: shape.kcore_base,
-            meta_base: META_BASE,
-            pt: PtLayout { pt_base: PT_BASE },
-            smmu_base: SMMU_POOL_BASE,
-        };
+    /// Boots KCore on a machine of this shape (its region planned by `Layout::plan`).
+    pub fn new(shape: MachineShape) -> Result<Self, RegionTooSmall> {
+        let layout = shape.layout()?;
         let mut core = Box::new(Core::boot(SimMemory::new(), layout));
         let mut smmus = [(0, 0, 0); SMMU_NUM as usize];
         for (i, s) in smmus.iter_mut().enumerate() {
@@ -178,16 +199,22 @@ impl CoreMachine {
                 BANKS,
             );
         }
+        let mut mmio = [(0, 0); MAX_MMIO_RANGES];
+        for (m, &r) in mmio.iter_mut().zip(&shape.mmio) {
+            *m = r;
+        }
         core.platform = Platform {
             cpus: shape.cpus,
             smmu_num: shape.smmus,
             smmus,
+            mmio,
+            mmio_num: shape.mmio.len().min(MAX_MMIO_RANGES),
         };
-        CoreMachine {
+        Ok(CoreMachine {
             core,
             shape,
             staged: vec![Vec::new(); COREVISOR as usize + 1],
-        }
+        })
     }
 
     fn regs(&mut self, cpu: usize) -> &mut Ctxt {

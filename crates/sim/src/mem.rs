@@ -121,6 +121,11 @@ impl SimMemory {
         })
     }
 
+    /// The translation the TLB holds for `vmid`'s `ipa`, if any (stale or not).
+    pub fn cached(&self, vmid: u32, ipa: u64) -> Option<Translation> {
+        self.tlb.get(&(vmid, ipa >> 12)).copied()
+    }
+
     /// Translation as a CPU of `vmid` sees it: from the TLB if cached, else walked and cached.
     pub fn translate(&mut self, vmid: u32, root: u64, ipa: u64) -> Option<Translation> {
         let key = (vmid, ipa >> 12);
@@ -150,6 +155,23 @@ impl Hw for SimMemory {
         self.pages
             .entry(pa >> 12)
             .or_insert_with(|| Box::new([0; 512]))[((pa >> 3) & 511) as usize] = v;
+    }
+
+    fn zero_range(&mut self, pa: u64, len: u64) {
+        // Whole pages are dropped (they read as zero); partial ones are written.
+        let (first, end) = (pa, pa + len);
+        let mut at = first;
+        while at < end {
+            let page_end = ((at >> 12) + 1) << 12;
+            if at & 0xFFF == 0 && page_end <= end {
+                self.pages.remove(&(at >> 12));
+            } else if let Some(p) = self.pages.get_mut(&(at >> 12)) {
+                for w in (at..page_end.min(end)).step_by(8) {
+                    p[((w >> 3) & 511) as usize] = 0;
+                }
+            }
+            at = page_end;
+        }
     }
 
     fn tlbi_ipa(&mut self, vmid: u32, ipa: u64) {

@@ -252,6 +252,8 @@ pub struct MachineSpec {
     pub ram_mib: Option<i128>,
     pub kcore_mib: Option<i128>,
     pub smmus: Option<i128>,
+    /// Declared device ranges `[base, size]`; `None` = the default (SMMU windows, UART).
+    pub mmio: Option<Vec<(i128, i128)>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -329,6 +331,18 @@ impl Ctx<'_> {
         }
     }
 
+    /// A physical or intermediate-physical address: any 48-bit value.
+    fn addr(&self, field: &str, v: &Value) -> Result<i128, ScenarioError> {
+        let a = self.int(field, v)?;
+        if !(0..1 << 48).contains(&a) {
+            return Err(self.err(
+                Some(field),
+                format!("address {a:#x} is not a 48-bit address"),
+            ));
+        }
+        Ok(a)
+    }
+
     fn object<'v>(
         &self,
         field: &str,
@@ -357,6 +371,18 @@ impl Ctx<'_> {
             .get(key)
             .ok_or_else(|| self.err(Some(obj), format!("missing field \"{key}\"")))?;
         self.int(&format!("{obj}.{key}"), v)
+    }
+
+    fn req_addr(
+        &self,
+        m: &Map<String, Value>,
+        obj: &str,
+        key: &str,
+    ) -> Result<i128, ScenarioError> {
+        let v = m
+            .get(key)
+            .ok_or_else(|| self.err(Some(obj), format!("missing field \"{key}\"")))?;
+        self.addr(&format!("{obj}.{key}"), v)
     }
 
     fn opt(
@@ -444,14 +470,32 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             let m = ctx.object(
                 "machine",
                 v,
-                &["cpus", "ram_base", "ram_mib", "kcore_mib", "smmus"],
+                &["cpus", "ram_base", "ram_mib", "kcore_mib", "smmus", "mmio"],
             )?;
+            let mmio = match m.get("mmio") {
+                None => None,
+                Some(v) => {
+                    let ranges = v.as_array().ok_or_else(|| {
+                        ctx.err(
+                            Some("machine.mmio"),
+                            format!("expected an array of [base, size] pairs, got {v}"),
+                        )
+                    })?;
+                    let mut out = Vec::new();
+                    for r in ranges {
+                        let a = ctx.ints("machine.mmio", r, 2)?;
+                        out.push((a[0], a[1]));
+                    }
+                    Some(out)
+                }
+            };
             MachineSpec {
                 cpus: ctx.opt(m, "machine", "cpus")?,
                 ram_base: ctx.opt(m, "machine", "ram_base")?,
                 ram_mib: ctx.opt(m, "machine", "ram_mib")?,
                 kcore_mib: ctx.opt(m, "machine", "kcore_mib")?,
                 smmus: ctx.opt(m, "machine", "smmus")?,
+                mmio,
             }
         }
     };
@@ -602,25 +646,25 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             }
         }
         "host_load" => Action::HostLoad {
-            addr: ctx.int("host_load", val)?,
+            addr: ctx.addr("host_load", val)?,
         },
         "guest_load" => Action::GuestLoad {
-            gpa: ctx.int("guest_load", val)?,
+            gpa: ctx.addr("guest_load", val)?,
         },
         "guest_fetch" => Action::GuestFetch {
-            gpa: ctx.int("guest_fetch", val)?,
+            gpa: ctx.addr("guest_fetch", val)?,
         },
         "host_store" => {
             let a = ctx.ints("host_store", val, 2)?;
             Action::HostStore {
-                addr: a[0],
+                addr: ctx.addr("host_store", &val[0])?,
                 value: a[1],
             }
         }
         "guest_store" => {
             let a = ctx.ints("guest_store", val, 2)?;
             Action::GuestStore {
-                gpa: a[0],
+                gpa: ctx.addr("guest_store", &val[0])?,
                 value: a[1],
             }
         }
@@ -668,7 +712,7 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             Action::DmaLoad {
                 smmu: ctx.req(r, "dma_load", "smmu")?,
                 cb: ctx.req(r, "dma_load", "cb")?,
-                iova: ctx.req(r, "dma_load", "iova")?,
+                iova: ctx.req_addr(r, "dma_load", "iova")?,
             }
         }
         "dma_store" => {
@@ -676,7 +720,7 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             Action::DmaStore {
                 smmu: ctx.req(r, "dma_store", "smmu")?,
                 cb: ctx.req(r, "dma_store", "cb")?,
-                iova: ctx.req(r, "dma_store", "iova")?,
+                iova: ctx.req_addr(r, "dma_store", "iova")?,
                 value: ctx.req(r, "dma_store", "value")?,
             }
         }

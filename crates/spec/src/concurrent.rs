@@ -40,12 +40,12 @@ fn with_info(sdt: &Shared, v: Z, info: VMInfo) -> Shared {
 /// The host-unmap step shared by every transfer out of the host: if the host's table has
 /// a non-zero descriptor for `pfn`, replace it by `PAGE_GUEST` (seed: `if pte =? 0 then
 /// (false, npt) else local_mmap_h HOSTVISOR (pfn * PAGE_SIZE) 3 PAGE_GUEST npt`).
-fn unmap_host(pfn: Z, npt: &NPT) -> (bool, NPT) {
+fn unmap_host(p: &Profile, pfn: Z, npt: &NPT) -> (bool, NPT) {
     let (_, _, pte) = *npt.pt.get(pfn);
     if pte == 0 {
         (false, npt.clone())
     } else {
-        local_mmap_h(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST, npt)
+        local_mmap_h(&p.c.pools, HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST, npt)
     }
 }
 
@@ -53,8 +53,15 @@ fn unmap_host(pfn: Z, npt: &NPT) -> (bool, NPT) {
 /// table, then store the new metadata `s2p` and the untrusted contents `dorc(logn)`. If the
 /// unmap halts, `s2p` is kept, contents and counter are not, and S2PAGE and NPT are poisoned
 /// (seed: both operations' `halt'` branches).
-fn leave_host(sdt: &Shared, pfn: Z, s2p: ZMap<S2Page>, dorc: Dorc, logn: Z) -> (Shared, bool, Z) {
-    let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
+fn leave_host(
+    p: &Profile,
+    sdt: &Shared,
+    pfn: Z,
+    s2p: ZMap<S2Page>,
+    dorc: Dorc,
+    logn: Z,
+) -> (Shared, bool, Z) {
+    let (halt, npt) = unmap_host(p, pfn, sdt.npts.get(HOSTVISOR));
     if halt {
         let mut out = with_npt(&poison(sdt, &[S2PAGE_ID, NPT_ID]), HOSTVISOR, npt);
         out.s2page = s2p;
@@ -67,7 +74,7 @@ fn leave_host(sdt: &Shared, pfn: Z, s2p: ZMap<S2Page>, dorc: Dorc, logn: Z) -> (
     }
 }
 
-pub fn local_map_host(_p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
+pub fn local_map_host(p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
     let pfn = zdiv(addr, PAGE_SIZE);
     let page = *sdt.s2page.get(pfn);
     if page.s2_owner == INVALID || page.s2_owner == HOSTVISOR || page.s2_count > 0 {
@@ -76,7 +83,8 @@ pub fn local_map_host(_p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
         } else {
             (pfn * PAGE_SIZE) | PAGE_S2_KERNEL
         };
-        let (halt, npt) = local_mmap_h(HOSTVISOR, addr, 3, pte, sdt.npts.get(HOSTVISOR));
+        let (halt, npt) =
+            local_mmap_h(&p.c.pools, HOSTVISOR, addr, 3, pte, sdt.npts.get(HOSTVISOR));
         if halt {
             cov!("local_map_host.mmap_failed");
             (
@@ -93,13 +101,32 @@ pub fn local_map_host(_p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
     }
 }
 
-pub fn local_clear_vm_page(_p: &Profile, vmid: Z, pfn: Z, sdt: &Shared) -> (Shared, bool) {
+/// Extension (deviation `device_outside_mmio`): the host's stage-2 fault on an address
+/// that is not RAM is served by `local_map_host` (which maps it as device memory) only
+/// inside a device range the platform declares; elsewhere it is refused like a page the
+/// host does not own (S2PAGE poisoned, halt). The seed maps every such address.
+pub fn local_map_host_declared(
+    p: &Profile,
+    mmio: &[(Z, Z)],
+    addr: Z,
+    sdt: &Shared,
+) -> (Shared, bool) {
+    let owner = sdt.s2page.get(zdiv(addr, PAGE_SIZE)).s2_owner;
+    if !p.q.device_outside_mmio && owner == INVALID && !crate::init::in_ranges(mmio, addr) {
+        cov!("local_map_host_declared.undeclared_device");
+        return (poison(sdt, &[S2PAGE_ID]), true);
+    }
+    cov!("local_map_host_declared.declared_or_ram");
+    local_map_host(p, addr, sdt)
+}
+
+pub fn local_clear_vm_page(p: &Profile, vmid: Z, pfn: Z, sdt: &Shared) -> (Shared, bool) {
     let page = *sdt.s2page.get(pfn);
     if page.s2_owner != vmid {
         cov!("local_clear_vm_page.not_owner");
         return (sdt.clone(), false);
     }
-    let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
+    let (halt, npt) = unmap_host(p, pfn, sdt.npts.get(HOSTVISOR));
     if halt {
         cov!("local_clear_vm_page.unmap_failed");
         return (
@@ -128,7 +155,7 @@ pub fn local_assign_pfn_to_vm(
     if page.s2_owner == HOSTVISOR {
         if page.s2_count == 0 {
             let s2p = sdt.s2page.set(pfn, mkS2Page(vmid, 0, gfn));
-            let r = leave_host(sdt, pfn, s2p, dorc, logn);
+            let r = leave_host(p, sdt, pfn, s2p, dorc, logn);
             if r.1 {
                 cov!("local_assign_pfn_to_vm.unmap_failed");
             } else {
@@ -176,7 +203,7 @@ pub fn local_assign_pfn_to_vm(
 }
 
 pub fn local_map_pfn_vm(
-    _p: &Profile,
+    p: &Profile,
     vmid: Z,
     addr: Z,
     pte: Z,
@@ -189,7 +216,7 @@ pub fn local_map_pfn_vm(
     } else {
         (paddr | PAGE_S2_KERNEL, 3)
     };
-    let (halt, npt) = local_mmap_h(vmid, addr, level2, pte2, sdt.npts.get(vmid));
+    let (halt, npt) = local_mmap_h(&p.c.pools, vmid, addr, level2, pte2, sdt.npts.get(vmid));
     if halt {
         cov!("local_map_pfn_vm.mmap_failed");
         (with_npt(&poison(sdt, &[NPT_ID + vmid]), vmid, npt), true)
@@ -199,7 +226,7 @@ pub fn local_map_pfn_vm(
     }
 }
 
-pub fn local_map_io(_p: &Profile, vmid: Z, gpa: Z, pa: Z, sdt: &Shared) -> (Shared, bool) {
+pub fn local_map_io(p: &Profile, vmid: Z, gpa: Z, pa: Z, sdt: &Shared) -> (Shared, bool) {
     let info = sdt.vminfos.get(vmid);
     if info.VS.vm_state != READY {
         cov!("local_map_io.not_ready");
@@ -211,7 +238,7 @@ pub fn local_map_io(_p: &Profile, vmid: Z, gpa: Z, pa: Z, sdt: &Shared) -> (Shar
         cov!("local_map_io.ram_skipped");
         return (sdt.clone(), false);
     }
-    let (halt, npt) = local_mmap_h(vmid, gpa, 3, pte, sdt.npts.get(vmid));
+    let (halt, npt) = local_mmap_h(&p.c.pools, vmid, gpa, 3, pte, sdt.npts.get(vmid));
     if halt {
         cov!("local_map_io.mmap_failed");
         (
@@ -254,7 +281,7 @@ pub fn local_grant_vm_page(_p: &Profile, vmid: Z, pfn: Z, sdt: &Shared) -> (Shar
 }
 
 pub fn local_revoke_vm_page(
-    _p: &Profile,
+    p: &Profile,
     vmid: Z,
     pfn: Z,
     dorc: Dorc,
@@ -284,7 +311,7 @@ pub fn local_revoke_vm_page(
             logn,
         );
     }
-    let r = leave_host(sdt, pfn, s2p, dorc, logn);
+    let r = leave_host(p, sdt, pfn, s2p, dorc, logn);
     if r.1 {
         cov!("local_revoke_vm_page.unmap_failed");
     } else {
@@ -413,7 +440,7 @@ pub fn local_set_boot_info(
 }
 
 pub fn local_remap_vm_image(
-    _p: &Profile,
+    p: &Profile,
     vmid: Z,
     pfn: Z,
     load_idx: Z,
@@ -438,6 +465,7 @@ pub fn local_remap_vm_image(
     }
     let target = remap + mapped * PAGE_SIZE;
     let (halt, npt) = local_mmap_h(
+        &p.c.pools,
         COREVISOR,
         target,
         3,
@@ -545,7 +573,7 @@ pub fn local_alloc_smmu_pgd(
 }
 
 pub fn local_smmu_assign_page(
-    _p: &Profile,
+    p: &Profile,
     cbndx: Z,
     index: Z,
     pfn: Z,
@@ -568,7 +596,7 @@ pub fn local_smmu_assign_page(
     let page = *sdt.s2page.get(pfn);
     if page.s2_owner == HOSTVISOR {
         if page.s2_count == 0 {
-            let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
+            let (halt, npt) = unmap_host(p, pfn, sdt.npts.get(HOSTVISOR));
             if halt {
                 cov!("local_smmu_assign_page.unmap_failed");
                 let out = poison(sdt, &[SMMU_ID, INFO_ID + vmid, S2PAGE_ID, NPT_ID]);
@@ -593,7 +621,7 @@ pub fn local_smmu_assign_page(
 }
 
 pub fn local_smmu_map_page(
-    _p: &Profile,
+    p: &Profile,
     cbndx: Z,
     index: Z,
     iova: Z,
@@ -616,7 +644,7 @@ pub fn local_smmu_map_page(
         cov!("local_smmu_map_page.page_mismatch");
         return (poison(sdt, &[SMMU_ID, INFO_ID + vmid, S2PAGE_ID]), true);
     }
-    let (halt, spt) = local_spt_map_h(cbndx, index, iova, pte, &sdt.spts);
+    let (halt, spt) = local_spt_map_h(&p.c.pools, cbndx, index, iova, pte, &sdt.spts);
     if halt {
         cov!("local_smmu_map_page.pool_exhausted");
         let out = poison(sdt, &[SMMU_ID, INFO_ID + vmid, S2PAGE_ID, SPT_ID]);
@@ -661,7 +689,7 @@ pub fn local_smmu_clear(p: &Profile, iova: Z, cbndx: Z, index: Z, sdt: &Shared) 
     let (halt, spt) = if pte == 0 {
         (false, sdt.spts.clone())
     } else {
-        local_spt_map_h(cbndx, index, iova, 0, &sdt.spts)
+        local_spt_map_h(&p.c.pools, cbndx, index, iova, 0, &sdt.spts)
     };
     if halt {
         cov!("local_smmu_clear.pool_exhausted");
@@ -780,7 +808,7 @@ pub fn local_load_decrypt_buf(
         cov!("local_load_decrypt_buf.not_free_host_page");
         return (poison(sdt, &[INFO_ID + vmid, S2PAGE_ID]), true, logn);
     }
-    let (halt, npt) = unmap_host(pfn, sdt.npts.get(HOSTVISOR));
+    let (halt, npt) = unmap_host(p, pfn, sdt.npts.get(HOSTVISOR));
     if halt {
         cov!("local_load_decrypt_buf.unmap_failed");
         return (

@@ -31,14 +31,7 @@ pub const PMD_SIZE: Z = 0x20_0000;
 pub const PAGE_MASK: Z = 0x0FFF_FFFF_FFFF_F000;
 pub const PHYS_MASK: Z = 0xFFFF_FFFF_FFFF;
 pub const PT_POOL_START: Z = 0x1_0000;
-pub const PT_POOL_PER_VM: Z = 0x200_0000;
-pub const PGD_OFFSET: Z = 0x1000;
-pub const PUD_OFFSET: Z = 0x10_1000;
-pub const PMD_OFFSET: Z = 0x90_1000;
 pub const SMMU_POOL_START: Z = 0x1_0000;
-pub const SMMU_PGD_START: Z = 0x11_0000;
-pub const SMMU_PMD_START: Z = 0x21_0000;
-pub const SMMU_POOL_END: Z = 0x31_0000;
 pub const REMAP_START: Z = 0x200_0000;
 pub const REMAP_SIZE: Z = 0x200_0000;
 pub const REMAP_END: Z = 0x400_0000;
@@ -221,23 +214,63 @@ pub fn pmd_index(a: Z) -> Z {
 pub fn stage2_pgd_index(a: Z) -> Z {
     shr(a, 30) & 1023
 }
-pub fn pool_start(v: Z) -> Z {
-    PT_POOL_START + PT_POOL_PER_VM * v
+/// The page-table pool geometry (§2.2): each principal's pool and its three bump cursors'
+/// ranges, and the SMMU pool's. A profile constant (`Consts::pools`): the seed's 32 MiB per
+/// principal under `seed`, smaller pools that fit KCore's own RAM region under `arm`
+/// (deviation `arm_pool_geometry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Pools {
+    pub pt_pool_per_vm: Z,
+    pub pgd_offset: Z,
+    pub pud_offset: Z,
+    pub pmd_offset: Z,
+    pub smmu_pgd_start: Z,
+    pub smmu_pmd_start: Z,
+    pub smmu_pool_end: Z,
 }
-pub fn pgd_start(v: Z) -> Z {
-    pool_start(v) + PGD_OFFSET
-}
-pub fn pud_start(v: Z) -> Z {
-    pool_start(v) + PUD_OFFSET
-}
-pub fn pmd_start(v: Z) -> Z {
-    pool_start(v) + PMD_OFFSET
-}
-pub fn pool_end(v: Z) -> Z {
-    PT_POOL_START + PT_POOL_PER_VM * (v + 1)
-}
-pub fn pt_vttbr(v: Z) -> Z {
-    pool_start(v) | (v << 48)
+
+impl Pools {
+    /// The seed's `Constants.md` values.
+    pub const SEED: Pools = Pools {
+        pt_pool_per_vm: 0x200_0000,
+        pgd_offset: 0x1000,
+        pud_offset: 0x10_1000,
+        pmd_offset: 0x90_1000,
+        smmu_pgd_start: 0x11_0000,
+        smmu_pmd_start: 0x21_0000,
+        smmu_pool_end: 0x31_0000,
+    };
+    /// `arm`: 1 MiB per principal (root, 4 level-1, 16 level-2 and 235 level-3 table pages)
+    /// and a packed SMMU pool (64 level-2, 256 level-3 table pages after the 16 roots), so
+    /// all of them fit in KCore's region. Must equal `corevisor_kcore::consts`.
+    pub const ARM: Pools = Pools {
+        pt_pool_per_vm: 0x10_0000,
+        pgd_offset: 0x1000,
+        pud_offset: 0x5000,
+        pmd_offset: 0x1_5000,
+        smmu_pgd_start: 0x3_0000,
+        smmu_pmd_start: 0x7_0000,
+        smmu_pool_end: 0x17_0000,
+    };
+
+    pub fn pool_start(&self, v: Z) -> Z {
+        PT_POOL_START + self.pt_pool_per_vm * v
+    }
+    pub fn pgd_start(&self, v: Z) -> Z {
+        self.pool_start(v) + self.pgd_offset
+    }
+    pub fn pud_start(&self, v: Z) -> Z {
+        self.pool_start(v) + self.pud_offset
+    }
+    pub fn pmd_start(&self, v: Z) -> Z {
+        self.pool_start(v) + self.pmd_offset
+    }
+    pub fn pool_end(&self, v: Z) -> Z {
+        self.pool_start(v + 1)
+    }
+    pub fn pt_vttbr(&self, v: Z) -> Z {
+        self.pool_start(v) | (v << 48)
+    }
 }
 pub fn SMMU_TTBR(index: Z, cbndx: Z) -> Z {
     SMMU_POOL_START + (index * 8 + cbndx) * 8192
@@ -273,11 +306,26 @@ mod tests {
 
     #[test]
     fn pool_geometry_matches_digest() {
-        assert_eq!(pool_start(0), 0x1_0000);
-        assert_eq!(pud_start(1) - pgd_start(1), 256 * 4096);
-        assert_eq!(pmd_start(1) - pud_start(1), 2048 * 4096);
-        assert_eq!(pool_end(1) - pmd_start(1), 5887 * 4096);
+        let p = Pools::SEED;
+        assert_eq!(p.pool_start(0), 0x1_0000);
+        assert_eq!(p.pud_start(1) - p.pgd_start(1), 256 * 4096);
+        assert_eq!(p.pmd_start(1) - p.pud_start(1), 2048 * 4096);
+        assert_eq!(p.pool_end(1) - p.pmd_start(1), 5887 * 4096);
         assert_eq!(SMMU_TTBR(1, 2), 0x1_0000 + 10 * 8192);
-        assert_eq!(pt_vttbr(3) >> 48, 3);
+        assert_eq!(p.pt_vttbr(3) >> 48, 3);
+    }
+
+    #[test]
+    fn arm_pools_are_smaller_and_keep_the_seed_shape() {
+        let (s, a) = (Pools::SEED, Pools::ARM);
+        assert_eq!(a.pool_start(0), s.pool_start(0));
+        assert_eq!(a.pgd_start(1) - a.pool_start(1), 4096, "one root page");
+        assert_eq!(a.pud_start(1) - a.pgd_start(1), 4 * 4096);
+        assert_eq!(a.pmd_start(1) - a.pud_start(1), 16 * 4096);
+        assert_eq!(a.pool_end(1) - a.pmd_start(1), 235 * 4096);
+        assert_eq!(a.pool_end(COREVISOR) - a.pool_start(0), 17 << 20);
+        // The SMMU pool starts after the 16 banks' two-page roots.
+        assert_eq!(a.smmu_pgd_start, SMMU_TTBR(1, 7) + 8192);
+        assert!(a.smmu_pool_end - SMMU_POOL_START < s.smmu_pool_end - SMMU_POOL_START);
     }
 }

@@ -35,16 +35,16 @@ fn next_if_absent(present: bool, cursor: Z) -> Z {
 }
 
 /// `local_mmap_h vmid addr level pte npt`: insert a leaf into `vmid`'s abstract table,
-/// allocating intermediate tables from its pool; `(true, npt)` (unchanged) when the pool
+/// allocating intermediate tables from its pool (bounds: the profile's `pools`); `(true, npt)` (unchanged) when the pool
 /// is exhausted or a 4 KiB insert would split a 2 MiB block.
-pub fn local_mmap_h(vmid: Z, addr: Z, level: Z, pte: Z, npt: &NPT) -> (bool, NPT) {
+pub fn local_mmap_h(pools: &Pools, vmid: Z, addr: Z, level: Z, pte: Z, npt: &NPT) -> (bool, NPT) {
     let (g, u, m) = (pgd_index(addr), pud_index(addr), pmd_index(addr));
     let pfn = zdiv(phys_page(pte), PAGE_SIZE);
     let pgd_next = next_if_absent(*npt.pgd_t.get(g), npt.pt_pgd_next);
     let pud_next = next_if_absent(*npt.pud_t.get(g).get(u), npt.pt_pud_next);
     if level == 2 {
         let gfn = zdiv(zdiv(addr, PAGE_SIZE), PTRS_PER_PMD) * PTRS_PER_PMD;
-        if !(pgd_next <= pud_start(vmid) && pud_next <= pmd_start(vmid)) {
+        if !(pgd_next <= pools.pud_start(vmid) && pud_next <= pools.pmd_start(vmid)) {
             cov!("local_mmap_h.l2_exhausted");
             return (true, npt.clone());
         }
@@ -68,9 +68,9 @@ pub fn local_mmap_h(vmid: Z, addr: Z, level: Z, pte: Z, npt: &NPT) -> (bool, NPT
             return (true, npt.clone());
         }
         let pmd_next = next_if_absent(*npt.pmd_t.get(g).get(u).get(m), npt.pt_pmd_next);
-        if !(pgd_next <= pud_start(vmid)
-            && pud_next <= pmd_start(vmid)
-            && pmd_next <= pool_end(vmid))
+        if !(pgd_next <= pools.pud_start(vmid)
+            && pud_next <= pools.pmd_start(vmid)
+            && pmd_next <= pools.pool_end(vmid))
         {
             cov!("local_mmap_h.l3_exhausted");
             return (true, npt.clone());
@@ -92,14 +92,21 @@ pub fn local_mmap_h(vmid: Z, addr: Z, level: Z, pte: Z, npt: &NPT) -> (bool, NPT
 
 /// `local_spt_map_h cbndx index addr pte spt`: set the SMMU leaf of context bank
 /// `(index, cbndx)` for `addr`, allocating level-2/3 tables from the global SMMU pool.
-pub fn local_spt_map_h(cbndx: Z, index: Z, addr: Z, pte: Z, spt: &SPT) -> (bool, SPT) {
+pub fn local_spt_map_h(
+    pools: &Pools,
+    cbndx: Z,
+    index: Z,
+    addr: Z,
+    pte: Z,
+    spt: &SPT,
+) -> (bool, SPT) {
     let gfn = zdiv(addr, PAGE_SIZE);
     let pfn = zdiv(phys_page(pte), PAGE_SIZE);
     let ttbr = SMMU_TTBR(index, cbndx);
     let (p, m) = (stage2_pgd_index(addr), pmd_index(addr));
     let pgd_next = next_if_absent(*spt.spt_pgd_t.get(ttbr).get(p), spt.spt_pgd_next);
     let pmd_next = next_if_absent(*spt.spt_pmd_t.get(ttbr).get(p).get(m), spt.spt_pmd_next);
-    if !(pgd_next <= SMMU_PMD_START && pmd_next <= SMMU_POOL_END) {
+    if !(pgd_next <= pools.smmu_pmd_start && pmd_next <= pools.smmu_pool_end) {
         cov!("local_spt_map_h.exhausted");
         return (true, spt.clone());
     }

@@ -3,6 +3,7 @@
 //! description as ARCHITECTURE.md's default machine says.
 
 use crate::consts::*;
+use crate::profile::Profile;
 use crate::state::*;
 use crate::zmap::ZMap;
 use crate::Z;
@@ -14,6 +15,13 @@ pub const SMMU_WINDOW_STRIDE: Z = 0x10_0000;
 pub const SMMU_WINDOW_SIZE: Z = 0x2_0000;
 /// The UART the host owns as a device page.
 pub const UART_BASE: Z = 0x0900_0000;
+/// Device ranges a machine may declare.
+pub const MAX_MMIO_RANGES: usize = 16;
+
+/// Is `addr` inside one of `ranges` (`(base, size)`)?
+pub fn in_ranges(ranges: &[(Z, Z)], addr: Z) -> bool {
+    ranges.iter().any(|&(b, s)| b <= addr && addr < b + s)
+}
 
 /// A machine description: what the scenario's `machine` object configures.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +32,10 @@ pub struct Machine {
     /// KCore's own region: the top `kcore_mib` MiB of RAM (owner COREVISOR).
     pub kcore_mib: Z,
     pub smmus: Z,
+    /// The device (MMIO) ranges the platform declares, `(base, size)` in bytes: what a
+    /// device tree tells KCore. Under `arm` a host stage-2 fault outside RAM is mapped as
+    /// device memory only inside one of them (deviation `device_outside_mmio`).
+    pub mmio: Vec<(Z, Z)>,
 }
 
 impl Default for Machine {
@@ -34,11 +46,27 @@ impl Default for Machine {
             ram_mib: 256,
             kcore_mib: 32,
             smmus: 2,
+            mmio: Machine::default_mmio(2),
         }
     }
 }
 
 impl Machine {
+    /// The default device ranges: the register window of each of `smmus` SMMUs and one
+    /// UART page.
+    pub fn default_mmio(smmus: Z) -> Vec<(Z, Z)> {
+        let mut v: Vec<(Z, Z)> = (0..smmus.clamp(0, SMMU_NUM))
+            .map(|i| (SMMU_WINDOW_BASE + i * SMMU_WINDOW_STRIDE, SMMU_WINDOW_SIZE))
+            .collect();
+        v.push((UART_BASE, PAGE_SIZE));
+        v
+    }
+
+    /// Is `addr` inside a declared device range?
+    pub fn is_mmio(&self, addr: Z) -> bool {
+        in_ranges(&self.mmio, addr)
+    }
+
     /// Checks the description; the error names the offending field.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(1..=8).contains(&self.cpus) {
@@ -71,11 +99,27 @@ impl Machine {
                 ));
             }
         }
-        if self.ram_base <= UART_BASE && UART_BASE < self.ram_end() {
-            return Err((
-                "ram_base",
-                format!("RAM overlaps the UART at {UART_BASE:#x}"),
-            ));
+        if self.mmio.len() > MAX_MMIO_RANGES {
+            return Err(("mmio", format!("at most {MAX_MMIO_RANGES} device ranges")));
+        }
+        for (i, &(b, s)) in self.mmio.iter().enumerate() {
+            if b % PAGE_SIZE != 0 || s < PAGE_SIZE || s % PAGE_SIZE != 0 {
+                return Err((
+                    "mmio",
+                    format!(
+                        "range {i}: base and size must be page aligned, size at least one page"
+                    ),
+                ));
+            }
+            if b < PAGE_SIZE || b + s > KVM_ADDR_SPACE {
+                return Err((
+                    "mmio",
+                    format!("range {i}: must lie above page 0 and below 2^48"),
+                ));
+            }
+            if b < self.ram_end() && self.ram_base < b + s {
+                return Err(("mmio", format!("range {i} overlaps RAM")));
+            }
         }
         Ok(())
     }
@@ -121,11 +165,13 @@ impl Machine {
             c.smmu_size.set_mut(i, SMMU_WINDOW_SIZE);
             c.smmu_dev_context_banks.set_mut(i, SMMU_NUM_CTXT_BANKS);
         }
+        c.mmio = self.mmio.clone();
         c
     }
 
     /// The shared state at boot.
-    pub fn initial_shared(&self) -> Shared {
+    pub fn initial_shared(&self, p: &Profile) -> Shared {
+        let pools = &p.c.pools;
         let mut s2page = ZMap::init(mkS2Page(INVALID, INVALID, INVALID64));
         for pfn in self.ram_base / PAGE_SIZE..self.ram_end() / PAGE_SIZE {
             s2page.set_mut(pfn, self.boot_s2page(pfn));
@@ -133,9 +179,9 @@ impl Machine {
         let mut npts = ZMap::init(NPT::default());
         for v in HOSTVISOR..=COREVISOR {
             let npt = NPT {
-                pt_pgd_next: pgd_start(v),
-                pt_pud_next: pud_start(v),
-                pt_pmd_next: pmd_start(v),
+                pt_pgd_next: pools.pgd_start(v),
+                pt_pud_next: pools.pud_start(v),
+                pt_pmd_next: pools.pmd_start(v),
                 ..NPT::default()
             };
             npts.set_mut(v, npt);
@@ -150,8 +196,8 @@ impl Machine {
             },
             vminfos: ZMap::init(VMInfo::default()),
             spts: SPT {
-                spt_pgd_next: SMMU_PGD_START,
-                spt_pmd_next: SMMU_PMD_START,
+                spt_pgd_next: pools.smmu_pgd_start,
+                spt_pmd_next: pools.smmu_pmd_start,
                 ..SPT::default()
             },
             smmu_vmid: ZMap::init(INVALID),
@@ -174,7 +220,7 @@ impl Machine {
     }
 
     /// The whole state as CPU `cpu` sees it at boot: the host runs there.
-    pub fn initial_state(&self, cpu: Z) -> RData {
+    pub fn initial_state(&self, p: &Profile, cpu: Z) -> RData {
         RData {
             halt: false,
             icore: false,
@@ -192,7 +238,7 @@ impl Machine {
             core_doracle: DataOracle::default(),
             data_log: ZMap::init(0),
             core_data_log: ZMap::init(0),
-            shared: self.initial_shared(),
+            shared: self.initial_shared(p),
         }
     }
 }
@@ -205,7 +251,7 @@ mod tests {
     fn boot_ownership_follows_the_machine() {
         let m = Machine::default();
         m.validate().unwrap();
-        let s = m.initial_state(0);
+        let s = m.initial_state(&Profile::SEED, 0);
         let ram0 = m.ram_base / PAGE_SIZE;
         assert_eq!(
             *s.shared.s2page.get(0),
@@ -223,7 +269,10 @@ mod tests {
             s.shared.s2page.get(m.ram_end() / PAGE_SIZE).s2_owner,
             INVALID
         );
-        assert_eq!(s.shared.npts.get(3).pt_pud_next, pud_start(3));
+        assert_eq!(
+            s.shared.npts.get(3).pt_pud_next,
+            Profile::SEED.c.pools.pud_start(3)
+        );
         assert_eq!(
             s.shadow_ctxts.get(ctxt_id(1, 0)).ctxt_states.dirty,
             INVALID64

@@ -8,6 +8,7 @@
 //! The difference is exactly one [`Consts`] table and one [`Quirks`] set of named switches;
 //! `docs/deviations.md` has one entry per switch.
 
+use crate::consts::Pools;
 use crate::Z;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,6 +55,8 @@ pub struct Consts {
     pub CPTR_EL2_DEFAULT: Z,
     pub CNTHCTL_EL1PCEN: Z,
     pub CNTHCTL_EL1PCTEN: Z,
+    /// The page-table pools' geometry (deviation `arm_pool_geometry`).
+    pub pools: Pools,
 }
 
 impl Consts {
@@ -91,6 +94,7 @@ impl Consts {
         CPTR_EL2_DEFAULT: 7,
         CNTHCTL_EL1PCEN: 9,
         CNTHCTL_EL1PCTEN: 10,
+        pools: Pools::SEED,
     };
 
     /// ARM architecture / SeKVM C values (`virt.h`, `pvops.h`, `esr.h`, `kvm_arm.h`).
@@ -130,6 +134,7 @@ impl Consts {
         CPTR_EL2_DEFAULT: 0x32FF,
         CNTHCTL_EL1PCEN: 1 << 1,
         CNTHCTL_EL1PCTEN: 1,
+        pools: Pools::ARM,
     };
 }
 
@@ -205,6 +210,11 @@ pub struct Quirks {
     /// write to bank 0's CBAR (offset GR1_BASE) is never policed and the host can retarget
     /// a VM's bank 0. Intent: the global range ends below GR1_BASE (the C's `<`).
     pub cbar0_unpoliced: bool,
+    /// Extension (issue 9): the seed maps any address that is not RAM into the host as
+    /// device memory on a host stage-2 fault. Intent: only addresses inside a device range
+    /// the platform declares (a device tree's); any other is refused like a page the host
+    /// does not own.
+    pub device_outside_mmio: bool,
 }
 
 impl Quirks {
@@ -236,6 +246,7 @@ impl Quirks {
         verify_unsigned: true,
         export_unauthenticated: true,
         cbar0_unpoliced: true,
+        device_outside_mmio: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -266,6 +277,7 @@ impl Quirks {
         verify_unsigned: false,
         export_unauthenticated: false,
         cbar0_unpoliced: false,
+        device_outside_mmio: false,
     };
 }
 

@@ -199,6 +199,9 @@ pub struct SMMUConf {
     pub smmu_phys_base: ZMap<Z>,
     pub smmu_size: ZMap<Z>,
     pub smmu_dev_context_banks: ZMap<Z>,
+    /// Extension (not a seed field): the device ranges the platform declares, `(base,
+    /// size)`; read only under `arm` (deviation `device_outside_mmio`).
+    pub mmio: Vec<(Z, Z)>,
 }
 
 /// Names the data oracle a logged event carried (`doracle adt` partially applied in the

@@ -515,7 +515,7 @@ pub fn host_npt_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
         cov!("host_npt_handler_spec.map_host");
         let s = query_oracle(p, &RData { slog: log1, ..adt0 });
         need(&s, &[S2PAGE_ID, NPT_ID])?;
-        let r = local_map_host(p, addr, &s.shared);
+        let r = local_map_host_declared(p, &conf.mmio, addr, &s.shared);
         apply(s, AtomicEvent::OMAP_HOST(addr), r)
     } else {
         cov!("host_npt_handler_spec.smmu_mmio");
@@ -767,7 +767,7 @@ pub fn vcpu_run_switch_to_vm(p: &Profile, adt: &RData) -> Option<RData> {
     let vmid = adt.cur_vmid;
     let ctxt = adt.shadow_ctxts.get(ctxt_id(vmid, adt.cur_vcpuid));
     let (creg, csts) = (&ctxt.ctxt_regs, &ctxt.ctxt_states);
-    let regc1 = vm_el2_restore_state_specx(p, &adt.regs.ctxt_regs, creg, pt_vttbr(vmid));
+    let regc1 = vm_el2_restore_state_specx(p, &adt.regs.ctxt_regs, creg, p.c.pools.pt_vttbr(vmid));
     let regt = activate_traps_specx(p, &timer_enable_traps_specx(p, &adt.regs.trap_regs));
     let regc2 = restore_sysregs_specx(creg, csts, &regc1);
     let regc3 = fpsimd_restore_state_specx(creg, &regc2);
@@ -916,7 +916,7 @@ pub fn switch_to_host(p: &Profile, adt: &RData) -> RData {
     let vcpuid = adt.curid;
     let ctxt = adt.shadow_ctxts.get(ctxt_id(HOSTVISOR, vcpuid));
     let (cregs, cstates) = (&ctxt.ctxt_regs, &ctxt.ctxt_states);
-    let hw1 = host_el2_restore_state_specx(p, &adt.regs.ctxt_regs, pt_vttbr(HOSTVISOR));
+    let hw1 = host_el2_restore_state_specx(p, &adt.regs.ctxt_regs, p.c.pools.pt_vttbr(HOSTVISOR));
     let hw2 = restore_sysregs_specx(cregs, cstates, &hw1);
     let hw3 = fpsimd_restore_state_specx(cregs, &hw2);
     let hw4 = core_to_host_specx(cregs, &hw3);

@@ -6,7 +6,7 @@ use corevisor_spec::am::{get_shadow_ctxt_specx, set_shadow_ctxt_specx};
 use corevisor_spec::consts::*;
 use corevisor_spec::high_pt::{in_range_n, local_mmap_h, local_spt_map_h};
 use corevisor_spec::state::{CtxtRegs, CtxtStates, NPT, SPT};
-use corevisor_spec::{Machine, Z};
+use corevisor_spec::{Machine, Profile, Z};
 use proptest::prelude::*;
 
 /// Addresses that collide in table indices often: a few pgd/pud/pmd slots, any page.
@@ -28,14 +28,18 @@ fn npt(v: Z) -> impl Strategy<Value = NPT> {
         0i128..4,
     )
         .prop_map(move |(ins, squeeze)| {
-            let mut t = Machine::default().initial_shared().npts.get(v).clone();
+            let mut t = Machine::default()
+                .initial_shared(&Profile::SEED)
+                .npts
+                .get(v)
+                .clone();
             if squeeze > 0 {
-                t.pt_pgd_next = pud_start(v) - squeeze * PAGE_SIZE;
-                t.pt_pud_next = pmd_start(v) - squeeze * PAGE_SIZE;
-                t.pt_pmd_next = pool_end(v) - squeeze * PAGE_SIZE;
+                t.pt_pgd_next = Pools::SEED.pud_start(v) - squeeze * PAGE_SIZE;
+                t.pt_pud_next = Pools::SEED.pmd_start(v) - squeeze * PAGE_SIZE;
+                t.pt_pmd_next = Pools::SEED.pool_end(v) - squeeze * PAGE_SIZE;
             }
             for (a, block, p) in ins {
-                let (_, t2) = local_mmap_h(v, a, if block { 2 } else { 3 }, p, &t);
+                let (_, t2) = local_mmap_h(&Pools::SEED, v, a, if block { 2 } else { 3 }, p, &t);
                 t = t2;
             }
             t
@@ -48,13 +52,13 @@ fn spt() -> impl Strategy<Value = SPT> {
         0i128..4,
     )
         .prop_map(|(ins, squeeze)| {
-            let mut t = Machine::default().initial_shared().spts;
+            let mut t = Machine::default().initial_shared(&Profile::SEED).spts;
             if squeeze > 0 {
-                t.spt_pgd_next = SMMU_PMD_START - squeeze * PAGE_SIZE;
-                t.spt_pmd_next = SMMU_POOL_END - squeeze * PAGE_SIZE;
+                t.spt_pgd_next = Pools::SEED.smmu_pmd_start - squeeze * PAGE_SIZE;
+                t.spt_pmd_next = Pools::SEED.smmu_pool_end - squeeze * PAGE_SIZE;
             }
             for (i, cb, a, p) in ins {
-                t = local_spt_map_h(cb, i, a, p, &t).1;
+                t = local_spt_map_h(&Pools::SEED, cb, i, a, p, &t).1;
             }
             t
         })
@@ -75,8 +79,8 @@ proptest! {
     /// consecutive pfns at level 2 with the same pte, and nothing else.
     #[test]
     fn local_mmap_level2(v in 0i128..17, t in npt(3), a in addr(), p in pte(), probe in prop::collection::vec(-600i128..600, 16)) {
-        let t = NPT { pt_pgd_next: pgd_start(v) + (t.pt_pgd_next - pgd_start(3)), pt_pud_next: pud_start(v) + (t.pt_pud_next - pud_start(3)), pt_pmd_next: pmd_start(v) + (t.pt_pmd_next - pmd_start(3)), ..t };
-        let (halt, t2) = local_mmap_h(v, a, 2, p, &t);
+        let t = NPT { pt_pgd_next: Pools::SEED.pgd_start(v) + (t.pt_pgd_next - Pools::SEED.pgd_start(3)), pt_pud_next: Pools::SEED.pud_start(v) + (t.pt_pud_next - Pools::SEED.pud_start(3)), pt_pmd_next: Pools::SEED.pmd_start(v) + (t.pt_pmd_next - Pools::SEED.pmd_start(3)), ..t };
+        let (halt, t2) = local_mmap_h(&Pools::SEED, v, a, 2, p, &t);
         if halt {
             prop_assert_eq!(&t2, &t);
         } else {
@@ -97,7 +101,7 @@ proptest! {
     /// `local_mmap_level3`: a successful page insert changes exactly `pt[addr / 4096]`.
     #[test]
     fn local_mmap_level3(t in npt(0), a in addr(), p in pte()) {
-        let (halt, t2) = local_mmap_h(HOSTVISOR, a, 3, p, &t);
+        let (halt, t2) = local_mmap_h(&Pools::SEED, HOSTVISOR, a, 3, p, &t);
         if halt {
             prop_assert_eq!(&t2, &t);
         } else {
@@ -108,7 +112,7 @@ proptest! {
     /// `local_spt_map_pt`: a successful SMMU insert changes exactly one leaf of one bank.
     #[test]
     fn local_spt_map_pt(t in spt(), index in 0i128..2, cb in 0i128..8, a in addr(), p in pte()) {
-        let (halt, t2) = local_spt_map_h(cb, index, a, p, &t);
+        let (halt, t2) = local_spt_map_h(&Pools::SEED, cb, index, a, p, &t);
         if halt {
             prop_assert_eq!(&t2, &t);
         } else {
@@ -141,9 +145,20 @@ proptest! {
 /// The squeezed generator really reaches exhaustion (so the halting branch is exercised).
 #[test]
 fn exhaustion_is_reached() {
-    let mut t = Machine::default().initial_shared().npts.get(1).clone();
-    t.pt_pmd_next = pool_end(1);
-    let (halt, t2) = local_mmap_h(1, 0x1234_5000, 3, 0x4000_0000 | PAGE_S2_KERNEL, &t);
+    let mut t = Machine::default()
+        .initial_shared(&Profile::SEED)
+        .npts
+        .get(1)
+        .clone();
+    t.pt_pmd_next = Pools::SEED.pool_end(1);
+    let (halt, t2) = local_mmap_h(
+        &Pools::SEED,
+        1,
+        0x1234_5000,
+        3,
+        0x4000_0000 | PAGE_S2_KERNEL,
+        &t,
+    );
     assert!(halt);
     assert_eq!(t2, t);
 }

@@ -11,7 +11,7 @@ const P: &Profile = &Profile::ARM;
 const PFN: Z = 0x40123;
 
 fn base() -> Shared {
-    Machine::default().initial_shared()
+    Machine::default().initial_shared(P)
 }
 
 fn poisoned(s: &Shared, ids: &[Z]) -> Shared {
@@ -25,9 +25,9 @@ fn poisoned(s: &Shared, ids: &[Z]) -> Shared {
 /// Principal `v`'s table with every bump cursor at its pool's end: any new table halts.
 fn exhaust(s: &mut Shared, v: Z) {
     let mut n = s.npts.get(v).clone();
-    n.pt_pgd_next = pud_start(v);
-    n.pt_pud_next = pmd_start(v);
-    n.pt_pmd_next = pool_end(v);
+    n.pt_pgd_next = P.c.pools.pud_start(v);
+    n.pt_pud_next = P.c.pools.pmd_start(v);
+    n.pt_pmd_next = P.c.pools.pool_end(v);
     s.npts.set_mut(v, n);
 }
 
@@ -255,8 +255,8 @@ fn smmu_map_page_cases() {
     );
     // With the SMMU pool exhausted the same mapping halts.
     let mut full = s.clone();
-    full.spts.spt_pgd_next = SMMU_PMD_START;
-    full.spts.spt_pmd_next = SMMU_POOL_END;
+    full.spts.spt_pgd_next = P.c.pools.smmu_pmd_start;
+    full.spts.spt_pmd_next = P.c.pools.smmu_pool_end;
     assert_eq!(
         local_smmu_map_page(P, 0, 0, iova, PFN * 4096, &full),
         (
@@ -284,8 +284,8 @@ fn smmu_clear_with_an_inconsistent_pool_halts() {
         SMMU_TTBR(0, 0),
         s.spts.spt_pt.get(SMMU_TTBR(0, 0)).set(5, (PFN, PFN * 4096)),
     );
-    s.spts.spt_pgd_next = SMMU_PMD_START;
-    s.spts.spt_pmd_next = SMMU_POOL_END;
+    s.spts.spt_pgd_next = P.c.pools.smmu_pmd_start;
+    s.spts.spt_pmd_next = P.c.pools.smmu_pool_end;
     assert_eq!(
         local_smmu_clear(P, 5 * 4096, 0, 0, &s),
         (

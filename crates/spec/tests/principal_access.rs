@@ -18,7 +18,7 @@ const GFN: Z = 0x80000;
 /// HOST_PFN at its own address and VM_PFN (shared, count 1) at VM_PFN; VM 1 maps VM_PFN at
 /// GFN; SMMU 0 bank 0 is VM 1's (IOVA page GFN → VM_PFN), bank 1 the host's (→ HOST_PFN).
 fn state(who: Z) -> RData {
-    let mut s = Machine::default().initial_state(0);
+    let mut s = Machine::default().initial_state(P, 0);
     s.cur_vmid = who;
     s.cur_vcpuid = 0;
     s.ihost = who == HOSTVISOR;
