@@ -667,3 +667,66 @@ fn cbar0_unpoliced() {
     };
     assert!(g(SEED) && g(ARM));
 }
+
+#[test]
+fn device_outside_mmio() {
+    // The host touches an address outside RAM that no declared device covers (issue 9).
+    // The seed maps any non-RAM address as device memory; the intent refuses it, the way
+    // KCore refuses a page the host does not own. Below 16 MiB so the seed's HPFAR_MASK
+    // keeps it.
+    let addr = 0x10_0000;
+    both(
+        |k| {
+            let mut m = low_machine(k);
+            let r = act(&mut m, 0, Action::HostStore { addr, value: 7 });
+            (r.result, m.global.shared.npts.get(0).pt.get(addr / 4096).0)
+        },
+        (Outcome::Ok, addr / 4096),
+        (Outcome::Halt, 0),
+    );
+}
+
+#[test]
+fn arm_pool_geometry() {
+    // The seed gives each principal a 32 MiB table pool; 17 of them do not fit a KCore region
+    // of a few MiB, so the arm profile packs 1 MiB per principal (docs/deviations.md). The
+    // cursors keep the seed's shape: root first, then level 1, 2 and 3 pages.
+    let p = |k: ProfileKind| Profile::of(k).c.pools;
+    both(
+        |k| {
+            (
+                p(k).pt_pool_per_vm,
+                p(k).smmu_pool_end - p(k).smmu_pgd_start,
+            )
+        },
+        (0x200_0000, 0x20_0000),
+        (0x10_0000, 0x14_0000),
+    );
+    // The core allocates with exactly the arm geometry.
+    use corevisor_kcore::consts as kc;
+    let a = Pools::ARM;
+    assert_eq!(
+        (a.pt_pool_per_vm, a.pgd_offset, a.pud_offset, a.pmd_offset),
+        (
+            kc::PT_POOL_PER_VM as Z,
+            kc::PGD_OFFSET as Z,
+            kc::PUD_OFFSET as Z,
+            kc::PMD_OFFSET as Z
+        )
+    );
+    use corevisor_kcore::smmu as ks;
+    assert_eq!(
+        (a.smmu_pgd_start, a.smmu_pmd_start, a.smmu_pool_end),
+        (
+            ks::SMMU_PGD_START as Z,
+            ks::SMMU_PMD_START as Z,
+            ks::SMMU_POOL_END as Z
+        )
+    );
+    // Under arm, KCore's whole state fits in 20 MiB of the default machine's 32 MiB region;
+    // the seed's pools do not fit it.
+    let arm = corevisor_check::engine::kcore_layout(ARM, &Machine::default()).unwrap();
+    assert!(arm.end - arm.kcore_base <= 20 << 20, "{arm:?}");
+    let seed = corevisor_check::engine::kcore_layout(SEED, &Machine::default());
+    assert!(seed.is_err(), "{seed:?}");
+}

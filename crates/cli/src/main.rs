@@ -11,6 +11,7 @@ use corevisor_spec::ProfileKind;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
+mod layout;
 mod report;
 mod trace;
 
@@ -61,6 +62,15 @@ enum Cmd {
         /// `corevisor report`).
         #[arg(long, value_name = "FILE")]
         trace: Option<String>,
+    },
+    /// Print the map of KCore's RAM region (docs/kcore-memory.md) for a scenario's machine,
+    /// or for the default machine. Exit status 2 when the region cannot hold KCore's state.
+    Layout {
+        /// A scenario file whose `machine` to use.
+        file: Option<String>,
+        /// Override the file's profile.
+        #[arg(long, value_enum)]
+        profile: Option<ProfileArg>,
     },
     /// Turn a trace (`run --trace`) into one self-contained HTML page: memory ownership over
     /// time, a timeline per VM, the table of traps.
@@ -464,6 +474,36 @@ fn report_file(trace_path: &str, output: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn layout_of(file: Option<&str>, profile: Option<ProfileArg>) -> ExitCode {
+    let (name, text) = match file {
+        Some(f) => match std::fs::read_to_string(f) {
+            Ok(t) => (f, t),
+            Err(e) => {
+                eprintln!("{f}: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => ("default", r#"{"name": "default", "steps": []}"#.to_string()),
+    };
+    let kind = profile.map(|p| match p {
+        ProfileArg::Seed => ProfileKind::Seed,
+        ProfileArg::Arm => ProfileKind::Arm,
+    });
+    match scenario::parse(name, &text)
+        .map_err(|e| e.to_string())
+        .and_then(|sc| layout::map(&sc, kind))
+    {
+        Ok(map) => {
+            print!("{map}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Demo => demo(),
@@ -476,5 +516,6 @@ fn main() -> ExitCode {
             trace,
         } => run_file(&file, engine, profile, json, check, trace.as_deref()),
         Cmd::Report { trace, output } => report_file(&trace, &output),
+        Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
     }
 }

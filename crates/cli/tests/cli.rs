@@ -248,3 +248,60 @@ fn help_names_every_command_and_option() {
     );
     assert!(text(&["demo", "--help"]).contains("attacks"));
 }
+
+#[test]
+fn a_kcore_region_too_small_for_its_pools_is_refused() {
+    // Issue 9: 4 MiB cannot hold the arm profile's 17 MiB of table pools.
+    let small = GOOD.replace(
+        "\"profile\": \"arm\",",
+        "\"profile\": \"arm\", \"machine\": { \"ram_mib\": 64, \"kcore_mib\": 4 },",
+    );
+    for engine in ["model", "core"] {
+        let p = scenario_file("small.json", &small);
+        let out = corevisor(&["run", p.to_str().unwrap(), "--engine", engine]);
+        assert_eq!(out.status.code(), Some(2), "{engine}: exit status");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{engine}: one line, got {err:?}");
+        assert!(
+            err.contains("\"machine.kcore_mib\"") && err.contains("needs"),
+            "{engine}: {err}"
+        );
+    }
+    // The same machine with room for them runs.
+    let p = scenario_file(
+        "roomy.json",
+        &small.replace("\"kcore_mib\": 4", "\"kcore_mib\": 24"),
+    );
+    let out = corevisor(&["run", p.to_str().unwrap(), "--engine", "core", "--check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn layout_prints_the_region_map_or_refuses_a_small_region() {
+    let out = corevisor(&["layout"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for slot in [
+        "KCore's region 0x4e000000..0x50000000",
+        "page metadata (8 bytes per RAM page)",
+        "stage-2 table pools (17 principals)",
+        "SMMU table pool",
+        "per GiB of RAM: 2.00 MiB of metadata",
+    ] {
+        assert!(text.contains(slot), "{slot}: {text}");
+    }
+    let small = scenario_file(
+        "small-layout.json",
+        r#"{"name": "s", "machine": {"ram_mib": 64, "kcore_mib": 4}, "steps": []}"#,
+    );
+    let out = corevisor(&["layout", small.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("machine.kcore_mib"));
+}
