@@ -110,7 +110,7 @@ impl Smmu {
         let smrs = self.cfg.stream_match_groups as u64;
         let banks = self.cfg.context_banks as u64;
         let idx = |base: u64, count: u64| {
-            (o >= base && o < base + 4 * count).then(|| ((o - base) / 4) as usize)
+            (off >= base && off < base + 4 * count).then(|| ((off - base) / 4) as usize)
         };
         if page == 0 {
             let r = match o {

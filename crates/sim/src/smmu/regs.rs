@@ -1,7 +1,7 @@
 //! The SMMUv2 register map and the fields the model decodes (Arm IHI 0062, SMMU architecture
-//! version 2; field positions as an SMMU-500 implements them). Offsets are relative to the
-//! start of the register page they live in: GR0 (page 0), GR1 (page 1), or a translation
-//! context bank's page.
+//! version 2; field positions as an SMMU-500 implements them). GR0 (page 0) and GR1
+//! (page 1) offsets are offsets in the SMMU's window; a context bank's registers are
+//! offsets in that bank's page.
 
 /// Bytes in a register page (`SMMU_IDR1.PAGESIZE` = 0: 4 KiB).
 pub const PAGE: u64 = 0x1000;
@@ -44,11 +44,11 @@ pub mod gr0 {
     }
 }
 
-/// Global register space 1 (page 1): per-bank attribute registers.
+/// Global register space 1 (page 1, at 0x1000): per-bank attribute registers.
 pub mod gr1 {
-    pub const CBAR_BASE: u64 = 0x000;
-    pub const CBFRSYNRA_BASE: u64 = 0x400;
-    pub const CBA2R_BASE: u64 = 0x800;
+    pub const CBAR_BASE: u64 = 0x1000;
+    pub const CBFRSYNRA_BASE: u64 = 0x1400;
+    pub const CBA2R_BASE: u64 = 0x1800;
 
     pub const fn cbar(n: u64) -> u64 {
         CBAR_BASE + 4 * n
