@@ -483,3 +483,26 @@ fn a_stalling_bank_holds_the_faulting_access_until_resume() {
         Response::RazWi
     );
 }
+
+#[test]
+fn sctlr_e_reads_the_tables_big_endian() {
+    let (mut s, mut t) = kcore_setup();
+    let v = r32(&mut s, cb(1, cb::SCTLR));
+    w32(&mut s, cb(1, cb::SCTLR), v | sctlr::E);
+    // KCore's little-endian descriptors make no sense byte-swapped.
+    assert_eq!(
+        fault(read(&mut s, &t, SID, IOVA)),
+        Fault::Translation { bank: 1, level: 1 }
+    );
+    // A big-endian table elsewhere is walked.
+    let root = 0x4400_0000;
+    let (l2, l3) = (0x4400_3000u64, 0x4400_4000u64);
+    t.mem.write64(root + 2 * 8, (l2 | 3).swap_bytes());
+    t.mem.write64(l2, (l3 | 3).swap_bytes());
+    t.mem.write64(l3, (0x4500_0000u64 | 0x7C3).swap_bytes());
+    w64(&mut s, cb(1, cb::TTBR0), root);
+    assert_eq!(
+        read(&mut s, &t, SID, (2 << 30) + 8).unwrap().pa,
+        0x4500_0008
+    );
+}

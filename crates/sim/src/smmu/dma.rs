@@ -172,8 +172,13 @@ impl Smmu {
             Some(e) => (e, true),
             None => {
                 let va64 = bank.cba2r & super::regs::cba2r::VA64 != 0;
-                let leaf = walk::stage2_config(bank.tcr, va64, bank.ttbr0)
-                    .and_then(|c| walk::walk(mem, &c, iova));
+                let leaf = walk::stage2_config(bank.tcr, va64, bank.ttbr0).and_then(|c| {
+                    let c = walk::S2Config {
+                        big_endian: bank.sctlr & sctlr::E != 0,
+                        ..c
+                    };
+                    walk::walk(mem, &c, iova)
+                });
                 let leaf = match leaf {
                     Ok(l) => l,
                     Err(WalkFault::Translation(level)) => {

@@ -53,8 +53,8 @@
 //!    CBNDX (an unimplemented bank is an unimplemented context bank fault).
 //! 4. The bank: CBAR.TYPE must be stage-2 translation; SCTLR.M = 0 bypasses; otherwise the
 //!    IOTLB is looked up with the bank's VMID (CBAR.VMID) and, on a miss, the stage-2 table
-//!    is walked from TTBR0 with the TCR's input size and starting level ([`walk`]), and the
-//!    leaf is cached. A descriptor with AF = 0 faults unless SCTLR.AFFD; S2AP decides reads
+//!    is walked from TTBR0 with the TCR's input size and starting level, in the byte order
+//!    SCTLR.E selects ([`walk`]), and the leaf is cached. A descriptor with AF = 0 faults unless SCTLR.AFFD; S2AP decides reads
 //!    and writes.
 //!
 //! A context fault is recorded in the bank's FSR/FAR/FSYNR0 and CBFRSYNRA (a second fault

@@ -8,6 +8,8 @@
 //!   its sign), input size `32 - T0SZ`, start level 2 (SL0 = 0, 25..=30 bits) or 1 (SL0 = 1,
 //!   31..=40 bits), 4 KiB granule, 40-bit output size.
 //!
+//! The bank's SCTLR.E selects the byte order of the descriptors (1: big-endian).
+//!
 //! The starting level resolves `IAS - shift(level)` bits: from 1 up to 13, i.e. up to 16
 //! concatenated tables (so KCore's 40-bit, level-1 tables use a 1024-entry root of two
 //! concatenated pages). Any other combination is a configuration the hardware cannot walk:
@@ -42,6 +44,8 @@ pub struct S2Config {
     pub oas: u32,
     /// Base of the (possibly concatenated) first-level table.
     pub root: u64,
+    /// Descriptors are big-endian (SCTLR.E).
+    pub big_endian: bool,
 }
 
 impl S2Config {
@@ -68,7 +72,8 @@ fn pa_size(ps: u32) -> u32 {
     }
 }
 
-/// Decodes a stage-2 context bank's TCR (in the format CBA2R.VA64 selects) and TTBR0.
+/// Decodes a stage-2 context bank's TCR (in the format CBA2R.VA64 selects) and TTBR0, for
+/// little-endian descriptors.
 pub fn stage2_config(tcr: u32, va64: bool, ttbr0: u64) -> Result<S2Config, WalkFault> {
     use super::regs::tcr::*;
     let bad = Err(WalkFault::Translation(0));
@@ -111,6 +116,7 @@ pub fn stage2_config(tcr: u32, va64: bool, ttbr0: u64) -> Result<S2Config, WalkF
         start,
         oas,
         root,
+        big_endian: false,
     })
 }
 
@@ -170,7 +176,12 @@ pub fn walk(
     let mut bits = cfg.root_bits();
     loop {
         let index = (iova >> shift(level)) & ((1u64 << bits) - 1);
-        let desc = mem.read64(table + index * 8);
+        let raw = mem.read64(table + index * 8);
+        let desc = if cfg.big_endian {
+            raw.swap_bytes()
+        } else {
+            raw
+        };
         if desc & 1 == 0 {
             return Err(WalkFault::Translation(level));
         }
