@@ -64,12 +64,14 @@
 //! sGFSR/sGFAR/sGFSYNR0/1 and aborts if sCR0.GFRE, else is RAZ/WI. Either way the access
 //! does not reach memory.
 
+mod bus;
 mod dma;
 pub mod iotlb;
 mod mmio;
 pub mod regs;
 pub mod walk;
 
+pub use bus::SmmuBus;
 use corevisor_kcore::hw::Hw;
 pub use dma::{Access, Bypass, DmaFault, Fault, Response, Route, Translated};
 pub use iotlb::IotlbSharing;
