@@ -111,8 +111,8 @@ pub struct SmmuConfig {
 
 impl Default for SmmuConfig {
     /// The machine's SMMUs: 8 banks, 16 SMRs, 15-bit stream IDs, context banks at 0x8000 in a
-    /// 128 KiB window, VMID-shared IOTLB entries honouring the contiguous hint, and a sync
-    /// that needs one status poll.
+    /// 128 KiB window, VMID-shared IOTLB entries honouring the contiguous hint, and a TLB
+    /// sync that the first status read still sees active (software must poll).
     fn default() -> Self {
         SmmuConfig {
             context_banks: 8,
