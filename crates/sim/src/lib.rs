@@ -1,6 +1,6 @@
 //! corevisor-sim: the simulated machine's inputs and, as it grows, the machine itself.
-//! Today: the scenario file format ([`scenario`]) and simulated physical memory with a
-//! stage-2 MMU walker and TLB ([`mem`]).
+//! Today: the scenario file format ([`scenario`]), simulated physical memory with a
+//! stage-2 MMU walker and TLB ([`mem`]), and an SMMUv2 register model ([`smmu`]).
 #![forbid(unsafe_code)]
 
 pub mod host;
@@ -8,3 +8,4 @@ pub mod machine;
 pub mod mem;
 pub mod scenario;
 pub mod signing;
+pub mod smmu;
