@@ -436,17 +436,9 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     };
     tr.emit(step);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        let v = args[1] as usize;
-        let state = g.core.vms.get(v).map_or(0, |vm| vm.state);
-        if state == VERIFIED {
-            tr.log(format_args!(
-                "VERIFY_VM_IMAGE: VM {v}'s image matches its Ed25519ph signature: VERIFIED"
-            ));
-        } else {
-            tr.log(format_args!(
-                "VERIFY_VM_IMAGE: VM {v}'s image does not match its signature: refused, the VM is powered off"
-            ));
-        }
+        let v = args[1];
+        let state = g.core.vms.get(v as usize).map_or(0, |vm| vm.state);
+        tr.verdict(v, state == VERIFIED);
     }
     match t {
         Trap::Done => Ok(()),
@@ -564,6 +556,15 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     };
     let (action, a, n) = exit_action(esr, &frame.x, irq, fault_ipa(f));
     let vm_extra = if light { None } else { Some(save_world(f)) };
+    if !light {
+        // Stands in for a kcore fix (docs/el2.md, "kcore changes"): on an exit that may go
+        // to the host, kcore (and the seed) keep the vCPU's registers but not its return
+        // state, so VCPU_RUN would resume it at its first-run pc. SeKVM's `__guest_exit`
+        // saves ELR_EL2/SPSR_EL2 into the vCPU's context; so does this, into the shadow.
+        let id = ctxt_id(before.cur_vmid, before.cur_vcpuid);
+        g.core.shadow[id].states.pc = frame.elr;
+        g.core.shadow[id].states.pstate = frame.spsr;
+    }
     let t = g.core.vm_exit_handler(cpu, &mut Rec(&mut tr.recs));
     g.core.hw.finish();
     let now = g.core.cpus[cpu];

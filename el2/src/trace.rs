@@ -3,10 +3,10 @@
 //! untrusted values kcore recorded while handling it (`hw::Untrusted`), so that the run can
 //! be replayed through the reference model.
 //!
-//! Entries that recorded nothing and ended `ok` are kept in a ring and printed at the next
-//! other console output (or when the ring fills), so that the measured loops (null
-//! hypercalls, host faults, guest traps) pay for a ring slot, not for a line of UART output.
-//! Order is kept: anything printed flushes the ring first.
+//! Entries (with their untrusted values) and KCore's notes on them are kept in a ring and
+//! printed at the next console output, or when the ring fills, so that a measured loop
+//! (null hypercalls, host faults, guest traps, VERIFY_VM_IMAGE) pays for a ring slot, not
+//! for UART output. Order is kept: anything printed flushes the ring first.
 
 use crate::console;
 use crate::hw::lock::TicketLock;
@@ -15,6 +15,8 @@ use core::fmt::Write;
 pub const RING: usize = 16384;
 pub const MAX_REC: usize = 4096;
 pub const MAX_CORE: usize = 64;
+/// Untrusted values the ring's entries may hold in all.
+pub const POOL: usize = 65536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
@@ -174,29 +176,37 @@ impl Recs {
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.nd == 0 && self.nc == 0 && !self.lost
-    }
+}
 
-    /// The data-stream values recorded so far.
-    pub fn data_values(&self) -> &[(u32, u64)] {
-        &self.data[..self.nd]
-    }
+/// A buffered line: an entry, or a note KCore makes about one.
+#[derive(Clone, Copy, Debug)]
+enum Item {
+    /// A free slot (the zero value: the ring stays in `.bss`).
+    Empty,
+    /// An entry and its untrusted values: `nd` data values then `nc` control values from
+    /// `at` in the pool.
+    Step { seq: u64, step: Step, at: u32, nd: u16, nc: u16, lost: bool },
+    /// VERIFY_VM_IMAGE's verdict on a VM.
+    Verdict { vm: u64, verified: bool },
 }
 
 pub struct Trace {
     seq: u64,
-    ring: [(u64, Step); RING],
+    ring: [Item; RING],
     head: usize,
     len: usize,
+    pool: [(u32, u64); POOL],
+    used: usize,
     pub recs: Recs,
 }
 
 pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
     seq: 0,
-    ring: [(0, Step::EMPTY); RING],
+    ring: [Item::Empty; RING],
     head: 0,
     len: 0,
+    pool: [(0, 0); POOL],
+    used: 0,
     recs: Recs {
         data: [(0, 0); MAX_REC],
         nd: 0,
@@ -214,7 +224,7 @@ impl core::fmt::Display for Hex {
     }
 }
 
-fn print(u: &mut console::Uart, seq: u64, s: &Step, recs: Option<&Recs>) {
+fn print(u: &mut console::Uart, seq: u64, s: &Step, data: &[(u32, u64)], core: &[(u32, u64)], lost: bool) {
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
     if s.principal == 0 {
         let _ = write!(u, "\"host\"");
@@ -262,71 +272,96 @@ fn print(u: &mut console::Uart, seq: u64, s: &Step, recs: Option<&Recs>) {
         }
     }
     let _ = write!(u, ",\"rec\":[");
-    if let Some(r) = recs {
-        for (i, (p, v)) in r.data[..r.nd].iter().enumerate() {
-            let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*v));
-        }
+    for (i, (p, v)) in data.iter().enumerate() {
+        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*v));
     }
     let _ = write!(u, "],\"core\":[");
-    if let Some(r) = recs {
-        for (i, (p, v)) in r.core[..r.nc].iter().enumerate() {
-            let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*v));
-        }
+    for (i, (p, v)) in core.iter().enumerate() {
+        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*v));
     }
     let _ = write!(u, "]");
-    if recs.is_some_and(|r| r.lost) {
+    if lost {
         let _ = write!(u, ",\"lost\":true");
     }
     let _ = writeln!(u, "}}");
 }
 
 impl Trace {
+    fn push(&mut self, it: Item) {
+        if self.len == RING {
+            self.flush();
+        }
+        let at = (self.head + self.len) % RING;
+        self.ring[at] = it;
+        self.len += 1;
+    }
+
     /// Records entry `s` with the untrusted values in `self.recs`.
     pub fn emit(&mut self, s: Step) {
         let seq = self.seq;
         self.seq += 1;
-        if self.recs.is_empty() && s.result == Outcome::Ok {
-            if self.len == RING {
-                self.flush();
-            }
-            let at = (self.head + self.len) % RING;
-            self.ring[at] = (seq, s);
-            self.len += 1;
-            return;
+        let (nd, nc) = (self.recs.nd, self.recs.nc);
+        if self.used + nd + nc > POOL {
+            self.flush();
         }
-        self.flush();
-        let recs = &self.recs;
-        console::with(|u| print(u, seq, &s, Some(recs)));
+        let at = self.used;
+        self.pool[at..at + nd].copy_from_slice(&self.recs.data[..nd]);
+        self.pool[at + nd..at + nd + nc].copy_from_slice(&self.recs.core[..nc]);
+        self.used += nd + nc;
+        let lost = self.recs.lost;
+        self.push(Item::Step {
+            seq,
+            step: s,
+            at: at as u32,
+            nd: nd as u16,
+            nc: nc as u16,
+            lost,
+        });
     }
 
-    /// Prints every buffered entry.
+    /// KCore's verdict on a VM's image, printed in order with the entries.
+    pub fn verdict(&mut self, vm: u64, verified: bool) {
+        self.push(Item::Verdict { vm, verified });
+    }
+
+    /// Prints every buffered line.
     pub fn flush(&mut self) {
         if self.len == 0 {
             return;
         }
         console::with(|u| {
             while self.len > 0 {
-                let (seq, s) = self.ring[self.head];
-                print(u, seq, &s, None);
+                match self.ring[self.head] {
+                    Item::Step {
+                        seq,
+                        step,
+                        at,
+                        nd,
+                        nc,
+                        lost,
+                    } => {
+                        let (a, d, c) = (at as usize, nd as usize, nc as usize);
+                        print(u, seq, &step, &self.pool[a..a + d], &self.pool[a + d..a + d + c], lost);
+                    }
+                    Item::Empty => {}
+                    Item::Verdict { vm, verified } => {
+                        let _ = if verified {
+                            writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED")
+                        } else {
+                            writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
+                        };
+                    }
+                }
                 self.head = (self.head + 1) % RING;
                 self.len -= 1;
             }
         });
+        self.used = 0;
     }
 
     /// Entries so far.
     pub fn entries(&self) -> u64 {
         self.seq
-    }
-
-    /// A `[kcore]` line, after the buffered entries (for callers that hold the trace).
-    pub fn log(&mut self, args: core::fmt::Arguments<'_>) {
-        self.flush();
-        console::with(|u| {
-            let _ = write!(u, "[kcore] ");
-            let _ = u.write_fmt(args);
-            let _ = writeln!(u);
-        });
     }
 }
 

@@ -6,18 +6,24 @@
 //!   and the EL2 build when its workspace exists.
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
+//! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
+//!   installs QEMU when missing, builds, boots, checks the console, writes the trace
+//!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
+
+mod qemu;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("coverage") => coverage().map(|f| println!("spec branch coverage: {f}")),
+        Some("qemu") => qemu::qemu(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|coverage>");
+            eprintln!("usage: cargo xtask <test|coverage|qemu [--cpu NAME]>");
             exit(2);
         }
     };

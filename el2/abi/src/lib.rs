@@ -102,6 +102,9 @@ pub mod bundle {
     /// the 64-byte Ed25519ph signature at byte 64; the image at byte 4096.
     pub const SIG_OFFSET: u64 = 64;
     pub const IMAGE_OFFSET: u64 = 4096;
+    /// The guest's entries, as offsets into its image (el2/guest: a branch at each).
+    pub const DEMO_ENTRY: u64 = 0;
+    pub const BENCH_ENTRY: u64 = 4;
 }
 
 /// The guest image is exactly this long; its checksum covers all of it.
