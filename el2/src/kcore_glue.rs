@@ -18,7 +18,7 @@ use crate::hw::lock::{Late, TicketLock};
 use crate::hw::percpu::{TrapFrame, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
-use crate::trace::{Action, Entry, Outcome, Recs, Step, TRACE};
+use crate::trace::{Action, Entry, Outcome, Step, Trace, TRACE};
 use core::sync::atomic::{AtomicBool, Ordering};
 use corevisor_kcore::consts::{
     ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN,
@@ -184,7 +184,8 @@ pub struct Stop {
     pub step: Step,
 }
 
-struct Rec<'a>(&'a mut Recs);
+/// kcore's untrusted values go straight into the trace.
+struct Rec<'a>(&'a mut Trace);
 
 impl Untrusted for Rec<'_> {
     fn record(&mut self, principal: u32, value: u64) {
@@ -385,17 +386,14 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let g = st.get();
     let mut tr = TRACE.lock();
-    tr.recs.clear();
+    tr.begin();
     let call = frame.x[0];
     let run = call == hvc::VCPU_RUN;
-    let (_, n) = el2_abi::hvc::describe(call);
-    let mut args = [0u64; 10];
-    args[..=n].copy_from_slice(&frame.x[..=n]);
     let f = &mut g.core.hw.frames[cpu];
     take(f, frame, esr);
     let host_extra = if run { Some(save_world(f)) } else { None };
     let t = {
-        let mut rec = Rec(&mut tr.recs);
+        let mut rec = Rec(&mut tr);
         if run {
             g.core.host_vcpu_run_handler(cpu, &mut rec)
         } else {
@@ -403,26 +401,11 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         }
     };
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        clean_verified_image(&mut g.core, args[1]);
+        clean_verified_image(&mut g.core, frame.x[1]);
     }
     g.core.hw.finish();
-    let now = g.core.cpus[cpu];
-    if t == Trap::Done {
-        let f = &g.core.hw.frames[cpu];
-        if let Some(hx) = host_extra {
-            // VCPU_RUN: the host's EL1 state was saved into its shadow context by kcore;
-            // keep what the Ctxt has no field for, and load the vCPU.
-            g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = hx;
-            let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
-            load_world(f, g.extra[id], false, g.hpmn);
-            if g.last_cpu[id] != cpu as u8 {
-                regs::tlbi_vmalle1_local();
-                g.last_cpu[id] = cpu as u8;
-            }
-            IN_VM[cpu].store(true, Ordering::Relaxed);
-        }
-        give(f, frame);
-    }
+    // The trace, while the frame still holds the host's arguments.
+    let (_, n) = el2_abi::hvc::describe(call);
     let step = Step {
         cpu: cpu as u8,
         principal: 0,
@@ -430,20 +413,33 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         entry: if run { Entry::VcpuRun } else { Entry::HostHvc },
         action: Action::Hvc,
         result: outcome(t),
-        nargs: (n + 1) as u8,
-        args,
         x0: (!run).then(|| g.core.hw.frames[cpu].regs.x[0]),
     };
-    tr.emit(step);
+    tr.emit(step, &frame.x[..=n]);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        let v = args[1];
+        let v = frame.x[1];
         let state = g.core.vms.get(v as usize).map_or(0, |vm| vm.state);
         tr.verdict(v, state == VERIFIED);
     }
-    match t {
-        Trap::Done => Ok(()),
-        _ => Err(Stop { step }),
+    if t != Trap::Done {
+        return Err(Stop { step });
     }
+    let now = g.core.cpus[cpu];
+    let f = &g.core.hw.frames[cpu];
+    if let Some(hx) = host_extra {
+        // VCPU_RUN: the host's EL1 state was saved into its shadow context by kcore; keep
+        // what the Ctxt has no field for, and load the vCPU.
+        g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = hx;
+        let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
+        load_world(f, g.extra[id], false, g.hpmn);
+        if g.last_cpu[id] != cpu as u8 {
+            regs::tlbi_vmalle1_local();
+            g.last_cpu[id] = cpu as u8;
+        }
+        IN_VM[cpu].store(true, Ordering::Relaxed);
+    }
+    give(f, frame);
+    Ok(())
 }
 
 /// After VERIFY_VM_IMAGE: the verified bytes to the point of coherency (a VM starts with
@@ -474,41 +470,34 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let g = st.get();
     let mut tr = TRACE.lock();
-    tr.recs.clear();
+    tr.begin();
     let f = &mut g.core.hw.frames[cpu];
     take(f, frame, esr);
     let addr = fault_ipa(f);
-    let t = g.core.host_npt_handler(cpu, &mut Rec(&mut tr.recs));
+    let t = g.core.host_npt_handler(cpu, &mut Rec(&mut tr));
     g.core.hw.finish();
-    if t == Trap::Done {
-        give(&g.core.hw.frames[cpu], frame);
-    }
-    let ec = esr >> 26;
-    let action = if ec == 0x20 {
+    let action = if esr >> 26 == 0x20 {
         Action::HostFetch
     } else if esr & (1 << 6) != 0 {
         Action::HostStore
     } else {
         Action::HostLoad
     };
-    let mut step = Step {
+    let step = Step {
         cpu: cpu as u8,
         principal: 0,
         vcpu: 0,
         entry: Entry::HostNpt,
         action,
         result: outcome(t),
-        nargs: 2,
-        args: [0; 10],
         x0: None,
     };
-    step.args[0] = addr;
-    step.args[1] = esr;
-    tr.emit(step);
-    match t {
-        Trap::Done => Ok(()),
-        _ => Err(Stop { step }),
+    tr.emit(step, &[addr, esr]);
+    if t != Trap::Done {
+        return Err(Stop { step });
     }
+    give(&g.core.hw.frames[cpu], frame);
+    Ok(())
 }
 
 /// What a VM exit is, for the trace.
@@ -538,7 +527,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let g = st.get();
     let mut tr = TRACE.lock();
-    tr.recs.clear();
+    tr.begin();
     let before = g.core.cpus[cpu];
     let ec = esr >> 26;
     // Exits kcore handles without the host (a system-register trap, a share/unshare call)
@@ -554,7 +543,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     } else {
         ARM_EXCEPTION_TRAP
     };
-    let (action, a, n) = exit_action(esr, &frame.x, irq, fault_ipa(f));
+    let ipa = fault_ipa(f);
     let vm_extra = if light { None } else { Some(save_world(f)) };
     if !light {
         // Stands in for a kcore fix (docs/el2.md, "kcore changes"): on an exit that may go
@@ -565,49 +554,46 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         g.core.shadow[id].states.pc = frame.elr;
         g.core.shadow[id].states.pstate = frame.spsr;
     }
-    let t = g.core.vm_exit_handler(cpu, &mut Rec(&mut tr.recs));
+    let t = g.core.vm_exit_handler(cpu, &mut Rec(&mut tr));
     g.core.hw.finish();
-    let now = g.core.cpus[cpu];
-    if t == Trap::Done {
-        let f = &g.core.hw.frames[cpu];
-        match vm_extra {
-            None => assert!(
-                now == before,
-                "an exit the glue took for one kcore keeps in the VM switched worlds"
-            ),
-            Some(vx) => {
-                let (vid, hid) = (
-                    ctxt_id(before.cur_vmid, before.cur_vcpuid),
-                    ctxt_id(HOSTVISOR, cpu as u32),
-                );
-                if now.ihost {
-                    g.extra[vid] = vx;
-                    load_world(f, g.extra[hid], true, g.hpmn);
-                    IN_VM[cpu].store(false, Ordering::Relaxed);
-                } else {
-                    load_world(f, vx, false, g.hpmn);
-                }
-            }
-        }
-        give(f, frame);
-    }
-    let mut step = Step {
+    // The trace, while the frame still holds the VM's registers at the exit.
+    let (action, a, n) = exit_action(esr, &frame.x, irq, ipa);
+    let step = Step {
         cpu: cpu as u8,
         principal: before.cur_vmid as u8,
         vcpu: before.cur_vcpuid as u8,
         entry: Entry::VmExit,
         action,
         result: outcome(t),
-        nargs: n,
-        args: [0; 10],
         x0: None,
     };
-    step.args[..4].copy_from_slice(&a);
-    tr.emit(step);
-    match t {
-        Trap::Done => Ok(()),
-        _ => Err(Stop { step }),
+    tr.emit(step, &a[..n as usize]);
+    if t != Trap::Done {
+        return Err(Stop { step });
     }
+    let now = g.core.cpus[cpu];
+    let f = &g.core.hw.frames[cpu];
+    match vm_extra {
+        None => assert!(
+            now == before,
+            "an exit the glue took for one kcore keeps in the VM switched worlds"
+        ),
+        Some(vx) => {
+            let (vid, hid) = (
+                ctxt_id(before.cur_vmid, before.cur_vcpuid),
+                ctxt_id(HOSTVISOR, cpu as u32),
+            );
+            if now.ihost {
+                g.extra[vid] = vx;
+                load_world(f, g.extra[hid], true, g.hpmn);
+                IN_VM[cpu].store(false, Ordering::Relaxed);
+            } else {
+                load_world(f, vx, false, g.hpmn);
+            }
+        }
+    }
+    give(f, frame);
+    Ok(())
 }
 
 /// Whether kcore has halted (for the panic path; `None` if the core cannot be had).

@@ -3,22 +3,25 @@
 //! untrusted values kcore recorded while handling it (`hw::Untrusted`), so that the run can
 //! be replayed through the reference model.
 //!
-//! Entries (with their untrusted values) and KCore's notes on them are kept in a ring and
-//! printed at the next console output, or when the ring fills, so that a measured loop
-//! (null hypercalls, host faults, guest traps, VERIFY_VM_IMAGE) pays for a ring slot, not
-//! for UART output. Order is kept: anything printed flushes the ring first.
+//! Entries (with their values) and KCore's notes on them are kept in a ring of small records
+//! plus a pool of values, and printed at the next console output, or when either fills, so
+//! that a measured loop (null hypercalls, host faults, guest traps, VERIFY_VM_IMAGE) pays for
+//! a few stores, not for UART output. Order is kept: anything printed flushes the ring first.
 
 use crate::console;
 use crate::hw::lock::TicketLock;
 use core::fmt::Write;
 
+/// Records the ring holds.
 pub const RING: usize = 16384;
+/// Values (arguments and untrusted values) the pool holds.
+pub const POOL: usize = 65536;
+/// Most untrusted values of one entry (a 2 MiB block moved into a VM records 512).
 pub const MAX_REC: usize = 4096;
 pub const MAX_CORE: usize = 64;
-/// Untrusted values the ring's entries may hold in all.
-pub const POOL: usize = 65536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Entry {
     HostHvc,
     HostNpt,
@@ -39,8 +42,9 @@ impl Entry {
 
 /// What the CPU did, in the vocabulary of the scenario format's actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Action {
-    /// A host hypercall (also VCPU_RUN); `args[0]` is the call number.
+    /// A host hypercall (also VCPU_RUN); the first argument is the call number.
     Hvc,
     HostLoad,
     HostStore,
@@ -78,7 +82,7 @@ impl Action {
         }
     }
 
-    /// Names of `args` as printed (hypercalls are printed differently).
+    /// Names of the arguments as printed (hypercalls are printed differently).
     fn keys(self) -> &'static [&'static str] {
         match self {
             Action::Hvc => &[],
@@ -93,6 +97,7 @@ impl Action {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Outcome {
     Ok,
     Halt,
@@ -109,7 +114,7 @@ impl Outcome {
     }
 }
 
-/// One entry into kcore.
+/// One entry into kcore, as the glue describes it.
 #[derive(Clone, Copy, Debug)]
 pub struct Step {
     pub cpu: u8,
@@ -119,101 +124,72 @@ pub struct Step {
     pub entry: Entry,
     pub action: Action,
     pub result: Outcome,
-    pub nargs: u8,
-    pub args: [u64; 10],
     /// The CPU's x0 after a host hypercall.
     pub x0: Option<u64>,
 }
 
-impl Step {
-    pub const EMPTY: Step = Step {
+const F_X0: u8 = 1;
+const F_LOST: u8 = 2;
+const F_VERDICT: u8 = 4;
+const F_VERIFIED: u8 = 8;
+
+/// A buffered line: an entry (its arguments and untrusted values in the pool from `at`:
+/// `nd` data values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    step: Step,
+    flags: u8,
+    nargs: u8,
+    nd: u16,
+    nc: u16,
+    at: u32,
+}
+
+const EMPTY: Rec = Rec {
+    step: Step {
         cpu: 0,
         principal: 0,
         vcpu: 0,
         entry: Entry::HostHvc,
         action: Action::Hvc,
         result: Outcome::Ok,
-        nargs: 0,
-        args: [0; 10],
         x0: None,
-    };
-}
+    },
+    flags: 0,
+    nargs: 0,
+    nd: 0,
+    nc: 0,
+    at: 0,
+};
 
-/// The untrusted values of the entry being handled, in the order kcore took them.
-pub struct Recs {
-    data: [(u32, u64); MAX_REC],
+pub struct Trace {
+    /// Sequence number of the record at `head`.
+    seq: u64,
+    ring: [Rec; RING],
+    head: usize,
+    len: usize,
+    /// (principal, value); arguments as (0, value).
+    pool: [(u32, u64); POOL],
+    used: usize,
+    /// The entry being handled: its data values are written at `pool[used..]` as kcore
+    /// records them; its control values wait here.
     nd: usize,
     core: [(u32, u64); MAX_CORE],
     nc: usize,
-    /// More values than the buffers hold: the line says so (and the run fails its check).
-    pub lost: bool,
-}
-
-impl Recs {
-    pub fn clear(&mut self) {
-        self.nd = 0;
-        self.nc = 0;
-        self.lost = false;
-    }
-
-    pub fn data(&mut self, principal: u32, v: u64) {
-        match self.data.get_mut(self.nd) {
-            Some(s) => {
-                *s = (principal, v);
-                self.nd += 1;
-            }
-            None => self.lost = true,
-        }
-    }
-
-    pub fn core(&mut self, vmid: u32, v: u64) {
-        match self.core.get_mut(self.nc) {
-            Some(s) => {
-                *s = (vmid, v);
-                self.nc += 1;
-            }
-            None => self.lost = true,
-        }
-    }
-
-}
-
-/// A buffered line: an entry, or a note KCore makes about one.
-#[derive(Clone, Copy, Debug)]
-enum Item {
-    /// A free slot (the zero value: the ring stays in `.bss`).
-    Empty,
-    /// An entry and its untrusted values: `nd` data values then `nc` control values from
-    /// `at` in the pool.
-    Step { seq: u64, step: Step, at: u32, nd: u16, nc: u16, lost: bool },
-    /// VERIFY_VM_IMAGE's verdict on a VM.
-    Verdict { vm: u64, verified: bool },
-}
-
-pub struct Trace {
-    seq: u64,
-    ring: [Item; RING],
-    head: usize,
-    len: usize,
-    pool: [(u32, u64); POOL],
-    used: usize,
-    pub recs: Recs,
+    lost: bool,
 }
 
 pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
     seq: 0,
-    ring: [Item::Empty; RING],
+    ring: [EMPTY; RING],
     head: 0,
     len: 0,
     pool: [(0, 0); POOL],
     used: 0,
-    recs: Recs {
-        data: [(0, 0); MAX_REC],
-        nd: 0,
-        core: [(0, 0); MAX_CORE],
-        nc: 0,
-        lost: false,
-    },
+    nd: 0,
+    core: [(0, 0); MAX_CORE],
+    nc: 0,
+    lost: false,
 });
 
 struct Hex(u64);
@@ -224,7 +200,19 @@ impl core::fmt::Display for Hex {
     }
 }
 
-fn print(u: &mut console::Uart, seq: u64, s: &Step, data: &[(u32, u64)], core: &[(u32, u64)], lost: bool) {
+fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
+    for (i, (p, x)) in v.iter().enumerate() {
+        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*x));
+    }
+}
+
+fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
+    let s = &r.step;
+    let (nd, nc, na) = (r.nd as usize, r.nc as usize, r.nargs as usize);
+    let at = r.at as usize;
+    let data = &pool[at..at + nd];
+    let core = &pool[at + nd..at + nd + nc];
+    let args = &pool[at + nd + nc..at + nd + nc + na];
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
     if s.principal == 0 {
         let _ = write!(u, "\"host\"");
@@ -237,12 +225,12 @@ fn print(u: &mut console::Uart, seq: u64, s: &Step, data: &[(u32, u64)], core: &
         s.entry.name(),
         s.action.name()
     );
-    let args = &s.args[..s.nargs as usize];
     if s.action == Action::Hvc {
-        let (name, _) = el2_abi::hvc::describe(args[0]);
-        let _ = write!(u, "\"call\":\"{name}\",\"number\":{},\"args\":[", args[0]);
-        for (i, a) in args[1..].iter().enumerate() {
-            let _ = write!(u, "{}{}", if i > 0 { "," } else { "" }, Hex(*a));
+        let call = args.first().map_or(0, |a| a.1);
+        let (name, _) = el2_abi::hvc::describe(call);
+        let _ = write!(u, "\"call\":\"{name}\",\"number\":{call},\"args\":[");
+        for (i, a) in args.iter().skip(1).enumerate() {
+            let _ = write!(u, "{}{}", if i > 0 { "," } else { "" }, Hex(a.1));
         }
         let _ = write!(u, "]");
     } else {
@@ -259,98 +247,126 @@ fn print(u: &mut console::Uart, seq: u64, s: &Step, data: &[(u32, u64)], core: &
             _ => {}
         }
         for (i, (k, a)) in s.action.keys().iter().zip(args).enumerate() {
-            let _ = write!(u, "{}\"{k}\":{}", if i > 0 { "," } else { "" }, Hex(*a));
+            let _ = write!(u, "{}\"{k}\":{}", if i > 0 { "," } else { "" }, Hex(a.1));
         }
     }
     let _ = write!(u, "}},\"result\":\"{}\",\"x0\":", s.result.name());
     match s.x0 {
-        Some(v) => {
+        Some(v) if r.flags & F_X0 != 0 => {
             let _ = write!(u, "{}", Hex(v));
         }
-        None => {
+        _ => {
             let _ = write!(u, "null");
         }
     }
     let _ = write!(u, ",\"rec\":[");
-    for (i, (p, v)) in data.iter().enumerate() {
-        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*v));
-    }
+    values(u, data);
     let _ = write!(u, "],\"core\":[");
-    for (i, (p, v)) in core.iter().enumerate() {
-        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*v));
-    }
+    values(u, core);
     let _ = write!(u, "]");
-    if lost {
+    if r.flags & F_LOST != 0 {
         let _ = write!(u, ",\"lost\":true");
     }
     let _ = writeln!(u, "}}");
 }
 
 impl Trace {
-    fn push(&mut self, it: Item) {
-        if self.len == RING {
+    /// Starts an entry: room for everything it may record.
+    #[inline]
+    pub fn begin(&mut self) {
+        if self.used + MAX_REC + MAX_CORE + 16 > POOL || self.len == RING {
             self.flush();
         }
-        let at = (self.head + self.len) % RING;
-        self.ring[at] = it;
-        self.len += 1;
+        self.nd = 0;
+        self.nc = 0;
+        self.lost = false;
     }
 
-    /// Records entry `s` with the untrusted values in `self.recs`.
-    pub fn emit(&mut self, s: Step) {
-        let seq = self.seq;
-        self.seq += 1;
-        let (nd, nc) = (self.recs.nd, self.recs.nc);
-        if self.used + nd + nc > POOL {
-            self.flush();
+    /// A value of `principal`'s data stream (`hw::Untrusted::record`).
+    #[inline]
+    pub fn data(&mut self, principal: u32, v: u64) {
+        if self.nd < MAX_REC {
+            self.pool[self.used + self.nd] = (principal, v);
+            self.nd += 1;
+        } else {
+            self.lost = true;
         }
+    }
+
+    /// A value of VM `vmid`'s control stream (`hw::Untrusted::record_core`).
+    #[inline]
+    pub fn core(&mut self, vmid: u32, v: u64) {
+        if self.nc < MAX_CORE {
+            self.core[self.nc] = (vmid, v);
+            self.nc += 1;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// Ends the entry begun last: `s` with `args` (at most 16).
+    #[inline]
+    pub fn emit(&mut self, s: Step, args: &[u64]) {
         let at = self.used;
-        self.pool[at..at + nd].copy_from_slice(&self.recs.data[..nd]);
-        self.pool[at + nd..at + nd + nc].copy_from_slice(&self.recs.core[..nc]);
-        self.used += nd + nc;
-        let lost = self.recs.lost;
-        self.push(Item::Step {
-            seq,
+        let (nd, nc) = (self.nd, self.nc);
+        let mut k = at + nd;
+        for &c in &self.core[..nc] {
+            self.pool[k] = c;
+            k += 1;
+        }
+        for &a in args.iter().take(16) {
+            self.pool[k] = (0, a);
+            k += 1;
+        }
+        self.used = k;
+        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
+        if self.lost {
+            flags |= F_LOST;
+        }
+        let slot = (self.head + self.len) % RING;
+        self.ring[slot] = Rec {
             step: s,
-            at: at as u32,
+            flags,
+            nargs: (k - at - nd - nc) as u8,
             nd: nd as u16,
             nc: nc as u16,
-            lost,
-        });
+            at: at as u32,
+        };
+        self.len += 1;
     }
 
     /// KCore's verdict on a VM's image, printed in order with the entries.
     pub fn verdict(&mut self, vm: u64, verified: bool) {
-        self.push(Item::Verdict { vm, verified });
+        if self.len == RING {
+            self.flush();
+        }
+        let slot = (self.head + self.len) % RING;
+        let mut r = EMPTY;
+        r.flags = F_VERDICT | if verified { F_VERIFIED } else { 0 };
+        r.step.x0 = Some(vm);
+        self.ring[slot] = r;
+        self.len += 1;
     }
 
     /// Prints every buffered line.
     pub fn flush(&mut self) {
         if self.len == 0 {
+            self.used = 0;
             return;
         }
         console::with(|u| {
             while self.len > 0 {
-                match self.ring[self.head] {
-                    Item::Step {
-                        seq,
-                        step,
-                        at,
-                        nd,
-                        nc,
-                        lost,
-                    } => {
-                        let (a, d, c) = (at as usize, nd as usize, nc as usize);
-                        print(u, seq, &step, &self.pool[a..a + d], &self.pool[a + d..a + d + c], lost);
-                    }
-                    Item::Empty => {}
-                    Item::Verdict { vm, verified } => {
-                        let _ = if verified {
-                            writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED")
-                        } else {
-                            writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
-                        };
-                    }
+                let r = self.ring[self.head];
+                if r.flags & F_VERDICT != 0 {
+                    let vm = r.step.x0.unwrap_or(0);
+                    let _ = if r.flags & F_VERIFIED != 0 {
+                        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED")
+                    } else {
+                        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
+                    };
+                } else {
+                    print(u, self.seq, &r, &self.pool);
+                    self.seq += 1;
                 }
                 self.head = (self.head + 1) % RING;
                 self.len -= 1;
@@ -359,9 +375,12 @@ impl Trace {
         self.used = 0;
     }
 
-    /// Entries so far.
+    /// Entries so far (printed or not).
     pub fn entries(&self) -> u64 {
-        self.seq
+        let pending = (0..self.len)
+            .filter(|i| self.ring[(self.head + i) % RING].flags & F_VERDICT == 0)
+            .count();
+        self.seq + pending as u64
     }
 }
 

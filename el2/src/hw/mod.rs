@@ -6,6 +6,7 @@
 pub mod asm;
 pub mod entry;
 pub mod lock;
+pub mod mem;
 pub mod mmu;
 pub mod percpu;
 pub mod phys;
