@@ -19,7 +19,6 @@ use crate::hw::percpu::{TrapFrame, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
 use crate::trace::{Action, Entry, Outcome, Step, Trace, TRACE};
-use core::sync::atomic::{AtomicBool, Ordering};
 use corevisor_kcore::consts::{
     ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN,
     CNTHCTL_EL1PCTEN, COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE,
@@ -170,14 +169,6 @@ struct Glue {
 }
 
 static STATE: TicketLock<Late<Glue>> = TicketLock::new(Late::new());
-/// Per CPU: a VM runs there (else the host). Each CPU writes only its own.
-static IN_VM: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-
-/// Whether CPU `cpu` runs a VM (the world its next trap comes from).
-pub fn in_vm(cpu: usize) -> bool {
-    IN_VM[cpu].load(Ordering::Relaxed)
-}
-
 /// kcore's halt (or an entry the CPU's mode does not admit): how the entry ended.
 #[derive(Clone, Copy, Debug)]
 pub struct Stop {
@@ -259,7 +250,6 @@ pub fn cpu_init(cpu: usize) {
     let f = &mut g.core.hw.frames[cpu];
     f.regs.vmpidr_el2 = regs::mpidr();
     load_el2(f, true, hpmn);
-    IN_VM[cpu].store(false, Ordering::Relaxed);
 }
 
 /// kcore's EL2 configuration of the world in `f` into the CPU.
@@ -436,7 +426,7 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
             regs::tlbi_vmalle1_local();
             g.last_cpu[id] = cpu as u8;
         }
-        IN_VM[cpu].store(true, Ordering::Relaxed);
+        frame.in_vm = 1;
     }
     give(f, frame);
     Ok(())
@@ -575,7 +565,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let f = &g.core.hw.frames[cpu];
     match vm_extra {
         None => assert!(
-            now == before,
+            !now.ihost,
             "an exit the glue took for one kcore keeps in the VM switched worlds"
         ),
         Some(vx) => {
@@ -586,7 +576,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
             if now.ihost {
                 g.extra[vid] = vx;
                 load_world(f, g.extra[hid], true, g.hpmn);
-                IN_VM[cpu].store(false, Ordering::Relaxed);
+                frame.in_vm = 0;
             } else {
                 load_world(f, vx, false, g.hpmn);
             }

@@ -24,7 +24,7 @@ const IRQ: u64 = 1;
 pub fn lower(frame: &mut TrapFrame, kind: u64) {
     let cpu = frame.cpu as usize;
     let esr = regs::esr();
-    let r = if kcore_glue::in_vm(cpu) {
+    let r = if frame.in_vm != 0 {
         match kind {
             SYNC | IRQ => kcore_glue::vm_exit(frame, esr, kind == IRQ),
             _ => crate::panic::stop(format_args!(

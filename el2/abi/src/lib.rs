@@ -27,29 +27,35 @@ pub mod hvc {
     pub const GUEST_SHARE: u64 = 0x81000;
     pub const GUEST_UNSHARE: u64 = 0x82000;
 
-    /// The call's name and how many argument registers (x1...) it reads.
+    /// Calls 0..32: name and how many argument registers (x1...) each reads.
+    const TABLE: [(&str, u8); 32] = {
+        let mut t = [("?", 5u8); 32];
+        t[TIMER_SET_CNTVOFF as usize] = ("TIMER_SET_CNTVOFF", 0);
+        t[VCPU_RUN as usize] = ("VCPU_RUN", 9);
+        t[CLEAR_VM_S2_RANGE as usize] = ("CLEAR_VM_S2_RANGE", 3);
+        t[SET_BOOT_INFO as usize] = ("SET_BOOT_INFO", 3);
+        t[REMAP_VM_IMAGE as usize] = ("REMAP_VM_IMAGE", 3);
+        t[VERIFY_VM_IMAGE as usize] = ("VERIFY_VM_IMAGE", 9);
+        t[REGISTER_KVM as usize] = ("REGISTER_KVM", 0);
+        t[REGISTER_VCPU as usize] = ("REGISTER_VCPU", 2);
+        t[ENCRYPT_BUF as usize] = ("ENCRYPT_BUF", 3);
+        t[DECRYPT_BUF as usize] = ("DECRYPT_BUF", 3);
+        t[SAVE_CRYPT_VCPU as usize] = ("SAVE_CRYPT_VCPU", 3);
+        t[SMMU_FREE_PGD as usize] = ("SMMU_FREE_PGD", 2);
+        t[SMMU_ALLOC_PGD as usize] = ("SMMU_ALLOC_PGD", 3);
+        t[SMMU_LPAE_MAP as usize] = ("SMMU_LPAE_MAP", 5);
+        t[SMMU_LPAE_IOVA_TO_PHYS as usize] = ("SMMU_LPAE_IOVA_TO_PHYS", 3);
+        t[SMMU_CLEAR as usize] = ("SMMU_CLEAR", 3);
+        t[PHYS_ADDR_IOREMAP as usize] = ("PHYS_ADDR_IOREMAP", 4);
+        t[LOAD_CRYPT_VCPU as usize] = ("LOAD_CRYPT_VCPU", 4);
+        t
+    };
+
+    /// The call's name and how many argument registers (x1...) it reads (unknown calls:
+    /// "?", and x1..x5 are shown).
     pub fn describe(n: u64) -> (&'static str, usize) {
-        match n {
-            TIMER_SET_CNTVOFF => ("TIMER_SET_CNTVOFF", 0),
-            VCPU_RUN => ("VCPU_RUN", 9),
-            CLEAR_VM_S2_RANGE => ("CLEAR_VM_S2_RANGE", 3),
-            SET_BOOT_INFO => ("SET_BOOT_INFO", 3),
-            REMAP_VM_IMAGE => ("REMAP_VM_IMAGE", 3),
-            VERIFY_VM_IMAGE => ("VERIFY_VM_IMAGE", 9),
-            REGISTER_KVM => ("REGISTER_KVM", 0),
-            REGISTER_VCPU => ("REGISTER_VCPU", 2),
-            ENCRYPT_BUF => ("ENCRYPT_BUF", 3),
-            DECRYPT_BUF => ("DECRYPT_BUF", 3),
-            SAVE_CRYPT_VCPU => ("SAVE_CRYPT_VCPU", 3),
-            SMMU_FREE_PGD => ("SMMU_FREE_PGD", 2),
-            SMMU_ALLOC_PGD => ("SMMU_ALLOC_PGD", 3),
-            SMMU_LPAE_MAP => ("SMMU_LPAE_MAP", 5),
-            SMMU_LPAE_IOVA_TO_PHYS => ("SMMU_LPAE_IOVA_TO_PHYS", 3),
-            SMMU_CLEAR => ("SMMU_CLEAR", 3),
-            PHYS_ADDR_IOREMAP => ("PHYS_ADDR_IOREMAP", 4),
-            LOAD_CRYPT_VCPU => ("LOAD_CRYPT_VCPU", 4),
-            _ => ("?", 5),
-        }
+        let (name, args) = TABLE.get(n as usize).copied().unwrap_or(("?", 5));
+        (name, args as usize)
     }
 }
 

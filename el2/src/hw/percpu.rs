@@ -8,8 +8,9 @@ pub const STACK_SIZE: usize = 0x10_0000;
 /// A CPU's slot: a guard page, then its stack (link.ld).
 pub const STACK_STRIDE: usize = STACK_SIZE + 0x1000;
 
-/// What the EL2 vector saves of an EL1 context: x0..x30, ELR_EL2, SPSR_EL2; `cpu` is the
-/// CPU's index, written at boot and never by the vector.
+/// What the EL2 vector saves of an EL1 context: x0..x30, ELR_EL2, SPSR_EL2. The vector
+/// never writes the rest: `cpu` is the CPU's index (set at boot), `in_vm` which world runs
+/// on it (1: a VM, 0: the host; kept by the glue, read on every trap).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TrapFrame {
@@ -17,9 +18,11 @@ pub struct TrapFrame {
     pub elr: u64,
     pub spsr: u64,
     pub cpu: u64,
+    pub in_vm: u64,
+    pub _pad: u64,
 }
 
-pub const FRAME_SIZE: usize = 272;
+pub const FRAME_SIZE: usize = 288;
 
 extern "C" {
     static __stacks_start: u8;
