@@ -39,7 +39,9 @@ pub fn primary(x0: u64) -> ! {
     // tree QEMU passes (x0, or the base of RAM for an ELF kernel).
     let m = fdt::read(x0)
         .or_else(|| fdt::read(RAM_BASE))
-        .unwrap_or_else(|| crate::panic::stop(format_args!("no device tree at {x0:#x} or {RAM_BASE:#x}")));
+        .unwrap_or_else(|| {
+            crate::panic::stop(format_args!("no device tree at {x0:#x} or {RAM_BASE:#x}"))
+        });
     if m.ram_base != RAM_BASE || m.ram_base + m.ram_size != RAM_END {
         crate::panic::stop(format_args!(
             "RAM is [{:#x}, {:#x}); this KCore is built for [{RAM_BASE:#x}, {RAM_END:#x}) (qemu -m 1G)",
@@ -48,7 +50,10 @@ pub fn primary(x0: u64) -> ! {
         ));
     }
     if m.cpus == 0 || m.cpus > MAX_CPUS {
-        crate::panic::stop(format_args!("{} CPUs; KCore supports 1 to {MAX_CPUS}", m.cpus));
+        crate::panic::stop(format_args!(
+            "{} CPUs; KCore supports 1 to {MAX_CPUS}",
+            m.cpus
+        ));
     }
     CPUS.store(m.cpus, Ordering::Relaxed);
     let Some((vtcr, ipa_bits)) = mmu::vtcr(mmfr0) else {
@@ -125,9 +130,14 @@ pub fn cpu_on(cpu: usize, target: u64, entry: u64, context: u64) -> u64 {
 pub fn secondary(cpu: usize) -> ! {
     mmu::enable(regs::id_aa64mmfr0());
     let Some((entry, context)) = HOST_START.lock()[cpu].take() else {
-        crate::panic::stop(format_args!("cpu {cpu} started without a CPU_ON from the host"))
+        crate::panic::stop(format_args!(
+            "cpu {cpu} started without a CPU_ON from the host"
+        ))
     };
     cpu_init(cpu);
-    kprintln!("cpu {cpu}: up in KCore (MPIDR {:#x}); entering the host at {entry:#x}", regs::mpidr());
+    kprintln!(
+        "cpu {cpu}: up in KCore (MPIDR {:#x}); entering the host at {entry:#x}",
+        regs::mpidr()
+    );
     enter_host(cpu, entry, context)
 }

@@ -112,7 +112,11 @@ pub fn read(pa: u64) -> Option<Machine> {
                 let name = b.be32(off + 4)? as u64;
                 let val = off + 8;
                 // /memory's reg with #address-cells = #size-cells = 2 (virt's root).
-                if depth == 2 && in_node == 1 && len >= 16 && b.name_is(strings + name, b"reg", false) {
+                if depth == 2
+                    && in_node == 1
+                    && len >= 16
+                    && b.name_is(strings + name, b"reg", false)
+                {
                     let w = |i: u64| b.be32(val + 4 * i).map(u64::from);
                     m.ram_base = (w(0)? << 32) | w(1)?;
                     m.ram_size = (w(2)? << 32) | w(3)?;

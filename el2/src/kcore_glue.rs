@@ -20,9 +20,8 @@ use crate::hw::{phys, regs};
 use crate::platform::*;
 use crate::trace::{Action, Entry, Outcome, Step, Trace, TRACE};
 use corevisor_kcore::consts::{
-    ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN,
-    CNTHCTL_EL1PCTEN, COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE,
-    VERIFIED,
+    ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN, CNTHCTL_EL1PCTEN,
+    COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
 };
 use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
 use corevisor_kcore::hw::{Hw, SysReg, Untrusted};
@@ -239,7 +238,12 @@ pub fn describe() -> (u64, u64, u64, u64) {
     let mut st = STATE.lock();
     let g = st.get();
     let l = g.core.layout;
-    (l.meta_base, l.pt.pt_base, l.smmu_base, g.core.vttbr(HOSTVISOR))
+    (
+        l.meta_base,
+        l.pt.pt_base,
+        l.smmu_base,
+        g.core.vttbr(HOSTVISOR),
+    )
 }
 
 /// Loads CPU `cpu`'s host world (boot, PSCI CPU_ON): kcore's EL2 configuration for it.
@@ -501,7 +505,9 @@ fn exit_action(esr: u64, x: &[u64; 31], irq: bool, ipa: u64) -> (Action, [u64; 4
         0x16 => match x[0] {
             hvc::KVM_SET_DESC_PFN => (Action::GuestShare, [x[2], x[3], 0, 0], 2),
             hvc::KVM_UNSET_DESC_PFN => (Action::GuestUnshare, [x[2], x[3], 0, 0], 2),
-            v if v & 0xFFFF_FFFF == hvc::PSCI_0_2_FN_SYSTEM_OFF => (Action::GuestPsci, [v, 0, 0, 0], 1),
+            v if v & 0xFFFF_FFFF == hvc::PSCI_0_2_FN_SYSTEM_OFF => {
+                (Action::GuestPsci, [v, 0, 0, 0], 1)
+            }
             _ => (Action::GuestHvcOther, [x[0], x[1], x[2], x[3]], 4),
         },
         0x24 if esr & (1 << 6) != 0 => (Action::GuestStore, [ipa, esr, 0, 0], 2),

@@ -51,7 +51,10 @@ pub fn stop(args: core::fmt::Arguments<'_>) -> ! {
         let _ = u.write_fmt(args);
         let _ = writeln!(u);
     });
-    end(kcore_glue::halted_panicking().unwrap_or(false), "KCore panic")
+    end(
+        kcore_glue::halted_panicking().unwrap_or(false),
+        "KCore panic",
+    )
 }
 
 /// An exception KCore took at EL2: a bug in KCore.

@@ -102,8 +102,13 @@ fn psci_relay(frame: &mut TrapFrame) {
     frame.x[0] = match fid {
         id::VERSION | id::AFFINITY_INFO => psci::smc(fid, a1, a2, a3),
         id::FEATURES => match a1 {
-            id::VERSION | id::CPU_ON | id::CPU_OFF | id::AFFINITY_INFO | id::SYSTEM_OFF
-            | id::SYSTEM_RESET | id::FEATURES => 0,
+            id::VERSION
+            | id::CPU_ON
+            | id::CPU_OFF
+            | id::AFFINITY_INFO
+            | id::SYSTEM_OFF
+            | id::SYSTEM_RESET
+            | id::FEATURES => 0,
             _ => id::NOT_SUPPORTED,
         },
         id::CPU_ON => crate::boot::cpu_on(cpu, a1, a2, a3),
@@ -114,7 +119,11 @@ fn psci_relay(frame: &mut TrapFrame) {
         id::SYSTEM_OFF | id::SYSTEM_RESET => {
             crate::kprintln!(
                 "psci: cpu {cpu} {} (relayed)",
-                if fid == id::SYSTEM_OFF { "SYSTEM_OFF" } else { "SYSTEM_RESET" }
+                if fid == id::SYSTEM_OFF {
+                    "SYSTEM_OFF"
+                } else {
+                    "SYSTEM_RESET"
+                }
             );
             crate::trace::final_line(false, "host SYSTEM_OFF");
             psci::smc(fid, 0, 0, 0)

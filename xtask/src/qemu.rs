@@ -26,8 +26,15 @@ const WORLD_SWITCH_TARGET: u64 = 600;
 pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
     let cpus: Vec<&str> = match args.first().map(String::as_str) {
         None => CPUS.to_vec(),
-        Some("--cpu") => vec![args.get(1).map(String::as_str).ok_or("--cpu needs a value")?],
-        Some(a) => return Err(format!("qemu: unknown argument {a} (usage: cargo xtask qemu [--cpu NAME])")),
+        Some("--cpu") => vec![args
+            .get(1)
+            .map(String::as_str)
+            .ok_or("--cpu needs a value")?],
+        Some(a) => {
+            return Err(format!(
+                "qemu: unknown argument {a} (usage: cargo xtask qemu [--cpu NAME])"
+            ))
+        }
     };
     super::run(
         "QEMU (Debian's qemu-system-arm, bookworm-backports)",
@@ -60,7 +67,12 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
     println!();
     println!("qemu summary (-M virt,virtualization=on -smp 2 -m 1G -icount shift=0):");
     for (i, (cpu, s)) in summaries.iter().enumerate() {
-        println!("  -cpu {cpu}: {} s, {} KCore entries traced -> {}", s.secs, s.entries, s.trace.display());
+        println!(
+            "  -cpu {cpu}: {} s, {} KCore entries traced -> {}",
+            s.secs,
+            s.entries,
+            s.trace.display()
+        );
         println!("    {}", s.checksum);
         println!("    {}", s.tampered);
         println!("    {}", s.attack);
@@ -115,7 +127,12 @@ fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
             .checked_sub(map::GUEST_LOAD)
             .map(|a| a as usize)
             .filter(|a| a + memsz <= size)
-            .ok_or_else(|| format!("{}: segment at {paddr:#x} outside the 64 KiB image", elf.display()))?;
+            .ok_or_else(|| {
+                format!(
+                    "{}: segment at {paddr:#x} outside the 64 KiB image",
+                    elf.display()
+                )
+            })?;
         let src = e
             .get(off..off + filesz)
             .ok_or_else(|| format!("{}: truncated segment", elf.display()))?;
@@ -189,7 +206,10 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
             map::GUEST_BUNDLE
         ),
     ];
-    println!("==> qemu-system-aarch64 {} (timeout {TIMEOUT_S} s)", qemu_args.join(" "));
+    println!(
+        "==> qemu-system-aarch64 {} (timeout {TIMEOUT_S} s)",
+        qemu_args.join(" ")
+    );
     let log = std::fs::File::create(&console).map_err(|e| format!("{}: {e}", console.display()))?;
     let start = Instant::now();
     let mut child = Command::new("timeout")
@@ -203,7 +223,8 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
         .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
     let status = child.wait().map_err(|e| e.to_string())?;
     let secs = start.elapsed().as_secs();
-    let text = std::fs::read_to_string(&console).map_err(|e| format!("{}: {e}", console.display()))?;
+    let text =
+        std::fs::read_to_string(&console).map_err(|e| format!("{}: {e}", console.display()))?;
     let trace = out.join(if cpu == CPUS[0] {
         "../qemu-trace.jsonl".to_string()
     } else {
@@ -214,7 +235,11 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
     match r {
         Ok(mut s) => {
             s.secs = secs;
-            println!("    -cpu {cpu}: console checked ({} lines, {secs} s) -> {}", text.lines().count(), console.display());
+            println!(
+                "    -cpu {cpu}: console checked ({} lines, {secs} s) -> {}",
+                text.lines().count(),
+                console.display()
+            );
             Ok(s)
         }
         Err(errors) => {
@@ -259,7 +284,9 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
     let mut attack_at = None;
     let mut halt_at = None;
     if exit != Some(0) {
-        errors.push(format!("QEMU exited with {exit:?} (expected 0: KCore powers the machine off)"));
+        errors.push(format!(
+            "QEMU exited with {exit:?} (expected 0: KCore powers the machine off)"
+        ));
     }
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
@@ -268,7 +295,9 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
             continue;
         }
         if fin.is_some() {
-            errors.push(format!("line {at}: output after the final trace line: {line}"));
+            errors.push(format!(
+                "line {at}: output after the final trace line: {line}"
+            ));
             continue;
         }
         if line.starts_with("{\"trace\":") {
@@ -282,10 +311,15 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
                 Ok(v) => {
                     let seq = v["seq"].as_u64();
                     if seq != Some(steps.len() as u64) {
-                        errors.push(format!("line {at}: trace seq {seq:?}, expected {}", steps.len()));
+                        errors.push(format!(
+                            "line {at}: trace seq {seq:?}, expected {}",
+                            steps.len()
+                        ));
                     }
                     if v.get("lost").is_some() {
-                        errors.push(format!("line {at}: the entry lost untrusted values (buffer full)"));
+                        errors.push(format!(
+                            "line {at}: the entry lost untrusted values (buffer full)"
+                        ));
                     }
                     steps.push(v);
                     trace_lines.push(line);
@@ -331,17 +365,28 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
         .filter(|l| l.contains("does not match its signature: refused"))
         .count();
     if refused != 1 {
-        errors.push(format!("{refused} images refused by KCore (expected exactly the tampered one)"));
+        errors.push(format!(
+            "{refused} images refused by KCore (expected exactly the tampered one)"
+        ));
     }
-    let verified = kcore.iter().filter(|l| l.contains("signature: VERIFIED")).count();
+    let verified = kcore
+        .iter()
+        .filter(|l| l.contains("signature: VERIFIED"))
+        .count();
     if verified < 2 {
-        errors.push(format!("{verified} images verified (expected the demo's and the measured ones)"));
+        errors.push(format!(
+            "{verified} images verified (expected the demo's and the measured ones)"
+        ));
     }
     let tampered = find(&host, "tampered image refused");
     if tampered.is_none() {
         errors.push("the host did not see its tampered image refused".into());
     }
-    for p in ["psci: cpu 0 CPU_ON cpu 1", "psci: cpu 1 CPU_OFF", "cpu 1: up in KCore"] {
+    for p in [
+        "psci: cpu 0 CPU_ON cpu 1",
+        "psci: cpu 1 CPU_OFF",
+        "cpu 1: up in KCore",
+    ] {
         if find(&kcore, p).is_none() {
             errors.push(format!("no KCore line \"{p}...\" (the PSCI relay)"));
         }
@@ -352,8 +397,14 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
     let counts_line = find(&host, "el2-counts: ").map(|l| l["el2-counts: ".len()..].to_string());
     let counts = match counts_line.as_deref().map(serde_json::from_str::<Value>) {
         Some(Ok(Value::Object(m))) => {
-            for k in ["null_hvc", "world_switch", "host_fault", "verify_64k", "sha512_64k"] {
-                if !m.get(k).and_then(Value::as_u64).is_some_and(|v| v > 0) {
+            for k in [
+                "null_hvc",
+                "world_switch",
+                "host_fault",
+                "verify_64k",
+                "sha512_64k",
+            ] {
+                if m.get(k).and_then(Value::as_u64).unwrap_or(0) == 0 {
                     errors.push(format!("el2-counts: no positive \"{k}\""));
                 }
             }
@@ -364,13 +415,19 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
             Default::default()
         }
     };
-    if host.iter().filter(|l| l.starts_with("el2-counts: ")).count() > 1 {
+    if host
+        .iter()
+        .filter(|l| l.starts_with("el2-counts: "))
+        .count()
+        > 1
+    {
         errors.push("more than one el2-counts line".into());
     }
     // The end: the host reads VM memory, KCore halts in that entry, and that is the last.
     match (attack_at, halt_at) {
         (Some(a), Some(h)) if h > a => {}
-        _ => errors.push("the run does not end with KCore halting on the host's read of VM memory".into()),
+        _ => errors
+            .push("the run does not end with KCore halting on the host's read of VM memory".into()),
     }
     if halts.len() != 1 {
         errors.push(format!("{} KCORE HALT lines (expected 1)", halts.len()));
@@ -379,7 +436,9 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
         let last = i + 1 == steps.len();
         let result = s["result"].as_str().unwrap_or("?");
         if !last && result != "ok" {
-            errors.push(format!("trace seq {i}: result {result} before the end of the run"));
+            errors.push(format!(
+                "trace seq {i}: result {result} before the end of the run"
+            ));
         }
     }
     match steps.last() {
@@ -388,9 +447,13 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
                 && s["entry"][0] == "host_npt_handler"
                 && s["principal"] == "host"
                 && s["action"] == "host_load" => {}
-        _ => errors.push("the last KCore entry is not the host's load halting in host_npt_handler".into()),
+        _ => errors
+            .push("the last KCore entry is not the host's load halting in host_npt_handler".into()),
     }
-    if !steps.iter().any(|s| s["principal"] == "vm 1" && s["action"] == "guest_psci") {
+    if !steps
+        .iter()
+        .any(|s| s["principal"] == "vm 1" && s["action"] == "guest_psci")
+    {
         errors.push("VM 1 never powered itself off (no guest_psci exit)".into());
     }
     if steps.iter().any(|s| s["action"] == "guest_hvc_other") {
@@ -401,10 +464,16 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
             errors.push(format!("no {a} exit in the trace"));
         }
     }
-    if !steps.iter().any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "grant") {
+    if !steps
+        .iter()
+        .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "grant")
+    {
         errors.push("no GRANT in the trace".into());
     }
-    if !steps.iter().any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "revoke") {
+    if !steps
+        .iter()
+        .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "revoke")
+    {
         errors.push("no REVOKE in the trace".into());
     }
     match &fin {
@@ -506,7 +575,11 @@ mod tests {
         for i in 0..g.len() {
             let mut v = g.clone();
             v.remove(i);
-            assert!(run(&v, Some(0)).is_err(), "passed without line {i}: {}", g[i]);
+            assert!(
+                run(&v, Some(0)).is_err(),
+                "passed without line {i}: {}",
+                g[i]
+            );
         }
         let mut v = g.clone();
         v.insert(3, "garbage from nowhere".into());

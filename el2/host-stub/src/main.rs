@@ -109,14 +109,20 @@ struct Bundle {
 
 fn bundle() -> Bundle {
     let w = |i: u64| hw::read64(GUEST_BUNDLE + i * 8);
-    ensure!(w(0) == bundle::MAGIC, "no guest bundle at {GUEST_BUNDLE:#x}");
+    ensure!(
+        w(0) == bundle::MAGIC,
+        "no guest bundle at {GUEST_BUNDLE:#x}"
+    );
     let mut sig = [0; 8];
     for (i, s) in sig.iter_mut().enumerate() {
         *s = hw::read64(GUEST_BUNDLE + bundle::SIG_OFFSET + i as u64 * 8);
     }
     let img = GUEST_BUNDLE + bundle::IMAGE_OFFSET;
     let size = w(2);
-    ensure!(size == el2_abi::GUEST_IMAGE_BYTES, "guest image of {size} bytes");
+    ensure!(
+        size == el2_abi::GUEST_IMAGE_BYTES,
+        "guest image of {size} bytes"
+    );
     Bundle {
         load: w(1),
         size,
@@ -198,8 +204,14 @@ fn demo_vcpu(b: &Bundle, a_page: u64, vm: u64, vcpu: u64) -> (u64, u64) {
     run(vm, vcpu, Some((gpa, a_page, 3)), None);
     // It wrote and shared the page, and waits: read it (the share lets the host map it).
     let w = |i: u64| a_page + i * 8;
-    ensure!(hw::read64(w(MAGIC)) == MAGIC_VALUE, "vCPU {vcpu}: no checksum in its shared page");
-    ensure!(hw::read64(w(VCPU)) == vcpu, "vCPU {vcpu}: page names another vCPU");
+    ensure!(
+        hw::read64(w(MAGIC)) == MAGIC_VALUE,
+        "vCPU {vcpu}: no checksum in its shared page"
+    );
+    ensure!(
+        hw::read64(w(VCPU)) == vcpu,
+        "vCPU {vcpu}: page names another vCPU"
+    );
     let sum = hw::read64(w(SUM));
     hw::write64(w(REPLY), sum ^ REPLY_XOR);
     // The host's own FP and EL1 state, different from the guest's.
@@ -262,7 +274,10 @@ pub fn main() -> ! {
         "guest bundle: {} bytes at gpa {:#x}, entries +{:#x} (demo) +{:#x} (bench), FNV-1a checksum {:#x}",
         b.size, b.load, b.demo, b.bench, b.sum
     );
-    let mut a = Alloc { blocks: 0, pages: 0 };
+    let mut a = Alloc {
+        blocks: 0,
+        pages: 0,
+    };
 
     // CPU 1, through KCore's PSCI relay.
     for i in 0..8 {
@@ -332,7 +347,10 @@ pub fn main() -> ! {
             }
         }
     }
-    ensure!(nonzero == 0, "{nonzero} words of VM {vm1}'s reclaimed pages are not zero");
+    ensure!(
+        nonzero == 0,
+        "{nonzero} words of VM {vm1}'s reclaimed pages are not zero"
+    );
     say!("reclaimed VM {vm1}: its 512-page image block and 2 data pages are the host's again, scrubbed");
 
     // Measurements (one CPU running; -icount shift=0: one cycle per instruction). Each
@@ -343,7 +361,9 @@ pub fn main() -> ! {
     let t_hvc = hw::time_hvc_loop(n);
     let t_nop = hw::time_nop_loop(n);
     let null_hvc = t_hvc.saturating_sub(t_nop) / n;
-    say!("measuring {n} host stage-2 faults (first touches of {n} pages) against {n} second touches");
+    say!(
+        "measuring {n} host stage-2 faults (first touches of {n} pages) against {n} second touches"
+    );
     let t_fresh = hw::time_touch_loop(BENCH_PAGES, n);
     let t_mapped = hw::time_touch_loop(BENCH_PAGES, n);
     let host_fault = t_fresh.saturating_sub(t_mapped) / n;
@@ -400,14 +420,19 @@ pub fn main() -> ! {
     // KCore accepted the image, the pages would stay the VM's and reading one would halt.)
     kcall(hvc::CLEAR_VM_S2_RANGE, &[vmt, blockt, 0x20_0000]);
     let w = hw::read64(blockt + 0x100);
-    ensure!(w == 0, "tampered VM {vmt}'s page reads {w:#x} after reclaim");
+    ensure!(
+        w == 0,
+        "tampered VM {vmt}'s page reads {w:#x} after reclaim"
+    );
     say!("tampered image refused: VM {vmt} powered off by KCore; its pages came back scrubbed");
 
     // Attack (a): read a page of a live VM. KCore must halt; this never returns.
     let (vm, block) = last;
     say!("attack: reading VM {vm}'s image page at {block:#x} (KCore must halt)");
     let v = hw::read64(block);
-    fail(format_args!("read VM {vm}'s page at {block:#x}: {v:#x}; KCore did not halt"))
+    fail(format_args!(
+        "read VM {vm}'s page at {block:#x}: {v:#x}; KCore did not halt"
+    ))
 }
 
 #[panic_handler]

@@ -70,7 +70,12 @@ impl<T> TicketLock<T> {
     pub fn try_lock(&self) -> Option<Guard<'_, T>> {
         let now = self.owner.load(Ordering::Acquire);
         self.next
-            .compare_exchange(now, now.wrapping_add(1), Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                now,
+                now.wrapping_add(1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .ok()?;
         super::regs::dsb_ish();
         Some(Guard {

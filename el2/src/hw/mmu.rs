@@ -60,7 +60,9 @@ const SCTLR_ON: u64 = super::asm::SCTLR_EL2_OFF | 1 | (1 << 2) | (1 << 3) | (1 <
 
 /// PA bits of ID_AA64MMFR0_EL1.PARange (Arm ARM D17.2.64).
 pub fn pa_bits(mmfr0: u64) -> Option<u64> {
-    [32, 36, 40, 42, 44, 48, 52].get((mmfr0 & 0xF) as usize).copied()
+    [32, 36, 40, 42, 44, 48, 52]
+        .get((mmfr0 & 0xF) as usize)
+        .copied()
 }
 
 /// VTCR_EL2 for kcore's stage-2 tables (Arm ARM D17.2.161), from ID_AA64MMFR0_EL1:

@@ -105,5 +105,12 @@ pub fn scrub_page(pa: u64) {
 /// (Arm ARM D7.5.8).
 pub fn invalidate_icache_all() {
     // SAFETY: instruction cache maintenance; no memory contents change.
-    unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack, preserves_flags)) }
+    unsafe {
+        asm!(
+            "ic ialluis",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    }
 }

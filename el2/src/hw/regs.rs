@@ -27,8 +27,10 @@ macro_rules! accessors {
     ($( $get:ident / $set:ident => $r:literal ),* $(,)?) => {
         $(
             #[inline(always)]
+            #[allow(dead_code)]
             pub fn $get() -> u64 { mrs!($r) }
             #[inline(always)]
+            #[allow(dead_code)]
             pub fn $set(v: u64) { msr!($r, v) }
         )*
     };
@@ -55,7 +57,6 @@ accessors! {
     pmselr / set_pmselr => "pmselr_el0",
     sctlr_el1 / set_sctlr_el1 => "sctlr_el1",
     cpacr_el1 / set_cpacr_el1 => "cpacr_el1",
-    actlr_el1 / set_actlr_el1 => "actlr_el1",
 }
 
 pub fn midr() -> u64 {
@@ -208,12 +209,6 @@ pub fn dsb_ish() {
     unsafe { asm!("dsb ish", options(nostack, preserves_flags)) }
 }
 
-#[inline(always)]
-pub fn dsb_ishst() {
-    // SAFETY: a barrier.
-    unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) }
-}
-
 /// Invalidates stage-2 (and combined stage-1) translations of `ipa` in the guest whose
 /// VTTBR_EL2 is `target_vttbr`, on every CPU of the inner-shareable domain, and waits for
 /// completion (Arm ARM D8.16.1 break-before-make; D8.17 TLBI IPAS2E1IS, VMALLE1IS).
@@ -251,7 +246,15 @@ pub fn s2_invalidate_ipa(target_vttbr: u64, ipa: u64) {
 pub fn tlbi_vmalle1_local() {
     // SAFETY: local TLB maintenance for the VMID just written to VTTBR_EL2 (the leading ISB
     // makes that write take effect first).
-    unsafe { asm!("isb", "tlbi vmalle1", "dsb nsh", "isb", options(nostack, preserves_flags)) }
+    unsafe {
+        asm!(
+            "isb",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    }
 }
 
 /// Invalidates every EL1&0 and EL2 translation on this CPU (boot).
