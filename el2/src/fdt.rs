@@ -27,7 +27,7 @@ struct Blob {
 
 impl Blob {
     fn be32(&self, off: u64) -> Option<u32> {
-        if off % 4 != 0 || off + 4 > self.size {
+        if !off.is_multiple_of(4) || off + 4 > self.size {
             return None;
         }
         Some(u32::from_be(phys::read32(self.base + off)))
@@ -63,7 +63,7 @@ impl Blob {
 
 /// Reads the tree at `pa` (`None`: no tree there, or not one this reader understands).
 pub fn read(pa: u64) -> Option<Machine> {
-    if pa % 8 != 0 || !phys::is_raw(pa, 40) {
+    if !pa.is_multiple_of(8) || !phys::is_raw(pa, 40) {
         return None;
     }
     let hdr = Blob { base: pa, size: 40 };

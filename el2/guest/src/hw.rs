@@ -49,7 +49,7 @@ pub fn mpidr() -> u64 {
 
 fn check(pa: u64) {
     // The guest touches its own image (and the block it is in) and its data pages only.
-    assert!(pa % 8 == 0 && pa >= GUEST_LOAD && pa < GUEST_LOAD + 0x100_0000);
+    assert!(pa.is_multiple_of(8) && (GUEST_LOAD..GUEST_LOAD + 0x100_0000).contains(&pa));
 }
 
 pub fn read64(pa: u64) -> u64 {

@@ -106,7 +106,7 @@ fn check(pa: u64, len: u64) {
     );
     let end = pa + len;
     assert!(
-        pa % 8 == 0 && pa >= RAM_BASE && end <= KCORE_BASE && (end <= is || pa >= ie),
+        pa.is_multiple_of(8) && pa >= RAM_BASE && end <= KCORE_BASE && (end <= is || pa >= ie),
         "host access at {pa:#x} outside the memory the stub manages"
     );
 }

@@ -78,9 +78,9 @@ pub fn vtcr(mmfr0: u64) -> Option<(u64, u64)> {
     }
     let ipa = bits.min(48);
     let ps = (mmfr0 & 0xF).min(5);
+    // TG0 (bits 15:14) = 0: 4 KiB granule.
     let v = (1 << 31) // RES1
         | (ps << 16)
-        | (0 << 14) // TG0 = 4 KiB
         | (3 << 12) // SH0 inner shareable
         | (1 << 10) // ORGN0 write-back
         | (1 << 8) // IRGN0 write-back
@@ -95,7 +95,7 @@ fn idx(va: u64, level: u32) -> usize {
 
 /// Builds the tables (boot CPU, MMU off, before any other CPU runs).
 pub fn build() {
-    assert!(RAM_BASE % (1 << 30) == 0 && RAM_END - RAM_BASE == 1 << 30);
+    assert!(RAM_BASE.is_multiple_of(1 << 30) && RAM_END - RAM_BASE == 1 << 30);
     let (img_start, text_end, img_end) = image_bounds();
     let first_block = ((img_start - RAM_BASE) / BLOCK) as usize;
     assert!(img_start % BLOCK == 0 && img_end <= img_start + IMAGE_BLOCKS as u64 * BLOCK);

@@ -24,7 +24,7 @@ pub fn is_raw(pa: u64, len: u64) -> bool {
 }
 
 fn check(pa: u64, len: u64, align: u64) {
-    if pa % align != 0 || !is_raw(pa, len) {
+    if !pa.is_multiple_of(align) || !is_raw(pa, len) {
         panic!("KCore touched physical address {pa:#x} (+{len:#x}) outside its reach");
     }
 }
@@ -71,7 +71,7 @@ pub fn clean_invalidate(pa: u64, len: u64) {
 /// otherwise. Needs the MMU on (DC ZVA faults on Device memory).
 pub fn zero(pa: u64, len: u64) {
     check(pa, len, 4096);
-    assert!(len % 4096 == 0);
+    assert!(len.is_multiple_of(4096));
     let dczid = super::regs::dczid();
     let end = pa + len;
     if dczid & (1 << 4) == 0 {
