@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds the EL2 workspace (el2/: kcore for aarch64-unknown-none-softfloat) with Debian's
-# rustc-web/cargo-web and build-std (shared/design/el2-toolchain.md). Installs the Debian
-# packages it needs when they are missing, visibly. Nothing here downloads a toolchain.
+# Builds the EL2 workspace (el2/): the KCore image (kcore-el2), the EL1 host stub and the
+# guest, with Debian's rustc-web/cargo-web and build-std (shared/design/el2-toolchain.md),
+# offline: the crypto crates are vendored in el2/vendor, build-std's in Debian's
+# rust-web-src; both are linked into el2/target/vendor-merged, the one directory source
+# .cargo/config.toml names. Installs the Debian packages it needs when missing, visibly.
+# Nothing here downloads a toolchain or a crate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in rustc-web cargo-web rust-web-src; do
+for p in rustc-web cargo-web rust-web-src lld-22; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -17,11 +20,24 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo_cmd apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 cd el2
-# rust-toolchain.toml selects /usr (Debian's rustc) in this folder only. The default target
-# (.cargo/config.toml) is the soft-float one EL2 code should use; the hard-float target is
-# built too, so the core is known to compile for both.
-for target in aarch64-unknown-none-softfloat aarch64-unknown-none; do
-    echo "el2-build: $(/usr/bin/rustc --version) for $target"
-    env -u CARGO -u RUSTC -u RUSTDOC -u RUSTUP_TOOLCHAIN -u CARGO_TARGET_DIR cargo build --release --target "$target"
-    ls -l "target/$target/release/libcorevisor_el2.rlib"
+debian=/usr/lib/rustlib/src/rust/library/vendor
+merged=target/vendor-merged
+rm -rf "$merged"
+mkdir -p "$merged"
+for d in "$debian"/* vendor/*; do
+    name=$(basename "$d")
+    # Same crate and version in both sets: one copy (they are the same release).
+    [ -e "$merged/$name" ] || ln -s "$(realpath "$d")" "$merged/$name"
 done
+# rust-toolchain.toml selects /usr (Debian's rustc) in this folder only.
+build() {
+    env -u CARGO -u RUSTC -u RUSTDOC -u RUSTUP_TOOLCHAIN -u CARGO_TARGET_DIR \
+        cargo build --release --offline --locked "$@"
+}
+echo "el2-build: $(/usr/bin/rustc --version)"
+build -p corevisor-el2 --target aarch64-unknown-none-softfloat
+build -p el2-host-stub --target aarch64-unknown-none-softfloat
+build -p el2-guest --target aarch64-unknown-none-softfloat
+ls -l target/aarch64-unknown-none-softfloat/release/kcore-el2 \
+    target/aarch64-unknown-none-softfloat/release/host-stub \
+    target/aarch64-unknown-none-softfloat/release/guest

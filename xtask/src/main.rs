@@ -3,21 +3,27 @@
 //! * `cargo xtask test`     — every test of the project (what `.ci/run` runs): formatting,
 //!   lints (clippy, warnings are errors), the whole workspace's tests (after installing
 //!   Debian's chromium for the report's browser test), the spec's branch-coverage check,
-//!   and the EL2 build when its workspace exists.
+//!   and `cargo xtask qemu` (the EL2 build, and KCore booted on QEMU, checked).
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
+//! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
+//!   installs QEMU when missing, builds, boots, checks the console, writes the trace
+//!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
+
+mod qemu;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("coverage") => coverage().map(|f| println!("spec branch coverage: {f}")),
+        Some("qemu") => qemu::qemu(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|coverage>");
+            eprintln!("usage: cargo xtask <test|coverage|qemu [--cpu NAME]>");
             exit(2);
         }
     };
@@ -97,13 +103,10 @@ fn test() -> Result<(), String> {
     )?;
     let figure = coverage()?;
     println!("spec branch coverage: {figure}");
-    let el2 = root().join("scripts/el2-build.sh");
-    if el2.exists() {
-        run(
-            "EL2 build (aarch64-unknown-none)",
-            Command::new("bash").arg(&el2).current_dir(root()),
-        )?;
-    }
+    // The EL2 build, and KCore on QEMU: the host stub and guest through the real ABI, every
+    // console line checked, under a timeout (docs/el2.md).
+    println!("==> KCore at EL2 on QEMU (cargo xtask qemu)");
+    qemu::qemu(&root(), &[])?;
     println!("xtask test: all passed");
     Ok(())
 }

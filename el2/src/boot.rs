@@ -1,0 +1,139 @@
+//! Bring-up: the boot CPU from QEMU's entry, the others through the PSCI relay.
+
+use crate::hw::lock::TicketLock;
+use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
+use crate::hw::{mmu, psci, regs, uart};
+use crate::platform::*;
+use crate::{console, fdt, kcore_glue, kprintln, trace};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// SPSR_EL2 for entering EL1: EL1h, DAIF masked.
+const SPSR_EL1H: u64 = 0x3C5;
+/// SCTLR_EL1 for a world that starts: RES1 bits, MMU and caches off.
+const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
+
+/// VTCR_EL2, the same on every CPU.
+static VTCR: AtomicU64 = AtomicU64::new(0);
+static CPUS: AtomicUsize = AtomicUsize::new(1);
+/// Per CPU: where the host asked CPU_ON to start it (entry, context id).
+static HOST_START: TicketLock<[Option<(u64, u64)>; MAX_CPUS]> = TicketLock::new([None; MAX_CPUS]);
+
+pub fn primary(x0: u64) -> ! {
+    let mmfr0 = regs::id_aa64mmfr0();
+    mmu::build();
+    mmu::enable(mmfr0);
+    console::locking_on();
+    uart::init();
+    let (img, text_end, img_end) = percpu::image_bounds();
+    kprintln!(
+        "corevisor KCore at EL{} on MIDR {:#x}, ID_AA64MMFR0 {:#x} ({} PA bits); image [{:#x}, {:#x}), code up to {:#x}",
+        regs::current_el(),
+        regs::midr(),
+        mmfr0,
+        mmu::pa_bits(mmfr0).unwrap_or(0),
+        img,
+        img_end,
+        text_end
+    );
+    // The machine must be the one this image is laid out for (docs/el2.md): the device
+    // tree QEMU passes (x0, or the base of RAM for an ELF kernel).
+    let m = fdt::read(x0)
+        .or_else(|| fdt::read(RAM_BASE))
+        .unwrap_or_else(|| {
+            crate::panic::stop(format_args!("no device tree at {x0:#x} or {RAM_BASE:#x}"))
+        });
+    if m.ram_base != RAM_BASE || m.ram_base + m.ram_size != RAM_END {
+        crate::panic::stop(format_args!(
+            "RAM is [{:#x}, {:#x}); this KCore is built for [{RAM_BASE:#x}, {RAM_END:#x}) (qemu -m 1G)",
+            m.ram_base,
+            m.ram_base + m.ram_size
+        ));
+    }
+    if m.cpus == 0 || m.cpus > MAX_CPUS {
+        crate::panic::stop(format_args!(
+            "{} CPUs; KCore supports 1 to {MAX_CPUS}",
+            m.cpus
+        ));
+    }
+    CPUS.store(m.cpus, Ordering::Relaxed);
+    let Some((vtcr, ipa_bits)) = mmu::vtcr(mmfr0) else {
+        crate::panic::stop(format_args!(
+            "the CPU has fewer than 40 PA bits; kcore's 4-level stage 2 needs at least 40"
+        ))
+    };
+    VTCR.store(vtcr, Ordering::Relaxed);
+    let n = (regs::pmcr() >> 11) & 0x1F;
+    kcore_glue::boot(m.cpus, n);
+    let (meta, pt, smmu, host_vttbr) = kcore_glue::describe();
+    kprintln!(
+        "RAM [{RAM_BASE:#x}, {RAM_END:#x}), {} CPUs; KCore's region [{KCORE_BASE:#x}, {RAM_END:#x}): metadata at {meta:#x}, SMMU pool at {smmu:#x}, stage-2 pools at {pt:#x}",
+        m.cpus
+    );
+    kprintln!(
+        "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; one CPU at a time inside kcore (a lock around the core)"
+    );
+    trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE);
+    cpu_init(0);
+    kprintln!("cpu 0: entering the host at {HOST_ENTRY:#x} (EL1h)");
+    enter_host(0, HOST_ENTRY, x0)
+}
+
+/// EL2 and EL1 state of a CPU about to enter the host for the first time.
+fn cpu_init(cpu: usize) {
+    regs::set_vbar_el2(core::ptr::addr_of!(crate::hw::asm::el2_vectors) as u64);
+    regs::set_vtcr(VTCR.load(Ordering::Relaxed));
+    regs::set_vpidr(regs::midr());
+    regs::set_cntvoff(0);
+    regs::set_sctlr_el1(SCTLR_EL1_RESET);
+    regs::set_cpacr_el1(3 << 20);
+    kcore_glue::cpu_init(cpu);
+    regs::isb();
+    regs::tlbi_all_local();
+}
+
+fn enter_host(cpu: usize, entry: u64, x0: u64) -> ! {
+    let mut f = TrapFrame {
+        elr: entry,
+        spsr: SPSR_EL1H,
+        cpu: cpu as u64,
+        ..Default::default()
+    };
+    f.x[0] = x0;
+    percpu::enter_lower(cpu, f)
+}
+
+/// PSCI CPU_ON from the host on `cpu`: start `target` in KCore, which enters the host at
+/// `entry` with `context` in x0. Returns the PSCI status for the host.
+pub fn cpu_on(cpu: usize, target: u64, entry: u64, context: u64) -> u64 {
+    let idx = (target & 0xFF) as usize;
+    if target & !0xFF != 0 || idx >= CPUS.load(Ordering::Relaxed) {
+        return el2_abi::psci::INVALID_PARAMETERS;
+    }
+    HOST_START.lock()[idx] = Some((entry, context));
+    let r = psci::smc(
+        el2_abi::psci::CPU_ON,
+        target,
+        core::ptr::addr_of!(crate::hw::asm::_start_secondary) as u64,
+        idx as u64,
+    );
+    kprintln!(
+        "psci: cpu {cpu} CPU_ON cpu {idx} at host entry {entry:#x} (relayed, KCore first): status {}",
+        r as i64
+    );
+    r
+}
+
+pub fn secondary(cpu: usize) -> ! {
+    mmu::enable(regs::id_aa64mmfr0());
+    let Some((entry, context)) = HOST_START.lock()[cpu].take() else {
+        crate::panic::stop(format_args!(
+            "cpu {cpu} started without a CPU_ON from the host"
+        ))
+    };
+    cpu_init(cpu);
+    kprintln!(
+        "cpu {cpu}: up in KCore (MPIDR {:#x}); entering the host at {entry:#x}",
+        regs::mpidr()
+    );
+    enter_host(cpu, entry, context)
+}

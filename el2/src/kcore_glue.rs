@@ -1,0 +1,628 @@
+//! The one module that calls into kcore or names its types (docs/el2.md, "The glue").
+//!
+//! * [`El2Hw`]: kcore's `Hw` on this machine: physical memory through `hw::phys`, TLB
+//!   maintenance with the target VMID's own VTTBR, the cache maintenance the simulator does
+//!   not model (a page leaving the host, a scrubbed page, pages KCore wrote for someone else),
+//!   and one register file (`Ctxt`) per CPU.
+//! * The entries: each takes the big lock (one CPU at a time inside kcore until kcore's
+//!   entry points take `&self`), copies what the trap saved into the CPU's `Ctxt`, calls
+//!   kcore, loads what kcore left there into the CPU, and records the step in the trace.
+//! * World switches: the EL1 system registers and FP/SIMD registers move between the CPU and
+//!   the `Ctxt` only when the world changes (VCPU_RUN, an exit to the host); every other trap
+//!   moves x0..x30, ELR, SPSR and the fault registers only.
+//!
+//! When kcore's entry points change shape (issue 11: `&self` plus the trapping CPU's
+//! per-CPU state), this module is what changes.
+
+use crate::hw::lock::{Late, TicketLock};
+use crate::hw::percpu::{TrapFrame, MAX_CPUS};
+use crate::hw::{phys, regs};
+use crate::platform::*;
+use crate::trace::{Action, Entry, Outcome, Step, Trace, TRACE};
+use corevisor_kcore::consts::{
+    ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN, CNTHCTL_EL1PCTEN,
+    COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
+};
+use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
+use corevisor_kcore::hw::{Hw, SysReg, Untrusted};
+use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
+use corevisor_kcore::mem_ops::{Core, CTXTS};
+use corevisor_kcore::pt::{self, PtLayout};
+use corevisor_kcore::trap::Trap;
+
+const _: () = assert!(corevisor_kcore::mem_ops::MAX_CPUS == MAX_CPUS);
+
+/// HCR_EL2.TSC: the host's SMCs trap to KCore (the PSCI relay).
+const HCR_TSC: u64 = 1 << 19;
+
+/// Pages outside KCore's region kcore may write in one entry before they are cleaned.
+const DIRTY_SLOTS: usize = 8;
+
+/// kcore's machine interface on this CPU.
+pub struct El2Hw {
+    frames: [Ctxt; MAX_CPUS],
+    pt: PtLayout,
+    dirty: [u64; DIRTY_SLOTS],
+    ndirty: usize,
+    /// A host page changed hands in this entry: no CPU may keep instructions fetched from
+    /// it (IC IALLUIS before leaving EL2).
+    icache: bool,
+}
+
+impl El2Hw {
+    fn note_dirty(&mut self, page: u64) {
+        if self.dirty[..self.ndirty].contains(&page) {
+            return;
+        }
+        if self.ndirty == DIRTY_SLOTS {
+            self.clean_dirty();
+        }
+        self.dirty[self.ndirty] = page;
+        self.ndirty += 1;
+    }
+
+    fn clean_dirty(&mut self) {
+        for &p in &self.dirty[..self.ndirty] {
+            phys::clean_invalidate(p, PAGE_SIZE);
+        }
+        self.ndirty = 0;
+    }
+
+    /// The maintenance owed before this CPU leaves EL2.
+    fn finish(&mut self) {
+        self.clean_dirty();
+        if self.icache {
+            phys::invalidate_icache_all();
+            self.icache = false;
+        }
+        // Table entries kcore wrote become visible to the walkers before the eret.
+        regs::dsb_ish();
+    }
+}
+
+impl Hw for El2Hw {
+    fn read64(&self, pa: u64) -> u64 {
+        phys::read64(pa)
+    }
+
+    fn zero_range(&mut self, pa: u64, len: u64) {
+        // Boot zeroes KCore's metadata and pools: megabytes, at memset speed.
+        phys::zero(pa, len);
+    }
+
+    fn write64(&mut self, pa: u64, v: u64) {
+        phys::write64(pa, v);
+        if pa < KCORE_BASE {
+            // Someone else's page (a sealed export, a decrypted VM page): to the point of
+            // coherency before its owner, caches on or off, reads it.
+            self.note_dirty(pa & !(PAGE_SIZE - 1));
+        }
+    }
+
+    fn tlbi_ipa(&mut self, vmid: u32, ipa: u64) {
+        let vttbr = self.pt.root(vmid) | ((vmid as u64) << 48);
+        regs::s2_invalidate_ipa(vttbr, ipa);
+        let page = ipa & !(PAGE_SIZE - 1);
+        if vmid == HOSTVISOR && page < KCORE_BASE && phys::is_raw(page, PAGE_SIZE) {
+            // The host (identity-mapped) just lost this page: whatever it wrote with its
+            // caches off must not be hidden by a stale line KCore or the next owner would
+            // read, and nothing it executed may stay in an instruction cache.
+            phys::clean_invalidate(page, PAGE_SIZE);
+            self.icache = true;
+        }
+    }
+
+    fn read_sysreg(&self, r: SysReg) -> u64 {
+        match r {
+            SysReg::VttbrEl2 => regs::vttbr(),
+            SysReg::HcrEl2 => regs::hcr(),
+            SysReg::EsrEl2 => regs::esr(),
+            SysReg::FarEl2 => regs::far(),
+            SysReg::HpfarEl2 => regs::hpfar(),
+            SysReg::ElrEl2 => regs::elr(),
+            SysReg::SpsrEl2 => regs::spsr(),
+            SysReg::CptrEl2 => regs::cptr(),
+            SysReg::MdcrEl2 => regs::mdcr(),
+            SysReg::CnthctlEl2 => regs::cnthctl(),
+            SysReg::TpidrEl2 => regs::tpidr_el2(),
+        }
+    }
+
+    fn write_sysreg(&mut self, r: SysReg, v: u64) {
+        match r {
+            SysReg::VttbrEl2 => regs::set_vttbr(v),
+            SysReg::HcrEl2 => regs::set_hcr(v),
+            SysReg::EsrEl2 => regs::set_esr(v),
+            SysReg::FarEl2 => regs::set_far(v),
+            SysReg::HpfarEl2 => regs::set_hpfar(v),
+            SysReg::ElrEl2 => regs::set_elr(v),
+            SysReg::SpsrEl2 => regs::set_spsr(v),
+            SysReg::CptrEl2 => regs::set_cptr(v),
+            SysReg::MdcrEl2 => regs::set_mdcr(v),
+            SysReg::CnthctlEl2 => regs::set_cnthctl(v),
+            SysReg::TpidrEl2 => regs::set_tpidr_el2(v),
+        }
+        regs::isb();
+    }
+
+    fn regs(&mut self, cpu: usize) -> &mut Ctxt {
+        &mut self.frames[cpu]
+    }
+
+    fn zero_page(&mut self, pa: u64) {
+        phys::scrub_page(pa);
+    }
+}
+
+/// EL1 state kcore's `Ctxt` does not carry, switched with the world all the same.
+#[derive(Clone, Copy, Debug, Default)]
+struct Extra {
+    esr_el1: u64,
+    cntv_ctl: u64,
+    cntv_cval: u64,
+}
+
+struct Glue {
+    core: Core<El2Hw>,
+    /// Per shadow context (vmid * 8 + vcpu): its `Extra` while it does not run.
+    extra: [Extra; CTXTS],
+    /// Per shadow context: the CPU it last ran on (0xFF: never).
+    last_cpu: [u8; CTXTS],
+    /// MDCR_EL2.HPMN for the host: all of PMCR_EL0.N (an HPMN of 0 is CONSTRAINED
+    /// UNPREDICTABLE before FEAT_HPMN0).
+    hpmn: u64,
+}
+
+static STATE: TicketLock<Late<Glue>> = TicketLock::new(Late::new());
+/// kcore's halt (or an entry the CPU's mode does not admit): how the entry ended.
+#[derive(Clone, Copy, Debug)]
+pub struct Stop {
+    pub step: Step,
+}
+
+/// kcore's untrusted values go straight into the trace.
+struct Rec<'a>(&'a mut Trace);
+
+impl Untrusted for Rec<'_> {
+    fn record(&mut self, principal: u32, value: u64) {
+        self.0.data(principal, value);
+    }
+    fn record_core(&mut self, vmid: u32, value: u64) {
+        self.0.core(vmid, value);
+    }
+}
+
+/// The layout of KCore's region (docs/el2.md): kcore plans it after the linked image.
+fn layout() -> Layout {
+    Layout::plan(
+        RAM_BASE,
+        RAM_END,
+        KCORE_BASE,
+        MAX_CPUS,
+        PoolSpans::ARM,
+        IMAGE_BYTES,
+    )
+    .unwrap_or_else(|e| {
+        crate::panic::stop(format_args!(
+            "KCore's region cannot hold its state: needs {:#x} bytes, has {:#x}",
+            e.needed, e.have
+        ))
+    })
+}
+
+/// The platform kcore polices: the CPUs, no SMMU (QEMU `virt` has none), the host's devices.
+fn platform(cpus: usize) -> Platform {
+    let mut mmio = [(0, 0); MAX_MMIO_RANGES];
+    mmio[..HOST_MMIO.len()].copy_from_slice(&HOST_MMIO);
+    Platform {
+        cpus,
+        smmu_num: 0,
+        smmus: [(0, 0, 0); corevisor_kcore::smmu::SMMU_NUM as usize],
+        mmio,
+        mmio_num: HOST_MMIO.len(),
+    }
+}
+
+/// Boots kcore (boot CPU, MMU on, KCore's tables zeroed): its state in KCore's image
+/// (`.bss`), its tables and metadata in KCore's region.
+pub fn boot(cpus: usize, hpmn: u64) {
+    let l = layout();
+    let hw = El2Hw {
+        frames: [Ctxt::default(); MAX_CPUS],
+        pt: l.pt,
+        dirty: [0; DIRTY_SLOTS],
+        ndirty: 0,
+        icache: false,
+    };
+    let mut core = Core::boot(hw, l);
+    core.platform = platform(cpus);
+    let host_vttbr = core.vttbr(HOSTVISOR);
+    for f in core.hw.frames.iter_mut() {
+        // Every CPU starts in the host: its stage 2, the host's HCR, no traps, the timer
+        // (physical counter and timer) the host's.
+        f.regs.vttbr_el2 = host_vttbr;
+        f.regs.hcr_el2 = HCR_HOST_NVHE_FLAGS;
+        f.traps.cptr_el2 = CPTR_EL2_DEFAULT;
+        f.traps.mdcr_el2 = 0;
+        f.traps.cnthctl_el2 = CNTHCTL_EL1PCTEN | CNTHCTL_EL1PCEN;
+    }
+    STATE.lock().set(Glue {
+        core,
+        extra: [Extra::default(); CTXTS],
+        last_cpu: [0xFF; CTXTS],
+        hpmn,
+    });
+}
+
+/// The region's figures for the boot log: (meta, pt, smmu) bases and the host's VTTBR.
+pub fn describe() -> (u64, u64, u64, u64) {
+    let mut st = STATE.lock();
+    let g = st.get();
+    let l = g.core.layout;
+    (
+        l.meta_base,
+        l.pt.pt_base,
+        l.smmu_base,
+        g.core.vttbr(HOSTVISOR),
+    )
+}
+
+/// Loads CPU `cpu`'s host world (boot, PSCI CPU_ON): kcore's EL2 configuration for it.
+pub fn cpu_init(cpu: usize) {
+    let mut st = STATE.lock();
+    let g = st.get();
+    let hpmn = g.hpmn;
+    let f = &mut g.core.hw.frames[cpu];
+    f.regs.vmpidr_el2 = regs::mpidr();
+    load_el2(f, true, hpmn);
+}
+
+/// kcore's EL2 configuration of the world in `f` into the CPU.
+fn load_el2(f: &Ctxt, host: bool, hpmn: u64) {
+    regs::set_vttbr(f.regs.vttbr_el2);
+    regs::set_hcr(f.regs.hcr_el2 | if host { HCR_TSC } else { 0 });
+    regs::set_vmpidr(f.regs.vmpidr_el2);
+    regs::set_tpidr_el2(f.regs.tpidr_el2);
+    regs::set_cptr(f.traps.cptr_el2);
+    regs::set_mdcr(f.traps.mdcr_el2 | if host { hpmn } else { 0 });
+    regs::set_cnthctl(f.traps.cnthctl_el2);
+    regs::set_pmselr(f.traps.pmuselr_el0);
+    regs::set_pmuserenr(f.traps.pmuserenr_el0);
+}
+
+/// The world leaving the CPU: its EL1 and FP/SIMD registers into `f` (and what `Ctxt` has
+/// no field for into the returned `Extra`).
+fn save_world(f: &mut Ctxt) -> Extra {
+    let s = regs::El1Sysregs::save();
+    let r: &mut CtxtRegs = &mut f.regs;
+    r.csselr_el1 = s.csselr;
+    r.sctlr_el1 = s.sctlr;
+    r.cpacr_el1 = s.cpacr;
+    r.ttbr0_el1 = s.ttbr0;
+    r.ttbr1_el1 = s.ttbr1;
+    r.tcr_el1 = s.tcr;
+    r.afsr0_el1 = s.afsr0;
+    r.afsr1_el1 = s.afsr1;
+    r.far_el1 = s.far;
+    r.mair_el1 = s.mair;
+    r.vbar_el1 = s.vbar;
+    r.contextidr_el1 = s.contextidr;
+    r.amair_el1 = s.amair;
+    r.cntkctl_el1 = s.cntkctl;
+    r.par_el1 = s.par;
+    r.tpidr_el1 = s.tpidr_el1;
+    r.spsr_el1 = s.spsr;
+    r.mdscr_el1 = s.mdscr;
+    r.sp_el0 = s.sp_el0;
+    r.tpidr_el0 = s.tpidr_el0;
+    r.tpidrro_el0 = s.tpidrro_el0;
+    r.actlr_el1 = s.actlr;
+    r.sp_el1 = s.sp_el1;
+    r.elr_el1 = s.elr;
+    r.vmpidr_el2 = regs::vmpidr();
+    [r.fp_fpsr, r.fp_fpcr] = regs::fp_save(&mut r.fp_q);
+    Extra {
+        esr_el1: s.esr,
+        cntv_ctl: s.cntv_ctl,
+        cntv_cval: s.cntv_cval,
+    }
+}
+
+/// The world kcore put in `f` onto the CPU: EL1, FP/SIMD and EL2 configuration.
+fn load_world(f: &Ctxt, x: Extra, host: bool, hpmn: u64) {
+    let r = &f.regs;
+    regs::El1Sysregs {
+        csselr: r.csselr_el1,
+        sctlr: r.sctlr_el1,
+        cpacr: r.cpacr_el1,
+        ttbr0: r.ttbr0_el1,
+        ttbr1: r.ttbr1_el1,
+        tcr: r.tcr_el1,
+        afsr0: r.afsr0_el1,
+        afsr1: r.afsr1_el1,
+        far: r.far_el1,
+        mair: r.mair_el1,
+        vbar: r.vbar_el1,
+        contextidr: r.contextidr_el1,
+        amair: r.amair_el1,
+        cntkctl: r.cntkctl_el1,
+        par: r.par_el1,
+        tpidr_el1: r.tpidr_el1,
+        spsr: r.spsr_el1,
+        mdscr: r.mdscr_el1,
+        sp_el0: r.sp_el0,
+        tpidr_el0: r.tpidr_el0,
+        tpidrro_el0: r.tpidrro_el0,
+        actlr: r.actlr_el1,
+        sp_el1: r.sp_el1,
+        elr: r.elr_el1,
+        esr: x.esr_el1,
+        cntv_ctl: x.cntv_ctl,
+        cntv_cval: x.cntv_cval,
+    }
+    .restore();
+    regs::fp_restore(&r.fp_q, [r.fp_fpsr, r.fp_fpcr]);
+    load_el2(f, host, hpmn);
+}
+
+/// The trap's general registers and fault state into kcore's view of the CPU.
+fn take(f: &mut Ctxt, frame: &TrapFrame, esr: u64) {
+    f.regs.x = frame.x;
+    f.regs.elr_el2 = frame.elr;
+    f.regs.spsr_el2 = frame.spsr;
+    f.regs.esr_el2 = esr;
+    f.regs.far_el2 = regs::far();
+    f.regs.hpfar_el2 = regs::hpfar();
+}
+
+/// What kcore left for the CPU to return to.
+fn give(f: &Ctxt, frame: &mut TrapFrame) {
+    frame.x = f.regs.x;
+    frame.elr = f.regs.elr_el2;
+    frame.spsr = f.regs.spsr_el2;
+}
+
+fn outcome(t: Trap) -> Outcome {
+    match t {
+        Trap::Done => Outcome::Ok,
+        Trap::Halted => Outcome::Halt,
+        Trap::Undefined => Outcome::Undefined,
+    }
+}
+
+/// The faulting IPA of a stage-2 abort (HPFAR_EL2.FIPA, FAR_EL2's page offset).
+fn fault_ipa(f: &Ctxt) -> u64 {
+    ((f.regs.hpfar_el2 >> 4) << 12) | (f.regs.far_el2 & 0xFFF)
+}
+
+/// A host hypercall (x0 = number): VCPU_RUN or any other of kcore's.
+pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    let cpu = frame.cpu as usize;
+    let mut st = STATE.lock();
+    let g = st.get();
+    let mut tr = TRACE.lock();
+    tr.begin();
+    let call = frame.x[0];
+    let run = call == hvc::VCPU_RUN;
+    let f = &mut g.core.hw.frames[cpu];
+    take(f, frame, esr);
+    let host_extra = if run { Some(save_world(f)) } else { None };
+    let t = {
+        let mut rec = Rec(&mut tr);
+        if run {
+            g.core.host_vcpu_run_handler(cpu, &mut rec)
+        } else {
+            g.core.host_hvc_handler(cpu, &mut rec)
+        }
+    };
+    if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
+        clean_verified_image(&mut g.core, frame.x[1]);
+    }
+    g.core.hw.finish();
+    // The trace, while the frame still holds the host's arguments.
+    let (_, n) = el2_abi::hvc::describe(call);
+    let step = Step {
+        cpu: cpu as u8,
+        principal: 0,
+        vcpu: 0,
+        entry: if run { Entry::VcpuRun } else { Entry::HostHvc },
+        action: Action::Hvc,
+        result: outcome(t),
+        x0: (!run).then(|| g.core.hw.frames[cpu].regs.x[0]),
+    };
+    tr.emit(step, &frame.x[..=n]);
+    if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
+        let v = frame.x[1];
+        let state = g.core.vms.get(v as usize).map_or(0, |vm| vm.state);
+        tr.verdict(v, state == VERIFIED);
+    }
+    if t != Trap::Done {
+        return Err(Stop { step });
+    }
+    let now = g.core.cpus[cpu];
+    let f = &g.core.hw.frames[cpu];
+    if let Some(hx) = host_extra {
+        // VCPU_RUN: the host's EL1 state was saved into its shadow context by kcore; keep
+        // what the Ctxt has no field for, and load the vCPU.
+        g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = hx;
+        let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
+        load_world(f, g.extra[id], false, g.hpmn);
+        if g.last_cpu[id] != cpu as u8 {
+            regs::tlbi_vmalle1_local();
+            g.last_cpu[id] = cpu as u8;
+        }
+        frame.in_vm = 1;
+    }
+    give(f, frame);
+    Ok(())
+}
+
+/// After VERIFY_VM_IMAGE: the verified bytes to the point of coherency (a VM starts with
+/// its MMU and caches off and fetches exactly them), and no stale instruction anywhere.
+fn clean_verified_image(core: &mut Core<El2Hw>, vmid: u64) {
+    let Some(vm) = core.vms.get(vmid as usize).copied() else {
+        return;
+    };
+    for i in 0..vm.next_load_info as usize {
+        let mut off = 0;
+        while off < vm.load_size[i] {
+            let at = vm.remap_addr[i] + off;
+            if let Some((d, 3)) = pt::lookup(&core.hw, &core.layout.pt, COREVISOR, at) {
+                let pa = corevisor_kcore::consts::phys_page(d);
+                if phys::is_raw(pa, PAGE_SIZE) {
+                    phys::clean_invalidate(pa, PAGE_SIZE);
+                }
+            }
+            off += PAGE_SIZE;
+        }
+    }
+    phys::invalidate_icache_all();
+}
+
+/// A host stage-2 fault (data or instruction abort from the host).
+pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    let cpu = frame.cpu as usize;
+    let mut st = STATE.lock();
+    let g = st.get();
+    let mut tr = TRACE.lock();
+    tr.begin();
+    let f = &mut g.core.hw.frames[cpu];
+    take(f, frame, esr);
+    let addr = fault_ipa(f);
+    let t = g.core.host_npt_handler(cpu, &mut Rec(&mut tr));
+    g.core.hw.finish();
+    let action = if esr >> 26 == 0x20 {
+        Action::HostFetch
+    } else if esr & (1 << 6) != 0 {
+        Action::HostStore
+    } else {
+        Action::HostLoad
+    };
+    let step = Step {
+        cpu: cpu as u8,
+        principal: 0,
+        vcpu: 0,
+        entry: Entry::HostNpt,
+        action,
+        result: outcome(t),
+        x0: None,
+    };
+    tr.emit(step, &[addr, esr]);
+    if t != Trap::Done {
+        return Err(Stop { step });
+    }
+    give(&g.core.hw.frames[cpu], frame);
+    Ok(())
+}
+
+/// What a VM exit is, for the trace.
+fn exit_action(esr: u64, x: &[u64; 31], irq: bool, ipa: u64) -> (Action, [u64; 4], u8) {
+    if irq {
+        return (Action::Irq, [esr, 0, 0, 0], 1);
+    }
+    match esr >> 26 {
+        0x18 => (Action::GuestSysreg, [esr, 0, 0, 0], 1),
+        0x01 => (Action::GuestWfx, [esr, 0, 0, 0], 1),
+        0x16 => match x[0] {
+            hvc::KVM_SET_DESC_PFN => (Action::GuestShare, [x[2], x[3], 0, 0], 2),
+            hvc::KVM_UNSET_DESC_PFN => (Action::GuestUnshare, [x[2], x[3], 0, 0], 2),
+            v if v & 0xFFFF_FFFF == hvc::PSCI_0_2_FN_SYSTEM_OFF => {
+                (Action::GuestPsci, [v, 0, 0, 0], 1)
+            }
+            _ => (Action::GuestHvcOther, [x[0], x[1], x[2], x[3]], 4),
+        },
+        0x24 if esr & (1 << 6) != 0 => (Action::GuestStore, [ipa, esr, 0, 0], 2),
+        0x24 => (Action::GuestLoad, [ipa, esr, 0, 0], 2),
+        0x20 => (Action::GuestFetch, [ipa, esr, 0, 0], 2),
+        _ => (Action::GuestOther, [esr, 0, 0, 0], 1),
+    }
+}
+
+/// An exit of the VM running on this CPU (`irq`: an interrupt, else a synchronous trap).
+pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
+    let cpu = frame.cpu as usize;
+    let mut st = STATE.lock();
+    let g = st.get();
+    let mut tr = TRACE.lock();
+    tr.begin();
+    let before = g.core.cpus[cpu];
+    let ec = esr >> 26;
+    // Exits kcore handles without the host (a system-register trap, a share/unshare call)
+    // keep the VM's EL1 and FP state in the CPU; every other exit may switch to the host.
+    let light = !irq
+        && (ec == 0x18
+            || (ec == 0x16
+                && matches!(frame.x[0], hvc::KVM_SET_DESC_PFN | hvc::KVM_UNSET_DESC_PFN)));
+    let f = &mut g.core.hw.frames[cpu];
+    take(f, frame, esr);
+    f.regs.ec = if irq {
+        ARM_EXCEPTION_INTERRUPT
+    } else {
+        ARM_EXCEPTION_TRAP
+    };
+    let ipa = fault_ipa(f);
+    let vm_extra = if light { None } else { Some(save_world(f)) };
+    if !light {
+        // Stands in for a kcore fix (docs/el2.md, "kcore changes"): on an exit that may go
+        // to the host, kcore (and the seed) keep the vCPU's registers but not its return
+        // state, so VCPU_RUN would resume it at its first-run pc. SeKVM's `__guest_exit`
+        // saves ELR_EL2/SPSR_EL2 into the vCPU's context; so does this, into the shadow.
+        let id = ctxt_id(before.cur_vmid, before.cur_vcpuid);
+        g.core.shadow[id].states.pc = frame.elr;
+        g.core.shadow[id].states.pstate = frame.spsr;
+    }
+    let t = g.core.vm_exit_handler(cpu, &mut Rec(&mut tr));
+    g.core.hw.finish();
+    // The trace, while the frame still holds the VM's registers at the exit.
+    let (action, a, n) = exit_action(esr, &frame.x, irq, ipa);
+    let step = Step {
+        cpu: cpu as u8,
+        principal: before.cur_vmid as u8,
+        vcpu: before.cur_vcpuid as u8,
+        entry: Entry::VmExit,
+        action,
+        result: outcome(t),
+        x0: None,
+    };
+    tr.emit(step, &a[..n as usize]);
+    if t != Trap::Done {
+        return Err(Stop { step });
+    }
+    let now = g.core.cpus[cpu];
+    let f = &g.core.hw.frames[cpu];
+    match vm_extra {
+        None => assert!(
+            !now.ihost,
+            "an exit the glue took for one kcore keeps in the VM switched worlds"
+        ),
+        Some(vx) => {
+            let (vid, hid) = (
+                ctxt_id(before.cur_vmid, before.cur_vcpuid),
+                ctxt_id(HOSTVISOR, cpu as u32),
+            );
+            if now.ihost {
+                g.extra[vid] = vx;
+                load_world(f, g.extra[hid], true, g.hpmn);
+                frame.in_vm = 0;
+            } else {
+                load_world(f, vx, false, g.hpmn);
+            }
+        }
+    }
+    give(f, frame);
+    Ok(())
+}
+
+/// Whether kcore has halted (for the panic path; `None` if the core cannot be had).
+pub fn halted_panicking() -> Option<bool> {
+    for _ in 0..1_000_000 {
+        if let Some(mut st) = STATE.try_lock() {
+            if !st.is_set() {
+                return None;
+            }
+            return Some(st.get().core.halted);
+        }
+        core::hint::spin_loop();
+    }
+    None
+}

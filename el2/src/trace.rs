@@ -1,0 +1,430 @@
+//! The trace of KCore's entries on the console (docs/el2.md, "The trace"): one JSON object
+//! per line per entry into kcore, with what the CPU asked for, how it ended, and the
+//! untrusted values kcore recorded while handling it (`hw::Untrusted`), so that the run can
+//! be replayed through the reference model.
+//!
+//! Entries (with their values) and KCore's notes on them are kept in a ring of small records
+//! plus a pool of values, and printed at the next console output, or when either fills, so
+//! that a measured loop (null hypercalls, host faults, guest traps, VERIFY_VM_IMAGE) pays for
+//! a few stores, not for UART output. Order is kept: anything printed flushes the ring first.
+
+use crate::console;
+use crate::hw::lock::TicketLock;
+use core::fmt::Write;
+
+/// Records the ring holds.
+pub const RING: usize = 16384;
+/// Values (arguments and untrusted values) the pool holds.
+pub const POOL: usize = 65536;
+/// Most untrusted values of one entry (a 2 MiB block moved into a VM records 512).
+pub const MAX_REC: usize = 4096;
+pub const MAX_CORE: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Entry {
+    HostHvc,
+    HostNpt,
+    VcpuRun,
+    VmExit,
+}
+
+impl Entry {
+    pub fn name(self) -> &'static str {
+        match self {
+            Entry::HostHvc => "host_hvc_handler",
+            Entry::HostNpt => "host_npt_handler",
+            Entry::VcpuRun => "host_vcpu_run_handler",
+            Entry::VmExit => "vm_exit_handler",
+        }
+    }
+}
+
+/// What the CPU did, in the vocabulary of the scenario format's actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Action {
+    /// A host hypercall (also VCPU_RUN); the first argument is the call number.
+    Hvc,
+    HostLoad,
+    HostStore,
+    HostFetch,
+    GuestLoad,
+    GuestStore,
+    GuestFetch,
+    GuestShare,
+    GuestUnshare,
+    GuestPsci,
+    GuestHvcOther,
+    GuestWfx,
+    GuestSysreg,
+    GuestOther,
+    Irq,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Hvc => "hvc",
+            Action::HostLoad => "host_load",
+            Action::HostStore => "host_store",
+            Action::HostFetch => "host_fetch",
+            Action::GuestLoad => "guest_load",
+            Action::GuestStore => "guest_store",
+            Action::GuestFetch => "guest_fetch",
+            Action::GuestShare | Action::GuestUnshare => "guest_hvc",
+            Action::GuestPsci => "guest_psci",
+            Action::GuestHvcOther => "guest_hvc_other",
+            Action::GuestWfx => "guest_wfx",
+            Action::GuestSysreg => "guest_sysreg",
+            Action::GuestOther => "guest_other",
+            Action::Irq => "irq",
+        }
+    }
+
+    /// Names of the arguments as printed (hypercalls are printed differently).
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            Action::Hvc => &[],
+            Action::HostLoad | Action::HostStore | Action::HostFetch => &["addr", "esr"],
+            Action::GuestLoad | Action::GuestStore | Action::GuestFetch => &["gpa", "esr"],
+            Action::GuestShare | Action::GuestUnshare => &["gpa", "size"],
+            Action::GuestPsci => &["x0"],
+            Action::GuestHvcOther => &["x0", "x1", "x2", "x3"],
+            Action::GuestWfx | Action::GuestSysreg | Action::GuestOther | Action::Irq => &["esr"],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Outcome {
+    Ok,
+    Halt,
+    Undefined,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Halt => "halt",
+            Outcome::Undefined => "undefined",
+        }
+    }
+}
+
+/// One entry into kcore, as the glue describes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub cpu: u8,
+    /// 0 = the host, else the VM whose exit this is.
+    pub principal: u8,
+    pub vcpu: u8,
+    pub entry: Entry,
+    pub action: Action,
+    pub result: Outcome,
+    /// The CPU's x0 after a host hypercall.
+    pub x0: Option<u64>,
+}
+
+const F_X0: u8 = 1;
+const F_LOST: u8 = 2;
+const F_VERDICT: u8 = 4;
+const F_VERIFIED: u8 = 8;
+
+/// A buffered line: an entry (its arguments and untrusted values in the pool from `at`:
+/// `nd` data values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    step: Step,
+    flags: u8,
+    nargs: u8,
+    nd: u16,
+    nc: u16,
+    at: u32,
+}
+
+const EMPTY: Rec = Rec {
+    step: Step {
+        cpu: 0,
+        principal: 0,
+        vcpu: 0,
+        entry: Entry::HostHvc,
+        action: Action::Hvc,
+        result: Outcome::Ok,
+        x0: None,
+    },
+    flags: 0,
+    nargs: 0,
+    nd: 0,
+    nc: 0,
+    at: 0,
+};
+
+pub struct Trace {
+    /// Sequence number of the record at `head`.
+    seq: u64,
+    ring: [Rec; RING],
+    head: usize,
+    len: usize,
+    /// (principal, value); arguments as (0, value).
+    pool: [(u32, u64); POOL],
+    used: usize,
+    /// The entry being handled: its data values are written at `pool[used..]` as kcore
+    /// records them; its control values wait here.
+    nd: usize,
+    core: [(u32, u64); MAX_CORE],
+    nc: usize,
+    lost: bool,
+}
+
+pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
+    seq: 0,
+    ring: [EMPTY; RING],
+    head: 0,
+    len: 0,
+    pool: [(0, 0); POOL],
+    used: 0,
+    nd: 0,
+    core: [(0, 0); MAX_CORE],
+    nc: 0,
+    lost: false,
+});
+
+struct Hex(u64);
+
+impl core::fmt::Display for Hex {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "\"{:#x}\"", self.0)
+    }
+}
+
+fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
+    for (i, (p, x)) in v.iter().enumerate() {
+        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*x));
+    }
+}
+
+fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
+    let s = &r.step;
+    let (nd, nc, na) = (r.nd as usize, r.nc as usize, r.nargs as usize);
+    let at = r.at as usize;
+    let data = &pool[at..at + nd];
+    let core = &pool[at + nd..at + nd + nc];
+    let args = &pool[at + nd + nc..at + nd + nc + na];
+    let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
+    if s.principal == 0 {
+        let _ = write!(u, "\"host\"");
+    } else {
+        let _ = write!(u, "\"vm {}\"", s.principal);
+    }
+    let _ = write!(
+        u,
+        ",\"entry\":[\"{}\"],\"action\":\"{}\",\"arguments\":{{",
+        s.entry.name(),
+        s.action.name()
+    );
+    if s.action == Action::Hvc {
+        let call = args.first().map_or(0, |a| a.1);
+        let (name, _) = el2_abi::hvc::describe(call);
+        let _ = write!(u, "\"call\":\"{name}\",\"number\":{call},\"args\":[");
+        for (i, a) in args.iter().skip(1).enumerate() {
+            let _ = write!(u, "{}{}", if i > 0 { "," } else { "" }, Hex(a.1));
+        }
+        let _ = write!(u, "]");
+    } else {
+        if s.principal != 0 {
+            let _ = write!(u, "\"vcpu\":{},", s.vcpu);
+        }
+        match s.action {
+            Action::GuestShare => {
+                let _ = write!(u, "\"op\":\"grant\",");
+            }
+            Action::GuestUnshare => {
+                let _ = write!(u, "\"op\":\"revoke\",");
+            }
+            _ => {}
+        }
+        for (i, (k, a)) in s.action.keys().iter().zip(args).enumerate() {
+            let _ = write!(u, "{}\"{k}\":{}", if i > 0 { "," } else { "" }, Hex(a.1));
+        }
+    }
+    let _ = write!(u, "}},\"result\":\"{}\",\"x0\":", s.result.name());
+    match s.x0 {
+        Some(v) if r.flags & F_X0 != 0 => {
+            let _ = write!(u, "{}", Hex(v));
+        }
+        _ => {
+            let _ = write!(u, "null");
+        }
+    }
+    let _ = write!(u, ",\"rec\":[");
+    values(u, data);
+    let _ = write!(u, "],\"core\":[");
+    values(u, core);
+    let _ = write!(u, "]");
+    if r.flags & F_LOST != 0 {
+        let _ = write!(u, ",\"lost\":true");
+    }
+    let _ = writeln!(u, "}}");
+}
+
+impl Trace {
+    /// Starts an entry: room for everything it may record.
+    #[inline]
+    pub fn begin(&mut self) {
+        if self.used + MAX_REC + MAX_CORE + 16 > POOL || self.len == RING {
+            self.flush();
+        }
+        self.nd = 0;
+        self.nc = 0;
+        self.lost = false;
+    }
+
+    /// A value of `principal`'s data stream (`hw::Untrusted::record`).
+    #[inline]
+    pub fn data(&mut self, principal: u32, v: u64) {
+        if self.nd < MAX_REC {
+            self.pool[self.used + self.nd] = (principal, v);
+            self.nd += 1;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// A value of VM `vmid`'s control stream (`hw::Untrusted::record_core`).
+    #[inline]
+    pub fn core(&mut self, vmid: u32, v: u64) {
+        if self.nc < MAX_CORE {
+            self.core[self.nc] = (vmid, v);
+            self.nc += 1;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// Ends the entry begun last: `s` with `args` (at most 16).
+    #[inline]
+    pub fn emit(&mut self, s: Step, args: &[u64]) {
+        let at = self.used;
+        let (nd, nc) = (self.nd, self.nc);
+        let mut k = at + nd;
+        for &c in &self.core[..nc] {
+            self.pool[k] = c;
+            k += 1;
+        }
+        for &a in args.iter().take(16) {
+            self.pool[k] = (0, a);
+            k += 1;
+        }
+        self.used = k;
+        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
+        if self.lost {
+            flags |= F_LOST;
+        }
+        let slot = (self.head + self.len) % RING;
+        self.ring[slot] = Rec {
+            step: s,
+            flags,
+            nargs: (k - at - nd - nc) as u8,
+            nd: nd as u16,
+            nc: nc as u16,
+            at: at as u32,
+        };
+        self.len += 1;
+    }
+
+    /// KCore's verdict on a VM's image, printed in order with the entries.
+    pub fn verdict(&mut self, vm: u64, verified: bool) {
+        if self.len == RING {
+            self.flush();
+        }
+        let slot = (self.head + self.len) % RING;
+        let mut r = EMPTY;
+        r.flags = F_VERDICT | if verified { F_VERIFIED } else { 0 };
+        r.step.x0 = Some(vm);
+        self.ring[slot] = r;
+        self.len += 1;
+    }
+
+    /// Prints every buffered line.
+    pub fn flush(&mut self) {
+        if self.len == 0 {
+            self.used = 0;
+            return;
+        }
+        console::with(|u| {
+            while self.len > 0 {
+                let r = self.ring[self.head];
+                if r.flags & F_VERDICT != 0 {
+                    let vm = r.step.x0.unwrap_or(0);
+                    let _ = if r.flags & F_VERIFIED != 0 {
+                        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED")
+                    } else {
+                        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
+                    };
+                } else {
+                    print(u, self.seq, &r, &self.pool);
+                    self.seq += 1;
+                }
+                self.head = (self.head + 1) % RING;
+                self.len -= 1;
+            }
+        });
+        self.used = 0;
+    }
+
+    /// Entries so far (printed or not).
+    pub fn entries(&self) -> u64 {
+        let pending = (0..self.len)
+            .filter(|i| self.ring[(self.head + i) % RING].flags & F_VERDICT == 0)
+            .count();
+        self.seq + pending as u64
+    }
+}
+
+/// Prints the buffered entries (before other console output).
+pub fn flush() {
+    TRACE.lock().flush();
+}
+
+/// For panic paths: prints the buffered entries if the trace can be had.
+pub fn flush_panicking() {
+    for _ in 0..1_000_000 {
+        if let Some(mut t) = TRACE.try_lock() {
+            t.flush();
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// The first line: what machine the trace comes from.
+pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64) {
+    console::with(|u| {
+        let _ = writeln!(
+            u,
+            "{{\"trace\":\"corevisor\",\"engine\":\"el2\",\"profile\":\"arm\",\"machine\":{{\"cpus\":{cpus},\"ram_base\":{ram_base},\"ram_mib\":{},\"kcore_mib\":{},\"smmus\":0}}}}",
+            (ram_end - ram_base) >> 20,
+            (ram_end - kcore_base) >> 20
+        );
+    });
+}
+
+/// The last line: how the run ended.
+pub fn final_line(halted: bool, why: &str) {
+    let entries = match TRACE.try_lock() {
+        Some(mut t) => {
+            t.flush();
+            t.entries()
+        }
+        None => 0,
+    };
+    console::with_panicking(|u| {
+        let _ = writeln!(
+            u,
+            "{{\"final\":{{\"halted\":{halted},\"entries\":{entries},\"end\":\"{why}\"}}}}"
+        );
+    });
+}

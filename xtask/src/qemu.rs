@@ -1,0 +1,595 @@
+//! `cargo xtask qemu`: KCore at EL2 on QEMU `virt` (docs/el2.md).
+//!
+//! Installs QEMU when missing (scripts/install-qemu.sh), builds the EL2 workspace
+//! (scripts/el2-build.sh), makes the guest bundle (the guest's 64 KiB image, signed with the
+//! simulator's development key), boots KCore with the host stub and the bundle on a
+//! Cortex-A57 and on `-cpu max` (2 CPUs, 1 GiB, `-icount shift=0`), and checks each console:
+//! every line must be one KCore, the host or the trace prints, the run must end with KCore's
+//! halt on the host's read of VM memory, and everything the demo must show must be there.
+//! Writes the trace (`target/qemu-trace.jsonl`, and `-max` for the second CPU) and prints a
+//! summary with the `el2-counts` line.
+
+use el2_abi::{bundle, map};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// The CPUs every run boots on; the first one's counts are the `el2-counts` line.
+const CPUS: [&str; 2] = ["cortex-a57", "max"];
+/// Wall-clock limit of one QEMU run.
+const TIMEOUT_S: u64 = 150;
+/// The counts' targets (issue 12).
+const NULL_HVC_TARGET: u64 = 300;
+const WORLD_SWITCH_TARGET: u64 = 600;
+
+pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
+    let cpus: Vec<&str> = match args.first().map(String::as_str) {
+        None => CPUS.to_vec(),
+        Some("--cpu") => vec![args
+            .get(1)
+            .map(String::as_str)
+            .ok_or("--cpu needs a value")?],
+        Some(a) => {
+            return Err(format!(
+                "qemu: unknown argument {a} (usage: cargo xtask qemu [--cpu NAME])"
+            ))
+        }
+    };
+    super::run(
+        "QEMU (Debian's qemu-system-arm, bookworm-backports)",
+        Command::new("bash")
+            .arg(root.join("scripts/install-qemu.sh"))
+            .current_dir(root),
+    )?;
+    super::run(
+        "EL2 build (KCore image, host stub, guest)",
+        Command::new("bash")
+            .arg(root.join("scripts/el2-build.sh"))
+            .current_dir(root),
+    )?;
+    let bin = root.join("el2/target/aarch64-unknown-none-softfloat/release");
+    let out = root.join("target/qemu");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let bundle_path = out.join("guest.bundle");
+    let image = make_bundle(&bin.join("guest"), &bundle_path)?;
+    println!(
+        "==> guest bundle: {} bytes at {:#x}, signed with the development key -> {}",
+        image,
+        map::GUEST_LOAD,
+        bundle_path.display()
+    );
+    let mut summaries = Vec::new();
+    for cpu in &cpus {
+        let s = boot(root, &bin, &bundle_path, cpu)?;
+        summaries.push((cpu.to_string(), s));
+    }
+    println!();
+    println!("qemu summary (-M virt,virtualization=on -smp 2 -m 1G -icount shift=0):");
+    for (i, (cpu, s)) in summaries.iter().enumerate() {
+        println!(
+            "  -cpu {cpu}: {} s, {} KCore entries traced -> {}",
+            s.secs,
+            s.entries,
+            s.trace.display()
+        );
+        println!("    {}", s.checksum);
+        println!("    {}", s.tampered);
+        println!("    {}", s.attack);
+        println!("    {}", s.halt);
+        if i == 0 {
+            println!("el2-counts: {}", s.counts_line);
+            let n = |k: &str| s.counts.get(k).and_then(Value::as_u64).unwrap_or(u64::MAX);
+            println!(
+                "    targets: null_hvc {} <= {NULL_HVC_TARGET}: {}; world_switch {} <= {WORLD_SWITCH_TARGET}: {}",
+                n("null_hvc"),
+                if n("null_hvc") <= NULL_HVC_TARGET { "met" } else { "missed" },
+                n("world_switch"),
+                if n("world_switch") <= WORLD_SWITCH_TARGET { "met" } else { "missed" },
+            );
+        } else {
+            println!("    counts on -cpu {cpu}: {}", s.counts_line);
+        }
+    }
+    Ok(())
+}
+
+/// The guest's loadable bytes as one image of exactly GUEST_IMAGE_BYTES at GUEST_LOAD,
+/// signed, behind the bundle header (el2_abi::bundle). Returns the image size.
+fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
+    let e = std::fs::read(elf).map_err(|x| format!("{}: {x}", elf.display()))?;
+    let size = el2_abi::GUEST_IMAGE_BYTES as usize;
+    let mut image = vec![0u8; size];
+    let rd = |at: usize, n: usize| -> Result<u64, String> {
+        let b = e
+            .get(at..at + n)
+            .ok_or_else(|| format!("{}: truncated ELF", elf.display()))?;
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(b);
+        Ok(u64::from_le_bytes(w))
+    };
+    if e.get(..4) != Some(b"\x7fELF".as_slice()) || e.get(4) != Some(&2) || rd(18, 2)? != 183 {
+        return Err(format!("{}: not an AArch64 ELF64", elf.display()));
+    }
+    let (phoff, phentsize, phnum) = (rd(0x20, 8)? as usize, rd(0x36, 2)? as usize, rd(0x38, 2)?);
+    for i in 0..phnum as usize {
+        let ph = phoff + i * phentsize;
+        if rd(ph, 4)? != 1 {
+            continue; // not PT_LOAD
+        }
+        let (off, paddr, filesz, memsz) = (
+            rd(ph + 8, 8)? as usize,
+            rd(ph + 24, 8)?,
+            rd(ph + 32, 8)? as usize,
+            rd(ph + 40, 8)? as usize,
+        );
+        let at = paddr
+            .checked_sub(map::GUEST_LOAD)
+            .map(|a| a as usize)
+            .filter(|a| a + memsz <= size)
+            .ok_or_else(|| {
+                format!(
+                    "{}: segment at {paddr:#x} outside the 64 KiB image",
+                    elf.display()
+                )
+            })?;
+        let src = e
+            .get(off..off + filesz)
+            .ok_or_else(|| format!("{}: truncated segment", elf.display()))?;
+        image[at..at + filesz].copy_from_slice(src);
+    }
+    let sig = corevisor_sim::signing::sign_image(&[(map::GUEST_LOAD, &image)]);
+    // The signature must pass KCore's own check before a QEMU run relies on it.
+    let mut d = corevisor_kcore::crypto::ImageDigest::new();
+    d.segment(map::GUEST_LOAD, size as u64);
+    d.update(&image);
+    if !corevisor_kcore::crypto::verify_image(&corevisor_kcore::crypto::IMAGE_PUBKEY, d, &sig) {
+        return Err("the development key's signature does not verify with KCore's key".into());
+    }
+    let mut b = vec![0u8; bundle::IMAGE_OFFSET as usize];
+    let header = [
+        bundle::MAGIC,
+        map::GUEST_LOAD,
+        size as u64,
+        bundle::DEMO_ENTRY,
+        bundle::BENCH_ENTRY,
+    ];
+    for (i, w) in header.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    let s = bundle::SIG_OFFSET as usize;
+    b[s..s + 64].copy_from_slice(&sig);
+    b.extend_from_slice(&image);
+    std::fs::write(out, &b).map_err(|x| format!("{}: {x}", out.display()))?;
+    Ok(size)
+}
+
+/// What one run showed.
+struct Summary {
+    secs: u64,
+    entries: usize,
+    trace: PathBuf,
+    checksum: String,
+    tampered: String,
+    attack: String,
+    halt: String,
+    counts_line: String,
+    counts: serde_json::Map<String, Value>,
+}
+
+fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, String> {
+    let out = root.join("target/qemu");
+    let console = out.join(format!("console-{cpu}.log"));
+    let qemu_args: Vec<String> = vec![
+        "-M".into(),
+        "virt,virtualization=on".into(),
+        "-cpu".into(),
+        cpu.into(),
+        "-smp".into(),
+        "2".into(),
+        "-m".into(),
+        "1G".into(),
+        "-nographic".into(),
+        "-nic".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-icount".into(),
+        "shift=0".into(),
+        "-kernel".into(),
+        bin.join("kcore-el2").display().to_string(),
+        "-device".into(),
+        format!("loader,file={}", bin.join("host-stub").display()),
+        "-device".into(),
+        format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            bundle.display(),
+            map::GUEST_BUNDLE
+        ),
+    ];
+    println!(
+        "==> qemu-system-aarch64 {} (timeout {TIMEOUT_S} s)",
+        qemu_args.join(" ")
+    );
+    let log = std::fs::File::create(&console).map_err(|e| format!("{}: {e}", console.display()))?;
+    let start = Instant::now();
+    let mut child = Command::new("timeout")
+        .arg(TIMEOUT_S.to_string())
+        .arg("qemu-system-aarch64")
+        .args(&qemu_args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs();
+    let text =
+        std::fs::read_to_string(&console).map_err(|e| format!("{}: {e}", console.display()))?;
+    let trace = out.join(if cpu == CPUS[0] {
+        "../qemu-trace.jsonl".to_string()
+    } else {
+        format!("../qemu-trace-{cpu}.jsonl")
+    });
+    let trace = normalize(&trace);
+    let r = check(&text, status.code(), &trace);
+    match r {
+        Ok(mut s) => {
+            s.secs = secs;
+            println!(
+                "    -cpu {cpu}: console checked ({} lines, {secs} s) -> {}",
+                text.lines().count(),
+                console.display()
+            );
+            Ok(s)
+        }
+        Err(errors) => {
+            for e in errors.iter().take(20) {
+                println!("    {e}");
+            }
+            if status.code() == Some(124) || secs >= TIMEOUT_S {
+                println!("    (QEMU was stopped by the {TIMEOUT_S} s timeout)");
+            }
+            Err(format!(
+                "-cpu {cpu}: {} problem(s) in the QEMU run; console in {}",
+                errors.len(),
+                console.display()
+            ))
+        }
+    }
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Checks a console (`exit`: QEMU's exit status) and writes its trace lines to `trace`.
+fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut trace_lines: Vec<&str> = Vec::new();
+    let mut steps: Vec<Value> = Vec::new();
+    let mut header = false;
+    let mut fin: Option<Value> = None;
+    let mut host: Vec<&str> = Vec::new();
+    let mut kcore: Vec<&str> = Vec::new();
+    let mut halts: Vec<&str> = Vec::new();
+    let mut attack_at = None;
+    let mut halt_at = None;
+    if exit != Some(0) {
+        errors.push(format!(
+            "QEMU exited with {exit:?} (expected 0: KCore powers the machine off)"
+        ));
+    }
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim_end_matches('\r');
+        let at = n + 1;
+        if line.is_empty() {
+            continue;
+        }
+        if fin.is_some() {
+            errors.push(format!(
+                "line {at}: output after the final trace line: {line}"
+            ));
+            continue;
+        }
+        if line.starts_with("{\"trace\":") {
+            if header || !steps.is_empty() {
+                errors.push(format!("line {at}: a second trace header"));
+            }
+            header = true;
+            trace_lines.push(line);
+        } else if line.starts_with("{\"seq\":") {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) => {
+                    let seq = v["seq"].as_u64();
+                    if seq != Some(steps.len() as u64) {
+                        errors.push(format!(
+                            "line {at}: trace seq {seq:?}, expected {}",
+                            steps.len()
+                        ));
+                    }
+                    if v.get("lost").is_some() {
+                        errors.push(format!(
+                            "line {at}: the entry lost untrusted values (buffer full)"
+                        ));
+                    }
+                    steps.push(v);
+                    trace_lines.push(line);
+                }
+                Err(e) => errors.push(format!("line {at}: trace line is not JSON ({e}): {line}")),
+            }
+        } else if line.starts_with("{\"final\":") {
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) => fin = Some(v),
+                Err(e) => errors.push(format!("line {at}: final line is not JSON ({e})")),
+            }
+            trace_lines.push(line);
+        } else if let Some(h) = line.strip_prefix("[host] ") {
+            if h.starts_with("FAIL") {
+                errors.push(format!("line {at}: the host stub failed: {h}"));
+            }
+            if h.starts_with("attack: reading VM") {
+                attack_at = Some(at);
+            }
+            host.push(h);
+        } else if let Some(k) = line.strip_prefix("[kcore] ") {
+            kcore.push(k);
+        } else if line.starts_with("KCORE HALT: ") {
+            halt_at = Some(at);
+            halts.push(line);
+        } else if line.starts_with("KCORE PANIC: ") {
+            errors.push(format!("line {at}: {line}"));
+        } else {
+            errors.push(format!("line {at}: unexpected console output: {line}"));
+        }
+    }
+    if !header {
+        errors.push("no trace header".into());
+    }
+    let find = |v: &[&str], p: &str| v.iter().find(|l| l.starts_with(p)).map(|s| s.to_string());
+    let checksum = find(&host, "guest checksum:");
+    match &checksum {
+        Some(c) if c.contains("matches the image") => {}
+        _ => errors.push("no matching guest checksum from the host".into()),
+    }
+    let refused = kcore
+        .iter()
+        .filter(|l| l.contains("does not match its signature: refused"))
+        .count();
+    if refused != 1 {
+        errors.push(format!(
+            "{refused} images refused by KCore (expected exactly the tampered one)"
+        ));
+    }
+    let verified = kcore
+        .iter()
+        .filter(|l| l.contains("signature: VERIFIED"))
+        .count();
+    if verified < 2 {
+        errors.push(format!(
+            "{verified} images verified (expected the demo's and the measured ones)"
+        ));
+    }
+    let tampered = find(&host, "tampered image refused");
+    if tampered.is_none() {
+        errors.push("the host did not see its tampered image refused".into());
+    }
+    for p in [
+        "psci: cpu 0 CPU_ON cpu 1",
+        "psci: cpu 1 CPU_OFF",
+        "cpu 1: up in KCore",
+    ] {
+        if find(&kcore, p).is_none() {
+            errors.push(format!("no KCore line \"{p}...\" (the PSCI relay)"));
+        }
+    }
+    if find(&host, "reclaimed VM").is_none() {
+        errors.push("no reclaim of the demo VM".into());
+    }
+    let counts_line = find(&host, "el2-counts: ").map(|l| l["el2-counts: ".len()..].to_string());
+    let counts = match counts_line.as_deref().map(serde_json::from_str::<Value>) {
+        Some(Ok(Value::Object(m))) => {
+            for k in [
+                "null_hvc",
+                "world_switch",
+                "host_fault",
+                "verify_64k",
+                "sha512_64k",
+            ] {
+                if m.get(k).and_then(Value::as_u64).unwrap_or(0) == 0 {
+                    errors.push(format!("el2-counts: no positive \"{k}\""));
+                }
+            }
+            m
+        }
+        _ => {
+            errors.push("no el2-counts line".into());
+            Default::default()
+        }
+    };
+    if host
+        .iter()
+        .filter(|l| l.starts_with("el2-counts: "))
+        .count()
+        > 1
+    {
+        errors.push("more than one el2-counts line".into());
+    }
+    // The end: the host reads VM memory, KCore halts in that entry, and that is the last.
+    match (attack_at, halt_at) {
+        (Some(a), Some(h)) if h > a => {}
+        _ => errors
+            .push("the run does not end with KCore halting on the host's read of VM memory".into()),
+    }
+    if halts.len() != 1 {
+        errors.push(format!("{} KCORE HALT lines (expected 1)", halts.len()));
+    }
+    for (i, s) in steps.iter().enumerate() {
+        let last = i + 1 == steps.len();
+        let result = s["result"].as_str().unwrap_or("?");
+        if !last && result != "ok" {
+            errors.push(format!(
+                "trace seq {i}: result {result} before the end of the run"
+            ));
+        }
+    }
+    match steps.last() {
+        Some(s)
+            if s["result"] == "halt"
+                && s["entry"][0] == "host_npt_handler"
+                && s["principal"] == "host"
+                && s["action"] == "host_load" => {}
+        _ => errors
+            .push("the last KCore entry is not the host's load halting in host_npt_handler".into()),
+    }
+    if !steps
+        .iter()
+        .any(|s| s["principal"] == "vm 1" && s["action"] == "guest_psci")
+    {
+        errors.push("VM 1 never powered itself off (no guest_psci exit)".into());
+    }
+    if steps.iter().any(|s| s["action"] == "guest_hvc_other") {
+        errors.push("a guest made an unknown hypercall (its failure signal)".into());
+    }
+    for a in ["guest_store", "guest_wfx", "guest_sysreg"] {
+        if !steps.iter().any(|s| s["action"] == a) {
+            errors.push(format!("no {a} exit in the trace"));
+        }
+    }
+    if !steps
+        .iter()
+        .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "grant")
+    {
+        errors.push("no GRANT in the trace".into());
+    }
+    if !steps
+        .iter()
+        .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "revoke")
+    {
+        errors.push("no REVOKE in the trace".into());
+    }
+    match &fin {
+        Some(f) => {
+            if f["final"]["halted"] != true {
+                errors.push("the final line says kcore did not halt".into());
+            }
+            if f["final"]["entries"].as_u64() != Some(steps.len() as u64) {
+                errors.push(format!(
+                    "the final line counts {} entries, the console has {}",
+                    f["final"]["entries"],
+                    steps.len()
+                ));
+            }
+        }
+        None => errors.push("no final trace line".into()),
+    }
+    let mut body = trace_lines.join("\n");
+    body.push('\n');
+    if let Err(e) = std::fs::write(trace, body) {
+        errors.push(format!("{}: {e}", trace.display()));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Summary {
+        secs: 0,
+        entries: steps.len(),
+        trace: trace.to_path_buf(),
+        checksum: checksum.unwrap_or_default(),
+        tampered: tampered.unwrap_or_default(),
+        attack: host
+            .iter()
+            .find(|l| l.starts_with("attack: reading VM"))
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        halt: halts[0].to_string(),
+        counts_line: counts_line.unwrap_or_default(),
+        counts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: usize, action: &str, result: &str) -> String {
+        format!(
+            "{{\"seq\":{seq},\"cpu\":0,\"principal\":\"host\",\"entry\":[\"host_npt_handler\"],\"action\":\"{action}\",\"arguments\":{{}},\"result\":\"{result}\",\"x0\":null,\"rec\":[],\"core\":[]}}"
+        )
+    }
+
+    /// A console with everything the check wants (not a real run: the check's own test).
+    fn good() -> Vec<String> {
+        let mut v = vec![
+            "{\"trace\":\"corevisor\"}".to_string(),
+            "[kcore] psci: cpu 0 CPU_ON cpu 1 at host entry 0x1 (relayed, KCore first)".into(),
+            "[kcore] cpu 1: up in KCore".into(),
+            "[kcore] VERIFY_VM_IMAGE: VM 1's image matches its Ed25519ph signature: VERIFIED".into(),
+            "[kcore] VERIFY_VM_IMAGE: VM 2's image matches its Ed25519ph signature: VERIFIED".into(),
+            "{\"seq\":0,\"cpu\":0,\"principal\":\"vm 1\",\"entry\":[\"vm_exit_handler\"],\"action\":\"guest_psci\",\"arguments\":{},\"result\":\"ok\",\"x0\":null,\"rec\":[],\"core\":[]}".into(),
+            "{\"seq\":1,\"cpu\":0,\"principal\":\"vm 1\",\"entry\":[\"vm_exit_handler\"],\"action\":\"guest_store\",\"arguments\":{},\"result\":\"ok\",\"x0\":null,\"rec\":[],\"core\":[]}".into(),
+            "{\"seq\":2,\"cpu\":0,\"principal\":\"vm 1\",\"entry\":[\"vm_exit_handler\"],\"action\":\"guest_wfx\",\"arguments\":{},\"result\":\"ok\",\"x0\":null,\"rec\":[],\"core\":[]}".into(),
+            "{\"seq\":3,\"cpu\":0,\"principal\":\"vm 1\",\"entry\":[\"vm_exit_handler\"],\"action\":\"guest_sysreg\",\"arguments\":{},\"result\":\"ok\",\"x0\":null,\"rec\":[],\"core\":[]}".into(),
+            "{\"seq\":4,\"cpu\":0,\"principal\":\"vm 1\",\"entry\":[\"vm_exit_handler\"],\"action\":\"guest_hvc\",\"arguments\":{\"op\":\"grant\"},\"result\":\"ok\",\"x0\":null,\"rec\":[],\"core\":[]}".into(),
+            "{\"seq\":5,\"cpu\":0,\"principal\":\"vm 1\",\"entry\":[\"vm_exit_handler\"],\"action\":\"guest_hvc\",\"arguments\":{\"op\":\"revoke\"},\"result\":\"ok\",\"x0\":null,\"rec\":[],\"core\":[]}".into(),
+            "[host] guest checksum: vCPU 0 on cpu 0 0x1, vCPU 1 on cpu 1 0x1: matches the image (0x1)".into(),
+            "[kcore] psci: cpu 1 CPU_OFF (relayed)".into(),
+            "[host] reclaimed VM 1: scrubbed".into(),
+            "[host] el2-counts: {\"null_hvc\":1,\"world_switch\":2,\"host_fault\":3,\"verify_64k\":4,\"sha512_64k\":5}".into(),
+            "[kcore] VERIFY_VM_IMAGE: VM 3's image does not match its signature: refused, the VM is powered off".into(),
+            "[host] tampered image refused: VM 3".into(),
+            "[host] attack: reading VM 4's image page at 0x1 (KCore must halt)".into(),
+        ];
+        v.push(line(6, "host_load", "halt"));
+        v.push("KCORE HALT: kcore halted".into());
+        v.push("{\"final\":{\"halted\":true,\"entries\":7,\"end\":\"kcore halted\"}}".into());
+        v
+    }
+
+    fn run(lines: &[String], exit: Option<i32>) -> Result<Summary, Vec<String>> {
+        let t = std::env::temp_dir().join(format!("xtask-qemu-check-{}.jsonl", std::process::id()));
+        let r = check(&lines.join("\n"), exit, &t);
+        let _ = std::fs::remove_file(&t);
+        r
+    }
+
+    #[test]
+    fn a_complete_console_passes() {
+        let s = run(&good(), Some(0)).expect("passes");
+        assert_eq!(s.entries, 7);
+        assert_eq!(s.counts["verify_64k"], 4);
+    }
+
+    #[test]
+    fn every_missing_or_stray_line_fails() {
+        // Dropping any one line, or adding a stray one, must fail the check.
+        let g = good();
+        for i in 0..g.len() {
+            let mut v = g.clone();
+            v.remove(i);
+            assert!(
+                run(&v, Some(0)).is_err(),
+                "passed without line {i}: {}",
+                g[i]
+            );
+        }
+        let mut v = g.clone();
+        v.insert(3, "garbage from nowhere".into());
+        assert!(run(&v, Some(0)).is_err());
+        let mut v = g.clone();
+        v.insert(12, "[host] FAIL: something".into());
+        assert!(run(&v, Some(0)).is_err());
+        assert!(run(&g, Some(124)).is_err(), "a timeout must fail");
+        let mut v = g.clone();
+        v[8] = v[8].replace("\"ok\"", "\"halt\"");
+        assert!(run(&v, Some(0)).is_err(), "an early halt must fail");
+    }
+}
