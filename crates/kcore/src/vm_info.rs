@@ -221,6 +221,11 @@ impl<H: Hw> Core<H> {
         if self.page(pa / PAGE_SIZE).owner != INVALID {
             return false;
         }
+        if !self.platform.is_mmio(pa) {
+            // Not a device the platform declares, e.g. KCore's own UART: skipped like RAM
+            // (deviation `device_outside_mmio`).
+            return false;
+        }
         if !self.mmap_principal(v, gpa, 3, phys_page(pa) | PAGE_S2_DEVICE | S2_RDWR) {
             return self.halt(&[INFO_ID + v, S2PAGE_ID, NPT_ID + v]);
         }

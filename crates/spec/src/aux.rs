@@ -397,7 +397,8 @@ pub fn kvm_phys_addr_ioremap_loop_h(
             {
                 return None;
             }
-            let (sdt, halt) = local_map_io(p, vmid, g, a, &adt1.shared);
+            let mmio = &adt1.smmu_conf.mmio;
+            let (sdt, halt) = local_map_io_declared(p, mmio, vmid, g, a, &adt1.shared);
             log(&mut adt1, AtomicEvent::OMAP_IO(vmid, g, a));
             adt1.shared = sdt;
             adt1.halt = halt;

@@ -255,6 +255,31 @@ pub fn local_map_io(p: &Profile, vmid: Z, gpa: Z, pa: Z, sdt: &Shared) -> (Share
     }
 }
 
+/// Extension (deviation `device_outside_mmio`): PHYS_ADDR_IOREMAP gives a VM device memory
+/// only inside a range the platform declares; any other non-RAM page is skipped like a RAM
+/// page (so a VM never maps KCore's own devices, which the platform does not declare).
+pub fn local_map_io_declared(
+    p: &Profile,
+    mmio: &[(Z, Z)],
+    vmid: Z,
+    gpa: Z,
+    pa: Z,
+    sdt: &Shared,
+) -> (Shared, bool) {
+    let info = sdt.vminfos.get(vmid);
+    let owner = sdt.s2page.get(zdiv(pa, PAGE_SIZE)).s2_owner;
+    if !p.q.device_outside_mmio
+        && info.VS.vm_state == READY
+        && owner == INVALID
+        && !crate::init::in_ranges(mmio, pa)
+    {
+        cov!("local_map_io_declared.undeclared_device");
+        return (sdt.clone(), false);
+    }
+    cov!("local_map_io_declared.seed");
+    local_map_io(p, vmid, gpa, pa, sdt)
+}
+
 /// The seed returns `(sdt', Some s2p')`: this operation never halts.
 pub fn local_grant_vm_page(_p: &Profile, vmid: Z, pfn: Z, sdt: &Shared) -> (Shared, bool) {
     let page = *sdt.s2page.get(pfn);
