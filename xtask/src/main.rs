@@ -9,11 +9,14 @@
 //! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
 //!   installs QEMU when missing, builds, boots, checks the console, writes the trace
 //!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
+//! * `cargo xtask fuzz TARGET [--time S]` — a libFuzzer campaign on `fuzz/` (xtask/src/fuzz.rs);
+//!   `cargo xtask test` runs a short one of each target.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+mod fuzz;
 mod qemu;
 
 fn main() {
@@ -22,8 +25,11 @@ fn main() {
         Some("test") => test(),
         Some("coverage") => coverage().map(|f| println!("spec branch coverage: {f}")),
         Some("qemu") => qemu::qemu(&root(), &args[1..]),
+        Some("fuzz") => fuzz::fuzz(&root(), &args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|coverage|qemu [--cpu NAME]>");
+            eprintln!(
+                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]>"
+            );
             exit(2);
         }
     };
@@ -101,6 +107,9 @@ fn test() -> Result<(), String> {
         "cargo test (doc tests)",
         cargo().args(["test", "--workspace", "--doc"]),
     )?;
+    // Short fuzz campaigns; longer ones: `cargo xtask fuzz TARGET --time S`.
+    fuzz::run(&root(), "scenario_parser", 20)?;
+    fuzz::run(&root(), "hostile_hvc", 40)?;
     let figure = coverage()?;
     println!("spec branch coverage: {figure}");
     // The EL2 build, and KCore on QEMU: the host stub and guest through the real ABI, every
