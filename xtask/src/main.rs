@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask test`     — every test of the project (what `.ci/run` runs): formatting,
 //!   lints (clippy, warnings are errors), the whole workspace's tests (after installing
-//!   Debian's chromium for the report's browser test), the spec's branch-coverage check,
+//!   Debian's chromium for the report's browser test; run once, with the spec's branch
+//!   probes recording), the spec's branch-coverage check, short fuzz campaigns,
 //!   and `cargo xtask qemu` (the EL2 build, and KCore booted on QEMU, checked).
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
@@ -87,10 +88,9 @@ fn test() -> Result<(), String> {
             .arg(root().join("scripts/install-chromium.sh"))
             .current_dir(root()),
     )?;
-    run(
-        "cargo test (workspace)",
-        cargo().args(["test", "--workspace", "--all-targets"]),
-    )?;
+    // Every test of the workspace, once, with the spec's branch probes recording (they only
+    // count); the coverage figure comes from this run.
+    let figure = coverage_run(&["--all-targets"])?;
     run(
         "cargo test (kcore locks under the shuttle model checker)",
         cargo().args([
@@ -110,7 +110,6 @@ fn test() -> Result<(), String> {
     // Short fuzz campaigns; longer ones: `cargo xtask fuzz TARGET --time S`.
     fuzz::run(&root(), "scenario_parser", 20)?;
     fuzz::run(&root(), "hostile_hvc", 40)?;
-    let figure = coverage()?;
     println!("spec branch coverage: {figure}");
     // The EL2 build, and KCore on QEMU: the host stub and guest through the real ABI, every
     // console line checked, under a timeout (docs/el2.md).
@@ -142,6 +141,11 @@ fn probes_in(files: &[PathBuf]) -> Result<BTreeSet<String>, String> {
 /// and fails unless every probe of the ownership operations (`high_pt.rs`,
 /// `concurrent.rs`: the `local_*` functions) is reached.
 fn coverage() -> Result<String, String> {
+    coverage_run(&[])
+}
+
+/// [`coverage`] over `cargo test --workspace` with `extra` arguments.
+fn coverage_run(extra: &[&str]) -> Result<String, String> {
     let src = root().join("crates/spec/src");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&src)
         .map_err(|e| format!("{}: {e}", src.display()))?
@@ -170,6 +174,7 @@ fn coverage() -> Result<String, String> {
                 "--features",
                 "corevisor-spec/coverage",
             ])
+            .args(extra)
             .env("COREVISOR_COV_FILE", &hits_file),
     )?;
     let hits: BTreeSet<String> = std::fs::read_to_string(&hits_file)
