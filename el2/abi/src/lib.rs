@@ -5,27 +5,11 @@
 
 /// Host hypercalls (`HVC #0`, x0 = number; docs/kcore-abi.md).
 pub mod hvc {
-    pub const TIMER_SET_CNTVOFF: u64 = 7;
-    pub const VCPU_RUN: u64 = 8;
-    pub const CLEAR_VM_S2_RANGE: u64 = 9;
-    pub const SET_BOOT_INFO: u64 = 10;
-    pub const REMAP_VM_IMAGE: u64 = 11;
-    pub const VERIFY_VM_IMAGE: u64 = 12;
-    pub const REGISTER_KVM: u64 = 13;
-    pub const REGISTER_VCPU: u64 = 14;
-    pub const ENCRYPT_BUF: u64 = 20;
-    pub const DECRYPT_BUF: u64 = 21;
-    pub const SAVE_CRYPT_VCPU: u64 = 22;
-    pub const SMMU_FREE_PGD: u64 = 23;
-    pub const SMMU_ALLOC_PGD: u64 = 24;
-    pub const SMMU_LPAE_MAP: u64 = 25;
-    pub const SMMU_LPAE_IOVA_TO_PHYS: u64 = 26;
-    pub const SMMU_CLEAR: u64 = 27;
-    pub const PHYS_ADDR_IOREMAP: u64 = 28;
-    pub const LOAD_CRYPT_VCPU: u64 = 29;
+    // The numbers are kcore's own (one definition: crates/kcore/src/consts.rs).
+    pub use corevisor_kcore::consts::hvc::*;
     /// Guest hypercalls: share / unshare `[x2, x2 + x3)` with the host.
-    pub const GUEST_SHARE: u64 = 0x81000;
-    pub const GUEST_UNSHARE: u64 = 0x82000;
+    pub const GUEST_SHARE: u64 = KVM_SET_DESC_PFN;
+    pub const GUEST_UNSHARE: u64 = KVM_UNSET_DESC_PFN;
 
     /// Calls 0..32: name and how many argument registers (x1...) each reads.
     const TABLE: [(&str, u8); 32] = {
