@@ -216,6 +216,7 @@ fn load_crypt_into_caller() {
             );
             let s = corevisor_sim::scenario::Step {
                 oracle: (0..80).map(|n| 1000 + n).collect(),
+                size: None,
                 ..s
             };
             ok(&m.step(&s).unwrap());
@@ -568,6 +569,7 @@ fn hvc_with(m: &mut ModelMachine, n: &str, args: &[Z], oracle: &[Z]) -> Outcome 
     );
     let s = corevisor_sim::scenario::Step {
         oracle: oracle.to_vec(),
+        size: None,
         ..s
     };
     m.step(&s).unwrap().result
@@ -630,6 +632,7 @@ fn cbar0_unpoliced() {
         handle_host_mmio_spec_h(
             p,
             0,
+            0x0B00_0000,
             0x0B00_0000 + ARM_SMMU_GR1_BASE,
             4,
             ESR_ELx_WNR,
@@ -652,6 +655,7 @@ fn cbar0_unpoliced() {
         handle_host_mmio_spec_h(
             p,
             0,
+            0x0B00_0000,
             0x0B00_0000 + ARM_SMMU_GR1_BASE + 4,
             4,
             ESR_ELx_WNR,

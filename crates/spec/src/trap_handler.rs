@@ -524,6 +524,7 @@ pub fn host_npt_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
         let (halt, logn2, cr, cs, hw2) = handle_host_mmio_spec_h(
             p,
             res,
+            *conf.smmu_phys_base.get(res),
             fault_ipa,
             len,
             is_write,
