@@ -859,3 +859,45 @@ fn smmu_cbar_loose() {
     assert!(smmu_write_halts(SEED, 0x1004, 4, 1 | (1 << 24), &banks));
     assert!(!smmu_write_halts(ARM, 0x1004, 4, 1 | (1 << 24), &banks));
 }
+
+#[test]
+fn smmu_leaf_attrs_unchecked() {
+    // VM 1's device page (bank 0 of SMMU 0, where the seed's swapped bank index reads
+    // the same owner) at IOVA 0x9000_1000, proposed with the contiguous hint (bit 52),
+    // a software bit (56) and low address bits: the seed keeps them all in the leaf, the
+    // intent only the descriptor type, S2AP, MemAttr and XN (finding 10).
+    let leaf = |p: Profile| {
+        let mut m = ModelMachine::new(p, Machine::default());
+        ok(&hvc(&mut m, "REGISTER_KVM", &[]));
+        ok(&hvc(&mut m, "SMMU_ALLOC_PGD", &[0, 1, 0]));
+        let a3 = (1 << 52) | (1 << 56) | 0xC3;
+        ok(&hvc(
+            &mut m,
+            "SMMU_LPAE_MAP",
+            &[0x9000_1000, 0x4700_1000 | 0x800, a3, 0, 0],
+        ));
+        m.global
+            .shared
+            .spts
+            .spt_pt
+            .get(SMMU_TTBR(0, 0))
+            .get(0x9_0001)
+            .1
+    };
+    // The switch alone, on the arm profile's constants (the seed's own machine halts earlier,
+    // at its swapped bank index and placeholder constants).
+    let literal = Profile::ARM.with_quirks(corevisor_spec::profile::Quirks {
+        smmu_leaf_attrs_unchecked: true,
+        ..Profile::ARM.q
+    });
+    assert_eq!(
+        leaf(literal),
+        0x4700_1000 | 0x800 | (1 << 52) | (1 << 56) | 0xC3 | 0x700
+    );
+    assert_eq!(leaf(Profile::ARM), 0x4700_1000 | 0xC3 | 0x700);
+    const {
+        assert!(
+            Profile::SEED.q.smmu_leaf_attrs_unchecked && !Profile::ARM.q.smmu_leaf_attrs_unchecked
+        )
+    };
+}

@@ -78,6 +78,11 @@ pub mod field {
     pub const ID1_NUMCB: u64 = 0xFF;
 }
 
+/// The leaf attribute bits the host may choose in `SMMU_LPAE_MAP`: descriptor type (1:0),
+/// MemAttr (5:2), S2AP (7:6), XN (54:53). AF and SH are KCore's; no contiguous hint, no
+/// software or reserved bits.
+pub const LEAF_ALLOWED: u64 = 0xFF | (3 << 53);
+
 /// Whether a 64-bit access at `off` reaches one 64-bit register (sGFAR; a bank's TTBR0,
 /// TTBR1, PAR, FAR and TLB operations by address).
 pub const fn is_64bit_register(off: u64) -> bool {

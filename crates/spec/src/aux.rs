@@ -599,6 +599,10 @@ pub fn handle_host_mmio_spec_h(
     }
 }
 
+/// The leaf attribute bits the host may choose in `SMMU_LPAE_MAP` (`arm`, deviation
+/// `smmu_leaf_attrs_unchecked`): descriptor type (1:0), MemAttr (5:2), S2AP (7:6), XN (54:53).
+pub const SMMU_LEAF_ALLOWED: Z = 0xFF | (3 << 53);
+
 /// KCore's stage-2 format in a bank's TCR (AArch64 layout): T0SZ = 24, SL0 = 1, TG0 = 4 KiB,
 /// PS = 48 bits; and the TCR fields that shape the walk.
 pub const SMMU_TCR_KCORE: Z = 24 | (1 << 6) | (5 << 16);

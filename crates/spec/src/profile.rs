@@ -240,6 +240,12 @@ pub struct Quirks {
     /// CBAR stays stage-2 translation (TYPE), with the owner's VMID for a VM bank and VMID
     /// 0 for a host bank (no alias of a VM's IOTLB entries); the other fields are free.
     pub smmu_cbar_loose: bool,
+    /// Extension (issue 13, finding 10): `SMMU_LPAE_MAP` builds the leaf as
+    /// `a2 | a3 | AF/SH`: the host chooses every attribute bit up to bit 62 (the contiguous
+    /// hint lets one IOTLB entry translate 15 pages KCore never mapped) and the low bits of
+    /// the address. Intent: the output address is `phys_page(a2)` and only the descriptor
+    /// type, S2AP, MemAttr and XN come from `a3` ([`crate::aux::SMMU_LEAF_ALLOWED`]).
+    pub smmu_leaf_attrs_unchecked: bool,
 }
 
 impl Quirks {
@@ -277,6 +283,7 @@ impl Quirks {
         smmu_stream_routing_unpoliced: true,
         smmu_bank_config_unpoliced: true,
         smmu_cbar_loose: true,
+        smmu_leaf_attrs_unchecked: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -313,6 +320,7 @@ impl Quirks {
         smmu_stream_routing_unpoliced: false,
         smmu_bank_config_unpoliced: false,
         smmu_cbar_loose: false,
+        smmu_leaf_attrs_unchecked: false,
     };
 }
 
