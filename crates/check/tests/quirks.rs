@@ -858,6 +858,10 @@ fn smmu_cbar_loose() {
     // VM 1's bank with an interrupt index, as Linux's driver may write (finding 11).
     assert!(smmu_write_halts(SEED, 0x1004, 4, 1 | (1 << 24), &banks));
     assert!(!smmu_write_halts(ARM, 0x1004, 4, 1 | (1 << 24), &banks));
+    // 0x1020 is no bank's CBAR (the SMMU has 8 banks): the seed's CBAR range polices it with
+    // the owner of `smmu_id(0, 8)` (SMMU 1's bank 0, here free: halt); nothing is there.
+    assert!(smmu_write_halts(SEED, 0x1020, 4, 7, &banks));
+    assert!(!smmu_write_halts(ARM, 0x1020, 4, 7, &banks));
 }
 
 #[test]
