@@ -817,6 +817,16 @@ fn smmu_stream_routing_unpoliced() {
     // SMR 1 (the group KCore routed to VM 1's bank) rewritten to match stream 0x30.
     assert!(!smmu_write_halts(SEED, 0x804, 4, 0x8000_0030, &vm1));
     assert!(smmu_write_halts(ARM, 0x804, 4, 0x8000_0030, &vm1));
+    // SMR 9 matching VM 1's stream 1 (by ID, or by a mask covering it): the conflict would
+    // fault VM 1's device (found by smmu_hostile_registers.rs).
+    for smr in [0x8000_0001, 0x8000_0000 | (0x7FFF << 16)] {
+        assert!(!smmu_write_halts(SEED, 0x824, 4, smr, &vm1));
+        assert!(smmu_write_halts(ARM, 0x824, 4, smr, &vm1));
+    }
+    assert!(
+        !smmu_write_halts(ARM, 0x824, 4, 0x8000_0030, &vm1),
+        "the host's own stream"
+    );
     // S2CR 9 through the host's bank 2, or to fault: allowed under both.
     for data in [2, 2 << 16] {
         assert!(!smmu_write_halts(SEED, 0xC24, 4, data, &vm1));

@@ -104,6 +104,13 @@ pub const fn access_ok(off: u64, len: u64) -> bool {
         && (off >= SMMU_SIZE || len == 4 || is_64bit_register(off))
 }
 
+/// Whether an SMR value matches stream ID `sid` (15-bit IDs).
+pub const fn smr_matches(smr: u64, sid: u64) -> bool {
+    let id = smr & 0x7FFF;
+    let mask = (smr >> 16) & 0x7FFF;
+    smr & field::SMR_VALID != 0 && (sid ^ id) & !mask & 0x7FFF == 0
+}
+
 const fn width(len: u64) -> MmioWidth {
     if len == 8 {
         MmioWidth::W64
@@ -173,12 +180,19 @@ impl<H: Hw> Core<H> {
     }
 
     /// Every stream match group other than `except` that translates through bank `cb` is
-    /// turned to fault (a route the host made while the bank was its own).
+    /// turned to fault, and every SMR other than `except`'s that matches stream `cb` is made
+    /// invalid (routes the host made while the bank was its own or free).
     fn smmu_unroute_others(&mut self, index: u32, cb: u32, except: Option<u64>) -> bool {
         use field::*;
         for k in 0..STREAM_GROUPS {
             if Some(k) == except {
                 continue;
+            }
+            let Some(smr) = self.smmu_r(index, reg::SMR + 4 * k) else {
+                return false;
+            };
+            if smr_matches(smr, cb as u64) && !self.smmu_w(index, reg::SMR + 4 * k, 4, 0) {
+                return false;
             }
             let Some(v) = self.smmu_r(index, reg::S2CR + 4 * k) else {
                 return false;
@@ -329,7 +343,10 @@ impl<H: Hw> Core<H> {
                 }
                 reg::SCR2 => data & 255 == 0,
                 o if (reg::SMR..reg::SMR + 4 * STREAM_GROUPS).contains(&o) => {
+                    // Frozen for a VM's bank; elsewhere it must not match a VM's stream (a
+                    // conflict would fault the VM's device).
                     !vm_bank((o - reg::SMR) / 4)
+                        && !(0..BANKS as u64).any(|n| vm_bank(n) && smr_matches(data, n))
                 }
                 o if (reg::S2CR..reg::S2CR + 4 * STREAM_GROUPS).contains(&o) => {
                     let ty = (data >> S2CR_TYPE_SHIFT) & 3;

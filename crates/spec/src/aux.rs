@@ -533,7 +533,10 @@ pub fn handle_host_mmio_spec_h(
                 data & 255 == 0
             } else if !p.q.smmu_stream_routing_unpoliced && smr.contains(&offset) {
                 cov!("handle_host_mmio_spec_h.smr");
-                !vm_bank(zdiv(offset - smr.start, 4))
+                // Frozen for a VM's bank; elsewhere it may not match a VM bank's stream n.
+                let (id, mask) = (data & 0x7FFF, shr(data, 16) & 0x7FFF);
+                let matches = |n: Z| shr(data, 31) & 1 == 1 && (n ^ id) & !mask & 0x7FFF == 0;
+                !vm_bank(zdiv(offset - smr.start, 4)) && !(0..8).any(|n| vm_bank(n) && matches(n))
             } else if !p.q.smmu_stream_routing_unpoliced && s2cr.contains(&offset) {
                 cov!("handle_host_mmio_spec_h.s2cr");
                 let ty = shr(data, 16) & 3;
