@@ -116,6 +116,34 @@ fn attacks() -> Vec<(&'static str, &'static str, Vec<Step>, Outcome)> {
             Outcome::Halt,
         ),
         (
+            "the host disables the SMMU's client ports (sCR0.CLIENTPD) so that a device with no \
+             bank (stream 2 on SMMU 0) reads VM 1's memory by physical address",
+            "KCore writes sCR0 with CLIENTPD forced off: the stream is unmatched and the SMMU \
+             faults it",
+            vec![
+                Step {
+                    size: Some(4),
+                    ..raw(
+                        0,
+                        Action::HostStore {
+                            addr: 0x0B00_0000,
+                            value: 0x20_0001,
+                        },
+                    )
+                },
+                raw(
+                    0,
+                    Action::DmaLoad {
+                        smmu: 0,
+                        cb: 2,
+                        iova: VM1_IMAGE_PA,
+                        stream: None,
+                    },
+                ),
+            ],
+            Outcome::Fault,
+        ),
+        (
             "the host gives VM 1's page to VM 2 as a stage-2 mapping",
             "KCore refuses the page it does not own (halt)",
             vec![raw(

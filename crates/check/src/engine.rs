@@ -149,14 +149,26 @@ pub fn describe(a: &Action) -> String {
         Action::GuestWfx => "guest_wfx".to_string(),
         Action::GuestSysreg => "guest_sysreg".to_string(),
         Action::Irq => "irq".to_string(),
-        Action::DmaLoad { smmu, cb, iova } => format!("dma_load smmu{smmu} cb{cb} {iova:#x}"),
+        Action::DmaLoad {
+            smmu,
+            cb,
+            iova,
+            stream,
+        } => format!(
+            "dma_load smmu{smmu} cb{cb}{} {iova:#x}",
+            stream_name(*stream)
+        ),
         Action::DmaStore {
             smmu,
             cb,
             iova,
             value,
+            stream,
         } => {
-            format!("dma_store smmu{smmu} cb{cb} {iova:#x} <- {value:#x}")
+            format!(
+                "dma_store smmu{smmu} cb{cb}{} {iova:#x} <- {value:#x}",
+                stream_name(*stream)
+            )
         }
         Action::Host(_) => "host".to_string(),
     }
@@ -198,6 +210,10 @@ pub fn hvc_number(c: &Consts, n: HvcName) -> Option<Z> {
 /// engines trap with the same registers.
 fn dabt_esr(write: bool) -> Z {
     Z::from(corevisor_sim::machine::dabt_esr(write))
+}
+
+fn stream_name(stream: Option<i128>) -> String {
+    stream.map_or(String::new(), |s| format!(" stream {s:#x}"))
 }
 
 fn iabt_esr() -> Z {
@@ -482,7 +498,10 @@ impl ModelMachine {
             let regs = &mut self.cpus[i].regs.ctxt_regs;
             regs.hpfar_el2 = (addr >> 12) << 4;
             regs.far_el2 = addr;
-            regs.esr_el2 = dabt_esr(store.is_some());
+            regs.esr_el2 = Z::from(corevisor_sim::machine::dabt_esr_sized(
+                store.is_some(),
+                step.access_size(),
+            ));
             match self.call(i, host_npt_handler_spec) {
                 Outcome::Ok => {}
                 other => return (other, None),
@@ -779,7 +798,7 @@ impl ModelMachine {
                 self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[])
             }
             Action::Irq => self.guest_exit(i, step, p.c.ARM_EXCEPTION_INTERRUPT, 0, &[]),
-            Action::DmaLoad { smmu, cb, iova } => {
+            Action::DmaLoad { smmu, cb, iova, .. } => {
                 let (r, v) = self.dma(step, *smmu, *cb, *iova, None);
                 value = v;
                 r
@@ -789,6 +808,7 @@ impl ModelMachine {
                 cb,
                 iova,
                 value: v,
+                ..
             } => self.dma(step, *smmu, *cb, *iova, Some(*v)).0,
             Action::Host(_) => return Err(host_macro_refused(step.index)),
         };

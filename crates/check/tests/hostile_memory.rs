@@ -188,8 +188,8 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => addr(l).prop_map(move |a| Step::new(0, Action::HostLoad { addr: word0(l, a) })),
         4 => (addr(l), any::<u64>()).prop_map(move |(a, v)| Step::new(0, Action::HostStore { addr: word0(l, a), value: v as i128 })),
-        2 => ((0i128..2), iova()).prop_map(move |(s, i)| Step::new(0, Action::DmaLoad { smmu: s, cb: 1 - s, iova: page(i) })),
-        2 => ((0i128..2), iova(), any::<u64>()).prop_map(move |(s, i, v)| Step::new(0, Action::DmaStore { smmu: s, cb: 1 - s, iova: page(i), value: v as i128 })),
+        2 => ((0i128..2), iova()).prop_map(move |(s, i)| Step::new(0, Action::DmaLoad { smmu: s, cb: 1 - s, iova: page(i), stream: None })),
+        2 => ((0i128..2), iova(), any::<u64>()).prop_map(move |(s, i, v)| Step::new(0, Action::DmaStore { smmu: s, cb: 1 - s, iova: page(i), value: v as i128, stream: None })),
         1 => (0u64..2).prop_map(|p| Step::new(1, Action::GuestLoad { gpa: 0x8000_0000 + p as i128 * 4096 })),
     ]
 }

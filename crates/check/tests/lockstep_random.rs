@@ -88,8 +88,8 @@ fn guest_step() -> impl Strategy<Value = Action> {
         1 => Just(Action::GuestSysreg),
         1 => Just(Action::Irq),
         1 => Just(Action::GuestPsciSystemOff),
-        1 => (0i128..2).prop_map(|cb| Action::DmaLoad { smmu: 0, cb, iova: 0x9000_0000 }),
-        1 => (0i128..2, any::<u32>()).prop_map(|(cb, v)| Action::DmaStore { smmu: 0, cb, iova: 0x9000_0000, value: v as i128 }),
+        1 => (0i128..2).prop_map(|cb| Action::DmaLoad { smmu: 0, cb, iova: 0x9000_0000, stream: None }),
+        1 => (0i128..2, any::<u32>()).prop_map(|(cb, v)| Action::DmaStore { smmu: 0, cb, iova: 0x9000_0000, value: v as i128, stream: None }),
     ]
 }
 
@@ -144,6 +144,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
                     line: None,
                     cpu,
                     oracle: vec![],
+                    size: None,
                     action,
                 })
                 .collect()

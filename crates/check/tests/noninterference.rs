@@ -108,7 +108,7 @@ fn step() -> impl Strategy<Value = Option<(i128, Action)>> {
         1 => Just(Some((0, Action::GuestLoad { gpa: SECRET_GPA }))),
         3 => host_pa.clone().prop_map(|a| Some((0, Action::HostLoad { addr: a }))),
         2 => (host_pa, any::<u16>()).prop_map(|(a, v)| Some((0, Action::HostStore { addr: a, value: v as i128 }))),
-        1 => Just(Some((0, Action::DmaLoad { smmu: 0, cb: 0, iova: 0x9000_0000 }))),
+        1 => Just(Some((0, Action::DmaLoad { smmu: 0, cb: 0, iova: 0x9000_0000, stream: None }))),
         1 => Just(Some((0, hvc("SMMU_LPAE_IOVA_TO_PHYS", &[0x9000_0000, 0, 0])))),
         1 => Just(Some((0, hvc("REGISTER_KVM", &[])))),
         // VM 1 powers off and the host reclaims its image block: the secret must be gone.

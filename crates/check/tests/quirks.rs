@@ -216,6 +216,7 @@ fn load_crypt_into_caller() {
             );
             let s = corevisor_sim::scenario::Step {
                 oracle: (0..80).map(|n| 1000 + n).collect(),
+                size: None,
                 ..s
             };
             ok(&m.step(&s).unwrap());
@@ -568,6 +569,7 @@ fn hvc_with(m: &mut ModelMachine, n: &str, args: &[Z], oracle: &[Z]) -> Outcome 
     );
     let s = corevisor_sim::scenario::Step {
         oracle: oracle.to_vec(),
+        size: None,
         ..s
     };
     m.step(&s).unwrap().result
@@ -630,6 +632,7 @@ fn cbar0_unpoliced() {
         handle_host_mmio_spec_h(
             p,
             0,
+            0x0B00_0000,
             0x0B00_0000 + ARM_SMMU_GR1_BASE,
             4,
             ESR_ELx_WNR,
@@ -652,6 +655,7 @@ fn cbar0_unpoliced() {
         handle_host_mmio_spec_h(
             p,
             0,
+            0x0B00_0000,
             0x0B00_0000 + ARM_SMMU_GR1_BASE + 4,
             4,
             ESR_ELx_WNR,
@@ -754,4 +758,185 @@ fn arm_pool_geometry() {
     assert!(arm.end - arm.kcore_base <= 20 << 20, "{arm:?}");
     let seed = corevisor_check::engine::kcore_layout(SEED, &Machine::default());
     assert!(seed.is_err(), "{seed:?}");
+}
+
+/// Whether the host's write of `data` (`len` bytes) at offset `off` of SMMU 0's window
+/// halts, with banks `(cb, owner)` assigned (issue 13's quirks).
+fn smmu_write_halts(p: &Profile, off: Z, len: Z, data: Z, owners: &[(Z, Z)]) -> bool {
+    let mut smmu = corevisor_spec::zmap::ZMap::init(INVALID);
+    for &(cb, owner) in owners {
+        smmu.set_mut(smmu_id(0, cb), owner);
+    }
+    let mut cr = CtxtRegs::default();
+    cr.x[1] = data;
+    handle_host_mmio_spec_h(
+        p,
+        0,
+        0x0B00_0000,
+        0x0B00_0000 + off,
+        len,
+        ESR_ELx_WNR,
+        1,
+        &cr,
+        &CtxtStates::default(),
+        &CtxtRegs::default(),
+        &|_| 0,
+        0,
+        &smmu,
+    )
+    .0
+}
+
+#[test]
+fn smmu_offset_masked() {
+    // 0x1_8034 is above the SMMU's 64 KiB of registers; masked with 0xFFFF it is bank 0's
+    // CONTEXTIDR, which the seed refuses.
+    assert!(
+        smmu_write_halts(SEED, 0x1_8034, 4, 5, &[]),
+        "literal: an alias, refused"
+    );
+    assert!(
+        !smmu_write_halts(ARM, 0x1_8034, 4, 5, &[]),
+        "intent: no register there"
+    );
+    // Bank 0's CONTEXTIDR itself is refused under both.
+    assert!(smmu_write_halts(SEED, 0x8034, 4, 5, &[]) && smmu_write_halts(ARM, 0x8034, 4, 5, &[]));
+}
+
+#[test]
+fn smmu_mmio_width_unchecked() {
+    // 8 bytes at offset 4 (finding E1: sCR1 + sCR2 on the wire, sCR0's check skipped).
+    assert!(
+        !smmu_write_halts(SEED, 4, 8, 1, &[]),
+        "literal: misaligned store completes"
+    );
+    assert!(smmu_write_halts(ARM, 4, 8, 1, &[]), "intent: refused");
+    // 8 bytes on sCR0 + sCR1 (no 64-bit register there).
+    assert!(!smmu_write_halts(SEED, 0, 8, 1 << 21, &[]));
+    assert!(smmu_write_halts(ARM, 0, 8, 1 << 21, &[]));
+    // A 32-bit store is judged by the word it stores: VM 1's CBAR written from an x1 with
+    // a bit set above bit 31 (which a `str w1` does not store).
+    let vm1 = [(1, 1)];
+    assert!(
+        smmu_write_halts(SEED, 0x1004, 4, 1 | (1 << 40), &vm1),
+        "literal: x1's bit 40 counts"
+    );
+    assert!(
+        !smmu_write_halts(ARM, 0x1004, 4, 1 | (1 << 40), &vm1),
+        "intent: the stored word is fine"
+    );
+    // A 64-bit store to TTBR0 is fine under both.
+    assert!(!smmu_write_halts(SEED, 0x8020, 8, 0x4000_0000, &[]));
+    assert!(!smmu_write_halts(ARM, 0x8020, 8, 0x4000_0000, &[]));
+}
+
+#[test]
+fn smmu_stream_routing_unpoliced() {
+    let vm1 = [(1, 1), (2, HOSTVISOR)];
+    // S2CR 2 of type bypass (finding 3).
+    assert!(!smmu_write_halts(SEED, 0xC08, 4, 1 << 16, &vm1));
+    assert!(smmu_write_halts(ARM, 0xC08, 4, 1 << 16, &vm1));
+    // S2CR 9 translating through VM 1's bank 1.
+    assert!(!smmu_write_halts(SEED, 0xC24, 4, 1, &vm1));
+    assert!(smmu_write_halts(ARM, 0xC24, 4, 1, &vm1));
+    // SMR 1 (the group KCore routed to VM 1's bank) rewritten to match stream 0x30.
+    assert!(!smmu_write_halts(SEED, 0x804, 4, 0x8000_0030, &vm1));
+    assert!(smmu_write_halts(ARM, 0x804, 4, 0x8000_0030, &vm1));
+    // SMR 9 matching VM 1's stream 1 (by ID, or by a mask covering it): the conflict would
+    // fault VM 1's device (found by smmu_hostile_registers.rs).
+    for smr in [0x8000_0001, 0x8000_0000 | (0x7FFF << 16)] {
+        assert!(!smmu_write_halts(SEED, 0x824, 4, smr, &vm1));
+        assert!(smmu_write_halts(ARM, 0x824, 4, smr, &vm1));
+    }
+    assert!(
+        !smmu_write_halts(ARM, 0x824, 4, 0x8000_0030, &vm1),
+        "the host's own stream"
+    );
+    // S2CR 9 through the host's bank 2, or to fault: allowed under both.
+    for data in [2, 2 << 16] {
+        assert!(!smmu_write_halts(SEED, 0xC24, 4, data, &vm1));
+        assert!(!smmu_write_halts(ARM, 0xC24, 4, data, &vm1));
+    }
+}
+
+#[test]
+fn smmu_bank_config_unpoliced() {
+    let vm1 = [(1, 1)];
+    // Bank 1's SCTLR with M = 0 (finding 4), or big-endian walks.
+    for sctlr in [0, 0x11] {
+        assert!(!smmu_write_halts(SEED, 0x9000, 4, sctlr, &vm1));
+        assert!(smmu_write_halts(ARM, 0x9000, 4, sctlr, &vm1));
+    }
+    // Bank 1's TCR with another start level (finding 5).
+    assert!(!smmu_write_halts(SEED, 0x9030, 4, 0x5_0090, &vm1));
+    assert!(smmu_write_halts(ARM, 0x9030, 4, 0x5_0090, &vm1));
+    // KCore's TCR with other walk cacheability: allowed.
+    assert!(!smmu_write_halts(ARM, 0x9030, 4, 0x5_0058 | 0x3F00, &vm1));
+    // CBA2R of bank 1 to the AArch32 format.
+    assert!(!smmu_write_halts(SEED, 0x1804, 4, 0, &vm1));
+    assert!(smmu_write_halts(ARM, 0x1804, 4, 0, &vm1));
+    assert!(
+        !smmu_write_halts(ARM, 0x1804, 4, 1, &vm1),
+        "VA64 kept: Linux's write"
+    );
+}
+
+#[test]
+fn smmu_cbar_loose() {
+    let banks = [(1, 1), (2, HOSTVISOR)];
+    // A host bank takes VM 1's VMID (finding E2).
+    assert!(!smmu_write_halts(SEED, 0x1008, 4, 1, &banks));
+    assert!(smmu_write_halts(ARM, 0x1008, 4, 1, &banks));
+    // ... or a stage-1 type (finding E3).
+    assert!(!smmu_write_halts(SEED, 0x1008, 4, 1 << 16, &banks));
+    assert!(smmu_write_halts(ARM, 0x1008, 4, 1 << 16, &banks));
+    // VM 1's bank with an interrupt index, as Linux's driver may write (finding 11).
+    assert!(smmu_write_halts(SEED, 0x1004, 4, 1 | (1 << 24), &banks));
+    assert!(!smmu_write_halts(ARM, 0x1004, 4, 1 | (1 << 24), &banks));
+    // 0x1020 is no bank's CBAR (the SMMU has 8 banks): the seed's CBAR range polices it with
+    // the owner of `smmu_id(0, 8)` (SMMU 1's bank 0, here free: halt); nothing is there.
+    assert!(smmu_write_halts(SEED, 0x1020, 4, 7, &banks));
+    assert!(!smmu_write_halts(ARM, 0x1020, 4, 7, &banks));
+}
+
+#[test]
+fn smmu_leaf_attrs_unchecked() {
+    // VM 1's device page (bank 0 of SMMU 0, where the seed's swapped bank index reads
+    // the same owner) at IOVA 0x9000_1000, proposed with the contiguous hint (bit 52),
+    // a software bit (56) and low address bits: the seed keeps them all in the leaf, the
+    // intent only the descriptor type, S2AP, MemAttr and XN (finding 10).
+    let leaf = |p: Profile| {
+        let mut m = ModelMachine::new(p, Machine::default());
+        ok(&hvc(&mut m, "REGISTER_KVM", &[]));
+        ok(&hvc(&mut m, "SMMU_ALLOC_PGD", &[0, 1, 0]));
+        let a3 = (1 << 52) | (1 << 56) | 0xC3;
+        ok(&hvc(
+            &mut m,
+            "SMMU_LPAE_MAP",
+            &[0x9000_1000, 0x4700_1000 | 0x800, a3, 0, 0],
+        ));
+        m.global
+            .shared
+            .spts
+            .spt_pt
+            .get(SMMU_TTBR(0, 0))
+            .get(0x9_0001)
+            .1
+    };
+    // The switch alone, on the arm profile's constants (the seed's own machine halts earlier,
+    // at its swapped bank index and placeholder constants).
+    let literal = Profile::ARM.with_quirks(corevisor_spec::profile::Quirks {
+        smmu_leaf_attrs_unchecked: true,
+        ..Profile::ARM.q
+    });
+    assert_eq!(
+        leaf(literal),
+        0x4700_1000 | 0x800 | (1 << 52) | (1 << 56) | 0xC3 | 0x700
+    );
+    assert_eq!(leaf(Profile::ARM), 0x4700_1000 | 0xC3 | 0x700);
+    const {
+        assert!(
+            Profile::SEED.q.smmu_leaf_attrs_unchecked && !Profile::ARM.q.smmu_leaf_attrs_unchecked
+        )
+    };
 }

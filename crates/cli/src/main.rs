@@ -334,7 +334,7 @@ fn narrate(st: &scenario::Step, raws: &[&runner::RunStep]) -> String {
             let r = last.expect("one raw step");
             format!("the host calls {call}: {}", r.result.as_str())
         }
-        Action::DmaLoad { smmu, cb, iova } => {
+        Action::DmaLoad { smmu, cb, iova, .. } => {
             let r = last.expect("one raw step");
             let how = match (r.result, r.value) {
                 (Outcome::Fault, _) => "SMMU fault, nothing read".to_string(),

@@ -208,10 +208,11 @@ fn demo_runs_and_names_each_defence() {
         "refuses the SMMU mapping",
         "refuses the page it does not own",
         "Ed25519 verification fails",
+        "CLIENTPD forced off",
     ] {
         assert!(text.contains(defence), "{defence}: {text}");
     }
-    assert_eq!(text.matches("[ok]").count(), 6, "{text}");
+    assert_eq!(text.matches("[ok]").count(), 7, "{text}");
     assert!(!text.contains("FAILED"), "{text}");
     assert!(text.contains("(0 mismatches)"), "{text}");
     assert!(text.contains("VM 1 POWEROFF, VM 2 POWEROFF"), "{text}");

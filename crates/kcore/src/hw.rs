@@ -39,6 +39,26 @@ impl SysReg {
 
 use crate::ctxt::Ctxt;
 
+/// The width of a device-register access (the SMMU architecture defines no others).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioWidth {
+    W32,
+    W64,
+}
+
+impl MmioWidth {
+    pub const fn bytes(self) -> u64 {
+        match self {
+            MmioWidth::W32 => 4,
+            MmioWidth::W64 => 8,
+        }
+    }
+}
+
+/// The device refused a register access (on hardware: an external abort, fatal at EL2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioAbort;
+
 /// Physical memory, TLB maintenance, system registers and the trapping CPU's registers:
 /// everything KCore needs of the machine.
 pub trait Hw {
@@ -51,6 +71,19 @@ pub trait Hw {
     /// CPU `cpu`'s register file as its EL2 vector saved it on the trap KCore is handling;
     /// the vector restores it on `eret`. (On one EL2 CPU: the current CPU's frame.)
     fn regs(&mut self, cpu: usize) -> &mut Ctxt;
+    /// One single-copy-atomic load of exactly `width` from device register `pa` (aligned to
+    /// `width`, inside a device window KCore owns: an SMMU's). `&mut`: reads of status
+    /// registers have effects (a completed TLB synchronisation is observed). A machine with
+    /// no such device refuses every access (the default).
+    fn mmio_read(&mut self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
+        let _ = (pa, width);
+        Err(MmioAbort)
+    }
+    /// One single-copy-atomic store of the low `width` bits of `v` to device register `pa`.
+    fn mmio_write(&mut self, pa: u64, width: MmioWidth, v: u64) -> Result<(), MmioAbort> {
+        let _ = (pa, width, v);
+        Err(MmioAbort)
+    }
     /// Zero the 4 KiB page at `pa`.
     fn zero_page(&mut self, pa: u64) {
         self.zero_range(pa, 4096);

@@ -22,5 +22,6 @@ pub mod mem_ops;
 pub mod meta;
 pub mod pt;
 pub mod smmu;
+pub mod smmu_hw;
 pub mod trap;
 pub mod vm_info;

@@ -42,6 +42,8 @@ pub struct Core<H: Hw> {
     pub halted: bool,
     /// Fault injection for tests: skip the TLB invalidation of break-before-make.
     pub fault_skip_tlbi: bool,
+    /// Fault injection for tests: skip the SMMU TLB invalidations (TLBIVMID + sync).
+    pub fault_skip_smmu_tlbi: bool,
     pub platform: Platform,
     /// Every principal's vCPU register contexts (the seed's `shadow_ctxts`).
     pub shadow: [Ctxt; CTXTS],
@@ -68,6 +70,7 @@ impl<H: Hw> Core<H> {
             poisoned: 0,
             halted: false,
             fault_skip_tlbi: false,
+            fault_skip_smmu_tlbi: false,
             platform: Platform::DEFAULT,
             shadow: [Ctxt::default(); CTXTS],
             cpus: core::array::from_fn(PerCpu::boot),
@@ -352,6 +355,9 @@ impl<H: Hw> Core<H> {
             return self.halt(&[SMMU_ID]);
         }
         self.smmu_vmid[Self::bank(index, cbndx)] = INVALID;
+        if !self.smmu_hw_detach(index, cbndx, v) {
+            return self.halt(&[SMMU_ID]);
+        }
         false
     }
 
@@ -377,6 +383,9 @@ impl<H: Hw> Core<H> {
         }
         self.smmu_vmid[Self::bank(index, cbndx)] = vmid;
         smmu::clear_root(&mut self.hw, &self.smmu_pool, index, cbndx);
+        if !self.smmu_hw_attach(index, cbndx, vmid) {
+            return self.halt(&[SMMU_ID]);
+        }
         false
     }
 
@@ -442,8 +451,13 @@ impl<H: Hw> Core<H> {
         if !(p.owner == v && p.gfn == iova / PAGE_SIZE) {
             return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
         }
+        let old = smmu::leaf(&self.hw, &self.smmu_pool, index, cbndx, iova);
         if !smmu::spt_map(&mut self.hw, &mut self.smmu_pool, index, cbndx, iova, pte) {
             return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
+        }
+        // A leaf that changed may be cached by the SMMU.
+        if old != 0 && old != pte && !self.smmu_hw_flush(index, v) {
+            return self.halt(&[SMMU_ID]);
         }
         if p.owner == HOSTVISOR && p.count < EL2_SMMU_CFG_SIZE {
             self.set_count(pfn, p, p.count + 1);
@@ -469,6 +483,10 @@ impl<H: Hw> Core<H> {
         }
         if !smmu::spt_map(&mut self.hw, &mut self.smmu_pool, index, cbndx, iova, 0) {
             return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
+        }
+        // No device may keep using the removed translation (issue 13).
+        if !self.smmu_hw_flush(index, v) {
+            return self.halt(&[SMMU_ID]);
         }
         let pfn = phys_page(pte) / PAGE_SIZE;
         let p = self.page(pfn);

@@ -23,9 +23,7 @@ use corevisor_kcore::smmu::{BANKS, SMMU_NUM};
 use corevisor_kcore::trap::Trap;
 
 /// SMMU register windows (the default machine's).
-pub const SMMU_WINDOW_BASE: u64 = 0x0B00_0000;
-pub const SMMU_WINDOW_STRIDE: u64 = 0x10_0000;
-pub const SMMU_WINDOW_SIZE: u64 = 0x2_0000;
+pub use crate::mem::{SMMU_WINDOW_BASE, SMMU_WINDOW_SIZE, SMMU_WINDOW_STRIDE};
 /// The UART (a declared device page).
 pub const UART_BASE: u64 = 0x0900_0000;
 /// The register every scripted load/store uses (x1).
@@ -173,9 +171,14 @@ pub fn hvc_number(n: HvcName) -> u64 {
 
 /// ESR of a data abort from a lower EL: EC = DABT_LOW, ISV, 8-byte access, SRT, WnR.
 pub fn dabt_esr(write: bool) -> u64 {
+    dabt_esr_sized(write, 8)
+}
+
+/// The same for an access of `bytes` (1, 2, 4 or 8: ESR_EL2.SAS).
+pub fn dabt_esr_sized(write: bool, bytes: u64) -> u64 {
     (ESR_ELX_EC_DABT_LOW << ESR_ELX_EC_SHIFT)
         | (1 << 24)
-        | (3 << ESR_ELX_SAS_SHIFT)
+        | ((bytes.trailing_zeros() as u64 & 3) << ESR_ELX_SAS_SHIFT)
         | (ACCESS_REG << ESR_ELX_SRT_SHIFT)
         | if write { ESR_ELX_WNR } else { 0 }
 }
@@ -210,6 +213,8 @@ impl CoreMachine {
             mmio,
             mmio_num: shape.mmio.len().min(MAX_MMIO_RANGES),
         };
+        // KCore programs the SMMUs before the host runs (out of reset they bypass).
+        core.smmu_boot();
         Ok(CoreMachine {
             core,
             shape,
@@ -259,9 +264,11 @@ impl CoreMachine {
                 let m = map.map(|m| (m.gpa, m.pte, m.level));
                 self.vcpu_run(i, step, *vm, *vcpu, m, *pc, &mut r)
             }
-            Action::HostLoad { addr } => self.host_access(i, reg(*addr), None, &mut r),
+            Action::HostLoad { addr } => {
+                self.host_access(i, reg(*addr), step.access_size(), None, &mut r)
+            }
             Action::HostStore { addr, value } => {
-                self.host_access(i, reg(*addr), Some(reg(*value)), &mut r)
+                self.host_access(i, reg(*addr), step.access_size(), Some(reg(*value)), &mut r)
             }
             Action::GuestLoad { gpa } => self.guest_access(i, reg(*gpa), None, &mut r),
             Action::GuestStore { gpa, value } => {
@@ -297,13 +304,19 @@ impl CoreMachine {
                 &mut r,
             ),
             Action::Irq => self.guest_exit(i, ARM_EXCEPTION_INTERRUPT, 0, &[], &mut r),
-            Action::DmaLoad { smmu, cb, iova } => self.dma(*smmu, *cb, reg(*iova), None, &mut r),
+            Action::DmaLoad {
+                smmu,
+                cb,
+                iova,
+                stream,
+            } => self.dma(*smmu, *cb, *stream, reg(*iova), None, &mut r),
             Action::DmaStore {
                 smmu,
                 cb,
                 iova,
                 value,
-            } => self.dma(*smmu, *cb, reg(*iova), Some(reg(*value)), &mut r),
+                stream,
+            } => self.dma(*smmu, *cb, *stream, reg(*iova), Some(reg(*value)), &mut r),
             Action::Host(_) => Outcome::Undefined,
         };
         r
@@ -453,11 +466,12 @@ impl CoreMachine {
         })
     }
 
-    /// The host's load or store of `addr` (x1), faulting like hardware.
+    /// The host's load or store of `bytes` at `addr` (x1), faulting like hardware.
     fn host_access(
         &mut self,
         i: usize,
         addr: u64,
+        bytes: u64,
         store: Option<u64>,
         r: &mut StepResult,
     ) -> Outcome {
@@ -472,7 +486,7 @@ impl CoreMachine {
             let regs = &mut self.regs(i).regs;
             regs.hpfar_el2 = (addr >> 12) << 4;
             regs.far_el2 = addr;
-            regs.esr_el2 = dabt_esr(store.is_some());
+            regs.esr_el2 = dabt_esr_sized(store.is_some(), bytes);
             match self.trap(i, r, ("host_npt_handler", Core::host_npt_handler)) {
                 Trap::Done => {}
                 t => return Self::outcome(t),
@@ -592,40 +606,57 @@ impl CoreMachine {
         Self::outcome(self.trap(i, r, ("vm_exit_handler", Core::vm_exit_handler)))
     }
 
-    /// A device's access through SMMU `smmu`'s context bank `cb`, translated by the SMMU.
+    /// A device's access: the device with stream ID `stream` (default `cb`) on SMMU `smmu`,
+    /// translated by the SMMU as its registers say (stream match, context bank, IOTLB,
+    /// table walk). Any SMMU fault, whatever the device sees (abort, RAZ/WI, stall), is
+    /// `fault`; page 0 stays "as good as none". The owner whose stream records a read is
+    /// the owner of the bank that translated (the host for a bypass).
     fn dma(
         &mut self,
         smmu: i128,
         cb: i128,
+        stream: Option<i128>,
         iova: u64,
         store: Option<u64>,
         r: &mut StepResult,
     ) -> Outcome {
-        if !((0..SMMU_NUM as i128).contains(&smmu) && (0..BANKS as i128).contains(&cb)) {
+        use crate::smmu::{Access, Route};
+        let sid = stream.unwrap_or(cb);
+        if !((0..SMMU_NUM as i128).contains(&smmu)
+            && (0..BANKS as i128).contains(&cb)
+            && (0..1 << 15).contains(&sid))
+        {
             return Outcome::Fault;
         }
-        let (smmu, cb) = (smmu as u32, cb as u32);
-        let owner = self.core.smmu_vmid[(smmu * BANKS + cb) as usize];
-        if owner == INVALID {
-            return Outcome::Fault;
-        }
-        let root = self.core.smmu_pool.root(smmu, cb);
-        let Some(t) = self
-            .core
-            .hw
-            .walk_smmu(root, iova)
-            .filter(|t| t.pa >= PAGE_SIZE)
-        else {
-            return Outcome::Fault;
+        let smmu = smmu as u32;
+        let dir = if store.is_some() {
+            Access::Write
+        } else {
+            Access::Read
         };
-        if owner != HOSTVISOR && self.core.vms[owner as usize].state != VERIFIED {
+        let crate::mem::SimMemory { phys, smmus, .. } = &mut self.core.hw;
+        let t = match smmus
+            .smmu(smmu as usize)
+            .translate(phys, sid as u32, iova, dir)
+        {
+            Ok(t) if t.pa >= PAGE_SIZE => t,
+            _ => return Outcome::Fault,
+        };
+        let owner = match t.route {
+            Route::Bank(n) => self.core.smmu_vmid[(smmu * BANKS + n) as usize],
+            Route::Bypass(_) => HOSTVISOR,
+        };
+        let verified = self
+            .core
+            .vms
+            .get(owner as usize)
+            .is_some_and(|vm| vm.state == VERIFIED);
+        if owner != HOSTVISOR && !verified {
             return Outcome::Undefined; // outside the seed's contract (dev_load_spec)
         }
         let pa = t.pa & !7;
         match store {
-            Some(v) if t.perms.write => self.core.hw.write64(pa, v),
-            Some(_) => return Outcome::Fault,
-            None if !t.perms.read => return Outcome::Fault,
+            Some(v) => self.core.hw.write64(pa, v),
             None => {
                 let v = self.core.hw.read64(pa);
                 r.rec.record(owner, v);

@@ -3,8 +3,9 @@
 //! that keeps translations until they are invalidated, so a missing TLBI shows up as a
 //! stale translation.
 
+use crate::smmu::{SmmuBus, SmmuConfig, Width};
 use corevisor_kcore::ctxt::Ctxt;
-use corevisor_kcore::hw::{Hw, SysReg};
+use corevisor_kcore::hw::{Hw, MmioAbort, MmioWidth, SysReg};
 use corevisor_kcore::mem_ops::MAX_CPUS;
 use std::collections::HashMap;
 
@@ -25,9 +26,31 @@ pub struct Translation {
     pub level: u32,
 }
 
+/// Physical memory alone (what a device's table walk reads): pages exist once written.
+#[derive(Default, Clone)]
+pub struct PhysMem {
+    pages: HashMap<u64, Box<[u64; 512]>>,
+}
+
+impl crate::smmu::TableMemory for PhysMem {
+    fn read64(&self, pa: u64) -> u64 {
+        self.pages
+            .get(&(pa >> 12))
+            .map_or(0, |p| p[((pa >> 3) & 511) as usize])
+    }
+}
+
+/// The machine's SMMU register windows (the default machine's: SMMU i at
+/// `SMMU_WINDOW_BASE + i * SMMU_WINDOW_STRIDE`).
+pub const SMMU_WINDOW_BASE: u64 = 0x0B00_0000;
+pub const SMMU_WINDOW_STRIDE: u64 = 0x10_0000;
+pub const SMMU_WINDOW_SIZE: u64 = 0x2_0000;
+
 #[derive(Default, Clone)]
 pub struct SimMemory {
-    pages: HashMap<u64, Box<[u64; 512]>>,
+    pub phys: PhysMem,
+    /// The machine's SMMUs (register models with their IOTLBs), by physical window.
+    pub smmus: SmmuBus,
     tlb: HashMap<(u32, u64), Translation>,
     pub tlbi_count: u64,
     /// The EL2 system registers of the CPU KCore runs on.
@@ -39,19 +62,24 @@ pub struct SimMemory {
 const OA_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 
 impl SimMemory {
+    /// Memory of the default machine, with its two SMMUs out of reset.
     pub fn new() -> Self {
-        Self::default()
+        let bases = [SMMU_WINDOW_BASE, SMMU_WINDOW_BASE + SMMU_WINDOW_STRIDE];
+        SimMemory {
+            smmus: SmmuBus::new(&bases, SmmuConfig::default()),
+            ..Self::default()
+        }
     }
 
     /// Pages that have been written (the sim's actual memory use).
     pub fn resident_pages(&self) -> usize {
-        self.pages.len()
+        self.phys.pages.len()
     }
 
     /// The frame numbers of the pages that have been written, in no particular order
     /// (every other page reads as zeros).
     pub fn resident(&self) -> impl Iterator<Item = u64> + '_ {
-        self.pages.keys().copied()
+        self.phys.pages.keys().copied()
     }
 
     /// Walks a 4-level, 4 KiB-granule stage-2 table rooted at `root` for `ipa`
@@ -143,16 +171,15 @@ impl SimMemory {
 
 impl Hw for SimMemory {
     fn read64(&self, pa: u64) -> u64 {
-        self.pages
-            .get(&(pa >> 12))
-            .map_or(0, |p| p[((pa >> 3) & 511) as usize])
+        crate::smmu::TableMemory::read64(&self.phys, pa)
     }
 
     fn write64(&mut self, pa: u64, v: u64) {
-        if v == 0 && !self.pages.contains_key(&(pa >> 12)) {
+        if v == 0 && !self.phys.pages.contains_key(&(pa >> 12)) {
             return;
         }
-        self.pages
+        self.phys
+            .pages
             .entry(pa >> 12)
             .or_insert_with(|| Box::new([0; 512]))[((pa >> 3) & 511) as usize] = v;
     }
@@ -164,8 +191,8 @@ impl Hw for SimMemory {
         while at < end {
             let page_end = ((at >> 12) + 1) << 12;
             if at & 0xFFF == 0 && page_end <= end {
-                self.pages.remove(&(at >> 12));
-            } else if let Some(p) = self.pages.get_mut(&(at >> 12)) {
+                self.phys.pages.remove(&(at >> 12));
+            } else if let Some(p) = self.phys.pages.get_mut(&(at >> 12)) {
                 for w in (at..page_end.min(end)).step_by(8) {
                     p[((w >> 3) & 511) as usize] = 0;
                 }
@@ -189,6 +216,27 @@ impl Hw for SimMemory {
 
     fn regs(&mut self, cpu: usize) -> &mut Ctxt {
         &mut self.cpu_regs[cpu]
+    }
+
+    fn mmio_read(&mut self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
+        match self.smmus.read(pa, sim_width(width)) {
+            Some(Ok(v)) => Ok(v),
+            _ => Err(MmioAbort),
+        }
+    }
+
+    fn mmio_write(&mut self, pa: u64, width: MmioWidth, v: u64) -> Result<(), MmioAbort> {
+        match self.smmus.write(pa, sim_width(width), v) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(MmioAbort),
+        }
+    }
+}
+
+fn sim_width(w: MmioWidth) -> Width {
+    match w {
+        MmioWidth::W32 => Width::W32,
+        MmioWidth::W64 => Width::W64,
     }
 }
 

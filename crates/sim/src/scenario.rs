@@ -164,16 +164,21 @@ pub enum Action {
     GuestWfx,
     GuestSysreg,
     Irq,
+    /// A device's access: the device with stream ID `stream` (default: `cb`), which the
+    /// scenario says belongs to bank `cb` of SMMU `smmu` (the model translates through
+    /// that bank; the machine routes the stream by the SMMU's registers).
     DmaLoad {
         smmu: i128,
         cb: i128,
         iova: i128,
+        stream: Option<i128>,
     },
     DmaStore {
         smmu: i128,
         cb: i128,
         iova: i128,
         value: i128,
+        stream: Option<i128>,
     },
     /// A host-model macro action (`create_vm`, `run`, ...), carried out by `host::HostModel`.
     Host(crate::host::HostMacro),
@@ -210,7 +215,17 @@ pub struct Step {
     pub cpu: i128,
     /// Values for the data-oracle stream this step reads, in order.
     pub oracle: Vec<i128>,
+    /// Bytes a `host_load`/`host_store` accesses (ESR_EL2.SAS; default 8). RAM is accessed
+    /// as the 8-byte word holding the address; a device register at exactly this width.
+    pub size: Option<u8>,
     pub action: Action,
+}
+
+impl Step {
+    /// Bytes of the step's host access (8 unless the step says otherwise).
+    pub fn access_size(&self) -> u64 {
+        self.size.map_or(8, u64::from)
+    }
 }
 
 /// Every scenario file (`*.json`) under `dir`, recursively, sorted.
@@ -239,6 +254,7 @@ impl Step {
             line: None,
             cpu,
             oracle: vec![],
+            size: None,
             action,
         }
     }
@@ -549,7 +565,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
 }
 
 fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError> {
-    let mut allowed: Vec<&str> = vec!["cpu", "oracle"];
+    let mut allowed: Vec<&str> = vec!["cpu", "oracle", "size"];
     allowed.extend(STEP_ACTIONS);
     let m = ctx.object("step", v, &allowed)?;
     let actions: Vec<&str> = STEP_ACTIONS
@@ -583,6 +599,19 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
                 Some("oracle"),
                 format!("expected an array of integers, got {v}"),
             ))
+        }
+    };
+    let size = match m.get("size") {
+        None => None,
+        Some(v) => {
+            let n = ctx.int("size", v)?;
+            if !matches!(key, "host_load" | "host_store") || ![1, 2, 4, 8].contains(&n) {
+                return Err(ctx.err(
+                    Some("size"),
+                    format!("1, 2, 4 or 8 bytes, on a host_load or host_store, got {v}"),
+                ));
+            }
+            Some(n as u8)
         }
     };
     let val = &m[key];
@@ -708,20 +737,22 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             Action::Irq
         }
         "dma_load" => {
-            let r = ctx.object("dma_load", val, &["smmu", "cb", "iova"])?;
+            let r = ctx.object("dma_load", val, &["smmu", "cb", "iova", "stream"])?;
             Action::DmaLoad {
                 smmu: ctx.req(r, "dma_load", "smmu")?,
                 cb: ctx.req(r, "dma_load", "cb")?,
                 iova: ctx.req_addr(r, "dma_load", "iova")?,
+                stream: ctx.opt(r, "dma_load", "stream")?,
             }
         }
         "dma_store" => {
-            let r = ctx.object("dma_store", val, &["smmu", "cb", "iova", "value"])?;
+            let r = ctx.object("dma_store", val, &["smmu", "cb", "iova", "value", "stream"])?;
             Action::DmaStore {
                 smmu: ctx.req(r, "dma_store", "smmu")?,
                 cb: ctx.req(r, "dma_store", "cb")?,
                 iova: ctx.req_addr(r, "dma_store", "iova")?,
                 value: ctx.req(r, "dma_store", "value")?,
+                stream: ctx.opt(r, "dma_store", "stream")?,
             }
         }
         _ => {
@@ -742,6 +773,7 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
         line: ctx.line,
         cpu,
         oracle,
+        size,
         action,
     })
 }

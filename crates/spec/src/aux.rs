@@ -426,11 +426,31 @@ pub fn is_smmu_range_loop_h(n: Z, addr: Z, i: Z, res: Z, conf: &SMMUConf) -> (Z,
     (i, res)
 }
 
-/// The host's access to an SMMU register window (spec-digest §5.0.5).
+/// Bytes of an SMMU's own registers (global space and eight context banks, 4 KiB pages);
+/// the rest of its 128 KiB window holds none (issue 13).
+pub const SMMU_REGS_SIZE: Z = 0x1_0000;
+/// Stream match register groups of the machine's SMMUs.
+pub const SMMU_STREAM_GROUPS: Z = 16;
+
+/// Whether a 64-bit access at window offset `off` reaches one 64-bit register of an
+/// SMMU-500-like SMMUv2: sGFAR, or a bank's TTBR0, TTBR1, PAR, FAR, TLB operations by address.
+pub fn smmu_is_64bit_register(off: Z) -> bool {
+    if off < SMMU_GLOBAL_BASE {
+        return off == 0x40;
+    }
+    matches!(
+        off & ARM_SMMU_PGSHIFT_MASK,
+        0x20 | 0x28 | 0x50 | 0x60 | 0x600 | 0x608 | 0x610 | 0x618 | 0x620 | 0x628 | 0x630 | 0x638
+    )
+}
+
+/// The host's access to an SMMU register window (spec-digest §5.0.5); `base` is the
+/// window's base (the `arm` profile decodes offsets in the whole window, issue 13).
 #[allow(clippy::too_many_arguments)]
 pub fn handle_host_mmio_spec_h(
     p: &Profile,
     index: Z,
+    base: Z,
     fault_ipa: Z,
     len: Z,
     is_write: Z,
@@ -443,6 +463,21 @@ pub fn handle_host_mmio_spec_h(
     smmu: &ZMap<Z>,
 ) -> (bool, Z, CtxtRegs, CtxtStates, CtxtRegs) {
     let refused = (true, logn, cregs.clone(), cstates.clone(), rcregs.clone());
+    // Quirk `smmu_offset_masked`: the seed's offset aliases the window's upper half.
+    let offset = if p.q.smmu_offset_masked {
+        fault_ipa & SMMU_OFFSET_MASK
+    } else {
+        fault_ipa - base
+    };
+    // Quirk `smmu_mmio_width_unchecked`: only accesses the SMMU defines.
+    if !p.q.smmu_mmio_width_unchecked
+        && (len == 4 || len == 8)
+        && (offset % len != 0
+            || (len == 8 && offset < SMMU_REGS_SIZE && !smmu_is_64bit_register(offset)))
+    {
+        cov!("handle_host_mmio_spec_h.bad_access");
+        return refused;
+    }
     if is_write == 0 {
         let data = dorc(logn);
         let v = match len {
@@ -457,7 +492,10 @@ pub fn handle_host_mmio_spec_h(
         let (cr, cs) = set_shadow_ctxt_specx(rt, v, cregs, cstates);
         return (false, logn + 1, cr, cs, skip_instruction(p, rcregs));
     }
-    let data = get_shadow_ctxt_specx(rt, cregs, cstates);
+    let mut data = get_shadow_ctxt_specx(rt, cregs, cstates);
+    if !p.q.smmu_mmio_width_unchecked && len == 4 {
+        data &= INVALID; // a 32-bit store carries the register's low word
+    }
     let ret_state = if len == 8 || len == 4 {
         (
             false,
@@ -469,53 +507,110 @@ pub fn handle_host_mmio_spec_h(
     } else {
         refused.clone()
     };
-    let offset = fault_ipa & SMMU_OFFSET_MASK;
-    if offset < SMMU_GLOBAL_BASE {
+    if !p.q.smmu_offset_masked && offset >= SMMU_REGS_SIZE {
+        cov!("handle_host_mmio_spec_h.above_registers");
+        return ret_state;
+    }
+    let owner = |n: Z| *smmu.get(smmu_id(index, n));
+    let vm_bank = |n: Z| {
+        let o = owner(n);
+        (0..8).contains(&n) && o != HOSTVISOR && o != INVALID
+    };
+    let allowed = if offset < SMMU_GLOBAL_BASE {
         // Quirk `cbar0_unpoliced`: the seed's range includes GR1_BASE (bank 0's CBAR).
         let global_end = if p.q.cbar0_unpoliced {
             ARM_SMMU_GR1_BASE + 1
         } else {
             ARM_SMMU_GR1_BASE
         };
-        let allowed = if (0..global_end).contains(&offset) {
+        let smr = 0x800..0x800 + 4 * SMMU_STREAM_GROUPS;
+        let s2cr = 0xC00..0xC00 + 4 * SMMU_STREAM_GROUPS;
+        if (0..global_end).contains(&offset) {
             if offset == ARM_SMMU_GR0_sCR0 {
                 cov!("handle_host_mmio_spec_h.scr0");
                 shr(data, sCR0_SMCFCFG_SHIFT) & 1 != 0
             } else if offset == ARM_SMMU_GR0_sCR2 {
                 cov!("handle_host_mmio_spec_h.scr2");
                 data & 255 == 0
+            } else if !p.q.smmu_stream_routing_unpoliced && smr.contains(&offset) {
+                cov!("handle_host_mmio_spec_h.smr");
+                // Frozen for a VM's bank; elsewhere it may not match a VM bank's stream n.
+                let (id, mask) = (data & 0x7FFF, shr(data, 16) & 0x7FFF);
+                let matches = |n: Z| shr(data, 31) & 1 == 1 && (n ^ id) & !mask & 0x7FFF == 0;
+                !vm_bank(zdiv(offset - smr.start, 4)) && !(0..8).any(|n| vm_bank(n) && matches(n))
+            } else if !p.q.smmu_stream_routing_unpoliced && s2cr.contains(&offset) {
+                cov!("handle_host_mmio_spec_h.s2cr");
+                let ty = shr(data, 16) & 3;
+                let to = data & 255;
+                !vm_bank(zdiv(offset - s2cr.start, 4))
+                    && ty != 1
+                    && (ty != 0 || ((0..8).contains(&to) && owner(to) == HOSTVISOR))
             } else {
                 cov!("handle_host_mmio_spec_h.global_other");
+                true
+            }
+        } else if !p.q.smmu_cbar_loose && (ARM_SMMU_GR1_BASE..ARM_SMMU_GR1_END).contains(&offset) {
+            let n = zdiv(offset - ARM_SMMU_GR1_BASE, 4);
+            if n < 8 {
+                cov!("handle_host_mmio_spec_h.cbar_intent");
+                let want = match owner(n) {
+                    HOSTVISOR => 0,
+                    v => v,
+                };
+                shr(data, CBAR_TYPE_SHIFT) & 3 == CBAR_TYPE_S2_TRANS
+                    && data & CBAR_VMID_MASK == want
+            } else {
+                cov!("handle_host_mmio_spec_h.gr1_other");
                 true
             }
         } else if (ARM_SMMU_GR1_BASE..ARM_SMMU_GR1_END).contains(&offset) {
             cov!("handle_host_mmio_spec_h.cbar");
             let n = zdiv(offset - ARM_SMMU_GR1_BASE, 4);
-            let vmid = *smmu.get(smmu_id(index, n));
+            let vmid = owner(n);
             let ty = shr(data, CBAR_TYPE_SHIFT);
             let t_vmid = data & CBAR_VMID_MASK;
             vmid == 0 || (ty == CBAR_TYPE_S2_TRANS && vmid == t_vmid)
+        } else if !p.q.smmu_bank_config_unpoliced
+            && (ARM_SMMU_GR1_END..ARM_SMMU_GR1_END + 32).contains(&offset)
+        {
+            cov!("handle_host_mmio_spec_h.cba2r");
+            data & 1 != 0
         } else {
             cov!("handle_host_mmio_spec_h.global_high");
             true
-        };
-        if allowed {
-            ret_state
-        } else {
-            cov!("handle_host_mmio_spec_h.write_refused");
-            refused
         }
     } else {
         let cb_offset = (offset - SMMU_GLOBAL_BASE) & ARM_SMMU_PGSHIFT_MASK;
         if cb_offset == ARM_SMMU_CB_CONTEXTIDR {
             cov!("handle_host_mmio_spec_h.contextidr");
-            refused
+            false
+        } else if !p.q.smmu_bank_config_unpoliced && cb_offset == 0 {
+            cov!("handle_host_mmio_spec_h.sctlr");
+            data & 1 != 0 && data & 0x10 == 0
+        } else if !p.q.smmu_bank_config_unpoliced && cb_offset == 0x30 {
+            cov!("handle_host_mmio_spec_h.tcr");
+            data & SMMU_TCR_FIXED == SMMU_TCR_KCORE
         } else {
             cov!("handle_host_mmio_spec_h.cb_other");
-            ret_state
+            true
         }
+    };
+    if allowed {
+        ret_state
+    } else {
+        cov!("handle_host_mmio_spec_h.write_refused");
+        refused
     }
 }
+
+/// The leaf attribute bits the host may choose in `SMMU_LPAE_MAP` (`arm`, deviation
+/// `smmu_leaf_attrs_unchecked`): descriptor type (1:0), MemAttr (5:2), S2AP (7:6), XN (54:53).
+pub const SMMU_LEAF_ALLOWED: Z = 0xFF | (3 << 53);
+
+/// KCore's stage-2 format in a bank's TCR (AArch64 layout): T0SZ = 24, SL0 = 1, TG0 = 4 KiB,
+/// PS = 48 bits; and the TCR fields that shape the walk.
+pub const SMMU_TCR_KCORE: Z = 24 | (1 << 6) | (5 << 16);
+pub const SMMU_TCR_FIXED: Z = 0x3F | (3 << 6) | (3 << 14) | (7 << 16);
 
 /// The remap address of guest address `addr` inside a loaded image (last match wins).
 pub fn search_load_info_loop_h(n: Z, idx: Z, addr: Z, ret: Z, binfo: &BootInfo) -> (Z, Z) {

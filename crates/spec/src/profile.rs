@@ -215,6 +215,37 @@ pub struct Quirks {
     /// the platform declares (a device tree's); any other is refused like a page the host
     /// does not own.
     pub device_outside_mmio: bool,
+    /// Extension (issue 13): the seed decodes an SMMU register offset as `ipa & 0xFFFF`
+    /// although the window is 128 KiB, so the upper 64 KiB (no register there) is policed
+    /// as an alias of the lower. Intent: the offset in the whole window; above the SMMU's
+    /// own 64 KiB an access reaches nothing and completes.
+    pub smmu_offset_masked: bool,
+    /// Extension (issue 13): the seed accepts any 4- or 8-byte access, misaligned or 64-bit
+    /// on a 32-bit register, and polices the whole 64-bit register even for a 32-bit store.
+    /// Intent: exactly the accesses the SMMU defines (aligned; 64-bit only on its 64-bit
+    /// registers), a 32-bit store judged by the word it stores; any other halts.
+    pub smmu_mmio_width_unchecked: bool,
+    /// Extension (issue 13): the seed lets the host write any SMR or S2CR (bypass a stream,
+    /// route it to a VM's bank, take over a VM's stream). Intent: the stream match groups
+    /// KCore routed to a VM's bank are frozen, and an S2CR may only fault or translate
+    /// through a bank the host owns.
+    pub smmu_stream_routing_unpoliced: bool,
+    /// Extension (issue 13): the seed lets the host rewrite any bank's SCTLR, TCR and
+    /// CBA2R (translation off, big-endian walks, another start level or format). Intent:
+    /// SCTLR.M = 1 and SCTLR.E = 0, TCR's walk fields are KCore's, CBA2R.VA64 = 1, on
+    /// every bank.
+    pub smmu_bank_config_unpoliced: bool,
+    /// Extension (issue 13): the seed polices CBAR only for VM banks, and there as a whole
+    /// upper half (IRPTNDX must be 0, which Linux's driver may set). Intent: every bank's
+    /// CBAR stays stage-2 translation (TYPE), with the owner's VMID for a VM bank and VMID
+    /// 0 for a host bank (no alias of a VM's IOTLB entries); the other fields are free.
+    pub smmu_cbar_loose: bool,
+    /// Extension (issue 13, finding 10): `SMMU_LPAE_MAP` builds the leaf as
+    /// `a2 | a3 | AF/SH`: the host chooses every attribute bit up to bit 62 (the contiguous
+    /// hint lets one IOTLB entry translate 15 pages KCore never mapped) and the low bits of
+    /// the address. Intent: the output address is `phys_page(a2)` and only the descriptor
+    /// type, S2AP, MemAttr and XN come from `a3` ([`crate::aux::SMMU_LEAF_ALLOWED`]).
+    pub smmu_leaf_attrs_unchecked: bool,
 }
 
 impl Quirks {
@@ -247,6 +278,12 @@ impl Quirks {
         export_unauthenticated: true,
         cbar0_unpoliced: true,
         device_outside_mmio: true,
+        smmu_offset_masked: true,
+        smmu_mmio_width_unchecked: true,
+        smmu_stream_routing_unpoliced: true,
+        smmu_bank_config_unpoliced: true,
+        smmu_cbar_loose: true,
+        smmu_leaf_attrs_unchecked: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -278,6 +315,12 @@ impl Quirks {
         export_unauthenticated: false,
         cbar0_unpoliced: false,
         device_outside_mmio: false,
+        smmu_offset_masked: false,
+        smmu_mmio_width_unchecked: false,
+        smmu_stream_routing_unpoliced: false,
+        smmu_bank_config_unpoliced: false,
+        smmu_cbar_loose: false,
+        smmu_leaf_attrs_unchecked: false,
     };
 }
 

@@ -215,7 +215,13 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
         }
         let pfn = zdiv(a2, PAGE_SIZE);
         let gfn = zdiv(a1, PAGE_SIZE);
-        let pte = a2 | (a3 | c.PTE_AF_OR_SH_IS);
+        // Quirk `smmu_leaf_attrs_unchecked`: the seed takes every bit the host passes.
+        let pte = if p.q.smmu_leaf_attrs_unchecked {
+            a2 | (a3 | c.PTE_AF_OR_SH_IS)
+        } else {
+            cov!("host_hvc_handler_spec.smmu_lpae_map.allowed_attrs");
+            phys_page(a2) | (a3 & crate::aux::SMMU_LEAF_ALLOWED) | c.PTE_AF_OR_SH_IS
+        };
         let s = query_oracle(p, adt1);
         let owner = *s.shared.smmu_vmid.get(smmu_id(a5, a4));
         need(&s, &[SMMU_ID, info_of(owner), S2PAGE_ID, NPT_ID])?;
@@ -524,6 +530,7 @@ pub fn host_npt_handler_spec(p: &Profile, adt: &RData) -> Option<RData> {
         let (halt, logn2, cr, cs, hw2) = handle_host_mmio_spec_h(
             p,
             res,
+            *conf.smmu_phys_base.get(res),
             fault_ipa,
             len,
             is_write,

@@ -82,7 +82,10 @@ impl<H: Hw> Core<H> {
                 }
                 let (cb, index) = (a4 as u32, a5 as u32);
                 if !self.local_smmu_assign_page(cb, index, a2 / PAGE_SIZE, a1 / PAGE_SIZE) {
-                    self.local_smmu_map_page(cb, index, a1, a2 | a3 | PTE_AF_OR_SH_IS);
+                    // Only the allowed attributes of a3 (deviation `smmu_leaf_attrs_unchecked`).
+                    let attrs = a3 & crate::smmu_hw::LEAF_ALLOWED;
+                    let pte = phys_page(a2) | attrs | PTE_AF_OR_SH_IS;
+                    self.local_smmu_map_page(cb, index, a1, pte);
                 }
             }
             hvc::SMMU_LPAE_IOVA_TO_PHYS => {

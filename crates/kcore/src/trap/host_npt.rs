@@ -63,8 +63,11 @@ impl<H: Hw> Core<H> {
         })
     }
 
-    /// The host's access to SMMU `index`'s registers: reads complete; writes complete only
-    /// if they keep every context bank KCore assigned pointing where KCore put it.
+    /// The host's access to SMMU `index`'s registers (`arm`, issue 13): only aligned 4- or
+    /// 8-byte accesses the SMMU defines; reads complete at their width; a write completes,
+    /// at exactly its width, with the value [`Core::smmu_host_write`] allows (forced bits,
+    /// KCore's table root), or KCore halts. Offsets above the SMMU's own registers reach
+    /// nothing.
     fn handle_host_mmio(
         &mut self,
         cpu: usize,
@@ -73,84 +76,47 @@ impl<H: Hw> Core<H> {
         acc: &Access,
         input: &mut impl Untrusted,
     ) {
-        let word = acc.ipa & !7;
-        let shift = (acc.ipa & 4) * 8;
+        use crate::hw::MmioWidth;
+        use crate::smmu_hw::{access_ok, SMMU_SIZE};
+        let off = acc.ipa - self.platform.smmus[index as usize].0;
+        if !access_ok(off, acc.len) {
+            self.halt(&[]);
+            return;
+        }
+        let width = if acc.len == 8 {
+            MmioWidth::W64
+        } else {
+            MmioWidth::W32
+        };
         if !acc.write {
-            let data = self.hw.read64(word) >> shift;
-            input.record(HOSTVISOR, data);
-            let v = match acc.len {
-                8 => data,
-                4 => data & 0xFFFF_FFFF,
-                _ => {
-                    self.halt(&[]);
-                    return;
+            let v = if off < SMMU_SIZE {
+                match self.hw.mmio_read(acc.ipa, width) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        self.halt(&[]);
+                        return;
+                    }
                 }
+            } else {
+                0
             };
+            input.record(HOSTVISOR, v);
             self.shadow[id].set_shadow(acc.rt, v);
             self.hw.regs(cpu).regs.elr_el2 += 4;
             return;
         }
-        let data = self.shadow[id].get_shadow(acc.rt);
-        if !((acc.len == 8 || acc.len == 4) && self.smmu_write_allowed(index, acc.ipa, data)) {
+        let mut data = self.shadow[id].get_shadow(acc.rt);
+        if acc.len == 4 {
+            data &= 0xFFFF_FFFF; // a 32-bit store carries the register's low word
+        }
+        let Some(value) = self.smmu_host_write(index, off, acc.len, data) else {
+            self.halt(&[]);
+            return;
+        };
+        if off < SMMU_SIZE && self.hw.mmio_write(acc.ipa, width, value).is_err() {
             self.halt(&[]);
             return;
         }
-        let data = self.smmu_ttbr0_substitute(index, acc.ipa, data);
-        if acc.len == 8 {
-            self.hw.write64(word, data);
-        } else {
-            let old = self.hw.read64(word);
-            let mask = 0xFFFF_FFFFu64 << shift;
-            self.hw
-                .write64(word, (old & !mask) | ((data << shift) & mask));
-        }
         self.hw.regs(cpu).regs.elr_el2 += 4;
-    }
-
-    /// A context bank's TTBR0 always points at the table KCore keeps for that bank: the
-    /// host's value is replaced, so a device translates only through KCore's tables (the C
-    /// does the same; the seed does not model device registers).
-    fn smmu_ttbr0_substitute(&self, index: u32, ipa: u64, data: u64) -> u64 {
-        use crate::consts::smmu_reg::*;
-        let offset = ipa & OFFSET_MASK;
-        if offset < GLOBAL_BASE || (offset - GLOBAL_BASE) & PGSHIFT_MASK != CB_TTBR0 {
-            return data;
-        }
-        let cb = ((offset - GLOBAL_BASE) >> 12) as u32;
-        if cb >= crate::smmu::BANKS {
-            return data;
-        }
-        self.smmu_pool.root(index, cb)
-    }
-
-    /// The seed's write policy (spec-digest §5.0.5): sCR0 must keep SMCFCFG (unmatched
-    /// streams fault), sCR2 must not set a bypass VMID, a CBAR of a bank KCore gave to a VM
-    /// must stay stage-2 with that VMID, and CONTEXTIDR is KCore's.
-    fn smmu_write_allowed(&self, index: u32, ipa: u64, data: u64) -> bool {
-        use crate::consts::smmu_reg::*;
-        let offset = ipa & OFFSET_MASK;
-        if offset >= GLOBAL_BASE {
-            return (offset - GLOBAL_BASE) & PGSHIFT_MASK != CB_CONTEXTIDR;
-        }
-        if offset == GR0_SCR0 {
-            (data >> SCR0_SMCFCFG_SHIFT) & 1 != 0
-        } else if offset == GR0_SCR2 {
-            data & 255 == 0
-        } else if offset < GR1_BASE {
-            true
-        } else if offset < GR1_END {
-            // Bank 0's CBAR too (deviation `cbar0_unpoliced`).
-            let n = (offset - GR1_BASE) / 4;
-            let owner = self
-                .smmu_vmid
-                .get((index as u64 * crate::smmu::BANKS as u64 + n) as usize)
-                .copied()
-                .unwrap_or(INVALID);
-            owner == 0
-                || ((data >> CBAR_TYPE_SHIFT) == CBAR_TYPE_S2_TRANS
-                    && owner as u64 == data & CBAR_VMID_MASK)
-        } else {
-            true
-        }
     }
 }
