@@ -19,6 +19,38 @@ pub const POOL: usize = 65536;
 /// Most untrusted values of one entry (a 2 MiB block moved into a VM records 512).
 pub const MAX_REC: usize = 4096;
 pub const MAX_CORE: usize = 64;
+/// Most pages whose metadata one entry writes (a 2 MiB block moved or reclaimed: 512).
+pub const MAX_PAGES: usize = 2048;
+
+/// One page's metadata after an entry wrote it: `(pfn, owner, count, gfn)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub pfn: u64,
+    pub owner: u32,
+    pub count: u32,
+    pub gfn: u64,
+}
+
+/// A VM's record after an entry that concerns it: its state and its vCPUs' states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Vm {
+    pub vmid: u32,
+    pub state: u32,
+    pub vcpus: [u32; 8],
+}
+
+/// kcore's VM and vCPU states (spec-digest §2.4), as the trace names them.
+fn state_name(s: u64) -> &'static str {
+    match s {
+        0 => "UNUSED",
+        1 => "MAPPED",
+        2 => "READY",
+        3 => "VERIFIED",
+        4 => "POWEROFF",
+        5 => "ACTIVE",
+        _ => "?",
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -124,7 +156,7 @@ pub struct Step {
     pub entry: Entry,
     pub action: Action,
     pub result: Outcome,
-    /// The CPU's x0 after a host hypercall.
+    /// The CPU's x0 after a host hypercall, or after a VM exit that returned to the host.
     pub x0: Option<u64>,
 }
 
@@ -132,9 +164,11 @@ const F_X0: u8 = 1;
 const F_LOST: u8 = 2;
 const F_VERDICT: u8 = 4;
 const F_VERIFIED: u8 = 8;
+const F_VM: u8 = 16;
 
 /// A buffered line: an entry (its arguments and untrusted values in the pool from `at`:
-/// `nd` data values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
+/// `nd` data values, `nc` control values, `nargs` arguments, then `np` pages as two values
+/// each, then with `F_VM` the VM record as two values), or a note (`F_VERDICT`).
 #[derive(Clone, Copy, Debug)]
 struct Rec {
     step: Step,
@@ -142,6 +176,7 @@ struct Rec {
     nargs: u8,
     nd: u16,
     nc: u16,
+    np: u16,
     at: u32,
 }
 
@@ -159,6 +194,7 @@ const EMPTY: Rec = Rec {
     nargs: 0,
     nd: 0,
     nc: 0,
+    np: 0,
     at: 0,
 };
 
@@ -176,6 +212,10 @@ pub struct Trace {
     nd: usize,
     core: [(u32, u64); MAX_CORE],
     nc: usize,
+    /// The entry's pages (metadata written) and VM record, given by the glue after it.
+    pages: [Page; MAX_PAGES],
+    np: usize,
+    vm: Option<Vm>,
     lost: bool,
 }
 
@@ -189,6 +229,14 @@ pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
     nd: 0,
     core: [(0, 0); MAX_CORE],
     nc: 0,
+    pages: [Page {
+        pfn: 0,
+        owner: 0,
+        count: 0,
+        gfn: 0,
+    }; MAX_PAGES],
+    np: 0,
+    vm: None,
     lost: false,
 });
 
@@ -208,11 +256,18 @@ fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
 
 fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
     let s = &r.step;
-    let (nd, nc, na) = (r.nd as usize, r.nc as usize, r.nargs as usize);
+    let (nd, nc, na, np) = (
+        r.nd as usize,
+        r.nc as usize,
+        r.nargs as usize,
+        r.np as usize,
+    );
     let at = r.at as usize;
     let data = &pool[at..at + nd];
     let core = &pool[at + nd..at + nd + nc];
     let args = &pool[at + nd + nc..at + nd + nc + na];
+    let pages = &pool[at + nd + nc + na..at + nd + nc + na + 2 * np];
+    let vm = &pool[at + nd + nc + na + 2 * np..];
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
     if s.principal == 0 {
         let _ = write!(u, "\"host\"");
@@ -263,7 +318,40 @@ fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
     values(u, data);
     let _ = write!(u, "],\"core\":[");
     values(u, core);
+    let _ = write!(u, "],\"pages\":[");
+    for (i, p) in pages.chunks_exact(2).enumerate() {
+        // In the pool: (pfn, gfn), (owner, count). Printed: [pfn, owner, count, gfn].
+        let _ = write!(
+            u,
+            "{}[{},{},{},{}]",
+            if i > 0 { "," } else { "" },
+            p[0].0,
+            p[1].0,
+            p[1].1,
+            Hex(p[0].1)
+        );
+    }
     let _ = write!(u, "]");
+    if r.flags & F_VM != 0 {
+        let (vmid, state, vcpus) = (vm[0].0, vm[0].1, vm[1].1);
+        let _ = write!(
+            u,
+            ",\"vm\":{{\"vmid\":{vmid},\"state\":\"{}\",\"vcpus\":[",
+            state_name(state)
+        );
+        let last = (0..8).rev().find(|k| (vcpus >> (4 * k)) & 0xF != 0);
+        if let Some(l) = last {
+            for k in 0..=l {
+                let _ = write!(
+                    u,
+                    "{}\"{}\"",
+                    if k > 0 { "," } else { "" },
+                    state_name((vcpus >> (4 * k)) & 0xF)
+                );
+            }
+        }
+        let _ = write!(u, "]}}");
+    }
     if r.flags & F_LOST != 0 {
         let _ = write!(u, ",\"lost\":true");
     }
@@ -274,12 +362,36 @@ impl Trace {
     /// Starts an entry: room for everything it may record.
     #[inline]
     pub fn begin(&mut self) {
-        if self.used + MAX_REC + MAX_CORE + 16 > POOL || self.len == RING {
+        if self.used + MAX_REC + MAX_CORE + 16 + 2 * MAX_PAGES + 2 > POOL || self.len == RING {
             self.flush();
         }
         self.nd = 0;
         self.nc = 0;
+        self.np = 0;
+        self.vm = None;
         self.lost = false;
+    }
+
+    /// A page whose metadata the entry wrote, as it is after the entry.
+    #[inline]
+    pub fn page(&mut self, p: Page) {
+        if self.np < MAX_PAGES {
+            self.pages[self.np] = p;
+            self.np += 1;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// Some values were not kept (the glue's own buffers were full): the check fails.
+    pub fn lose(&mut self) {
+        self.lost = true;
+    }
+
+    /// The record of the VM the entry concerns, as it is after the entry.
+    #[inline]
+    pub fn vm(&mut self, v: Vm) {
+        self.vm = Some(v);
     }
 
     /// A value of `principal`'s data stream (`hw::Untrusted::record`).
@@ -318,8 +430,25 @@ impl Trace {
             self.pool[k] = (0, a);
             k += 1;
         }
-        self.used = k;
+        let na = k - at - nd - nc;
+        for p in &self.pages[..self.np] {
+            self.pool[k] = (p.pfn as u32, p.gfn);
+            self.pool[k + 1] = (p.owner, p.count as u64);
+            k += 2;
+        }
         let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
+        if let Some(v) = self.vm {
+            let packed = v
+                .vcpus
+                .iter()
+                .enumerate()
+                .fold(0u64, |a, (i, &st)| a | ((st as u64 & 0xF) << (4 * i)));
+            self.pool[k] = (v.vmid, v.state as u64);
+            self.pool[k + 1] = (0, packed);
+            k += 2;
+            flags |= F_VM;
+        }
+        self.used = k;
         if self.lost {
             flags |= F_LOST;
         }
@@ -327,9 +456,10 @@ impl Trace {
         self.ring[slot] = Rec {
             step: s,
             flags,
-            nargs: (k - at - nd - nc) as u8,
+            nargs: na as u8,
             nd: nd as u16,
             nc: nc as u16,
+            np: self.np as u16,
             at: at as u32,
         };
         self.len += 1;
@@ -401,14 +531,18 @@ pub fn flush_panicking() {
 }
 
 /// The first line: what machine the trace comes from.
-pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64) {
+pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &[(u64, u64)]) {
     console::with(|u| {
-        let _ = writeln!(
+        let _ = write!(
             u,
-            "{{\"trace\":\"corevisor\",\"engine\":\"el2\",\"profile\":\"arm\",\"machine\":{{\"cpus\":{cpus},\"ram_base\":{ram_base},\"ram_mib\":{},\"kcore_mib\":{},\"smmus\":0}}}}",
+            "{{\"trace\":\"corevisor\",\"engine\":\"el2\",\"profile\":\"arm\",\"machine\":{{\"cpus\":{cpus},\"ram_base\":{ram_base},\"ram_mib\":{},\"kcore_mib\":{},\"smmus\":0,\"mmio\":[",
             (ram_end - ram_base) >> 20,
             (ram_end - kcore_base) >> 20
         );
+        for (i, (b, n)) in mmio.iter().enumerate() {
+            let _ = write!(u, "{}[{b},{n}]", if i > 0 { "," } else { "" });
+        }
+        let _ = writeln!(u, "]}}}}");
     });
 }
 
