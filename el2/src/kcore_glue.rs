@@ -39,8 +39,10 @@ const HCR_TSC: u64 = 1 << 19;
 /// Pages outside KCore's region kcore may write in one entry before they are cleaned.
 const DIRTY_SLOTS: usize = 8;
 
-/// Pages whose metadata one entry may write and the trace still lists (`trace::MAX_PAGES`).
-const META_SLOTS: usize = trace::MAX_PAGES;
+/// Runs of consecutive pages whose metadata one entry wrote, noted exactly; past that the
+/// last run grows over the gap (the trace then lists unchanged pages too: still their
+/// metadata after the entry).
+const META_RUNS: usize = 8;
 
 /// kcore's machine interface on this CPU.
 pub struct El2Hw {
@@ -54,11 +56,9 @@ pub struct El2Hw {
     /// The page metadata array (kcore's layout): writes into it are noted for the trace.
     meta_base: u64,
     meta_len: u64,
-    /// Metadata indices (pfn - first RAM pfn) written in this entry, and whether some did
-    /// not fit.
-    meta_written: [u32; META_SLOTS],
+    /// Runs `[first, last]` of metadata indices (pfn - first RAM pfn) written in this entry.
+    meta_runs: [(u32, u32); META_RUNS],
     nmeta: usize,
-    meta_lost: bool,
 }
 
 impl El2Hw {
@@ -80,19 +80,29 @@ impl El2Hw {
         self.ndirty = 0;
     }
 
-    /// A write into the metadata array at byte offset `off`: the page it describes, once.
-    #[inline]
+    /// A write into the metadata array at byte offset `off`: the page it describes.
     fn note_meta(&mut self, off: u64) {
         let idx = (off / 8) as u32;
-        if self.nmeta > 0 && self.meta_written[self.nmeta - 1] == idx {
-            return;
+        for r in self.meta_runs[..self.nmeta].iter_mut().rev() {
+            if (r.0..=r.1).contains(&idx) {
+                return;
+            }
+            if idx == r.1 + 1 {
+                r.1 = idx;
+                return;
+            }
+            if idx + 1 == r.0 {
+                r.0 = idx;
+                return;
+            }
         }
-        if self.nmeta == META_SLOTS {
-            self.meta_lost = true;
-            return;
+        if self.nmeta < META_RUNS {
+            self.meta_runs[self.nmeta] = (idx, idx);
+            self.nmeta += 1;
+        } else {
+            let r = &mut self.meta_runs[META_RUNS - 1];
+            *r = (r.0.min(idx), r.1.max(idx));
         }
-        self.meta_written[self.nmeta] = idx;
-        self.nmeta += 1;
     }
 
     /// The maintenance owed before this CPU leaves EL2.
@@ -268,14 +278,12 @@ pub fn boot(cpus: usize, hpmn: u64) {
         icache: false,
         meta_base: l.meta_base,
         meta_len: ((RAM_END - RAM_BASE) / PAGE_SIZE) * 8,
-        meta_written: [0; META_SLOTS],
+        meta_runs: [(0, 0); META_RUNS],
         nmeta: 0,
-        meta_lost: false,
     };
     let mut core = Core::boot(hw, l);
     // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
     core.hw.nmeta = 0;
-    core.hw.meta_lost = false;
     core.platform = platform(cpus);
     let host_vttbr = core.vttbr(HOSTVISOR);
     for f in core.hw.frames.iter_mut() {
@@ -437,25 +445,34 @@ fn fault_ipa(f: &Ctxt) -> u64 {
 }
 
 /// Into the trace: every page whose metadata the entry wrote, as it is now, and the record
-/// of VM `vm` (if it names one).
+/// of VM `vm` (if it names one). Most entries (the measured loops) have neither.
+#[inline(always)]
 fn trace_state(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
+    if core.hw.nmeta != 0 || vm.is_some() {
+        trace_state_slow(core, tr, vm);
+    }
+}
+
+#[inline(never)]
+#[cold]
+fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
     let hw = &mut core.hw;
     let first = RAM_BASE / PAGE_SIZE;
-    for &idx in &hw.meta_written[..hw.nmeta] {
-        let pfn = first + idx as u64;
-        let m = PageMeta(phys::read64(hw.meta_base + idx as u64 * 8)).unpack(pfn);
-        tr.page(trace::Page {
-            pfn,
-            owner: m.owner,
-            count: m.count,
-            gfn: m.gfn,
-        });
-    }
-    if hw.meta_lost {
-        tr.lose();
+    let mut runs = hw.meta_runs;
+    runs[..hw.nmeta].sort_unstable();
+    for &(lo, hi) in &runs[..hw.nmeta] {
+        for idx in lo..=hi {
+            let pfn = first + idx as u64;
+            let m = PageMeta(phys::read64(hw.meta_base + idx as u64 * 8)).unpack(pfn);
+            tr.page(trace::Page {
+                pfn,
+                owner: m.owner,
+                count: m.count,
+                gfn: m.gfn,
+            });
+        }
     }
     hw.nmeta = 0;
-    hw.meta_lost = false;
     if let Some(v) = vm.filter(|&v| v >= 1 && (v as usize) < core.vms.len()) {
         let info = &core.vms[v as usize];
         let mut vcpus = [0; 8];
@@ -665,25 +682,28 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     }
     let t = g.core.vm_exit_handler(cpu, &mut Rec(&mut tr));
     g.core.hw.finish();
-    // The trace, while the frame still holds the VM's registers at the exit. An exit kcore
-    // handles in the VM (a measured loop) records no VM record: it changes none.
-    let now = g.core.cpus[cpu];
-    let to_host = t == Trap::Done && now.ihost;
-    trace_state(
-        &mut g.core,
-        &mut tr,
-        (!light).then_some(before.cur_vmid as u64),
-    );
+    // The trace, while the frame still holds the VM's registers at the exit.
     let (action, a, n) = exit_action(esr, &frame.x, irq, ipa);
-    let step = Step {
+    let mut step = Step {
         cpu: cpu as u8,
         principal: before.cur_vmid as u8,
         vcpu: before.cur_vcpuid as u8,
         entry: Entry::VmExit,
         action,
         result: outcome(t),
-        x0: to_host.then(|| g.core.hw.frames[cpu].regs.x[0]),
+        x0: None,
     };
+    let now = g.core.cpus[cpu];
+    if light {
+        // kcore stays in the VM and changes no VM record (the measured loop): its pages only.
+        trace_state(&mut g.core, &mut tr, None);
+    } else {
+        trace_state(&mut g.core, &mut tr, Some(before.cur_vmid as u64));
+        if t == Trap::Done && now.ihost {
+            // Back in the host: the x0 it gets.
+            step.x0 = Some(g.core.hw.frames[cpu].regs.x[0]);
+        }
+    }
     tr.emit(step, &a[..n as usize]);
     if t != Trap::Done {
         return Err(Stop { step });

@@ -23,7 +23,7 @@ pub const MAX_CORE: usize = 64;
 pub const MAX_PAGES: usize = 2048;
 
 /// One page's metadata after an entry wrote it: `(pfn, owner, count, gfn)`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     pub pfn: u64,
     pub owner: u32,
@@ -32,7 +32,7 @@ pub struct Page {
 }
 
 /// A VM's record after an entry that concerns it: its state and its vCPUs' states.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Vm {
     pub vmid: u32,
     pub state: u32,
@@ -166,9 +166,9 @@ const F_VERDICT: u8 = 4;
 const F_VERIFIED: u8 = 8;
 const F_VM: u8 = 16;
 
-/// A buffered line: an entry (its arguments and untrusted values in the pool from `at`:
-/// `nd` data values, `nc` control values, `nargs` arguments, then `np` pages as two values
-/// each, then with `F_VM` the VM record as two values), or a note (`F_VERDICT`).
+/// A buffered line: an entry (its values in the pool from `at`: `nd` data values, `np`
+/// pages as two values each, with `F_VM` the VM record as two values, `nc` control values,
+/// `nargs` arguments), or a note (`F_VERDICT`).
 #[derive(Clone, Copy, Debug)]
 struct Rec {
     step: Step,
@@ -212,10 +212,12 @@ pub struct Trace {
     nd: usize,
     core: [(u32, u64); MAX_CORE],
     nc: usize,
-    /// The entry's pages (metadata written) and VM record, given by the glue after it.
-    pages: [Page; MAX_PAGES],
+    /// The entry's pages (metadata written) and VM record, given by the glue after kcore
+    /// returned: in the pool after its data values, `ns` values in all (0 on every measured
+    /// path: `emit` tests only that).
+    ns: usize,
     np: usize,
-    vm: Option<Vm>,
+    has_vm: bool,
     lost: bool,
 }
 
@@ -229,14 +231,9 @@ pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
     nd: 0,
     core: [(0, 0); MAX_CORE],
     nc: 0,
-    pages: [Page {
-        pfn: 0,
-        owner: 0,
-        count: 0,
-        gfn: 0,
-    }; MAX_PAGES],
+    ns: 0,
     np: 0,
-    vm: None,
+    has_vm: false,
     lost: false,
 });
 
@@ -263,11 +260,13 @@ fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
         r.np as usize,
     );
     let at = r.at as usize;
+    let nv = if r.flags & F_VM != 0 { 2 } else { 0 };
     let data = &pool[at..at + nd];
-    let core = &pool[at + nd..at + nd + nc];
-    let args = &pool[at + nd + nc..at + nd + nc + na];
-    let pages = &pool[at + nd + nc + na..at + nd + nc + na + 2 * np];
-    let vm = &pool[at + nd + nc + na + 2 * np..];
+    let pages = &pool[at + nd..at + nd + 2 * np];
+    let vm = &pool[at + nd + 2 * np..at + nd + 2 * np + nv];
+    let at = at + nd + 2 * np + nv;
+    let core = &pool[at..at + nc];
+    let args = &pool[at + nc..at + nc + na];
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
     if s.principal == 0 {
         let _ = write!(u, "\"host\"");
@@ -367,31 +366,40 @@ impl Trace {
         }
         self.nd = 0;
         self.nc = 0;
-        self.np = 0;
-        self.vm = None;
         self.lost = false;
+        // `ns`, `np` and `has_vm` are left cleared by the last `emit`.
     }
 
-    /// A page whose metadata the entry wrote, as it is after the entry.
-    #[inline]
+    /// A page whose metadata the entry wrote, as it is after the entry (after kcore
+    /// returned: after the entry's data values, before its VM record).
     pub fn page(&mut self, p: Page) {
-        if self.np < MAX_PAGES {
-            self.pages[self.np] = p;
+        if self.np < MAX_PAGES && !self.has_vm {
+            let k = self.used + self.nd + self.ns;
+            self.pool[k] = (p.pfn as u32, p.gfn);
+            self.pool[k + 1] = (p.owner, p.count as u64);
             self.np += 1;
+            self.ns += 2;
         } else {
             self.lost = true;
         }
     }
 
-    /// Some values were not kept (the glue's own buffers were full): the check fails.
-    pub fn lose(&mut self) {
-        self.lost = true;
-    }
-
-    /// The record of the VM the entry concerns, as it is after the entry.
-    #[inline]
+    /// The record of the VM the entry concerns, as it is after the entry (after its pages).
     pub fn vm(&mut self, v: Vm) {
-        self.vm = Some(v);
+        if self.has_vm {
+            self.lost = true;
+            return;
+        }
+        let packed = v
+            .vcpus
+            .iter()
+            .enumerate()
+            .fold(0u64, |a, (i, &st)| a | ((st as u64 & 0xF) << (4 * i)));
+        let k = self.used + self.nd + self.ns;
+        self.pool[k] = (v.vmid, v.state as u64);
+        self.pool[k + 1] = (0, packed);
+        self.has_vm = true;
+        self.ns += 2;
     }
 
     /// A value of `principal`'s data stream (`hw::Untrusted::record`).
@@ -416,12 +424,26 @@ impl Trace {
         }
     }
 
-    /// Ends the entry begun last: `s` with `args` (at most 16).
-    #[inline]
+    /// Ends the entry begun last: `s` with `args` (at most 16). Inlined into each entry of
+    /// the glue: it is on every measured path.
+    #[inline(always)]
     pub fn emit(&mut self, s: Step, args: &[u64]) {
         let at = self.used;
         let (nd, nc) = (self.nd, self.nc);
+        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
         let mut k = at + nd;
+        let mut np = 0;
+        if self.ns != 0 {
+            k += self.ns;
+            np = self.np;
+            if self.has_vm {
+                flags |= F_VM;
+            }
+            self.ns = 0;
+            self.np = 0;
+            self.has_vm = false;
+        }
+        let state_end = k;
         for &c in &self.core[..nc] {
             self.pool[k] = c;
             k += 1;
@@ -430,24 +452,7 @@ impl Trace {
             self.pool[k] = (0, a);
             k += 1;
         }
-        let na = k - at - nd - nc;
-        for p in &self.pages[..self.np] {
-            self.pool[k] = (p.pfn as u32, p.gfn);
-            self.pool[k + 1] = (p.owner, p.count as u64);
-            k += 2;
-        }
-        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
-        if let Some(v) = self.vm {
-            let packed = v
-                .vcpus
-                .iter()
-                .enumerate()
-                .fold(0u64, |a, (i, &st)| a | ((st as u64 & 0xF) << (4 * i)));
-            self.pool[k] = (v.vmid, v.state as u64);
-            self.pool[k + 1] = (0, packed);
-            k += 2;
-            flags |= F_VM;
-        }
+        let na = k - state_end - nc;
         self.used = k;
         if self.lost {
             flags |= F_LOST;
@@ -459,7 +464,7 @@ impl Trace {
             nargs: na as u8,
             nd: nd as u16,
             nc: nc as u16,
-            np: self.np as u16,
+            np: np as u16,
             at: at as u32,
         };
         self.len += 1;
