@@ -926,15 +926,26 @@ impl Replay {
                 }
                 EntryPoint::VmExit => {
                     // A VM exit returns to the host exactly when the trace gives its x0.
-                    let trace_back = e.x0.map(|v| format!("host (x0 {v:#x})"));
-                    let model_back = (c.ihost && !c.icore).then(|| format!("host (x0 {x0:#x})"));
-                    if trace_back != model_back {
-                        let w = self.world(i);
-                        return Err(m(
-                            "returns to",
-                            trace_back.unwrap_or_else(|| "the VM".into()),
-                            model_back.unwrap_or(w),
-                        ));
+                    let back = c.ihost && !c.icore;
+                    match e.x0 {
+                        Some(t) if back && Z::from(t) != x0 => {
+                            return Err(m("x0", format!("{t:#x}"), format!("{x0:#x}")));
+                        }
+                        Some(t) if !back => {
+                            return Err(m(
+                                "returns to",
+                                format!("the host (x0 {t:#x})"),
+                                self.world(i),
+                            ));
+                        }
+                        None if back => {
+                            return Err(m(
+                                "returns to",
+                                "the VM".into(),
+                                format!("the host (x0 {x0:#x})"),
+                            ));
+                        }
+                        _ => {}
                     }
                 }
                 EntryPoint::VcpuRun | EntryPoint::HostNpt => {}
