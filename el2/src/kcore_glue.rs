@@ -459,11 +459,19 @@ fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
     let hw = &mut core.hw;
     let first = RAM_BASE / PAGE_SIZE;
     let mut runs = hw.meta_runs;
-    runs[..hw.nmeta].sort_unstable();
-    for &(lo, hi) in &runs[..hw.nmeta] {
+    let n = hw.nmeta;
+    hw.nmeta = 0;
+    runs[..n].sort_unstable();
+    let meta = |idx: u32| {
+        let pfn = first + idx as u64;
+        (
+            pfn,
+            PageMeta(phys::read64(core.hw.meta_base + idx as u64 * 8)).unpack(pfn),
+        )
+    };
+    for &(lo, hi) in &runs[..n] {
         for idx in lo..=hi {
-            let pfn = first + idx as u64;
-            let m = PageMeta(phys::read64(hw.meta_base + idx as u64 * 8)).unpack(pfn);
+            let (pfn, m) = meta(idx);
             tr.page(trace::Page {
                 pfn,
                 owner: m.owner,
@@ -472,7 +480,16 @@ fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
             });
         }
     }
-    hw.nmeta = 0;
+    // Each such page's stage-2 leaves: the host's (identity) and its owner's, if a VM.
+    for &(lo, hi) in &runs[..n] {
+        for idx in lo..=hi {
+            let (pfn, m) = meta(idx);
+            trace_s2(core, tr, HOSTVISOR, pfn);
+            if (1..COREVISOR).contains(&m.owner) && m.gfn < 1 << 36 {
+                trace_s2(core, tr, m.owner, m.gfn);
+            }
+        }
+    }
     if let Some(v) = vm.filter(|&v| v >= 1 && (v as usize) < core.vms.len()) {
         let info = &core.vms[v as usize];
         let mut vcpus = [0; 8];
@@ -485,6 +502,13 @@ fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
             vcpus,
         });
     }
+}
+
+/// Into the trace: principal `vmid`'s stage-2 leaf at `gfn` (descriptor 0: unmapped).
+fn trace_s2(core: &Core<El2Hw>, tr: &mut Trace, vmid: u32, gfn: u64) {
+    let (d, level) =
+        pt::lookup(&core.hw, &core.layout.pt, vmid, gfn.wrapping_mul(PAGE_SIZE)).unwrap_or((0, 0));
+    tr.s2(vmid, gfn, level, d);
 }
 
 /// The VM a host hypercall concerns: x1 for the calls that name one, REGISTER_KVM's result.
@@ -600,6 +624,8 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let t = g.core.host_npt_handler(cpu, &mut Rec(&mut tr));
     g.core.hw.finish();
     trace_state(&mut g.core, &mut tr, None);
+    // What the fault left in the host's stage 2 at the address.
+    trace_s2(&g.core, &mut tr, HOSTVISOR, addr / PAGE_SIZE);
     let action = if esr >> 26 == 0x20 {
         Action::HostFetch
     } else if esr & (1 << 6) != 0 {

@@ -21,6 +21,8 @@ pub const MAX_REC: usize = 4096;
 pub const MAX_CORE: usize = 64;
 /// Most pages whose metadata one entry writes (a 2 MiB block moved or reclaimed: 512).
 pub const MAX_PAGES: usize = 2048;
+/// Most stage-2 leaves one entry gives: two per page (the host's, the owner's) and one more.
+pub const MAX_S2: usize = 2 * MAX_PAGES + 1;
 
 /// One page's metadata after an entry wrote it: `(pfn, owner, count, gfn)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,8 +169,8 @@ const F_VERIFIED: u8 = 8;
 const F_VM: u8 = 16;
 
 /// A buffered line: an entry (its values in the pool from `at`: `nd` data values, `np`
-/// pages as two values each, with `F_VM` the VM record as two values, `nc` control values,
-/// `nargs` arguments), or a note (`F_VERDICT`).
+/// pages as two values each, `nm` stage-2 leaves as two values each, with `F_VM` the VM
+/// record as two values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
 #[derive(Clone, Copy, Debug)]
 struct Rec {
     step: Step,
@@ -177,6 +179,7 @@ struct Rec {
     nd: u16,
     nc: u16,
     np: u16,
+    nm: u16,
     at: u32,
 }
 
@@ -195,30 +198,35 @@ const EMPTY: Rec = Rec {
     nd: 0,
     nc: 0,
     np: 0,
+    nm: 0,
     at: 0,
 };
 
+/// `repr(C)` with the counters first: every entry touches them, and small offsets from the
+/// static's address keep each access one instruction (the ring and pool are megabytes).
+#[repr(C)]
 pub struct Trace {
     /// Sequence number of the record at `head`.
     seq: u64,
-    ring: [Rec; RING],
     head: usize,
     len: usize,
-    /// (principal, value); arguments as (0, value).
-    pool: [(u32, u64); POOL],
     used: usize,
     /// The entry being handled: its data values are written at `pool[used..]` as kcore
-    /// records them; its control values wait here.
+    /// records them; its control values wait in `core`.
     nd: usize,
-    core: [(u32, u64); MAX_CORE],
     nc: usize,
-    /// The entry's pages (metadata written) and VM record, given by the glue after kcore
-    /// returned: in the pool after its data values, `ns` values in all (0 on every measured
-    /// path: `emit` tests only that).
+    /// The entry's pages (metadata written), stage-2 leaves and VM record, given by the glue
+    /// after kcore returned: in the pool after its data values, `ns` values in all (0 on
+    /// the measured paths but host faults: `emit` tests only that).
     ns: usize,
     np: usize,
+    nm: usize,
     has_vm: bool,
     lost: bool,
+    core: [(u32, u64); MAX_CORE],
+    ring: [Rec; RING],
+    /// (principal, value); arguments as (0, value).
+    pool: [(u32, u64); POOL],
 }
 
 pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
@@ -233,6 +241,7 @@ pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
     nc: 0,
     ns: 0,
     np: 0,
+    nm: 0,
     has_vm: false,
     lost: false,
 });
@@ -253,18 +262,21 @@ fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
 
 fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
     let s = &r.step;
-    let (nd, nc, na, np) = (
+    let (nd, nc, na, np, nm) = (
         r.nd as usize,
         r.nc as usize,
         r.nargs as usize,
         r.np as usize,
+        r.nm as usize,
     );
     let at = r.at as usize;
     let nv = if r.flags & F_VM != 0 { 2 } else { 0 };
     let data = &pool[at..at + nd];
     let pages = &pool[at + nd..at + nd + 2 * np];
-    let vm = &pool[at + nd + 2 * np..at + nd + 2 * np + nv];
-    let at = at + nd + 2 * np + nv;
+    let at = at + nd + 2 * np;
+    let s2 = &pool[at..at + 2 * nm];
+    let vm = &pool[at + 2 * nm..at + 2 * nm + nv];
+    let at = at + 2 * nm + nv;
     let core = &pool[at..at + nc];
     let args = &pool[at + nc..at + nc + na];
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
@@ -330,6 +342,19 @@ fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
             Hex(p[0].1)
         );
     }
+    let _ = write!(u, "],\"s2\":[");
+    for (i, m) in s2.chunks_exact(2).enumerate() {
+        // In the pool: (vmid, gfn), (level, descriptor). Printed: [vmid, gfn, level, desc].
+        let _ = write!(
+            u,
+            "{}[{},{},{},{}]",
+            if i > 0 { "," } else { "" },
+            m[0].0,
+            m[0].1,
+            m[1].0,
+            Hex(m[1].1)
+        );
+    }
     let _ = write!(u, "]");
     if r.flags & F_VM != 0 {
         let (vmid, state, vcpus) = (vm[0].0, vm[0].1, vm[1].1);
@@ -361,19 +386,21 @@ impl Trace {
     /// Starts an entry: room for everything it may record.
     #[inline]
     pub fn begin(&mut self) {
-        if self.used + MAX_REC + MAX_CORE + 16 + 2 * MAX_PAGES + 2 > POOL || self.len == RING {
+        if self.used + MAX_REC + MAX_CORE + 16 + 2 * MAX_PAGES + 2 * MAX_S2 + 2 > POOL
+            || self.len == RING
+        {
             self.flush();
         }
         self.nd = 0;
         self.nc = 0;
         self.lost = false;
-        // `ns`, `np` and `has_vm` are left cleared by the last `emit`.
+        // `ns`, `np`, `nm` and `has_vm` are left cleared by the last `emit`.
     }
 
     /// A page whose metadata the entry wrote, as it is after the entry (after kcore
     /// returned: after the entry's data values, before its VM record).
     pub fn page(&mut self, p: Page) {
-        if self.np < MAX_PAGES && !self.has_vm {
+        if self.np < MAX_PAGES && self.nm == 0 && !self.has_vm {
             let k = self.used + self.nd + self.ns;
             self.pool[k] = (p.pfn as u32, p.gfn);
             self.pool[k + 1] = (p.owner, p.count as u64);
@@ -384,7 +411,23 @@ impl Trace {
         }
     }
 
-    /// The record of the VM the entry concerns, as it is after the entry (after its pages).
+    /// The stage-2 leaf of principal `vmid` at `gfn` after the entry (`desc` 0: unmapped),
+    /// after the entry's pages.
+    #[inline]
+    pub fn s2(&mut self, vmid: u32, gfn: u64, level: u32, desc: u64) {
+        if self.nm < MAX_S2 && !self.has_vm {
+            let k = self.used + self.nd + self.ns;
+            self.pool[k] = (vmid, gfn);
+            self.pool[k + 1] = (level, desc);
+            self.nm += 1;
+            self.ns += 2;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// The record of the VM the entry concerns, as it is after the entry (after its pages
+    /// and stage-2 leaves).
     pub fn vm(&mut self, v: Vm) {
         if self.has_vm {
             self.lost = true;
@@ -432,15 +475,16 @@ impl Trace {
         let (nd, nc) = (self.nd, self.nc);
         let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
         let mut k = at + nd;
-        let mut np = 0;
+        let (mut np, mut nm) = (0, 0);
         if self.ns != 0 {
             k += self.ns;
-            np = self.np;
+            (np, nm) = (self.np, self.nm);
             if self.has_vm {
                 flags |= F_VM;
             }
             self.ns = 0;
             self.np = 0;
+            self.nm = 0;
             self.has_vm = false;
         }
         let state_end = k;
@@ -465,6 +509,7 @@ impl Trace {
             nd: nd as u16,
             nc: nc as u16,
             np: np as u16,
+            nm: nm as u16,
             at: at as u32,
         };
         self.len += 1;

@@ -99,6 +99,8 @@ pub struct Summary {
     pub by_entry: Vec<(&'static str, usize)>,
     /// Pages whose metadata the trace shows written, checked against the model.
     pub pages: usize,
+    /// Stage-2 leaves checked.
+    pub leaves: usize,
     /// VM records checked.
     pub vms: usize,
     /// Untrusted values fed to the model.
@@ -115,10 +117,11 @@ impl fmt::Display for Summary {
             .collect();
         write!(
             f,
-            "check-trace: {} steps, 0 mismatches ({}; {} page records, {} VM records, {} untrusted values; {})",
+            "check-trace: {} steps, 0 mismatches ({}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values; {})",
             self.entries,
             by.join(", "),
             self.pages,
+            self.leaves,
             self.vms,
             self.values,
             if self.halted {
@@ -176,6 +179,15 @@ struct PageRec {
     gfn: u64,
 }
 
+/// A stage-2 leaf after the entry: principal, gfn, level, descriptor (0: unmapped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct S2Rec {
+    vmid: u64,
+    gfn: u64,
+    level: u64,
+    desc: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct VmRec {
     vmid: u64,
@@ -198,6 +210,7 @@ struct Entry {
     rec: Vec<(u64, u64)>,
     core: Vec<(u64, u64)>,
     pages: Vec<PageRec>,
+    s2: Vec<S2Rec>,
     vm: Option<VmRec>,
 }
 
@@ -598,6 +611,34 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let s2 = get(o, line, "s2")?
+        .as_array()
+        .ok_or_else(|| {
+            bad(
+                line,
+                "s2",
+                "expected an array of [vmid, gfn, level, \"0xdescriptor\"]",
+            )
+        })?
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let f = format!("s2[{k}]");
+            match p.as_array().map(Vec::as_slice) {
+                Some([vmid, gfn, level, desc]) => Ok(S2Rec {
+                    vmid: num(vmid, line, &f)?,
+                    gfn: num(gfn, line, &f)?,
+                    level: num(level, line, &f)?,
+                    desc: hex(desc, line, &f)?,
+                }),
+                _ => Err(bad(
+                    line,
+                    &f,
+                    "expected [vmid, gfn, level, \"0xdescriptor\"]",
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let vm = match o.get("vm") {
         None | Some(Value::Null) => None,
         Some(v) => {
@@ -657,6 +698,7 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
         rec,
         core,
         pages,
+        s2,
         vm,
     })
 }
@@ -741,6 +783,27 @@ fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
+/// The model's leaf a traced descriptor stands for (`abs_npt`'s reading of KCore's table):
+/// a level-3 entry as it is, a valid level-2 block at the gfn's page within it; `None`: no
+/// leaf (0, or nothing the model maps).
+fn s2_leaf(r: &S2Rec) -> Option<(Z, Z, Z)> {
+    let phys = Z::from(r.desc & 0xFFFF_FFFF_F000) / PAGE_SIZE;
+    match r.level {
+        _ if r.desc == 0 => None,
+        3 => Some((phys, 3, Z::from(r.desc))),
+        2 if r.desc & 1 == 1 => Some((phys + Z::from(r.gfn & 511), 2, Z::from(r.desc))),
+        _ => None,
+    }
+}
+
+fn leaf_text(l: &(Z, Z, Z)) -> String {
+    if l.0 == 0 && l.2 == 0 {
+        "unmapped".into()
+    } else {
+        format!("pfn {:#x} level {} descriptor {:#x}", l.0, l.1, l.2)
+    }
+}
+
 fn page_text(owner: Z, count: Z, gfn: Z) -> String {
     format!("owner {owner} count {count} gfn {gfn:#x}")
 }
@@ -760,6 +823,7 @@ impl Replay {
                 entries: 0,
                 by_entry: ENTRY_POINTS.iter().map(|n| (*n, 0)).collect(),
                 pages: 0,
+                leaves: 0,
                 vms: 0,
                 values: 0,
                 halted: false,
@@ -978,6 +1042,40 @@ impl Replay {
                 ));
             }
         }
+        // Stage-2 leaves: those KCore's tables hold, and every leaf the model changed in a
+        // principal's table (KCore's own remap window, COREVISOR's, is not traced).
+        let mut leaves = BTreeSet::new();
+        for r in e.s2.iter().rev() {
+            let (v, g) = (Z::from(r.vmid), Z::from(r.gfn));
+            if !leaves.insert((v, g)) {
+                continue;
+            }
+            let npt = sh.npts.get(v);
+            let want = s2_leaf(r).unwrap_or(*npt.pt.default_value());
+            let have = *npt.pt.get(g);
+            if have != want {
+                return Err(m(
+                    &format!("stage 2 of principal {v} at gfn {g:#x}"),
+                    leaf_text(&want),
+                    leaf_text(&have),
+                ));
+            }
+        }
+        for v in before.shared.npts.changed_keys(&sh.npts) {
+            if v == COREVISOR {
+                continue;
+            }
+            let (b, a) = (&before.shared.npts.get(v).pt, &sh.npts.get(v).pt);
+            for g in b.changed_keys(a) {
+                if !leaves.contains(&(v, g)) {
+                    return Err(m(
+                        &format!("stage 2 of principal {v} at gfn {g:#x}"),
+                        "(not given)".into(),
+                        leaf_text(a.get(g)),
+                    ));
+                }
+            }
+        }
         // VM records: the one the trace gives, and every VM whose states the model changed.
         let vm_text = |v: Z| {
             let vs = &sh.vminfos.get(v).VS;
@@ -1019,6 +1117,7 @@ impl Replay {
         s.entries += 1;
         s.by_entry[e.entry as usize].1 += 1;
         s.pages += listed.len();
+        s.leaves += leaves.len();
         s.vms += usize::from(e.vm.is_some());
         s.values += e.rec.len() + e.core.len();
         Ok(())

@@ -74,7 +74,10 @@ fn the_real_excerpt_agrees_at_every_entry() {
     assert!(!line.contains('\n'));
     // Every entry point is exercised, with pages, VM records and untrusted values.
     assert!(s.by_entry.iter().all(|(_, n)| *n > 0), "{:?}", s.by_entry);
-    assert!(s.pages > 1000 && s.vms > 10 && s.values > 500, "{s:?}");
+    assert!(
+        s.pages > 1000 && s.leaves > 1500 && s.vms > 10 && s.values > 500,
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -159,6 +162,62 @@ fn every_page_record_is_checked() {
         }
     }
     assert!(planted >= 30, "{planted}");
+}
+
+#[test]
+fn every_stage2_leaf_is_checked() {
+    // In every entry that gives stage-2 leaves, a change to the first or last one is caught
+    // there: a mapped descriptor with a permission bit flipped, an unmapped one mapped.
+    let v = lines();
+    let mut planted = 0;
+    for k in 0..v.len() {
+        let n = v[k]["s2"].as_array().map_or(0, Vec::len);
+        for p in [0, n.saturating_sub(1)].into_iter().filter(|_| n > 0) {
+            let mut w = v.clone();
+            let leaf = &mut w[k]["s2"][p];
+            let d = u64::from_str_radix(&leaf[3].as_str().unwrap()[2..], 16).unwrap();
+            if d == 0 {
+                let gfn = leaf[1].as_u64().unwrap();
+                leaf[2] = Value::from(3);
+                leaf[3] = Value::from(format!("{:#x}", (gfn << 12) | 0xfff));
+            } else {
+                leaf[3] = Value::from(format!("{:#x}", d ^ 0x40));
+            }
+            let m = mismatch(&w);
+            assert_eq!(m.index as u64, v[k]["seq"].as_u64().unwrap(), "{m}");
+            assert!(m.field.starts_with("stage 2 of principal "), "{m}");
+            planted += 1;
+        }
+    }
+    assert!(planted >= 100, "{planted}");
+}
+
+#[test]
+fn a_stage2_leaf_left_out_is_reported() {
+    let mut v = lines();
+    // Entry 0: the host's first instruction fetch maps its entry page.
+    let k = at(&v, 0);
+    assert_eq!(
+        v[k]["s2"][0],
+        serde_json::json!([0, 0x40200, 3, "0x40200fff"])
+    );
+    v[k]["s2"] = Value::Array(vec![]);
+    let m = mismatch(&v);
+    assert_eq!((m.index, m.entry.as_str()), (0, "host_npt_handler"));
+    assert_eq!(m.field, "stage 2 of principal 0 at gfn 0x40200");
+    assert_eq!(m.trace, "(not given)");
+    assert_eq!(m.model, "pfn 0x40200 level 3 descriptor 0x40200fff");
+    // Entry 64: VERIFY_VM_IMAGE takes the image block from the host; the host's leaves
+    // left out.
+    let mut v = lines();
+    let k = at(&v, 64);
+    let s2 = v[k]["s2"].as_array_mut().unwrap();
+    s2.retain(|l| l[0] != 0);
+    let m = mismatch(&v);
+    assert_eq!(
+        (m.index, m.field.as_str()),
+        (64, "stage 2 of principal 0 at gfn 0x42000")
+    );
 }
 
 #[test]
@@ -313,10 +372,12 @@ fn malformed_traces_name_the_line_and_field() {
         assert_eq!((m.line, m.field.as_str()), (k + 1, field), "{m}");
         assert!(!m.to_string().contains('\n'));
     }
-    let mut w = v.clone();
-    let k = at(&w, 11);
-    w[k].as_object_mut().unwrap().remove("pages");
-    assert_eq!(malformed(&text(&w)).field, "pages");
+    for key in ["pages", "s2"] {
+        let mut w = v.clone();
+        let k = at(&w, 11);
+        w[k].as_object_mut().unwrap().remove(key);
+        assert_eq!(malformed(&text(&w)).field, key);
+    }
     let mut w = v.clone();
     w[0]["machine"].as_object_mut().unwrap().remove("mmio");
     assert_eq!(malformed(&text(&w)).field, "machine.mmio");
