@@ -72,7 +72,7 @@ pub fn primary(x0: u64) -> ! {
     kprintln!(
         "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; one CPU at a time inside kcore (a lock around the core)"
     );
-    trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE);
+    trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE, &HOST_MMIO);
     cpu_init(0);
     kprintln!("cpu 0: entering the host at {HOST_ENTRY:#x} (EL1h)");
     enter_host(0, HOST_ENTRY, x0)

@@ -18,7 +18,7 @@ use crate::hw::lock::{Late, TicketLock};
 use crate::hw::percpu::{TrapFrame, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
-use crate::trace::{Action, Entry, Outcome, Step, Trace, TRACE};
+use crate::trace::{self, Action, Entry, Outcome, Step, Trace, TRACE};
 use corevisor_kcore::consts::{
     ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN, CNTHCTL_EL1PCTEN,
     COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
@@ -27,6 +27,7 @@ use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
 use corevisor_kcore::hw::{Hw, SysReg, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
 use corevisor_kcore::mem_ops::{Core, CTXTS};
+use corevisor_kcore::meta::PageMeta;
 use corevisor_kcore::pt::{self, PtLayout};
 use corevisor_kcore::trap::Trap;
 
@@ -38,6 +39,11 @@ const HCR_TSC: u64 = 1 << 19;
 /// Pages outside KCore's region kcore may write in one entry before they are cleaned.
 const DIRTY_SLOTS: usize = 8;
 
+/// Runs of consecutive pages whose metadata one entry wrote, noted exactly; past that the
+/// last run grows over the gap (the trace then lists unchanged pages too: still their
+/// metadata after the entry).
+const META_RUNS: usize = 8;
+
 /// kcore's machine interface on this CPU.
 pub struct El2Hw {
     frames: [Ctxt; MAX_CPUS],
@@ -47,6 +53,12 @@ pub struct El2Hw {
     /// A host page changed hands in this entry: no CPU may keep instructions fetched from
     /// it (IC IALLUIS before leaving EL2).
     icache: bool,
+    /// The page metadata array (kcore's layout): writes into it are noted for the trace.
+    meta_base: u64,
+    meta_len: u64,
+    /// Runs `[first, last]` of metadata indices (pfn - first RAM pfn) written in this entry.
+    meta_runs: [(u32, u32); META_RUNS],
+    nmeta: usize,
 }
 
 impl El2Hw {
@@ -66,6 +78,31 @@ impl El2Hw {
             phys::clean_invalidate(p, PAGE_SIZE);
         }
         self.ndirty = 0;
+    }
+
+    /// A write into the metadata array at byte offset `off`: the page it describes.
+    fn note_meta(&mut self, off: u64) {
+        let idx = (off / 8) as u32;
+        for r in self.meta_runs[..self.nmeta].iter_mut().rev() {
+            if (r.0..=r.1).contains(&idx) {
+                return;
+            }
+            if idx == r.1 + 1 {
+                r.1 = idx;
+                return;
+            }
+            if idx + 1 == r.0 {
+                r.0 = idx;
+                return;
+            }
+        }
+        if self.nmeta < META_RUNS {
+            self.meta_runs[self.nmeta] = (idx, idx);
+            self.nmeta += 1;
+        } else {
+            let r = &mut self.meta_runs[META_RUNS - 1];
+            *r = (r.0.min(idx), r.1.max(idx));
+        }
     }
 
     /// The maintenance owed before this CPU leaves EL2.
@@ -96,6 +133,12 @@ impl Hw for El2Hw {
             // Someone else's page (a sealed export, a decrypted VM page): to the point of
             // coherency before its owner, caches on or off, reads it.
             self.note_dirty(pa & !(PAGE_SIZE - 1));
+        } else {
+            let off = pa.wrapping_sub(self.meta_base);
+            if off < self.meta_len {
+                // A page's owner, count or gfn: the trace lists the page after the entry.
+                self.note_meta(off);
+            }
         }
     }
 
@@ -233,8 +276,14 @@ pub fn boot(cpus: usize, hpmn: u64) {
         dirty: [0; DIRTY_SLOTS],
         ndirty: 0,
         icache: false,
+        meta_base: l.meta_base,
+        meta_len: ((RAM_END - RAM_BASE) / PAGE_SIZE) * 8,
+        meta_runs: [(0, 0); META_RUNS],
+        nmeta: 0,
     };
     let mut core = Core::boot(hw, l);
+    // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
+    core.hw.nmeta = 0;
     core.platform = platform(cpus);
     let host_vttbr = core.vttbr(HOSTVISOR);
     for f in core.hw.frames.iter_mut() {
@@ -395,6 +444,87 @@ fn fault_ipa(f: &Ctxt) -> u64 {
     ((f.regs.hpfar_el2 >> 4) << 12) | (f.regs.far_el2 & 0xFFF)
 }
 
+/// Into the trace: every page whose metadata the entry wrote, as it is now, and the record
+/// of VM `vm` (if it names one). Most entries (the measured loops) have neither.
+#[inline(always)]
+fn trace_state(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
+    if core.hw.nmeta != 0 || vm.is_some() {
+        trace_state_slow(core, tr, vm);
+    }
+}
+
+#[inline(never)]
+#[cold]
+fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
+    let hw = &mut core.hw;
+    let first = RAM_BASE / PAGE_SIZE;
+    let mut runs = hw.meta_runs;
+    let n = hw.nmeta;
+    hw.nmeta = 0;
+    runs[..n].sort_unstable();
+    let meta = |idx: u32| {
+        let pfn = first + idx as u64;
+        (
+            pfn,
+            PageMeta(phys::read64(core.hw.meta_base + idx as u64 * 8)).unpack(pfn),
+        )
+    };
+    for &(lo, hi) in &runs[..n] {
+        for idx in lo..=hi {
+            let (pfn, m) = meta(idx);
+            tr.page(trace::Page {
+                pfn,
+                owner: m.owner,
+                count: m.count,
+                gfn: m.gfn,
+            });
+        }
+    }
+    // Each such page's stage-2 leaves: the host's (identity) and its owner's, if a VM.
+    for &(lo, hi) in &runs[..n] {
+        for idx in lo..=hi {
+            let (pfn, m) = meta(idx);
+            trace_s2(core, tr, HOSTVISOR, pfn);
+            if (1..COREVISOR).contains(&m.owner) && m.gfn < 1 << 36 {
+                trace_s2(core, tr, m.owner, m.gfn);
+            }
+        }
+    }
+    if let Some(v) = vm.filter(|&v| v >= 1 && (v as usize) < core.vms.len()) {
+        let info = &core.vms[v as usize];
+        let mut vcpus = [0; 8];
+        for (d, s) in vcpus.iter_mut().zip(info.vcpu_state.iter()) {
+            *d = *s;
+        }
+        tr.vm(trace::Vm {
+            vmid: v as u32,
+            state: info.state,
+            vcpus,
+        });
+    }
+}
+
+/// Into the trace: principal `vmid`'s stage-2 leaf at `gfn` (descriptor 0: unmapped).
+fn trace_s2(core: &Core<El2Hw>, tr: &mut Trace, vmid: u32, gfn: u64) {
+    let (d, level) =
+        pt::lookup(&core.hw, &core.layout.pt, vmid, gfn.wrapping_mul(PAGE_SIZE)).unwrap_or((0, 0));
+    tr.s2(vmid, gfn, level, d);
+}
+
+/// The VM a host hypercall concerns: x1 for the calls that name one, REGISTER_KVM's result.
+fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
+    match call {
+        hvc::REGISTER_KVM => Some(x0_after),
+        hvc::TIMER_SET_CNTVOFF
+        | hvc::SMMU_FREE_PGD
+        | hvc::SMMU_ALLOC_PGD
+        | hvc::SMMU_LPAE_MAP
+        | hvc::SMMU_LPAE_IOVA_TO_PHYS
+        | hvc::SMMU_CLEAR => None,
+        _ => Some(x1),
+    }
+}
+
 /// A host hypercall (x0 = number): VCPU_RUN or any other of kcore's.
 pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
@@ -420,6 +550,8 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     }
     g.core.hw.finish();
     // The trace, while the frame still holds the host's arguments.
+    let x0_after = g.core.hw.frames[cpu].regs.x[0];
+    trace_state(&mut g.core, &mut tr, vm_of_call(call, frame.x[1], x0_after));
     let (_, n) = el2_abi::hvc::describe(call);
     let step = Step {
         cpu: cpu as u8,
@@ -428,7 +560,7 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         entry: if run { Entry::VcpuRun } else { Entry::HostHvc },
         action: Action::Hvc,
         result: outcome(t),
-        x0: (!run).then(|| g.core.hw.frames[cpu].regs.x[0]),
+        x0: (!run).then_some(x0_after),
     };
     tr.emit(step, &frame.x[..=n]);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
@@ -491,6 +623,9 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let addr = fault_ipa(f);
     let t = g.core.host_npt_handler(cpu, &mut Rec(&mut tr));
     g.core.hw.finish();
+    trace_state(&mut g.core, &mut tr, None);
+    // What the fault left in the host's stage 2 at the address.
+    trace_s2(&g.core, &mut tr, HOSTVISOR, addr / PAGE_SIZE);
     let action = if esr >> 26 == 0x20 {
         Action::HostFetch
     } else if esr & (1 << 6) != 0 {
@@ -575,7 +710,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     g.core.hw.finish();
     // The trace, while the frame still holds the VM's registers at the exit.
     let (action, a, n) = exit_action(esr, &frame.x, irq, ipa);
-    let step = Step {
+    let mut step = Step {
         cpu: cpu as u8,
         principal: before.cur_vmid as u8,
         vcpu: before.cur_vcpuid as u8,
@@ -584,11 +719,21 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
+    let now = g.core.cpus[cpu];
+    if light {
+        // kcore stays in the VM and changes no VM record (the measured loop): its pages only.
+        trace_state(&mut g.core, &mut tr, None);
+    } else {
+        trace_state(&mut g.core, &mut tr, Some(before.cur_vmid as u64));
+        if t == Trap::Done && now.ihost {
+            // Back in the host: the x0 it gets.
+            step.x0 = Some(g.core.hw.frames[cpu].regs.x[0]);
+        }
+    }
     tr.emit(step, &a[..n as usize]);
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    let now = g.core.cpus[cpu];
     let f = &g.core.hw.frames[cpu];
     match vm_extra {
         None => assert!(

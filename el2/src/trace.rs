@@ -19,6 +19,40 @@ pub const POOL: usize = 65536;
 /// Most untrusted values of one entry (a 2 MiB block moved into a VM records 512).
 pub const MAX_REC: usize = 4096;
 pub const MAX_CORE: usize = 64;
+/// Most pages whose metadata one entry writes (a 2 MiB block moved or reclaimed: 512).
+pub const MAX_PAGES: usize = 2048;
+/// Most stage-2 leaves one entry gives: two per page (the host's, the owner's) and one more.
+pub const MAX_S2: usize = 2 * MAX_PAGES + 1;
+
+/// One page's metadata after an entry wrote it: `(pfn, owner, count, gfn)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub pfn: u64,
+    pub owner: u32,
+    pub count: u32,
+    pub gfn: u64,
+}
+
+/// A VM's record after an entry that concerns it: its state and its vCPUs' states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vm {
+    pub vmid: u32,
+    pub state: u32,
+    pub vcpus: [u32; 8],
+}
+
+/// kcore's VM and vCPU states (spec-digest §2.4), as the trace names them.
+fn state_name(s: u64) -> &'static str {
+    match s {
+        0 => "UNUSED",
+        1 => "MAPPED",
+        2 => "READY",
+        3 => "VERIFIED",
+        4 => "POWEROFF",
+        5 => "ACTIVE",
+        _ => "?",
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -124,7 +158,7 @@ pub struct Step {
     pub entry: Entry,
     pub action: Action,
     pub result: Outcome,
-    /// The CPU's x0 after a host hypercall.
+    /// The CPU's x0 after a host hypercall, or after a VM exit that returned to the host.
     pub x0: Option<u64>,
 }
 
@@ -132,9 +166,11 @@ const F_X0: u8 = 1;
 const F_LOST: u8 = 2;
 const F_VERDICT: u8 = 4;
 const F_VERIFIED: u8 = 8;
+const F_VM: u8 = 16;
 
-/// A buffered line: an entry (its arguments and untrusted values in the pool from `at`:
-/// `nd` data values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
+/// A buffered line: an entry (its values in the pool from `at`: `nd` data values, `np`
+/// pages as two values each, `nm` stage-2 leaves as two values each, with `F_VM` the VM
+/// record as two values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
 #[derive(Clone, Copy, Debug)]
 struct Rec {
     step: Step,
@@ -142,6 +178,8 @@ struct Rec {
     nargs: u8,
     nd: u16,
     nc: u16,
+    np: u16,
+    nm: u16,
     at: u32,
 }
 
@@ -159,24 +197,36 @@ const EMPTY: Rec = Rec {
     nargs: 0,
     nd: 0,
     nc: 0,
+    np: 0,
+    nm: 0,
     at: 0,
 };
 
+/// `repr(C)` with the counters first: every entry touches them, and small offsets from the
+/// static's address keep each access one instruction (the ring and pool are megabytes).
+#[repr(C)]
 pub struct Trace {
     /// Sequence number of the record at `head`.
     seq: u64,
-    ring: [Rec; RING],
     head: usize,
     len: usize,
-    /// (principal, value); arguments as (0, value).
-    pool: [(u32, u64); POOL],
     used: usize,
     /// The entry being handled: its data values are written at `pool[used..]` as kcore
-    /// records them; its control values wait here.
+    /// records them; its control values wait in `core`.
     nd: usize,
-    core: [(u32, u64); MAX_CORE],
     nc: usize,
+    /// The entry's pages (metadata written), stage-2 leaves and VM record, given by the glue
+    /// after kcore returned: in the pool after its data values, `ns` values in all (0 on
+    /// the measured paths but host faults: `emit` tests only that).
+    ns: usize,
+    np: usize,
+    nm: usize,
+    has_vm: bool,
     lost: bool,
+    core: [(u32, u64); MAX_CORE],
+    ring: [Rec; RING],
+    /// (principal, value); arguments as (0, value).
+    pool: [(u32, u64); POOL],
 }
 
 pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
@@ -189,6 +239,10 @@ pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
     nd: 0,
     core: [(0, 0); MAX_CORE],
     nc: 0,
+    ns: 0,
+    np: 0,
+    nm: 0,
+    has_vm: false,
     lost: false,
 });
 
@@ -208,11 +262,23 @@ fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
 
 fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
     let s = &r.step;
-    let (nd, nc, na) = (r.nd as usize, r.nc as usize, r.nargs as usize);
+    let (nd, nc, na, np, nm) = (
+        r.nd as usize,
+        r.nc as usize,
+        r.nargs as usize,
+        r.np as usize,
+        r.nm as usize,
+    );
     let at = r.at as usize;
+    let nv = if r.flags & F_VM != 0 { 2 } else { 0 };
     let data = &pool[at..at + nd];
-    let core = &pool[at + nd..at + nd + nc];
-    let args = &pool[at + nd + nc..at + nd + nc + na];
+    let pages = &pool[at + nd..at + nd + 2 * np];
+    let at = at + nd + 2 * np;
+    let s2 = &pool[at..at + 2 * nm];
+    let vm = &pool[at + 2 * nm..at + 2 * nm + nv];
+    let at = at + 2 * nm + nv;
+    let core = &pool[at..at + nc];
+    let args = &pool[at + nc..at + nc + na];
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
     if s.principal == 0 {
         let _ = write!(u, "\"host\"");
@@ -263,7 +329,53 @@ fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
     values(u, data);
     let _ = write!(u, "],\"core\":[");
     values(u, core);
+    let _ = write!(u, "],\"pages\":[");
+    for (i, p) in pages.chunks_exact(2).enumerate() {
+        // In the pool: (pfn, gfn), (owner, count). Printed: [pfn, owner, count, gfn].
+        let _ = write!(
+            u,
+            "{}[{},{},{},{}]",
+            if i > 0 { "," } else { "" },
+            p[0].0,
+            p[1].0,
+            p[1].1,
+            Hex(p[0].1)
+        );
+    }
+    let _ = write!(u, "],\"s2\":[");
+    for (i, m) in s2.chunks_exact(2).enumerate() {
+        // In the pool: (vmid, gfn), (level, descriptor). Printed: [vmid, gfn, level, desc].
+        let _ = write!(
+            u,
+            "{}[{},{},{},{}]",
+            if i > 0 { "," } else { "" },
+            m[0].0,
+            m[0].1,
+            m[1].0,
+            Hex(m[1].1)
+        );
+    }
     let _ = write!(u, "]");
+    if r.flags & F_VM != 0 {
+        let (vmid, state, vcpus) = (vm[0].0, vm[0].1, vm[1].1);
+        let _ = write!(
+            u,
+            ",\"vm\":{{\"vmid\":{vmid},\"state\":\"{}\",\"vcpus\":[",
+            state_name(state)
+        );
+        let last = (0..8).rev().find(|k| (vcpus >> (4 * k)) & 0xF != 0);
+        if let Some(l) = last {
+            for k in 0..=l {
+                let _ = write!(
+                    u,
+                    "{}\"{}\"",
+                    if k > 0 { "," } else { "" },
+                    state_name((vcpus >> (4 * k)) & 0xF)
+                );
+            }
+        }
+        let _ = write!(u, "]}}");
+    }
     if r.flags & F_LOST != 0 {
         let _ = write!(u, ",\"lost\":true");
     }
@@ -274,12 +386,63 @@ impl Trace {
     /// Starts an entry: room for everything it may record.
     #[inline]
     pub fn begin(&mut self) {
-        if self.used + MAX_REC + MAX_CORE + 16 > POOL || self.len == RING {
+        if self.used + MAX_REC + MAX_CORE + 16 + 2 * MAX_PAGES + 2 * MAX_S2 + 2 > POOL
+            || self.len == RING
+        {
             self.flush();
         }
         self.nd = 0;
         self.nc = 0;
         self.lost = false;
+        // `ns`, `np`, `nm` and `has_vm` are left cleared by the last `emit`.
+    }
+
+    /// A page whose metadata the entry wrote, as it is after the entry (after kcore
+    /// returned: after the entry's data values, before its VM record).
+    pub fn page(&mut self, p: Page) {
+        if self.np < MAX_PAGES && self.nm == 0 && !self.has_vm {
+            let k = self.used + self.nd + self.ns;
+            self.pool[k] = (p.pfn as u32, p.gfn);
+            self.pool[k + 1] = (p.owner, p.count as u64);
+            self.np += 1;
+            self.ns += 2;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// The stage-2 leaf of principal `vmid` at `gfn` after the entry (`desc` 0: unmapped),
+    /// after the entry's pages.
+    #[inline]
+    pub fn s2(&mut self, vmid: u32, gfn: u64, level: u32, desc: u64) {
+        if self.nm < MAX_S2 && !self.has_vm {
+            let k = self.used + self.nd + self.ns;
+            self.pool[k] = (vmid, gfn);
+            self.pool[k + 1] = (level, desc);
+            self.nm += 1;
+            self.ns += 2;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    /// The record of the VM the entry concerns, as it is after the entry (after its pages
+    /// and stage-2 leaves).
+    pub fn vm(&mut self, v: Vm) {
+        if self.has_vm {
+            self.lost = true;
+            return;
+        }
+        let packed = v
+            .vcpus
+            .iter()
+            .enumerate()
+            .fold(0u64, |a, (i, &st)| a | ((st as u64 & 0xF) << (4 * i)));
+        let k = self.used + self.nd + self.ns;
+        self.pool[k] = (v.vmid, v.state as u64);
+        self.pool[k + 1] = (0, packed);
+        self.has_vm = true;
+        self.ns += 2;
     }
 
     /// A value of `principal`'s data stream (`hw::Untrusted::record`).
@@ -304,12 +467,27 @@ impl Trace {
         }
     }
 
-    /// Ends the entry begun last: `s` with `args` (at most 16).
-    #[inline]
+    /// Ends the entry begun last: `s` with `args` (at most 16). Inlined into each entry of
+    /// the glue: it is on every measured path.
+    #[inline(always)]
     pub fn emit(&mut self, s: Step, args: &[u64]) {
         let at = self.used;
         let (nd, nc) = (self.nd, self.nc);
+        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
         let mut k = at + nd;
+        let (mut np, mut nm) = (0, 0);
+        if self.ns != 0 {
+            k += self.ns;
+            (np, nm) = (self.np, self.nm);
+            if self.has_vm {
+                flags |= F_VM;
+            }
+            self.ns = 0;
+            self.np = 0;
+            self.nm = 0;
+            self.has_vm = false;
+        }
+        let state_end = k;
         for &c in &self.core[..nc] {
             self.pool[k] = c;
             k += 1;
@@ -318,8 +496,8 @@ impl Trace {
             self.pool[k] = (0, a);
             k += 1;
         }
+        let na = k - state_end - nc;
         self.used = k;
-        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
         if self.lost {
             flags |= F_LOST;
         }
@@ -327,9 +505,11 @@ impl Trace {
         self.ring[slot] = Rec {
             step: s,
             flags,
-            nargs: (k - at - nd - nc) as u8,
+            nargs: na as u8,
             nd: nd as u16,
             nc: nc as u16,
+            np: np as u16,
+            nm: nm as u16,
             at: at as u32,
         };
         self.len += 1;
@@ -401,14 +581,18 @@ pub fn flush_panicking() {
 }
 
 /// The first line: what machine the trace comes from.
-pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64) {
+pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &[(u64, u64)]) {
     console::with(|u| {
-        let _ = writeln!(
+        let _ = write!(
             u,
-            "{{\"trace\":\"corevisor\",\"engine\":\"el2\",\"profile\":\"arm\",\"machine\":{{\"cpus\":{cpus},\"ram_base\":{ram_base},\"ram_mib\":{},\"kcore_mib\":{},\"smmus\":0}}}}",
+            "{{\"trace\":\"corevisor\",\"engine\":\"el2\",\"profile\":\"arm\",\"machine\":{{\"cpus\":{cpus},\"ram_base\":{ram_base},\"ram_mib\":{},\"kcore_mib\":{},\"smmus\":0,\"mmio\":[",
             (ram_end - ram_base) >> 20,
             (ram_end - kcore_base) >> 20
         );
+        for (i, (b, n)) in mmio.iter().enumerate() {
+            let _ = write!(u, "{}[{b},{n}]", if i > 0 { "," } else { "" });
+        }
+        let _ = writeln!(u, "]}}}}");
     });
 }
 

@@ -6,7 +6,8 @@
 //! Cortex-A57 and on `-cpu max` (2 CPUs, 1 GiB, `-icount shift=0`), and checks each console:
 //! every line must be one KCore, the host or the trace prints, the run must end with KCore's
 //! halt on the host's read of VM memory, and everything the demo must show must be there.
-//! Writes the trace (`target/qemu-trace.jsonl`, and `-max` for the second CPU) and prints a
+//! Writes the trace (`target/qemu-trace.jsonl`, and `-max` for the second CPU), replays each
+//! through the reference model (`corevisor check-trace`: every entry must agree) and prints a
 //! summary with the `el2-counts` line.
 
 use el2_abi::{bundle, map};
@@ -64,6 +65,27 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
         let s = boot(root, &bin, &bundle_path, cpu)?;
         summaries.push((cpu.to_string(), s));
     }
+    // Every trace replayed through the model: KCore on hardware must agree with the
+    // specification at every entry (docs/el2.md, "check-trace").
+    let mut failed = Vec::new();
+    for (cpu, s) in summaries.iter_mut() {
+        match check_trace(root, &s.trace) {
+            Ok(line) => {
+                println!("    -cpu {cpu}: {line}");
+                s.check = line;
+            }
+            Err(e) => {
+                println!("    -cpu {cpu}: {e}");
+                failed.push(format!("-cpu {cpu}: {e}"));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(format!(
+            "the QEMU trace disagrees with the model: {}",
+            failed.join("; ")
+        ));
+    }
     println!();
     println!("qemu summary (-M virt,virtualization=on -smp 2 -m 1G -icount shift=0):");
     for (i, (cpu, s)) in summaries.iter().enumerate() {
@@ -77,6 +99,7 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
         println!("    {}", s.tampered);
         println!("    {}", s.attack);
         println!("    {}", s.halt);
+        println!("    {}", s.check);
         if i == 0 {
             println!("el2-counts: {}", s.counts_line);
             let n = |k: &str| s.counts.get(k).and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -164,11 +187,40 @@ fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
     Ok(size)
 }
 
+/// `corevisor check-trace FILE` (the dev-profile binary, which `cargo test` has built): its
+/// summary line, or why it failed (exit 1: the first disagreeing entry; 2: malformed).
+fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
+    println!("==> corevisor check-trace {}", trace.display());
+    let out = super::cargo()
+        .args(["run", "-q", "-p", "corevisor", "--", "check-trace"])
+        .arg(trace)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run corevisor check-trace: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = text.trim().to_string();
+    if out.status.success() && text.starts_with("check-trace: ") {
+        Ok(text)
+    } else {
+        Err(format!(
+            "corevisor check-trace failed ({}): {text}",
+            out.status
+        ))
+    }
+}
+
 /// What one run showed.
 struct Summary {
     secs: u64,
     entries: usize,
     trace: PathBuf,
+    /// `corevisor check-trace`'s line for the trace.
+    check: String,
     checksum: String,
     tampered: String,
     attack: String,
@@ -503,6 +555,7 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
         secs: 0,
         entries: steps.len(),
         trace: trace.to_path_buf(),
+        check: String::new(),
         checksum: checksum.unwrap_or_default(),
         tampered: tampered.unwrap_or_default(),
         attack: host

@@ -9,3 +9,4 @@ pub mod invariants;
 pub mod lockstep;
 pub mod runner;
 pub mod threads;
+pub mod trace_check;

@@ -72,6 +72,15 @@ enum Cmd {
         #[arg(long, value_enum)]
         profile: Option<ProfileArg>,
     },
+    /// Replay a trace of KCore on EL2 hardware (`cargo xtask qemu` writes
+    /// target/qemu-trace.jsonl; docs/el2.md) through the reference model and compare every
+    /// entry. Exit status: 0 when all agree (one summary line); 1 at the first disagreeing
+    /// entry (index, CPU, entry point, field, trace value, model value); 2 for a malformed
+    /// trace (one line naming the line and field).
+    CheckTrace {
+        /// The trace file (JSON Lines).
+        file: String,
+    },
     /// Turn a trace (`run --trace`) into one self-contained HTML page: memory ownership over
     /// time, a timeline per VM, the table of traps.
     Report {
@@ -504,6 +513,31 @@ fn layout_of(file: Option<&str>, profile: Option<ProfileArg>) -> ExitCode {
     }
 }
 
+fn check_trace(file: &str) -> ExitCode {
+    use corevisor_check::trace_check::{self, Failure};
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("check-trace: {file}: cannot read: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match trace_check::check(&text) {
+        Ok(s) => {
+            say!("{s}");
+            ExitCode::SUCCESS
+        }
+        Err(f @ Failure::Malformed(_)) => {
+            eprintln!("{file}: {f}");
+            ExitCode::from(2)
+        }
+        Err(f @ Failure::Mismatch(_)) => {
+            say!("{file}: {f}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Demo => demo(),
@@ -516,6 +550,7 @@ fn main() -> ExitCode {
             trace,
         } => run_file(&file, engine, profile, json, check, trace.as_deref()),
         Cmd::Report { trace, output } => report_file(&trace, &output),
+        Cmd::CheckTrace { file } => check_trace(&file),
         Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
     }
 }

@@ -306,3 +306,50 @@ fn layout_prints_the_region_map_or_refuses_a_small_region() {
         .unwrap()
         .contains("machine.kcore_mib"));
 }
+
+/// The real QEMU trace excerpt `crates/check` tests against (docs/el2.md, "The trace").
+const EL2_EXCERPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../check/tests/data/qemu-trace-excerpt.jsonl"
+);
+
+#[test]
+fn check_trace_agrees_with_a_real_trace_and_reports_planted_faults() {
+    let out = corevisor(&["check-trace", EL2_EXCERPT]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.starts_with("check-trace: 92 steps, 0 mismatches"),
+        "{text}"
+    );
+
+    // REGISTER_KVM's x0 changed: exit 1, one line naming entry, CPU, entry point, field and
+    // both values.
+    let good = std::fs::read_to_string(EL2_EXCERPT).unwrap();
+    let at = good.find("\"call\":\"REGISTER_KVM\"").unwrap();
+    let mut bad = good.clone();
+    let x0 = at + bad[at..].find("\"x0\":\"0x1\"").unwrap();
+    bad.replace_range(x0..x0 + 10, "\"x0\":\"0x5\"");
+    let p = scenario_file("tampered-trace.jsonl", &bad);
+    let out = corevisor(&["check-trace", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(
+            "mismatch at entry 28 (line 30, cpu 0, host_hvc_handler): x0: trace 0x5, model 0x1"
+        ),
+        "{text}"
+    );
+
+    // Cut short: exit 2, one line on stderr naming the line and the field.
+    let cut: String = good.lines().take(10).map(|l| format!("{l}\n")).collect();
+    let p = scenario_file("cut-trace.jsonl", &cut);
+    let out = corevisor(&["check-trace", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("line 11: field \"final\""), "{err}");
+}

@@ -76,6 +76,27 @@ impl<T: Clone + PartialEq> ZMap<T> {
     pub fn is_empty(&self) -> bool {
         self.m.is_empty()
     }
+
+    /// The keys at which `self` and `other` read differently, in key order (among the keys
+    /// either names, if their defaults differ). Cheap when one map is a functional update
+    /// of the other: shared parts are skipped unvisited.
+    pub fn changed_keys(&self, other: &Self) -> Vec<Z> {
+        use imbl::ordmap::DiffItem;
+        if self.dflt != other.dflt {
+            let mut keys: Vec<Z> = self.m.keys().chain(other.m.keys()).copied().collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.retain(|k| self.get(*k) != other.get(*k));
+            return keys;
+        }
+        self.m
+            .diff(&other.m)
+            .map(|d| match d {
+                DiffItem::Add(k, _) | DiffItem::Remove(k, _) => *k,
+                DiffItem::Update { new: (k, _), .. } => *k,
+            })
+            .collect()
+    }
 }
 
 impl<T: Clone + fmt::Debug> fmt::Debug for ZMap<T> {
@@ -104,6 +125,15 @@ mod tests {
         assert_eq!(*m.get(3), 7);
         assert_eq!(*m2.get(3), 9);
         assert_eq!(*m2.get(-5), 7);
+    }
+
+    #[test]
+    fn changed_keys_are_exactly_the_differing_ones() {
+        let a: ZMap<i128> = (0..1000).fold(ZMap::init(0), |m, k| m.set(k, k + 1));
+        let b = a.set(5, 0).set(700, 9).set(2000, 3);
+        assert_eq!(a.changed_keys(&b), vec![5, 700, 2000]);
+        assert_eq!(b.changed_keys(&a), vec![5, 700, 2000]);
+        assert!(a.changed_keys(&a.clone()).is_empty());
     }
 
     #[test]

@@ -1,0 +1,387 @@
+//! `check-trace` on a real trace: the first 92 entries of a `cargo xtask qemu` run on
+//! `-cpu cortex-a57` (boot, VM 1 registered, its image verified, both vCPUs run on two CPUs
+//! with a stage-2 fault each, GRANT/REVOKE, WFI, power-off, reclaim, the host reading the
+//! reclaimed pages), and the same trace with faults planted: each must be reported at the
+//! entry where it was planted, naming the field.
+
+use corevisor_check::trace_check::{check, Failure, Malformed, Mismatch};
+use serde_json::Value;
+
+const EXCERPT: &str = include_str!("data/qemu-trace-excerpt.jsonl");
+
+fn lines() -> Vec<Value> {
+    EXCERPT
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("fixture line is JSON"))
+        .collect()
+}
+
+fn text(v: &[Value]) -> String {
+    v.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The line of entry `seq` (the header is line 0).
+fn at(v: &[Value], seq: u64) -> usize {
+    v.iter()
+        .position(|l| l["seq"].as_u64() == Some(seq))
+        .expect("entry in the fixture")
+}
+
+fn mismatch(v: &[Value]) -> Mismatch {
+    match check(&text(v)) {
+        Err(Failure::Mismatch(m)) => *m,
+        other => panic!("expected a mismatch, got {other:?}"),
+    }
+}
+
+fn malformed(t: &str) -> Malformed {
+    match check(t) {
+        Err(Failure::Malformed(m)) => m,
+        other => panic!("expected a malformed trace, got {other:?}"),
+    }
+}
+
+/// Removes entry `seq`; with `renumber`, the later entries and the final count close the gap.
+fn drop_entry(v: &[Value], seq: u64, renumber: bool) -> Vec<Value> {
+    let mut out: Vec<Value> = v
+        .iter()
+        .filter(|l| l["seq"].as_u64() != Some(seq))
+        .cloned()
+        .collect();
+    if renumber {
+        for l in &mut out {
+            if let Some(s) = l["seq"].as_u64().filter(|&s| s > seq) {
+                l["seq"] = Value::from(s - 1);
+            }
+            if let Some(n) = l["final"]["entries"].as_u64() {
+                l["final"]["entries"] = Value::from(n - 1);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_real_excerpt_agrees_at_every_entry() {
+    let s = check(EXCERPT).expect("the excerpt agrees with the model");
+    assert_eq!(s.entries, 92);
+    assert!(!s.halted);
+    let line = s.to_string();
+    assert!(
+        line.starts_with("check-trace: 92 steps, 0 mismatches"),
+        "{line}"
+    );
+    assert!(!line.contains('\n'));
+    // Every entry point is exercised, with pages, VM records and untrusted values.
+    assert!(s.by_entry.iter().all(|(_, n)| *n > 0), "{:?}", s.by_entry);
+    assert!(
+        s.pages > 1000 && s.leaves > 1500 && s.vms > 10 && s.values > 500,
+        "{s:?}"
+    );
+}
+
+#[test]
+fn a_changed_x0_is_reported_at_its_entry() {
+    let mut v = lines();
+    // Entry 28: REGISTER_KVM gives the host VM 1.
+    let k = at(&v, 28);
+    assert_eq!(v[k]["arguments"]["call"], "REGISTER_KVM");
+    v[k]["x0"] = Value::from("0x2");
+    let m = mismatch(&v);
+    assert_eq!(
+        (m.index, m.cpu, m.entry.as_str()),
+        (28, Some(0), "host_hvc_handler")
+    );
+    assert_eq!(
+        (m.field.as_str(), m.trace.as_str(), m.model.as_str()),
+        ("x0", "0x2", "0x1")
+    );
+    assert_eq!(m.line, k + 1);
+}
+
+#[test]
+fn every_changed_x0_is_caught_where_it_was_planted() {
+    let v = lines();
+    let mut planted = 0;
+    for k in 0..v.len() {
+        let Some(x0) = v[k]["x0"].as_str() else {
+            continue;
+        };
+        let x = u64::from_str_radix(&x0[2..], 16).unwrap();
+        let mut w = v.clone();
+        w[k]["x0"] = Value::from(format!("{:#x}", x ^ 1));
+        let m = mismatch(&w);
+        assert_eq!(m.index as u64, v[k]["seq"].as_u64().unwrap(), "{m}");
+        assert_eq!(m.field, "x0", "{m}");
+        planted += 1;
+    }
+    assert!(planted >= 20, "{planted} entries with an x0");
+}
+
+#[test]
+fn a_changed_owner_is_reported_at_its_entry() {
+    let mut v = lines();
+    // Entry 64: VERIFY_VM_IMAGE moves the image block to VM 1.
+    let k = at(&v, 64);
+    assert_eq!(v[k]["arguments"]["call"], "VERIFY_VM_IMAGE");
+    assert_eq!(v[k]["pages"][0][0], 0x42000);
+    assert_eq!(v[k]["pages"][0][1], 1);
+    v[k]["pages"][0][1] = Value::from(0);
+    let m = mismatch(&v);
+    assert_eq!((m.index, m.entry.as_str()), (64, "host_hvc_handler"));
+    assert_eq!(m.field, "page 0x42000");
+    assert!(
+        m.trace.starts_with("owner 0 ") && m.model.starts_with("owner 1 "),
+        "{m}"
+    );
+}
+
+#[test]
+fn every_page_record_is_checked() {
+    // In every entry that lists pages, a change to the owner, the count or the gfn of its
+    // first and its last page is caught there.
+    let v = lines();
+    let mut planted = 0;
+    for k in 0..v.len() {
+        let n = v[k]["pages"].as_array().map_or(0, Vec::len);
+        for p in [0, n.saturating_sub(1)].into_iter().filter(|_| n > 0) {
+            for field in 1..=3 {
+                let mut w = v.clone();
+                let f = &mut w[k]["pages"][p][field];
+                *f = if field == 3 {
+                    let g = u64::from_str_radix(&f.as_str().unwrap()[2..], 16).unwrap();
+                    Value::from(format!("{:#x}", g ^ 1))
+                } else {
+                    Value::from(f.as_u64().unwrap() ^ 1)
+                };
+                let m = mismatch(&w);
+                assert_eq!(m.index as u64, v[k]["seq"].as_u64().unwrap(), "{m}");
+                assert!(m.field.starts_with("page 0x"), "{m}");
+                planted += 1;
+            }
+        }
+    }
+    assert!(planted >= 30, "{planted}");
+}
+
+#[test]
+fn every_stage2_leaf_is_checked() {
+    // In every entry that gives stage-2 leaves, a change to the first or last one is caught
+    // there: a mapped descriptor with a permission bit flipped, an unmapped one mapped.
+    let v = lines();
+    let mut planted = 0;
+    for k in 0..v.len() {
+        let n = v[k]["s2"].as_array().map_or(0, Vec::len);
+        for p in [0, n.saturating_sub(1)].into_iter().filter(|_| n > 0) {
+            let mut w = v.clone();
+            let leaf = &mut w[k]["s2"][p];
+            let d = u64::from_str_radix(&leaf[3].as_str().unwrap()[2..], 16).unwrap();
+            if d == 0 {
+                let gfn = leaf[1].as_u64().unwrap();
+                leaf[2] = Value::from(3);
+                leaf[3] = Value::from(format!("{:#x}", (gfn << 12) | 0xfff));
+            } else {
+                leaf[3] = Value::from(format!("{:#x}", d ^ 0x40));
+            }
+            let m = mismatch(&w);
+            assert_eq!(m.index as u64, v[k]["seq"].as_u64().unwrap(), "{m}");
+            assert!(m.field.starts_with("stage 2 of principal "), "{m}");
+            planted += 1;
+        }
+    }
+    assert!(planted >= 100, "{planted}");
+}
+
+#[test]
+fn a_stage2_leaf_left_out_is_reported() {
+    let mut v = lines();
+    // Entry 0: the host's first instruction fetch maps its entry page.
+    let k = at(&v, 0);
+    assert_eq!(
+        v[k]["s2"][0],
+        serde_json::json!([0, 0x40200, 3, "0x40200fff"])
+    );
+    v[k]["s2"] = Value::Array(vec![]);
+    let m = mismatch(&v);
+    assert_eq!((m.index, m.entry.as_str()), (0, "host_npt_handler"));
+    assert_eq!(m.field, "stage 2 of principal 0 at gfn 0x40200");
+    assert_eq!(m.trace, "(not given)");
+    assert_eq!(m.model, "pfn 0x40200 level 3 descriptor 0x40200fff");
+    // Entry 64: VERIFY_VM_IMAGE takes the image block from the host; the host's leaves
+    // left out.
+    let mut v = lines();
+    let k = at(&v, 64);
+    let s2 = v[k]["s2"].as_array_mut().unwrap();
+    s2.retain(|l| l[0] != 0);
+    let m = mismatch(&v);
+    assert_eq!(
+        (m.index, m.field.as_str()),
+        (64, "stage 2 of principal 0 at gfn 0x42000")
+    );
+}
+
+#[test]
+fn a_page_left_out_is_reported() {
+    let mut v = lines();
+    // Entry 68: the guest's GRANT of its data page (its count goes to 1).
+    let k = at(&v, 68);
+    assert_eq!(v[k]["arguments"]["op"], "grant");
+    assert_eq!(v[k]["pages"].as_array().unwrap().len(), 1);
+    v[k]["pages"] = Value::Array(vec![]);
+    let m = mismatch(&v);
+    assert_eq!((m.index, m.entry.as_str()), (68, "vm_exit_handler"));
+    assert_eq!(m.trace, "(not written)");
+    assert!(m.model.contains("count 1"), "{m}");
+}
+
+#[test]
+fn a_dropped_entry_is_reported_where_it_is_missing() {
+    let v = lines();
+    // Dropped as it is: the numbering shows the gap at the next entry.
+    let m = mismatch(&drop_entry(&v, 40, false));
+    assert_eq!(
+        (m.index, m.field.as_str(), m.trace.as_str()),
+        (40, "seq", "41")
+    );
+    // Dropped and renumbered: REGISTER_VCPU of vCPU 0 (entry 29) never happened, so the
+    // next entry (vCPU 1's) leaves vCPU 0 UNUSED in the model.
+    let m = mismatch(&drop_entry(&v, 29, true));
+    assert_eq!((m.index, m.field.as_str()), (29, "VM 1 state"), "{m}");
+    assert_eq!(m.trace, "READY [READY, READY]");
+    assert_eq!(m.model, "READY [UNUSED, READY]");
+    // The first vCPU run (entry 65) dropped: the guest's exit that follows comes from a
+    // CPU the model still has in the host.
+    let m = mismatch(&drop_entry(&v, 65, true));
+    assert_eq!((m.index, m.field.as_str()), (65, "principal"), "{m}");
+    assert_eq!(
+        (m.trace.as_str(), m.model.as_str()),
+        ("vm 1 vcpu 0", "host")
+    );
+    // The last entry dropped: the final line's count disagrees.
+    let mut w = drop_entry(&v, 91, false);
+    let m = mismatch(&w);
+    assert_eq!(
+        (m.entry.as_str(), m.field.as_str()),
+        ("final", "final.entries")
+    );
+    w.last_mut().unwrap()["final"]["entries"] = Value::from(91);
+    assert!(check(&text(&w)).is_ok());
+}
+
+#[test]
+fn changed_results_states_streams_and_worlds_are_reported() {
+    let v = lines();
+    // A halt KCore did not have.
+    let mut w = v.clone();
+    let k = at(&w, 47);
+    w[k]["result"] = Value::from("halt");
+    let m = mismatch(&w);
+    assert_eq!(
+        (
+            m.index,
+            m.field.as_str(),
+            m.trace.as_str(),
+            m.model.as_str()
+        ),
+        (47, "result", "halt", "ok")
+    );
+    // A VM state the model does not reach: VM 1 VERIFIED after SET_BOOT_INFO.
+    let mut w = v.clone();
+    let k = at(&w, 47);
+    assert_eq!(w[k]["vm"]["state"], "READY");
+    w[k]["vm"]["state"] = Value::from("VERIFIED");
+    let m = mismatch(&w);
+    assert_eq!((m.index, m.field.as_str()), (47, "VM 1 state"));
+    // A VM record left out where the model changes a state: the guest's power-off (86).
+    let mut w = v.clone();
+    let k = at(&w, 86);
+    assert_eq!(w[k]["action"], "guest_psci");
+    w[k].as_object_mut().unwrap().remove("vm");
+    let m = mismatch(&w);
+    assert_eq!(
+        (m.index, m.field.as_str(), m.trace.as_str()),
+        (86, "VM 1 state", "(not given)")
+    );
+    // An untrusted value KCore read that the model does not (the guest's ESR at its
+    // stage-2 fault, entry 66, given twice).
+    let mut w = v.clone();
+    let k = at(&w, 66);
+    let rec = w[k]["rec"].as_array_mut().unwrap();
+    rec.push(rec[0].clone());
+    let m = mismatch(&w);
+    assert_eq!(m.index, 66);
+    assert_eq!(m.field, "rec: values of principal 1's stream read");
+    assert_eq!((m.trace.as_str(), m.model.as_str()), ("2", "1"));
+    // The signature's verdict (VERIFY_VM_IMAGE's last untrusted value) forged to 0: the
+    // model powers VM 1 off where KCore verified it.
+    let mut w = v.clone();
+    let k = at(&w, 64);
+    let rec = w[k]["rec"].as_array_mut().unwrap();
+    let last = rec.len() - 1;
+    assert_eq!(rec[last], serde_json::json!([0, "0x1"]));
+    rec[last][1] = Value::from("0x0");
+    let m = mismatch(&w);
+    assert_eq!((m.index, m.field.as_str()), (64, "VM 1 state"));
+    assert!(m.model.starts_with("POWEROFF"), "{m}");
+    // An exit that went to the host, told as one that stayed in the VM.
+    let mut w = v.clone();
+    let k = at(&w, 69);
+    assert_eq!(w[k]["action"], "guest_wfx");
+    assert!(w[k]["x0"].is_string());
+    w[k]["x0"] = Value::Null;
+    let m = mismatch(&w);
+    assert_eq!(
+        (m.index, m.field.as_str(), m.trace.as_str()),
+        (69, "returns to", "the VM")
+    );
+    // An exit on the other CPU (the model runs VM 1's vCPU 0 on CPU 0).
+    let mut w = v.clone();
+    let k = at(&w, 68);
+    w[k]["cpu"] = Value::from(1);
+    let m = mismatch(&w);
+    assert_eq!(
+        (m.index, m.cpu, m.field.as_str()),
+        (68, Some(1), "principal")
+    );
+}
+
+#[test]
+fn malformed_traces_name_the_line_and_field() {
+    let v = lines();
+    let t = text(&v);
+    let cut: String = t.lines().take(30).map(|l| format!("{l}\n")).collect();
+    let m = malformed(&cut);
+    assert_eq!((m.line, m.field.as_str()), (31, "final"));
+    let bad_json = EXCERPT.replacen("{\"seq\":5,", "{\"seq\":5,,", 1);
+    assert_eq!(malformed(&bad_json).line, 7);
+    for (seq, key, value, field) in [
+        (3, "x0", Value::from("7"), "x0"),
+        (28, "x0", Value::Null, "x0"),
+        (4, "cpu", Value::from(2), "cpu"),
+        (5, "entry", Value::from(vec!["host_irq_handler"]), "entry"),
+        (6, "action", Value::from("guest_store"), "action"),
+        (7, "result", Value::from("fine"), "result"),
+        (8, "principal", Value::from("vm one"), "principal"),
+        (9, "rec", Value::from(vec![Value::from(1)]), "rec[0]"),
+        (10, "lost", Value::from(true), "lost"),
+    ] {
+        let mut w = v.clone();
+        let k = at(&w, seq);
+        w[k][key] = value;
+        let m = malformed(&text(&w));
+        assert_eq!((m.line, m.field.as_str()), (k + 1, field), "{m}");
+        assert!(!m.to_string().contains('\n'));
+    }
+    for key in ["pages", "s2"] {
+        let mut w = v.clone();
+        let k = at(&w, 11);
+        w[k].as_object_mut().unwrap().remove(key);
+        assert_eq!(malformed(&text(&w)).field, key);
+    }
+    let mut w = v.clone();
+    w[0]["machine"].as_object_mut().unwrap().remove("mmio");
+    assert_eq!(malformed(&text(&w)).field, "machine.mmio");
+    let mut w = v.clone();
+    w[0]["profile"] = Value::from("seed");
+    assert_eq!(malformed(&text(&w)).field, "profile");
+}
