@@ -8,4 +8,5 @@ pub mod engine;
 pub mod invariants;
 pub mod lockstep;
 pub mod runner;
+pub mod shadow;
 pub mod threads;

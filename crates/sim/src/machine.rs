@@ -123,6 +123,9 @@ pub struct StepResult {
     pub trap_regs: Option<Ctxt>,
     /// KCore's entry points this step ran, in order, with how each ended.
     pub traps: Vec<(&'static str, Trap)>,
+    /// The principal's (or device's) stores that reached memory: (physical address, value),
+    /// as a bus monitor sees them.
+    pub stores: Vec<(u64, u64)>,
 }
 
 /// An image segment the host staged: where it loads and the host pages holding it.
@@ -239,6 +242,7 @@ impl CoreMachine {
             rec: Recorded::default(),
             trap_regs: None,
             traps: Vec::new(),
+            stores: Vec::new(),
         };
         r.outcome = match &step.action {
             Action::Hvc { call, args } => {
@@ -506,7 +510,10 @@ impl CoreMachine {
         };
         let pa = t.pa & !7;
         match store {
-            Some(val) if t.perms.write => self.core.hw.write64(pa, val),
+            Some(val) if t.perms.write => {
+                self.core.hw.write64(pa, val);
+                r.stores.push((pa, val));
+            }
             Some(_) => return Outcome::Fault,
             None => {
                 let val = self.core.hw.read64(pa);
@@ -623,7 +630,10 @@ impl CoreMachine {
         }
         let pa = t.pa & !7;
         match store {
-            Some(v) if t.perms.write => self.core.hw.write64(pa, v),
+            Some(v) if t.perms.write => {
+                self.core.hw.write64(pa, v);
+                r.stores.push((pa, v));
+            }
             Some(_) => return Outcome::Fault,
             None if !t.perms.read => return Outcome::Fault,
             None => {
