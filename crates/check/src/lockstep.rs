@@ -161,7 +161,9 @@ impl Lockstep {
     /// The access a step makes, translated by the model as it is now (`None`: no access,
     /// or one the model does not translate).
     fn access_of(&self, st: &Step) -> Option<Access> {
-        let cpu = usize::try_from(st.cpu).ok().filter(|&i| i < self.model.cpus.len())?;
+        let cpu = usize::try_from(st.cpu)
+            .ok()
+            .filter(|&i| i < self.model.cpus.len())?;
         let (principal, pfn, addr, store) = match st.action {
             Action::HostLoad { addr } | Action::HostStore { addr, .. } => {
                 let a = addr as u64;
@@ -175,7 +177,12 @@ impl Lockstep {
             Action::GuestLoad { gpa } | Action::GuestStore { gpa, .. } => {
                 let vm = self.model.cpus[cpu].cur_vmid;
                 let a = gpa as u64;
-                (vm as u32, self.model_pfn(vm, a / 4096), a, store_of(&st.action))
+                (
+                    vm as u32,
+                    self.model_pfn(vm, a / 4096),
+                    a,
+                    store_of(&st.action),
+                )
             }
             Action::DmaLoad { smmu, cb, iova } | Action::DmaStore { smmu, cb, iova, .. } => {
                 if !((0..2).contains(&smmu) && (0..8).contains(&cb)) {
@@ -209,11 +216,7 @@ impl Lockstep {
         if let Some(a) = access {
             // The model reads and writes the word the access names.
             let w = self.shadow.word(a.pfn, a.word);
-            self.model
-                .global
-                .shared
-                .flatmem
-                .set_mut(z(a.pfn), z(w));
+            self.model.global.shared.flatmem.set_mut(z(a.pfn), z(w));
         }
         let before = self.model.global.shared.s2page.clone();
         let core = self.core.step(st);
@@ -464,9 +467,7 @@ impl Lockstep {
                 let hi = lo.saturating_add(z(a(2) / 4096));
                 let scrubbed: Vec<u64> = before
                     .range(lo, hi)
-                    .filter(|(pfn, p)| {
-                        p.s2_owner == vm && after.get(*pfn).s2_owner == HOSTVISOR
-                    })
+                    .filter(|(pfn, p)| p.s2_owner == vm && after.get(*pfn).s2_owner == HOSTVISOR)
                     .map(|(pfn, _)| pfn as u64)
                     .collect();
                 for pfn in scrubbed {

@@ -59,7 +59,10 @@ fn run(cpus: u32, steps: &str, fault: Option<Fault>, setup: fn(&mut Lockstep)) -
 /// Clean without the fault; with it, some mismatch mentions `expect`.
 fn caught(fault: Fault, cpus: u32, steps: &str, expect: &str, setup: fn(&mut Lockstep)) {
     let clean = run(cpus, steps, None, setup);
-    assert!(clean.is_empty(), "{fault:?}: the healthy core mismatches: {clean:#?}");
+    assert!(
+        clean.is_empty(),
+        "{fault:?}: the healthy core mismatches: {clean:#?}"
+    );
     let seen = run(cpus, steps, Some(fault), setup);
     assert!(
         seen.iter().any(|m| m.contains(expect)),
@@ -81,9 +84,27 @@ fn scrub_of_the_first_word_only_is_caught() {
              {"cpu": 0, "hvc": ["CLEAR_VM_S2_RANGE", 1, "0x40200000", "0x200000"]},
              {"cpu": 0, "host_load": "0x40200008"}"#;
     let f = Fault::ScrubFirstWordOnly;
-    caught(f, 2, &steps, "page contents differ at frame 0x40200 (word 1", nothing);
-    caught(f, 2, &steps, "invariant scrubbed_page_zero broken: page 0x40200", nothing);
-    caught(f, 2, &steps, "input: value 0 of principal 0: core read 0x5ec2e7", nothing);
+    caught(
+        f,
+        2,
+        &steps,
+        "page contents differ at frame 0x40200 (word 1",
+        nothing,
+    );
+    caught(
+        f,
+        2,
+        &steps,
+        "invariant scrubbed_page_zero broken: page 0x40200",
+        nothing,
+    );
+    caught(
+        f,
+        2,
+        &steps,
+        "input: value 0 of principal 0: core read 0x5ec2e7",
+        nothing,
+    );
 }
 
 /// Issue 10, bug 2: vCPU run takes the host's emulated-MMIO results from x9, not x8.
@@ -159,7 +180,13 @@ fn a_missed_tlbi_is_caught() {
              {"cpu": 1, "guest_load": "0x80400000"},
              {"cpu": 1, "vcpu_run": {"vm": 1, "vcpu": 0, "map": {"gpa": "0x80400000", "pfn": "0x40400", "level": 3}}},
              {"cpu": 0, "host_load": "0x40400000"}"#;
-    caught(Fault::MissedTlbi, 2, &steps, "result: core Ok, model Halt", nothing);
+    caught(
+        Fault::MissedTlbi,
+        2,
+        &steps,
+        "result: core Ok, model Halt",
+        nothing,
+    );
 }
 
 /// The host faults on the VM's image page: KCore must halt, not map it.
