@@ -130,6 +130,11 @@ impl Lockstep {
             ))
         })?;
         core.core.hw.take_dirty();
+        let mut model = model;
+        // The model starts from the CPUs' registers as the machine booted them.
+        for (i, cpu) in model.cpus.iter_mut().enumerate() {
+            cpu.regs = abs_ctxt(&core.core.hw.cpu_regs[i], &core.core);
+        }
         let shadow = WordShadow::of(&core.core.hw);
         let l = core.core.layout;
         let owners = (l.ram_base / 4096..l.ram_end / 4096)
@@ -406,8 +411,50 @@ impl Lockstep {
                     }
                 }
             }
+            // Then the first word of every host page the proposed mapping gives the VM,
+            // as the host left it.
+            let (gpa, pte, level) = (x[3], x[4], x[5]);
+            if dirty != corevisor_spec::consts::INVALID64
+                && (kc::PAGE_SIZE..kc::KVM_ADDR_SPACE).contains(&gpa)
+            {
+                let pfn = kc::phys_page(pte) / 4096;
+                let pages = match level {
+                    2 if pfn.is_multiple_of(512) => pfn..pfn + 512,
+                    2 => pfn..pfn,
+                    _ => pfn..pfn + 1,
+                };
+                for p in pages {
+                    if g.shared.s2page.get(z(p)).s2_owner == HOSTVISOR {
+                        let src = format!("the host's page {p:#x} (word 0)");
+                        want.push((self.shadow.word(p, 0), src));
+                    }
+                }
+            }
             for (k, (v, src)) in want.iter().enumerate() {
                 expect(out, &mut data, vmid as u32, k, *v, src);
+            }
+            return data;
+        }
+        if let Action::GuestHvc {
+            op: corevisor_sim::scenario::ShareOp::Revoke,
+            gpa,
+            size,
+        } = st.action
+        {
+            // A revoke that drops a page's last share takes its first word, as the host left it.
+            let g = &self.model.global;
+            let vm = self.model.cpus[st.cpu as usize].cur_vmid;
+            let first = gpa as u64 / 4096;
+            let n = (size as u64).div_ceil(4096).min(1 << 20);
+            let mut k = 0;
+            for gfn in first..first.saturating_add(n) {
+                let pfn = self.model_pfn(vm, gfn);
+                let p = g.shared.s2page.get(z(pfn));
+                if pfn != 0 && p.s2_owner == vm && p.s2_count == 1 {
+                    let src = format!("the shared page {pfn:#x} (word 0)");
+                    expect(out, &mut data, vm as u32, k, self.shadow.word(pfn, 0), &src);
+                    k += 1;
+                }
             }
             return data;
         }
@@ -467,7 +514,9 @@ impl Lockstep {
                 let hi = lo.saturating_add(z(a(2) / 4096));
                 let scrubbed: Vec<u64> = before
                     .range(lo, hi)
-                    .filter(|(pfn, p)| p.s2_owner == vm && after.get(*pfn).s2_owner == HOSTVISOR)
+                    .filter(|(pfn, p)| {
+                        vm != HOSTVISOR && p.s2_owner == vm && after.get(*pfn).s2_owner == HOSTVISOR
+                    })
                     .map(|(pfn, _)| pfn as u64)
                     .collect();
                 for pfn in scrubbed {

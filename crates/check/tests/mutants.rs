@@ -152,21 +152,19 @@ fn a_world_switch_that_forgets_sctlr_el1_is_caught() {
     );
 }
 
+/// The host has FP/SIMD state of its own (the simulated machine boots each CPU's host with
+/// some): entering the VM must replace it with the vCPU's, leaving must bring it back.
 #[test]
 fn fpsimd_state_not_restored_is_caught() {
     let steps = prefix(1)
         + r#"{"cpu": 1, "vcpu_run": {"vm": 1, "vcpu": 0}},
              {"cpu": 1, "guest_wfx": true}"#;
-    // The host has FP/SIMD state of its own on CPU 1.
     caught(
         Fault::FpsimdNotRestored,
         2,
         &steps,
         "CPU 1 registers differ",
-        |l| {
-            l.core.core.hw.cpu_regs[1].regs.fp_q[3] = 0xf00d;
-            l.model.cpus[1].regs.ctxt_regs.fp_q[3] = 0xf00d;
-        },
+        nothing,
     );
 }
 

@@ -213,6 +213,19 @@ impl CoreMachine {
             mmio,
             mmio_num: shape.mmio.len().min(MAX_MMIO_RANGES),
         };
+        // The host kernel on each CPU has EL1 and FP/SIMD state of its own, distinct per CPU
+        // and from a fresh vCPU's reset values, so a world switch that loses any of it shows.
+        for (i, c) in core.hw.cpu_regs.iter_mut().enumerate().take(shape.cpus) {
+            let tag = (i as u64 + 1) << 8;
+            for (k, q) in c.regs.fp_q.iter_mut().enumerate() {
+                *q = u128::from(tag | k as u64) * 0x0001_0000_0000_0001;
+            }
+            c.regs.fp_fpsr = 0x0800_0010 | tag;
+            c.regs.fp_fpcr = 0x0040_0000;
+            c.regs.sctlr_el1 = 0x30d0_1805;
+            c.regs.tpidr_el1 = 0xffff_8000_0000_0000 | tag;
+            c.regs.vbar_el1 = 0xffff_8000_0801_0000;
+        }
         Ok(CoreMachine {
             core,
             shape,
