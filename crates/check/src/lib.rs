@@ -9,4 +9,5 @@ pub mod invariants;
 pub mod lockstep;
 pub mod runner;
 pub mod shadow;
+pub mod soak;
 pub mod threads;

@@ -247,3 +247,30 @@ fn every_named_fault_is_planted_by_a_test() {
     }
     assert_eq!(Fault::ALL.len(), 9);
 }
+
+/// `corevisor soak` finds a planted bug on its own, and shrinks the failing sequence to a
+/// scenario file that fails on the planted core and runs clean on the healthy one.
+#[test]
+fn soak_finds_and_shrinks_the_scrub_bug() {
+    use corevisor_check::soak;
+    let rep = mutants::with(Some(Fault::ScrubFirstWordOnly), || {
+        soak::soak(20_000, 0x5eed, 2, |_| {})
+    });
+    let (steps, why) = rep.failing.expect("the planted scrub bug is found");
+    assert!(rep.mismatches + rep.invariant_breaks > 0);
+    assert!(
+        why.iter()
+            .any(|w| w.contains("scrubbed_page_zero") || w.contains("page contents")),
+        "{why:?}"
+    );
+    assert!(steps.len() <= 20, "shrunk to {} steps", steps.len());
+    let doc = soak::scenario_json(2, 0x5eed, &steps, &why);
+    let sc = parse("soak.json", &doc.to_string()).unwrap();
+    assert!(
+        mutants::with(Some(Fault::ScrubFirstWordOnly), || soak::fails(
+            2, &sc.steps
+        ))
+        .is_some()
+    );
+    assert_eq!(mutants::with(None, || soak::fails(2, &sc.steps)), None);
+}
