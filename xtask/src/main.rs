@@ -7,6 +7,11 @@
 //!   and `cargo xtask qemu` (the EL2 build, and KCore booted on QEMU, checked).
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
+//! * `cargo xtask mutants [--fast]` — the planted bugs of `crates/kcore/src/mutants.rs`:
+//!   with the `mutants` feature, the targeted tests (`crates/check/tests/mutants.rs`) must
+//!   catch every fault, and for each fault the broad suites (every scenario and attack in
+//!   lockstep, random sequences) run with `COREVISOR_MUTANT` set and must fail. `--fast`:
+//!   only the two bugs of issue 10 in the broad suites (what `cargo xtask test` runs).
 //! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
 //!   installs QEMU when missing, builds, boots, checks the console, writes the trace
 //!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
@@ -27,9 +32,10 @@ fn main() {
         Some("coverage") => coverage().map(|f| println!("spec branch coverage: {f}")),
         Some("qemu") => qemu::qemu(&root(), &args[1..]),
         Some("fuzz") => fuzz::fuzz(&root(), &args[1..]),
+        Some("mutants") => mutants(args.iter().any(|a| a == "--fast")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]>"
+                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]>"
             );
             exit(2);
         }
@@ -110,6 +116,8 @@ fn test() -> Result<(), String> {
     // Short fuzz campaigns; longer ones: `cargo xtask fuzz TARGET --time S`.
     fuzz::run(&root(), "scenario_parser", 20)?;
     fuzz::run(&root(), "hostile_hvc", 40)?;
+    // The two planted bugs of issue 10 (and the fast subset of faults) must be caught.
+    mutants(true)?;
     println!("spec branch coverage: {figure}");
     // The EL2 build, and KCore on QEMU: the host stub and guest through the real ABI, every
     // console line checked, under a timeout (docs/el2.md).
@@ -207,4 +215,106 @@ fn coverage_run(extra: &[&str]) -> Result<String, String> {
         ));
     }
     Ok(figure)
+}
+
+/// The named faults of `crates/kcore/src/mutants.rs` (the names `Fault::name` gives).
+fn fault_names() -> Result<Vec<String>, String> {
+    let f = root().join("crates/kcore/src/mutants.rs");
+    let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+    let names: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let rest = l.strip_prefix("Fault::")?;
+            let (_, name) = rest.split_once(" => \"")?;
+            Some(name.trim_end_matches("\",").to_string())
+        })
+        .collect();
+    if names.len() < 9 {
+        return Err(format!(
+            "{}: only {} named faults",
+            f.display(),
+            names.len()
+        ));
+    }
+    Ok(names)
+}
+
+/// The two planted bugs of issue 10: always run, also in `--fast`.
+const ISSUE_BUGS: [&str; 2] = ["scrub_first_word_only", "mmio_results_from_x9"];
+
+/// The broad suites one of which each fault must make fail, cheapest first: every scenario
+/// and every attack on the core in lockstep, the random sequences, noninterference, and the
+/// devices' IOTLB on the wired SMMU model.
+const BROAD: [&str; 5] = [
+    "lockstep",
+    "attacks",
+    "lockstep_random",
+    "noninterference",
+    "smmu_iotlb_wired",
+];
+
+fn mutants(fast: bool) -> Result<(), String> {
+    let names = fault_names()?;
+    let feature = [
+        "--release",
+        "-p",
+        "corevisor-check",
+        "--features",
+        "mutants",
+    ];
+    run(
+        "cargo test --features mutants --test mutants --test smmu_iotlb_wired (each fault caught by its test)",
+        cargo()
+            .args(["test", "-q"])
+            .args(feature)
+            .args(["--test", "mutants", "--test", "smmu_iotlb_wired"]),
+    )?;
+    run(
+        "cargo test --features mutants --no-run (the broad suites)",
+        cargo()
+            .args(["test", "-q", "--no-run"])
+            .args(feature)
+            .args(BROAD.iter().flat_map(|t| ["--test", t])),
+    )?;
+    let mut survived = Vec::new();
+    for name in &names {
+        if fast && !ISSUE_BUGS.contains(&name.as_str()) {
+            continue;
+        }
+        println!("==> planted fault {name}: some broad suite must fail");
+        let mut caught = None;
+        // Suites in order of cost; the first that fails is enough.
+        for suite in BROAD {
+            let out = cargo()
+                .arg("test")
+                .args(feature)
+                .args(["--test", suite, "--", "--test-threads", "2"])
+                .env("COREVISOR_MUTANT", name)
+                .output()
+                .map_err(|e| format!("cargo test: {e}"))?;
+            if !out.status.success() {
+                let text = String::from_utf8_lossy(&out.stdout);
+                let failed = text
+                    .lines()
+                    .find(|l| l.starts_with("test ") && l.ends_with("FAILED"))
+                    .unwrap_or("(the test binary failed)")
+                    .to_string();
+                caught = Some(format!("{suite}: {failed}"));
+                break;
+            }
+        }
+        match caught {
+            Some(by) => println!("    caught by {by}"),
+            None => {
+                println!("    SURVIVED: every broad suite passed");
+                survived.push(name.clone());
+            }
+        }
+    }
+    if !survived.is_empty() {
+        return Err(format!("planted faults no test caught: {survived:?}"));
+    }
+    println!("xtask mutants: every planted fault was caught");
+    Ok(())
 }

@@ -8,5 +8,7 @@ pub mod engine;
 pub mod invariants;
 pub mod lockstep;
 pub mod runner;
+pub mod shadow;
+pub mod soak;
 pub mod threads;
 pub mod trace_check;

@@ -5,26 +5,61 @@
 //!
 //! The relation, field by field: every principal's stage-2 table, the page metadata, the
 //! SMMU tables and bank owners, the VM records and allocators, the poisoned locks, `halt`;
-//! page contents (`flatmem`, first word) of every page no untrusted party may write (a page
-//! a VM shares with the host or a device is the model's oracle, not its state); every
-//! shadow context (except x0..x30 of a context running on a CPU: hardware holds those);
-//! each CPU's mode and physical register file; each step's result, x0 and loaded value.
+//! every shadow context (except x0..x30 of a context running on a CPU: hardware holds
+//! those); each CPU's mode and physical register file; each step's result, x0 and loaded
+//! value.
+//!
+//! Memory, word by word (issue 10): the seed keeps one word per page (`flatmem`); the
+//! checker keeps all 512 words of every frame in its own copy (`shadow.rs`), built from the
+//! writes it saw, and compares every frame that changed on either side after every step,
+//! and every load's value. Before a principal's access the model's `flatmem` of that page
+//! is set to the copy's word at the accessed offset, so the model reads and writes the word
+//! the access names.
+//!
+//! Inputs (issue 10, "input provenance"): every untrusted value the core read is also
+//! derived by the checker from the step, the trapping register file and its copy of memory
+//! (a load's value, the host's registers a vCPU run takes, the syndrome of an abort); a
+//! value that differs is an `input` mismatch, and the model is fed the derived value. What
+//! cannot be derived is fed as the core read it: signature and AEAD verdicts, what the
+//! cipher wrote, and SMMU register reads.
+//!
+//! An invariant on the core itself: a page that goes from a VM back to the host is zero in
+//! all 512 words (`scrubbed_page_zero`).
 
 use crate::abs::{abs_ctxt, abs_shared};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
+use crate::shadow::WordShadow;
+use corevisor_kcore::consts::{self as kc, hvc};
+use corevisor_kcore::hw::Hw;
 use corevisor_kcore::trap::NO_VCPU;
-use corevisor_sim::machine::{CoreMachine, MachineShape, StepResult};
-use corevisor_sim::scenario::{Scenario, Step};
-use corevisor_spec::consts::{HOSTVISOR, INVALID};
+use corevisor_sim::machine::{hvc_number, CoreMachine, MachineShape, StepResult};
+use corevisor_sim::scenario::{Action, HvcCall, Scenario, Step};
+use corevisor_spec::consts::{ctxt_id, HOSTVISOR, SMMU_TTBR};
 use corevisor_spec::profile::ProfileKind;
 use corevisor_spec::state::{Ctxt, Shared};
+use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
+use std::collections::BTreeSet;
 
 /// The core and the model side by side.
 #[derive(Clone)]
 pub struct Lockstep {
     pub core: CoreMachine,
     pub model: ModelMachine,
+    /// The checker's copy of memory, word by word.
+    pub shadow: WordShadow,
+    /// The core's owner of every RAM page after the last step (`scrubbed_page_zero`).
+    owners: Vec<u32>,
+}
+
+/// A principal's access: who, the frame and word the model translates it to, the value
+/// stored (`None`: a load).
+#[derive(Clone, Copy, Debug)]
+struct Access {
+    principal: u32,
+    pfn: u64,
+    word: u64,
+    store: Option<u64>,
 }
 
 /// One step of a checked run.
@@ -44,12 +79,28 @@ fn z(v: u64) -> Z {
     Z::from(v)
 }
 
-/// Pages whose contents the model does not track: shared with the host or a device.
-fn untracked(sh: &Shared, pfn: Z) -> bool {
-    let p = sh.s2page.get(pfn);
-    p.s2_owner != HOSTVISOR && p.s2_owner != INVALID && p.s2_count != 0
+fn store_of(a: &Action) -> Option<u64> {
+    match a {
+        Action::HostStore { value, .. }
+        | Action::GuestStore { value, .. }
+        | Action::DmaStore { value, .. } => Some(*value as u64),
+        _ => None,
+    }
 }
 
+/// The call number of an `hvc` step.
+fn call_of(a: &Action) -> Option<(u64, Vec<u64>)> {
+    match a {
+        Action::Hvc { call, args } => {
+            let num = match call {
+                HvcCall::Named(n) => hvc_number(*n),
+                HvcCall::Raw(v) => *v as u64,
+            };
+            Some((num, args.iter().map(|&a| a as u64).collect()))
+        }
+        _ => None,
+    }
+}
 /// The simulated machine a model machine describes.
 pub fn shape_of(m: &corevisor_spec::Machine) -> MachineShape {
     MachineShape {
@@ -72,13 +123,104 @@ impl Lockstep {
             ));
         }
         let m = &model.machine;
-        let core = CoreMachine::new(shape_of(m)).map_err(|e| {
+        let mut core = CoreMachine::new(shape_of(m)).map_err(|e| {
             EngineError(format!(
                 "field \"machine.kcore_mib\": KCore's region is too small (needs {} bytes)",
                 e.needed
             ))
         })?;
-        Ok(Lockstep { core, model })
+        core.core.hw.take_dirty();
+        let mut model = model;
+        // The model starts from the CPUs' registers as the machine booted them.
+        for (i, cpu) in model.cpus.iter_mut().enumerate() {
+            cpu.regs = abs_ctxt(&core.core.hw.cpu_regs[i], &core.core);
+        }
+        let shadow = WordShadow::of(&core.core.hw);
+        let l = core.core.layout;
+        let owners = (l.ram_base / 4096..l.ram_end / 4096)
+            .map(|p| core.core.page(p).owner)
+            .collect();
+        Ok(Lockstep {
+            core,
+            model,
+            shadow,
+            owners,
+        })
+    }
+
+    fn is_ram(&self, pfn: u64) -> bool {
+        let l = &self.core.core.layout;
+        (l.ram_base / 4096..l.ram_end / 4096).contains(&pfn)
+    }
+
+    fn in_kcore(&self, pfn: u64) -> bool {
+        let l = &self.core.core.layout;
+        (l.kcore_base / 4096..l.ram_end / 4096).contains(&pfn)
+    }
+
+    /// The model's frame for principal `v`'s address `gfn` (0: unmapped).
+    fn model_pfn(&self, v: Z, gfn: u64) -> u64 {
+        self.model.global.shared.npts.get(v).pt.get(z(gfn)).0 as u64
+    }
+
+    /// The access a step makes, translated by the model as it is now (`None`: no access,
+    /// or one the model does not translate).
+    fn access_of(&self, st: &Step) -> Option<Access> {
+        let cpu = usize::try_from(st.cpu)
+            .ok()
+            .filter(|&i| i < self.model.cpus.len())?;
+        let (principal, pfn, addr, store) = match st.action {
+            Action::HostLoad { addr } | Action::HostStore { addr, .. } => {
+                let a = addr as u64;
+                // The host's pages are identity-mapped on its first touch.
+                let pfn = match self.model_pfn(z(0), a / 4096) {
+                    0 => a / 4096,
+                    p => p,
+                };
+                (HOSTVISOR as u32, pfn, a, store_of(&st.action))
+            }
+            Action::GuestLoad { gpa } | Action::GuestStore { gpa, .. } => {
+                let vm = self.model.cpus[cpu].cur_vmid;
+                let a = gpa as u64;
+                (
+                    vm as u32,
+                    self.model_pfn(vm, a / 4096),
+                    a,
+                    store_of(&st.action),
+                )
+            }
+            Action::DmaLoad {
+                smmu,
+                cb,
+                iova,
+                stream,
+            }
+            | Action::DmaStore {
+                smmu,
+                cb,
+                iova,
+                stream,
+                ..
+            } => {
+                // A stream other than the bank's own is routed by the SMMU's registers: the
+                // checker derives nothing for it (the value is fed as the core read it).
+                let own = stream.is_none_or(|s| s == cb);
+                if !(own && (0..2).contains(&smmu) && (0..8).contains(&cb)) {
+                    return None;
+                }
+                let sh = &self.model.global.shared;
+                let owner = *sh.smmu_vmid.get(corevisor_spec::consts::smmu_id(smmu, cb));
+                let pfn = sh.spts.spt_pt.get(SMMU_TTBR(smmu, cb)).get(iova / 4096).0;
+                (owner as u32, pfn as u64, iova as u64, store_of(&st.action))
+            }
+            _ => return None,
+        };
+        (pfn != 0 && self.is_ram(pfn)).then_some(Access {
+            principal,
+            pfn,
+            word: (addr & 4095) / 8,
+            store,
+        })
     }
 
     /// Runs one step on both sides and compares them.
@@ -90,14 +232,18 @@ impl Lockstep {
         if matches!(st.action, corevisor_sim::scenario::Action::Host(_)) {
             self.model.step(st)?;
         }
+        let access = self.access_of(st);
+        if let Some(a) = access {
+            // The model reads and writes the word the access names.
+            let w = self.shadow.word(a.pfn, a.word);
+            self.model.global.shared.flatmem.set_mut(z(a.pfn), z(w));
+        }
+        let before = self.model.global.shared.s2page.clone();
         let core = self.core.step(st);
+        let mut inputs = Vec::new();
+        let data = self.derive_inputs(st, &core, access, &mut inputs);
         self.model.inject = Some(Injection {
-            data: core
-                .rec
-                .data
-                .iter()
-                .map(|&(v, x)| (Z::from(v), z(x)))
-                .collect(),
+            data: data.iter().map(|&(v, x)| (Z::from(v), z(x))).collect(),
             core: core
                 .rec
                 .core
@@ -111,6 +257,8 @@ impl Lockstep {
         });
         let model = self.model.step(st)?;
         if model.result == Outcome::Undefined && core.outcome != Outcome::Undefined {
+            self.core.core.hw.take_dirty();
+            self.shadow.take_changed();
             return Ok(CheckedStep {
                 model,
                 core,
@@ -118,7 +266,9 @@ impl Lockstep {
                 outside_contract: true,
             });
         }
-        let mut mismatches = Vec::new();
+        self.update_shadow(st, &core, access, model.result, &before);
+        let mut mismatches = inputs;
+        mismatches.extend(self.scrubbed_pages_are_zero());
         let mut diff = |what: &str, a: String, b: String| {
             if a != b {
                 mismatches.push(format!("{what}: core {a}, model {b}"));
@@ -140,6 +290,8 @@ impl Lockstep {
             format!("{:?}", model.value),
         );
         mismatches.extend(self.compare());
+        self.core.core.hw.take_dirty();
+        self.shadow.take_changed();
         Ok(CheckedStep {
             model,
             core,
@@ -158,16 +310,12 @@ impl Lockstep {
         }
         let mut a = abs_shared(c, &g.shared);
         let mut b = g.shared.clone();
-        for (pfn, _) in g.shared.s2page.entries() {
-            if untracked(&g.shared, pfn) {
-                a.flatmem.set_mut(pfn, 0);
-                b.flatmem.set_mut(pfn, 0);
-            }
-        }
-        let fields: [(&str, bool); 8] = [
+        // Page contents are compared word by word against the checker's copy (below).
+        a.flatmem = ZMap::init(0);
+        b.flatmem = ZMap::init(0);
+        let fields: [(&str, bool); 7] = [
             ("page tables", a.npts == b.npts),
             ("page metadata", a.s2page == b.s2page),
-            ("page contents", a.flatmem == b.flatmem),
             ("poisoned locks", a.hlock == b.hlock),
             ("SMMU tables", a.spts == b.spts),
             ("SMMU bank owners", a.smmu_vmid == b.smmu_vmid),
@@ -201,6 +349,7 @@ impl Lockstep {
                 ));
             }
         }
+        out.extend(self.compare_memory());
         for (id, shadow) in c.shadow.iter().enumerate() {
             let mut mine = abs_ctxt(shadow, c);
             let mut theirs = g.shadow_ctxts.get(id as Z).clone();
@@ -220,6 +369,302 @@ impl Lockstep {
             }
         }
         out
+    }
+}
+
+impl Lockstep {
+    /// The untrusted values of the step as the checker derives them, in the order the core
+    /// took them; a value the core read differently is an `input` mismatch.
+    fn derive_inputs(
+        &self,
+        st: &Step,
+        core: &StepResult,
+        access: Option<Access>,
+        out: &mut Vec<String>,
+    ) -> Vec<(u32, u64)> {
+        let mut data = core.rec.data.clone();
+        let Some(regs) = core.trap_regs.as_ref() else {
+            return data;
+        };
+        let x = regs.regs.x;
+        let is_run = matches!(st.action, Action::VcpuRun { .. })
+            || call_of(&st.action).is_some_and(|(n, _)| n == hvc::VCPU_RUN);
+        if is_run {
+            for (k, &(v, val)) in core.rec.core.iter().enumerate().take(4) {
+                if u64::from(v) != x[1] || val != x[2 + k] {
+                    out.push(format!(
+                        "input: vcpu_run control value {k}: core read {val:#x} for vm {v}, the host's x{} holds {:#x} for vm {}",
+                        2 + k,
+                        x[2 + k],
+                        x[1]
+                    ));
+                }
+            }
+            let (vmid, vcpu) = (x[1], x[2]);
+            if !(1..kc::COREVISOR as u64).contains(&vmid) || vcpu >= 8 {
+                return data;
+            }
+            let g = &self.model.global;
+            let ctx = g.shadow_ctxts.get(ctxt_id(z(vmid), z(vcpu)));
+            let dirty = ctx.ctxt_states.dirty;
+            let mut want: Vec<(u64, String)> = Vec::new();
+            if dirty == corevisor_spec::consts::INVALID64 {
+                if g.shared.vminfos.get(z(vmid)).VB.vm_inc_exe == 0 {
+                    want = vec![
+                        (x[6], "the host's x6".into()),
+                        (x[7], "the host's x7".into()),
+                        (regs.regs.actlr_el1, "ACTLR_EL1".into()),
+                    ];
+                }
+            } else if ctx.ctxt_regs.ec == z(kc::ARM_EXCEPTION_TRAP) {
+                let mut next = 8;
+                for i in 0..31 {
+                    if dirty & (1 << i) != 0 {
+                        let v = x.get(next).copied().unwrap_or(0);
+                        want.push((v, format!("the host's x{next} (for x{i})")));
+                        next += 1;
+                    }
+                }
+            }
+            // Then the first word of every host page the proposed mapping gives the VM,
+            // as the host left it.
+            let (gpa, pte, level) = (x[3], x[4], x[5]);
+            if dirty != corevisor_spec::consts::INVALID64
+                && (kc::PAGE_SIZE..kc::KVM_ADDR_SPACE).contains(&gpa)
+            {
+                let pfn = kc::phys_page(pte) / 4096;
+                let pages = match level {
+                    2 if pfn.is_multiple_of(512) => pfn..pfn + 512,
+                    2 => pfn..pfn,
+                    _ => pfn..pfn + 1,
+                };
+                for p in pages {
+                    if g.shared.s2page.get(z(p)).s2_owner == HOSTVISOR {
+                        let src = format!("the host's page {p:#x} (word 0)");
+                        want.push((self.shadow.word(p, 0), src));
+                    }
+                }
+            }
+            for (k, (v, src)) in want.iter().enumerate() {
+                expect(out, &mut data, vmid as u32, k, *v, src);
+            }
+            return data;
+        }
+        if let Action::GuestHvc {
+            op: corevisor_sim::scenario::ShareOp::Revoke,
+            gpa,
+            size,
+        } = st.action
+        {
+            // A revoke that drops a page's last share takes its first word, as the host left it.
+            let g = &self.model.global;
+            let vm = self.model.cpus[st.cpu as usize].cur_vmid;
+            let first = gpa as u64 / 4096;
+            let n = (size as u64).div_ceil(4096).min(1 << 20);
+            let mut k = 0;
+            for gfn in first..first.saturating_add(n) {
+                let pfn = self.model_pfn(vm, gfn);
+                let p = g.shared.s2page.get(z(pfn));
+                if pfn != 0 && p.s2_owner == vm && p.s2_count == 1 {
+                    let src = format!("the shared page {pfn:#x} (word 0)");
+                    expect(out, &mut data, vm as u32, k, self.shadow.word(pfn, 0), &src);
+                    k += 1;
+                }
+            }
+            return data;
+        }
+        let aborted = core.traps.first().is_some_and(|t| t.0 == "vm_exit_handler")
+            && matches!(
+                st.action,
+                Action::GuestLoad { .. } | Action::GuestStore { .. } | Action::GuestFetch { .. }
+            );
+        if aborted {
+            let vm = self.core.core.cpus[st.cpu as usize].cur_vmid;
+            let vm = if vm == kc::HOSTVISOR {
+                // The vCPU left: the VM is the one the model ran.
+                self.model.cpus[st.cpu as usize].cur_vmid as u32
+            } else {
+                vm
+            };
+            expect(out, &mut data, vm, 0, regs.regs.esr_el2, "ESR_EL2");
+        }
+        if let (Some(a), Some(_), None) = (access, core.value, access.and_then(|a| a.store)) {
+            // The load's value is the last value the principal gave this step.
+            let want = self.shadow.word(a.pfn, a.word);
+            let n = data.iter().filter(|d| d.0 == a.principal).count();
+            if n > 0 {
+                let src = format!("memory at frame {:#x} word {}", a.pfn, a.word);
+                expect(out, &mut data, a.principal, n - 1, want, &src);
+            }
+        }
+        data
+    }
+
+    /// The checker's copy after the step: principals' stores where the model put them,
+    /// scrubs, cipher-written pages, KCore's own writes to its region.
+    fn update_shadow(
+        &mut self,
+        st: &Step,
+        core: &StepResult,
+        access: Option<Access>,
+        result: Outcome,
+        before: &ZMap<corevisor_spec::state::S2Page>,
+    ) {
+        if result == Outcome::Ok {
+            if let Some(Access {
+                pfn,
+                word,
+                store: Some(v),
+                ..
+            }) = access
+            {
+                self.shadow.set(pfn, word, v);
+            }
+        }
+        if let Some((num, args)) = call_of(&st.action) {
+            let a = |k: usize| args.get(k).copied().unwrap_or(0);
+            let after = &self.model.global.shared.s2page;
+            if num == hvc::CLEAR_VM_S2_RANGE {
+                let (vm, lo) = (z(a(0)), z(a(1) / 4096));
+                let hi = lo.saturating_add(z(a(2) / 4096));
+                let scrubbed: Vec<u64> = before
+                    .range(lo, hi)
+                    .filter(|(pfn, p)| {
+                        vm != HOSTVISOR && p.s2_owner == vm && after.get(*pfn).s2_owner == HOSTVISOR
+                    })
+                    .map(|(pfn, _)| pfn as u64)
+                    .collect();
+                for pfn in scrubbed {
+                    self.shadow.zero(pfn);
+                }
+            }
+            let written = match num {
+                hvc::ENCRYPT_BUF | hvc::SAVE_CRYPT_VCPU => Some(a(2) / 4096),
+                hvc::DECRYPT_BUF => Some(a(1) / 4096),
+                _ => None,
+            };
+            if let Some(pfn) = written.filter(|&p| self.is_ram(p)) {
+                if result == Outcome::Ok {
+                    let words = self.core.core.hw.page_words(pfn);
+                    self.shadow.resync(pfn, words);
+                }
+            }
+        }
+        let dirty: Vec<u64> = self
+            .core
+            .core
+            .hw
+            .dirty()
+            .iter()
+            .copied()
+            .filter(|&p| self.in_kcore(p))
+            .collect();
+        for pfn in dirty {
+            let mut words = self.core.core.hw.page_words(pfn);
+            for &(pa, _) in &core.stores {
+                if pa / 4096 == pfn {
+                    // Not KCore's write: the copy keeps what was there.
+                    words[((pa / 8) & 511) as usize] = self.shadow.word(pfn, (pa / 8) & 511);
+                }
+            }
+            if words != self.shadow.page(pfn) {
+                self.shadow.resync(pfn, words);
+            }
+        }
+    }
+
+    /// Every frame that changed on either side, in all 512 words.
+    fn compare_memory(&self) -> Vec<String> {
+        let mem = &self.core.core.hw;
+        let frames: BTreeSet<u64> = mem
+            .dirty()
+            .iter()
+            .chain(self.shadow.changed().iter())
+            .copied()
+            .filter(|&p| self.is_ram(p))
+            .collect();
+        let mut out = Vec::new();
+        for pfn in frames {
+            let (have, want) = (mem.page_words(pfn), self.shadow.page(pfn));
+            if have != want {
+                let diff: Vec<String> = (0..512)
+                    .filter(|&w| have[w] != want[w])
+                    .take(3)
+                    .map(|w| format!("word {w}: core {:#x}, expected {:#x}", have[w], want[w]))
+                    .collect();
+                out.push(format!(
+                    "page contents differ at frame {pfn:#x} ({})",
+                    diff.join("; ")
+                ));
+            }
+        }
+        out
+    }
+
+    /// `scrubbed_page_zero`, on the core: every page whose owner went from a VM to the host
+    /// in this step is zero in all 512 words.
+    fn scrubbed_pages_are_zero(&mut self) -> Vec<String> {
+        let l = self.core.core.layout;
+        let ram0 = l.ram_base / 4096;
+        let meta_end = l.meta_base + self.owners.len() as u64 * 8;
+        let frames: Vec<u64> = self
+            .core
+            .core
+            .hw
+            .dirty()
+            .iter()
+            .copied()
+            .filter(|&f| f * 4096 < meta_end && (f + 1) * 4096 > l.meta_base)
+            .collect();
+        let mut out = Vec::new();
+        for f in frames {
+            let lo = (f * 4096).max(l.meta_base);
+            let hi = ((f + 1) * 4096).min(meta_end);
+            for i in (lo - l.meta_base) / 8..(hi - l.meta_base) / 8 {
+                let pfn = ram0 + i;
+                let now = self.core.core.page(pfn).owner;
+                let was = std::mem::replace(&mut self.owners[i as usize], now);
+                if now == kc::HOSTVISOR && was != now && 0 < was && was < kc::COREVISOR {
+                    let words = self.core.core.hw.read64(pfn * 4096);
+                    let page = self.core.core.hw.page_words(pfn);
+                    if let Some(w) = page.iter().position(|&v| v != 0) {
+                        out.push(format!(
+                            "invariant scrubbed_page_zero broken: page {pfn:#x} went from VM {was} to the host with word {w} = {:#x} (word 0 = {words:#x})",
+                            page[w]
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The `k`-th value principal `who` gave this step must be `want` (read from `src`): an
+/// `input` mismatch otherwise, and the model gets `want`.
+fn expect(
+    out: &mut Vec<String>,
+    data: &mut [(u32, u64)],
+    who: u32,
+    k: usize,
+    want: u64,
+    src: &str,
+) {
+    let Some(pos) = data
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.0 == who)
+        .map(|(i, _)| i)
+        .nth(k)
+    else {
+        return;
+    };
+    if data[pos].1 != want {
+        out.push(format!(
+            "input: value {k} of principal {who}: core read {:#x}, {src} holds {want:#x}",
+            data[pos].1
+        ));
+        data[pos].1 = want;
     }
 }
 
@@ -243,16 +688,6 @@ fn detail(name: &str, a: &Shared, b: &Shared) -> String {
             b.s2page
                 .entries()
                 .map(|(k, v)| (k, format!("{v:?}")))
-                .collect(),
-        ),
-        "page contents" => first(
-            a.flatmem
-                .entries()
-                .map(|(k, v)| (k, format!("{v:#x}")))
-                .collect(),
-            b.flatmem
-                .entries()
-                .map(|(k, v)| (k, format!("{v:#x}")))
                 .collect(),
         ),
         "page tables" => first(

@@ -1,6 +1,8 @@
 //! Issue 6, "must show" 2: every attack under `scenarios/attacks/` ends in its expected
 //! defence — its last step halts KCore, faults in the MMU/SMMU, or completes without effect
 //! — with the core checked against the model after every step and the invariants intact.
+//! A halt must come from the entry point the attacking step traps to; a refused attack must
+//! leave every page's metadata as the honest setup left it (issue 10).
 
 use corevisor_check::engine::Outcome;
 use corevisor_check::runner::{self, EngineKind};
@@ -49,6 +51,31 @@ fn every_attack_ends_in_its_defence_with_the_core_equal_to_the_model() {
             .rev()
             .skip(1)
             .any(|s| s.report.result == Outcome::Halt);
+        // A halt comes from the entry point the attacking step traps to.
+        let trap = out.steps.last().and_then(|s| s.traps.last().copied());
+        let want_trap = out.steps.last().map(|s| match s.report.kind {
+            "hvc" if s.report.what.ends_with("VCPU_RUN") => "host_vcpu_run_handler",
+            "hvc" => "host_hvc_handler",
+            "vcpu_run" => "host_vcpu_run_handler",
+            "host_load" | "host_store" => "host_npt_handler",
+            k if k.starts_with("guest") || k == "irq" => "vm_exit_handler",
+            _ => "none",
+        });
+        if defence == "halt" && trap != want_trap {
+            failures.push(format!(
+                "{name}: halted in {trap:?}, the attacking step traps to {want_trap:?}"
+            ));
+        }
+        // A refused attack leaves every page's owner, share count and gfn as the honest
+        // setup left them.
+        if defence == "refused" {
+            let mut setup = sc.clone();
+            setup.steps.pop();
+            let before = runner::run(&setup, EngineKind::Checked, Some(ProfileKind::Arm)).unwrap();
+            if before.fin.pages != out.fin.pages {
+                failures.push(format!("{name}: the refused attack changed page metadata"));
+            }
+        }
         if !held || early || out.mismatches() > 0 || !out.fin.broken.is_empty() {
             failures.push(format!(
                 "{name}: defence {defence}, last {last:?}, halted {}, mismatches {}, broken {:?}",

@@ -253,3 +253,67 @@ fn calls_without_argument_checks() {
         assert_eq!(m.global.shared, machine(kind).global.shared);
     }
 }
+
+/// The same boundaries on KCore beside the model (issue 10): just inside, the call proceeds
+/// (completes, or takes an atomic step before any later halt); just outside, the core halts
+/// and its state (read back through `abs`) is what it was; every step agrees with the model.
+#[test]
+fn every_argument_check_boundary_on_the_core() {
+    use corevisor_check::abs::abs_shared;
+    use corevisor_check::lockstep::Lockstep;
+    use corevisor_sim::scenario::{parse, Action, HvcCall, HvcName};
+    let sc = parse(
+        "boundaries.json",
+        r#"{"name": "b", "profile": "arm", "steps": []}"#,
+    )
+    .unwrap();
+    let call = |l: &mut Lockstep, name: &str, args: &[Z]| {
+        let a = Action::Hvc {
+            call: HvcCall::Named(HvcName::parse(name).unwrap()),
+            args: args.to_vec(),
+        };
+        let r = l.step(&step(0, a)).unwrap();
+        assert!(
+            r.mismatches.is_empty(),
+            "{name}{args:x?}: {:?}",
+            r.mismatches
+        );
+        r.core.outcome
+    };
+    let mut base = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm)).unwrap();
+    for _ in 0..15 {
+        assert_eq!(call(&mut base, "REGISTER_KVM", &[]), Outcome::Ok);
+    }
+    let shared = |l: &Lockstep| abs_shared(&l.core.core, &l.model.global.shared);
+    let before = shared(&base);
+    let mut checked = 0;
+    for (name, args, bounds) in rows(ProfileKind::Arm) {
+        for (i, inside, outside) in bounds {
+            let mut a = args.clone();
+            a[i] = inside;
+            let mut l = base.clone();
+            let r = call(&mut l, name, &a);
+            // Past the check the call proceeds: it completes, or logs an atomic step first.
+            let proceeded = r != Outcome::Halt || l.model.global.slog != base.model.global.slog;
+            assert!(
+                proceeded,
+                "{name}{a:x?}: arg {i} = {inside:#x} is inside the check"
+            );
+            a[i] = outside;
+            let mut l = base.clone();
+            assert_eq!(
+                call(&mut l, name, &a),
+                Outcome::Halt,
+                "{name}{a:x?}: outside"
+            );
+            let mut after = shared(&l);
+            after.hlock = before.hlock.clone();
+            assert!(
+                after == before,
+                "{name}{a:x?}: the refused call changed KCore's state"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+}

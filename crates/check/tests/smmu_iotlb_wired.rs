@@ -1,8 +1,9 @@
 //! Issue 13, "must show" 2: with the SMMU model wired into the machine, a device's cached
 //! translation (IOTLB) does not outlive KCore's unmap. After SMMU_CLEAR, or after the IOVA
 //! is mapped to another page, KCore's TLBIVMID + sTLBGSYNC (polled) leave nothing stale and
-//! the device faults or reaches the new page; with that invalidation removed (the test
-//! fault `fault_skip_smmu_tlbi`) the device keeps reaching the old page.
+//! the device faults or reaches the new page; with that invalidation removed (the planted
+//! fault `missed_smmu_tlbi`, with the `mutants` feature) the device keeps reaching the old
+//! page.
 
 use corevisor_check::lockstep::Lockstep;
 use corevisor_sim::machine::{CoreMachine, Outcome};
@@ -15,13 +16,21 @@ const IOVA: u64 = 0x9000_0000;
 const PAGE_A: u64 = 0x4700_0000;
 const PAGE_B: u64 = 0x4700_1000;
 
-fn machine(skip_smmu_tlbi: bool) -> CoreMachine {
+fn machine() -> CoreMachine {
     let sc = parse("t.json", r#"{"name": "t", "profile": "arm", "steps": []}"#).unwrap();
-    let mut m = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm))
+    Lockstep::for_scenario(&sc, Some(ProfileKind::Arm))
         .unwrap()
-        .core;
-    m.core.fault_skip_smmu_tlbi = skip_smmu_tlbi;
-    m
+        .core
+}
+
+/// Runs `body` with KCore's SMMU invalidation removed (`skip`) or in place.
+#[cfg(feature = "mutants")]
+fn planted<R>(skip: bool, body: impl FnOnce() -> R) -> R {
+    use corevisor_kcore::mutants::with;
+    with(
+        skip.then_some(corevisor_kcore::mutants::Fault::MissedSmmuTlbi),
+        body,
+    )
 }
 
 fn hvc(m: &mut CoreMachine, n: HvcName, args: &[u64]) {
@@ -47,8 +56,8 @@ fn device_reads(m: &mut CoreMachine) -> Result<(u64, bool), Fault> {
 }
 
 /// VM 1's device on bank 1 with `IOVA` mapped to page A, read once (now cached).
-fn with_cached_translation(skip: bool) -> CoreMachine {
-    let mut m = machine(skip);
+fn with_cached_translation() -> CoreMachine {
+    let mut m = machine();
     hvc(&mut m, HvcName::RegisterKvm, &[]);
     hvc(&mut m, HvcName::SmmuAllocPgd, &[1, 1, 0]);
     hvc(&mut m, HvcName::SmmuLpaeMap, &[IOVA, PAGE_A, 0xC3, 1, 0]);
@@ -58,8 +67,8 @@ fn with_cached_translation(skip: bool) -> CoreMachine {
 }
 
 #[test]
-fn after_smmu_clear_the_device_faults_unless_the_invalidation_is_skipped() {
-    let mut m = with_cached_translation(false);
+fn after_smmu_clear_the_device_faults() {
+    let mut m = with_cached_translation();
     let before = m.core.hw.smmus.smmu(0).iotlb_entries();
     hvc(&mut m, HvcName::SmmuClear, &[IOVA, 1, 0]);
     assert_eq!(
@@ -73,9 +82,13 @@ fn after_smmu_clear_the_device_faults_unless_the_invalidation_is_skipped() {
         Err(Fault::Translation { bank: 1, level: 3 }),
         "nothing stale: the walk finds the cleared leaf"
     );
+}
 
-    let mut m = with_cached_translation(true);
-    hvc(&mut m, HvcName::SmmuClear, &[IOVA, 1, 0]);
+#[cfg(feature = "mutants")]
+#[test]
+fn without_the_invalidation_the_device_keeps_the_cleared_page() {
+    let mut m = with_cached_translation();
+    planted(true, || hvc(&mut m, HvcName::SmmuClear, &[IOVA, 1, 0]));
     assert_eq!(
         device_reads(&mut m),
         Ok((PAGE_A, true)),
@@ -83,21 +96,34 @@ fn after_smmu_clear_the_device_faults_unless_the_invalidation_is_skipped() {
     );
 }
 
+fn remap(m: &mut CoreMachine) {
+    hvc(m, HvcName::SmmuClear, &[IOVA, 1, 0]);
+    hvc(m, HvcName::SmmuLpaeMap, &[IOVA, PAGE_B, 0xC3, 1, 0]);
+}
+
 #[test]
-fn after_a_remap_the_device_reaches_the_new_page_unless_the_invalidation_is_skipped() {
-    for (skip, want) in [(false, PAGE_B), (true, PAGE_A)] {
-        let mut m = with_cached_translation(skip);
-        hvc(&mut m, HvcName::SmmuClear, &[IOVA, 1, 0]);
-        hvc(&mut m, HvcName::SmmuLpaeMap, &[IOVA, PAGE_B, 0xC3, 1, 0]);
-        assert_eq!(device_reads(&mut m).map(|t| t.0), Ok(want), "skip {skip}");
-    }
+fn after_a_remap_the_device_reaches_the_new_page() {
+    let mut m = with_cached_translation();
+    remap(&mut m);
+    assert_eq!(device_reads(&mut m).map(|t| t.0), Ok(PAGE_B));
+}
+
+#[cfg(feature = "mutants")]
+#[test]
+fn without_the_invalidation_a_remapped_device_keeps_the_old_page() {
+    let mut m = with_cached_translation();
+    planted(true, || remap(&mut m));
+    assert_eq!(device_reads(&mut m).map(|t| t.0), Ok(PAGE_A));
+    let mut m = with_cached_translation();
+    planted(false, || remap(&mut m));
+    assert_eq!(device_reads(&mut m).map(|t| t.0), Ok(PAGE_B));
 }
 
 #[test]
 fn a_bank_given_back_and_reused_carries_nothing_of_its_old_owner() {
     // Bank 1 is VM 1's with a cached translation; the VM is destroyed before it runs
     // (never verified: SMMU_FREE_PGD needs POWEROFF, so the bank is freed by hand here).
-    let mut m = with_cached_translation(false);
+    let mut m = with_cached_translation();
     m.core.vms[1].state = corevisor_kcore::consts::POWEROFF;
     hvc(&mut m, HvcName::SmmuFreePgd, &[1, 0]);
     let SimMemory { phys, smmus, .. } = &mut m.core.hw;

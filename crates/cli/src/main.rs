@@ -81,6 +81,27 @@ enum Cmd {
         /// The trace file (JSON Lines).
         file: String,
     },
+    /// Random step sequences, steered towards VM lifecycles, on the core beside the model
+    /// until N steps have run (crates/check/src/soak.rs). The last line of output is one JSON
+    /// object with the figures. Exit status 1 on any mismatch or broken invariant, with the
+    /// failing sequence, shrunk, written as a scenario file.
+    Soak {
+        /// Steps to run (at least).
+        #[arg(long)]
+        steps: u64,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+        /// CPUs of the machine (at least 2: the host on CPU 0, the VM on CPU 1).
+        #[arg(long, default_value_t = 2)]
+        cpus: usize,
+        /// Profile: the core implements `arm` only.
+        #[arg(long, value_enum)]
+        profile: Option<ProfileArg>,
+        /// Where to write a failing sequence.
+        #[arg(long, value_name = "FILE", default_value = "soak-failure.json")]
+        out: String,
+    },
     /// Turn a trace (`run --trace`) into one self-contained HTML page: memory ownership over
     /// time, a timeline per VM, the table of traps.
     Report {
@@ -551,6 +572,78 @@ fn main() -> ExitCode {
         } => run_file(&file, engine, profile, json, check, trace.as_deref()),
         Cmd::Report { trace, output } => report_file(&trace, &output),
         Cmd::CheckTrace { file } => check_trace(&file),
+        Cmd::Soak {
+            steps,
+            seed,
+            cpus,
+            profile,
+            out,
+        } => soak(steps, seed, cpus, profile, &out),
         Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
     }
+}
+
+/// `corevisor soak`.
+fn soak(steps: u64, seed: u64, cpus: usize, profile: Option<ProfileArg>, out: &str) -> ExitCode {
+    use corevisor_check::soak;
+    use std::io::{IsTerminal, Write};
+    if matches!(profile, Some(ProfileArg::Seed)) {
+        eprintln!("--profile seed: the core implements the arm profile only; soak runs the core");
+        return ExitCode::from(2);
+    }
+    if !(2..=corevisor_kcore::mem_ops::MAX_CPUS).contains(&cpus) {
+        eprintln!(
+            "--cpus {cpus}: between 2 and {}",
+            corevisor_kcore::mem_ops::MAX_CPUS
+        );
+        return ExitCode::from(2);
+    }
+    let tty = std::io::stderr().is_terminal();
+    let start = std::time::Instant::now();
+    let mut last = 0.0f64;
+    let rep = soak::soak(steps, seed, cpus, |done| {
+        let t = start.elapsed().as_secs_f64();
+        if tty && (t - last > 0.2 || done >= steps) {
+            last = t;
+            let frac = done as f64 / steps.max(1) as f64;
+            let bar = "#".repeat((frac * 40.0) as usize);
+            eprint!(
+                "\r[{bar:<40}] {done}/{steps} steps, {:.0} steps/s ",
+                done as f64 / t.max(1e-9)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    let mut status = ExitCode::SUCCESS;
+    if let Some((steps, why)) = &rep.failing {
+        let doc = soak::scenario_json(cpus, seed, steps, why);
+        match std::fs::write(
+            out,
+            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+        ) {
+            Ok(()) => say!(
+                "failing sequence ({} steps, shrunk) written to {out}: {}",
+                steps.len(),
+                why.join("; ")
+            ),
+            Err(e) => eprintln!("{out}: {e}"),
+        }
+        status = ExitCode::from(1);
+    }
+    say!(
+        "{}",
+        json!({
+            "steps": rep.steps,
+            "sequences": rep.sequences,
+            "nontrivial_steps": rep.nontrivial_steps,
+            "mismatches": rep.mismatches,
+            "invariant_breaks": rep.invariant_breaks,
+            "steps_per_s": (rep.steps as f64 / rep.seconds.max(1e-9)).round(),
+            "seed": rep.seed,
+        })
+    );
+    status
 }

@@ -353,3 +353,31 @@ fn check_trace_agrees_with_a_real_trace_and_reports_planted_faults() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("line 11: field \"final\""), "{err}");
 }
+
+/// `corevisor soak`: the last line is the JSON figures; a short healthy run has no
+/// mismatch; a profile the core does not implement is refused.
+#[test]
+fn soak_reports_its_figures_as_one_json_line() {
+    let o = corevisor(&["soak", "--steps", "400", "--seed", "7", "--cpus", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    for k in [
+        "steps",
+        "sequences",
+        "nontrivial_steps",
+        "mismatches",
+        "invariant_breaks",
+        "steps_per_s",
+        "seed",
+    ] {
+        assert!(last.get(k).is_some(), "{k} missing: {last}");
+    }
+    assert!(last["steps"].as_u64().unwrap() >= 400);
+    assert_eq!(last["mismatches"], 0);
+    assert_eq!(last["invariant_breaks"], 0);
+    assert_eq!(last["seed"], 7);
+    assert!(last["nontrivial_steps"].as_u64().unwrap() * 2 > last["steps"].as_u64().unwrap());
+    let o = corevisor(&["soak", "--steps", "10", "--profile", "seed"]);
+    assert_eq!(o.status.code(), Some(2));
+}

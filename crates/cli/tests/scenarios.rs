@@ -1,5 +1,6 @@
 //! Runs every scenario under `scenarios/` through the `corevisor` binary, in every profile its
-//! `expect` object names, and checks the JSON Lines output against those expectations.
+//! `expect` object names (an `arm` expectation also with `--engine core --check`), and checks
+//! the JSON Lines output against those expectations.
 //!
 //! `expect` is keyed by profile (`"arm"`, `"seed"`); each entry may give:
 //! * `results`: the result of every step, in order (`ok`, `halt`, `undefined`, `fault`);
@@ -43,15 +44,21 @@ fn int(v: &Value) -> i128 {
     }
 }
 
-fn run(file: &Path, profile: &str) -> (Vec<Value>, Value) {
+/// Runs the file with the model engine, or (`core`) with KCore beside the model
+/// (`--engine core --check`: exit 1 on any mismatch).
+fn run(file: &Path, profile: &str, core: bool) -> (Vec<Value>, Value) {
+    let mut args = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--json",
+        "--profile",
+        profile,
+    ];
+    if core {
+        args.extend(["--engine", "core", "--check"]);
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_corevisor"))
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--json",
-            "--profile",
-            profile,
-        ])
+        .args(&args)
         .output()
         .expect("run corevisor");
     assert!(
@@ -74,8 +81,36 @@ fn run(file: &Path, profile: &str) -> (Vec<Value>, Value) {
     (lines, fin)
 }
 
-fn check(file: &Path, profile: &str, exp: &Value) -> Vec<String> {
-    let (steps, fin) = run(file, profile);
+/// The expectation for an engine: on the core, an `arm` block's `core` object overrides what
+/// the model takes from its oracles and the core computes for real (a device register's
+/// value, a shared page's contents, a signature or AEAD verdict); `x0` and `values` merge
+/// by step (`null` drops a step), other keys are replaced.
+fn for_engine(exp: &Value, core: bool) -> Value {
+    let mut e = exp.clone();
+    if let (true, Some(over)) = (core, exp.get("core").and_then(Value::as_object)) {
+        for (k, v) in over {
+            match (k.as_str(), e.get_mut(k.as_str())) {
+                ("x0" | "values", Some(Value::Object(m))) => {
+                    for (i, x) in v.as_object().expect("an object by step") {
+                        if x.is_null() {
+                            m.remove(i); // the step does not run on the core
+                        } else {
+                            m.insert(i.clone(), x.clone());
+                        }
+                    }
+                }
+                _ => {
+                    e[k.as_str()] = v.clone();
+                }
+            }
+        }
+    }
+    e
+}
+
+fn check(file: &Path, profile: &str, exp: &Value, core: bool) -> Vec<String> {
+    let exp = &for_engine(exp, core);
+    let (steps, fin) = run(file, profile, core);
     let mut errs = Vec::new();
     let step = |i: usize| steps.iter().find(|s| s["step"].as_u64() == Some(i as u64));
     if let Some(results) = exp.get("results").and_then(Value::as_array) {
@@ -173,9 +208,18 @@ fn every_scenario_meets_its_expectations() {
             f.display()
         );
         for (profile, exp) in expect {
-            runs += 1;
-            for e in check(f, profile, exp) {
-                failures.push(format!("{} [{profile}]: {e}", f.display()));
+            // Issue 10: an `arm` expectation holds on KCore beside the model too.
+            let engines: &[bool] = if profile == "arm" {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &core in engines {
+                runs += 1;
+                let engine = if core { "core --check" } else { "model" };
+                for e in check(f, profile, exp, core) {
+                    failures.push(format!("{} [{profile}, {engine}]: {e}", f.display()));
+                }
             }
         }
     }

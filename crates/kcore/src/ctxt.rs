@@ -3,6 +3,8 @@
 //! `TrapRegs`, `Ctxt`; spec-digest §1.8), with the register movers of a world switch
 //! (§4.2–§4.4). Field names are the seed's, so abs() maps them one to one.
 
+use crate::mutants::{mutant, Fault};
+
 /// General, FP/SIMD, EL1 and EL2 registers (the seed's 100 integer registers).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxtRegs {
@@ -193,7 +195,9 @@ impl CtxtRegs {
     /// The EL1 registers a world switch saves and restores.
     fn copy_el1_from(&mut self, src: &CtxtRegs) {
         self.csselr_el1 = src.csselr_el1;
-        self.sctlr_el1 = src.sctlr_el1;
+        if !mutant(Fault::WorldSwitchForgetsSctlr) {
+            self.sctlr_el1 = src.sctlr_el1;
+        }
         self.cpacr_el1 = src.cpacr_el1;
         self.ttbr0_el1 = src.ttbr0_el1;
         self.ttbr1_el1 = src.ttbr1_el1;
@@ -246,6 +250,9 @@ impl CtxtRegs {
 
     /// `fpsimd_restore_state`.
     pub fn fpsimd_restore(&self, hw: &mut CtxtRegs) {
+        if mutant(Fault::FpsimdNotRestored) {
+            return;
+        }
         hw.fp_q = self.fp_q;
         hw.fp_fpsr = self.fp_fpsr;
         hw.fp_fpcr = self.fp_fpcr;

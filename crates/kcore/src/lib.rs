@@ -6,7 +6,7 @@
 //!
 //! `unsafe` is forbidden here; the EL2 implementation of [`hw::Hw`] (raw physical memory and
 //! TLB instructions) will live in the EL2 image crate, behind that trait's safety contract.
-#![cfg_attr(not(feature = "shuttle"), no_std)]
+#![cfg_attr(not(any(feature = "shuttle", feature = "mutants")), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod consts;
@@ -20,6 +20,7 @@ pub mod locking;
 pub mod loops;
 pub mod mem_ops;
 pub mod meta;
+pub mod mutants;
 pub mod pt;
 pub mod smmu;
 pub mod smmu_hw;

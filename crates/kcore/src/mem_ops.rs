@@ -11,6 +11,7 @@ use crate::hw::{Hw, Untrusted};
 use crate::layout::{Layout, Platform};
 use crate::lock::Locks;
 use crate::meta::{PageMeta, S2Page};
+use crate::mutants::{mutant, Fault};
 use crate::pt::{self, Pool};
 use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM, SMMU_POOL_END, SMMU_POOL_START};
 use crate::trap::{Exports, PerCpu};
@@ -40,10 +41,6 @@ pub struct Core<H: Hw> {
     /// Bit `id` set: lock `id` was held when KCore halted (the seed's `hlock[id] = false`).
     pub poisoned: u64,
     pub halted: bool,
-    /// Fault injection for tests: skip the TLB invalidation of break-before-make.
-    pub fault_skip_tlbi: bool,
-    /// Fault injection for tests: skip the SMMU TLB invalidations (TLBIVMID + sync).
-    pub fault_skip_smmu_tlbi: bool,
     pub platform: Platform,
     /// Every principal's vCPU register contexts (the seed's `shadow_ctxts`).
     pub shadow: [Ctxt; CTXTS],
@@ -69,8 +66,6 @@ impl<H: Hw> Core<H> {
             core_data: CoreData::BOOT,
             poisoned: 0,
             halted: false,
-            fault_skip_tlbi: false,
-            fault_skip_smmu_tlbi: false,
             platform: Platform::DEFAULT,
             shadow: [Ctxt::default(); CTXTS],
             cpus: core::array::from_fn(PerCpu::boot),
@@ -157,7 +152,6 @@ impl<H: Hw> Core<H> {
             addr,
             level,
             pte,
-            self.fault_skip_tlbi,
         );
         self.pools[v as usize] = pool;
         ok
@@ -182,7 +176,11 @@ impl<H: Hw> Core<H> {
         }
         let pfn = addr / PAGE_SIZE;
         let p = self.page(pfn);
-        if !(p.owner == INVALID || p.owner == HOSTVISOR || p.count > 0) {
+        if !(p.owner == INVALID
+            || p.owner == HOSTVISOR
+            || p.count > 0
+            || mutant(Fault::MapSkipsOwnerCheck))
+        {
             return self.halt(&[S2PAGE_ID]);
         }
         if p.owner == INVALID && !self.platform.is_mmio(addr) {
@@ -211,7 +209,11 @@ impl<H: Hw> Core<H> {
         if !self.unmap_host(pfn) {
             return self.halt(&[S2PAGE_ID, NPT_ID]);
         }
-        self.hw.zero_page(pfn * PAGE_SIZE);
+        if mutant(Fault::ScrubFirstWordOnly) {
+            self.hw.write64(pfn * PAGE_SIZE, 0);
+        } else {
+            self.hw.zero_page(pfn * PAGE_SIZE);
+        }
         self.set_page(
             pfn,
             S2Page {
@@ -236,7 +238,7 @@ impl<H: Hw> Core<H> {
             return true;
         }
         let p = self.page(pfn);
-        if p.owner == HOSTVISOR {
+        if p.owner == HOSTVISOR || (mutant(Fault::AssignSkipsOwnerCheck) && p.owner != vmid) {
             if p.count != 0 {
                 return self.halt(&[S2PAGE_ID]);
             }
@@ -298,7 +300,7 @@ impl<H: Hw> Core<H> {
             return true;
         }
         let p = self.page(pfn);
-        if p.owner == vmid && p.count < MAX_SHARE_COUNT {
+        if (p.owner == vmid || mutant(Fault::GrantSkipsOwnerCheck)) && p.count < MAX_SHARE_COUNT {
             self.set_count(pfn, p, p.count + 1);
         }
         false
@@ -323,7 +325,7 @@ impl<H: Hw> Core<H> {
         if p.count != 1 {
             return false;
         }
-        if !self.unmap_host(pfn) {
+        if !mutant(Fault::RevokeKeepsHostMapping) && !self.unmap_host(pfn) {
             return self.halt(&[S2PAGE_ID, NPT_ID]);
         }
         input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));

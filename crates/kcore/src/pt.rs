@@ -66,19 +66,11 @@ fn slot(table: u64, addr: u64, level: u32) -> u64 {
 
 /// Replaces a descriptor, break-before-make when a valid one changes (Arm ARM D8.16.1):
 /// write invalid, invalidate the TLBs for `ipa` (all 512 pages of a block), then write new.
-pub fn set_desc(
-    hw: &mut impl Hw,
-    vmid: u32,
-    at: u64,
-    ipa: u64,
-    span_pages: u64,
-    new: u64,
-    skip_tlbi: bool,
-) {
+pub fn set_desc(hw: &mut impl Hw, vmid: u32, at: u64, ipa: u64, span_pages: u64, new: u64) {
     let old = hw.read64(at);
     if is_valid(old) && old != new {
         hw.write64(at, 0);
-        if !skip_tlbi {
+        if !crate::mutants::mutant(crate::mutants::Fault::MissedTlbi) {
             for i in 0..span_pages {
                 hw.tlbi_ipa(vmid, ipa + i * PAGE_SIZE);
             }
@@ -98,7 +90,6 @@ pub fn mmap(
     addr: u64,
     level: u32,
     pte: u64,
-    skip_tlbi: bool,
 ) -> bool {
     let root = l.root(v);
     let d0 = hw.read64(slot(root, addr, 0));
@@ -140,7 +131,7 @@ pub fn mmap(
         link(hw, root, l1, addr, 0, d0, v);
         link(hw, l1, l2, addr, 1, d1, v);
         let block_ipa = addr & !(0x20_0000 - 1);
-        set_desc(hw, v, slot(l2, addr, 2), block_ipa, 512, pte, skip_tlbi);
+        set_desc(hw, v, slot(l2, addr, 2), block_ipa, 512, pte);
         pool.pgd_next = next_pgd;
         pool.pud_next = next_pud;
         return true;
@@ -164,15 +155,7 @@ pub fn mmap(
     link(hw, root, l1, addr, 0, d0, v);
     link(hw, l1, l2, addr, 1, d1, v);
     link(hw, l2, l3, addr, 2, d2, v);
-    set_desc(
-        hw,
-        v,
-        slot(l3, addr, 3),
-        addr & !(PAGE_SIZE - 1),
-        1,
-        pte,
-        skip_tlbi,
-    );
+    set_desc(hw, v, slot(l3, addr, 3), addr & !(PAGE_SIZE - 1), 1, pte);
     pool.pgd_next = next_pgd;
     pool.pud_next = next_pud;
     pool.pmd_next = next_pmd;

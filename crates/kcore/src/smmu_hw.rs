@@ -210,9 +210,9 @@ impl<H: Hw> Core<H> {
 
     /// Invalidate every IOTLB entry tagged `vmid` on SMMU `index` and wait until the
     /// invalidation is complete (sTLBGSYNC, then sTLBGSTATUS.GSACTIVE polled clear).
-    /// Skipped under the test fault `fault_skip_smmu_tlbi`.
+    /// Skipped under the planted fault `missed_smmu_tlbi`.
     fn smmu_tlbi_vmid(&mut self, index: u32, vmids: &[u64]) -> bool {
-        if self.fault_skip_smmu_tlbi {
+        if crate::mutants::mutant(crate::mutants::Fault::MissedSmmuTlbi) {
             return true;
         }
         for &v in vmids {

@@ -121,6 +121,9 @@ pub struct StepResult {
     pub trap_regs: Option<Ctxt>,
     /// KCore's entry points this step ran, in order, with how each ended.
     pub traps: Vec<(&'static str, Trap)>,
+    /// The principal's (or device's) stores that reached memory: (physical address, value),
+    /// as a bus monitor sees them.
+    pub stores: Vec<(u64, u64)>,
 }
 
 /// An image segment the host staged: where it loads and the host pages holding it.
@@ -215,6 +218,19 @@ impl CoreMachine {
         };
         // KCore programs the SMMUs before the host runs (out of reset they bypass).
         core.smmu_boot();
+        // The host kernel on each CPU has EL1 and FP/SIMD state of its own, distinct per CPU
+        // and from a fresh vCPU's reset values, so a world switch that loses any of it shows.
+        for (i, c) in core.hw.cpu_regs.iter_mut().enumerate().take(shape.cpus) {
+            let tag = (i as u64 + 1) << 8;
+            for (k, q) in c.regs.fp_q.iter_mut().enumerate() {
+                *q = u128::from(tag | k as u64) * 0x0001_0000_0000_0001;
+            }
+            c.regs.fp_fpsr = 0x0800_0010 | tag;
+            c.regs.fp_fpcr = 0x0040_0000;
+            c.regs.sctlr_el1 = 0x30d0_1805;
+            c.regs.tpidr_el1 = 0xffff_8000_0000_0000 | tag;
+            c.regs.vbar_el1 = 0xffff_8000_0801_0000;
+        }
         Ok(CoreMachine {
             core,
             shape,
@@ -244,6 +260,7 @@ impl CoreMachine {
             rec: Recorded::default(),
             trap_regs: None,
             traps: Vec::new(),
+            stores: Vec::new(),
         };
         r.outcome = match &step.action {
             Action::Hvc { call, args } => {
@@ -520,7 +537,10 @@ impl CoreMachine {
         };
         let pa = t.pa & !7;
         match store {
-            Some(val) if t.perms.write => self.core.hw.write64(pa, val),
+            Some(val) if t.perms.write => {
+                self.core.hw.write64(pa, val);
+                r.stores.push((pa, val));
+            }
             Some(_) => return Outcome::Fault,
             None => {
                 let val = self.core.hw.read64(pa);
@@ -656,7 +676,11 @@ impl CoreMachine {
         }
         let pa = t.pa & !7;
         match store {
-            Some(v) => self.core.hw.write64(pa, v),
+            // The SMMU checked the access's direction against the leaf's S2AP.
+            Some(v) => {
+                self.core.hw.write64(pa, v);
+                r.stores.push((pa, v));
+            }
             None => {
                 let v = self.core.hw.read64(pa);
                 r.rec.record(owner, v);

@@ -7,7 +7,7 @@ use crate::smmu::{SmmuBus, SmmuConfig, Width};
 use corevisor_kcore::ctxt::Ctxt;
 use corevisor_kcore::hw::{Hw, MmioAbort, MmioWidth, SysReg};
 use corevisor_kcore::mem_ops::MAX_CPUS;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Stage-2 permissions of a translation (Arm ARM D8.5: S2AP, XN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,9 @@ pub struct SimMemory {
     sysregs: [u64; SysReg::ALL.len()],
     /// Every CPU's register file (what its EL2 vector saves on a trap).
     pub cpu_regs: [Ctxt; MAX_CPUS],
+    /// Frames written (or dropped) since [`SimMemory::take_dirty`] was last called: what a
+    /// checker must look at after a step (`crates/check/src/shadow.rs`).
+    dirty: HashSet<u64>,
 }
 
 const OA_MASK: u64 = 0x0000_FFFF_FFFF_F000;
@@ -69,6 +72,21 @@ impl SimMemory {
             smmus: SmmuBus::new(&bases, SmmuConfig::default()),
             ..Self::default()
         }
+    }
+
+    /// The frames whose contents may have changed since the last call (and forgets them).
+    pub fn take_dirty(&mut self) -> HashSet<u64> {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The frames whose contents may have changed since [`SimMemory::take_dirty`].
+    pub fn dirty(&self) -> &HashSet<u64> {
+        &self.dirty
+    }
+
+    /// The 512 words of frame `pfn`.
+    pub fn page_words(&self, pfn: u64) -> [u64; 512] {
+        self.phys.pages.get(&pfn).map_or([0; 512], |p| **p)
     }
 
     /// Pages that have been written (the sim's actual memory use).
@@ -178,6 +196,7 @@ impl Hw for SimMemory {
         if v == 0 && !self.phys.pages.contains_key(&(pa >> 12)) {
             return;
         }
+        self.dirty.insert(pa >> 12);
         self.phys
             .pages
             .entry(pa >> 12)
@@ -191,8 +210,11 @@ impl Hw for SimMemory {
         while at < end {
             let page_end = ((at >> 12) + 1) << 12;
             if at & 0xFFF == 0 && page_end <= end {
-                self.phys.pages.remove(&(at >> 12));
+                if self.phys.pages.remove(&(at >> 12)).is_some() {
+                    self.dirty.insert(at >> 12);
+                }
             } else if let Some(p) = self.phys.pages.get_mut(&(at >> 12)) {
+                self.dirty.insert(at >> 12);
                 for w in (at..page_end.min(end)).step_by(8) {
                     p[((w >> 3) & 511) as usize] = 0;
                 }

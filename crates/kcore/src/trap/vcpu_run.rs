@@ -9,6 +9,7 @@
 use super::*;
 use crate::ctxt::{exception_vector, idx, reg_desc};
 use crate::hw::Untrusted;
+use crate::mutants::{mutant, Fault};
 
 impl<H: Hw> Core<H> {
     /// The host runs a vCPU on `cpu`.
@@ -70,7 +71,12 @@ impl<H: Hw> Core<H> {
                 c.vcpu_first_run(cpu, vmid, vcpu, input)
             });
         }
-        let mut hostvals = host[8..].iter();
+        let first = if mutant(Fault::MmioResultsFromX9) {
+            9
+        } else {
+            8
+        };
+        let mut hostvals = host[first..].iter();
         let s = &mut self.shadow[id];
         if s.regs.ec == ARM_EXCEPTION_TRAP {
             // `sync_dirty_to_shadow`: the host emulated an MMIO read into these registers.

@@ -1,0 +1,131 @@
+//! Planted bugs ("named faults") that the checkers must find (issue 10).
+//!
+//! Each fault is one `if mutant(Fault::X)` at the point it breaks. Without the `mutants`
+//! feature [`mutant`] is a constant `false` and every such branch compiles away: production
+//! builds have no hooks and no state. With the feature (a test build: it needs `std`), the
+//! active fault is chosen at run time, so one build serves every fault:
+//!
+//! * the environment variable `COREVISOR_MUTANT` names the process-wide fault (read once);
+//! * [`with`] overrides it for the calling thread, for tests that plant one fault in one
+//!   run while other tests run beside it.
+
+/// The named faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Reclaim scrubs only the first 8 bytes of each page (issue 10, bug 1).
+    ScrubFirstWordOnly,
+    /// vCPU run takes the host's emulated-MMIO results from x9 instead of x8 (issue 10, bug 2).
+    MmioResultsFromX9,
+    /// A revoke that drops the last share leaves the host's mapping in place.
+    RevokeKeepsHostMapping,
+    /// A world switch forgets one EL1 register (SCTLR_EL1).
+    WorldSwitchForgetsSctlr,
+    /// FP/SIMD registers are not restored on a world switch.
+    FpsimdNotRestored,
+    /// Break-before-make without the TLB invalidation.
+    MissedTlbi,
+    /// A host stage-2 fault maps a page without checking who owns it.
+    MapSkipsOwnerCheck,
+    /// Assigning a page to a VM does not check that the host owns it.
+    AssignSkipsOwnerCheck,
+    /// A guest's GRANT does not check that the VM owns the page.
+    GrantSkipsOwnerCheck,
+    /// An SMMU unmap or bank change without TLBIVMID + sync (issue 13).
+    MissedSmmuTlbi,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 10] = [
+        Fault::ScrubFirstWordOnly,
+        Fault::MmioResultsFromX9,
+        Fault::RevokeKeepsHostMapping,
+        Fault::WorldSwitchForgetsSctlr,
+        Fault::FpsimdNotRestored,
+        Fault::MissedTlbi,
+        Fault::MapSkipsOwnerCheck,
+        Fault::AssignSkipsOwnerCheck,
+        Fault::GrantSkipsOwnerCheck,
+        Fault::MissedSmmuTlbi,
+    ];
+
+    /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::ScrubFirstWordOnly => "scrub_first_word_only",
+            Fault::MmioResultsFromX9 => "mmio_results_from_x9",
+            Fault::RevokeKeepsHostMapping => "revoke_keeps_host_mapping",
+            Fault::WorldSwitchForgetsSctlr => "world_switch_forgets_sctlr",
+            Fault::FpsimdNotRestored => "fpsimd_not_restored",
+            Fault::MissedTlbi => "missed_tlbi",
+            Fault::MapSkipsOwnerCheck => "map_skips_owner_check",
+            Fault::AssignSkipsOwnerCheck => "assign_skips_owner_check",
+            Fault::GrantSkipsOwnerCheck => "grant_skips_owner_check",
+            Fault::MissedSmmuTlbi => "missed_smmu_tlbi",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// Whether this build can plant faults.
+pub const ENABLED: bool = cfg!(feature = "mutants");
+
+/// Is fault `f` planted? Always `false` without the `mutants` feature.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub const fn mutant(_f: Fault) -> bool {
+    false
+}
+
+#[cfg(feature = "mutants")]
+pub use imp::{active, mutant, with};
+
+#[cfg(feature = "mutants")]
+mod imp {
+    extern crate std;
+    use super::Fault;
+    use core::cell::Cell;
+    use std::sync::OnceLock;
+
+    std::thread_local! {
+        static LOCAL: Cell<Option<Option<Fault>>> = const { Cell::new(None) };
+    }
+    static GLOBAL: OnceLock<Option<Fault>> = OnceLock::new();
+
+    fn from_env() -> Option<Fault> {
+        let name = std::env::var("COREVISOR_MUTANT").ok()?;
+        if name.is_empty() {
+            return None;
+        }
+        match Fault::from_name(&name) {
+            Some(f) => Some(f),
+            None => panic!("COREVISOR_MUTANT={name}: no such fault"),
+        }
+    }
+
+    /// The fault planted for the calling thread, if any.
+    pub fn active() -> Option<Fault> {
+        LOCAL
+            .with(Cell::get)
+            .unwrap_or_else(|| *GLOBAL.get_or_init(from_env))
+    }
+
+    /// Is fault `f` planted?
+    pub fn mutant(f: Fault) -> bool {
+        active() == Some(f)
+    }
+
+    /// Runs `body` with `f` planted (or none) on this thread.
+    pub fn with<R>(f: Option<Fault>, body: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Option<Fault>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                LOCAL.with(|l| l.set(self.0));
+            }
+        }
+        let _restore = Restore(LOCAL.with(|l| l.replace(Some(f))));
+        body()
+    }
+}
