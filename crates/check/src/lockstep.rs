@@ -550,16 +550,7 @@ impl Lockstep {
                 }
             }
         }
-        let dirty: Vec<u64> = self
-            .core
-            .core
-            .hw
-            .dirty()
-            .iter()
-            .copied()
-            .filter(|&p| self.in_kcore(p))
-            .collect();
-        for pfn in dirty {
+        for pfn in self.dirty_frames(|p| self.in_kcore(p)) {
             let mut words = self.core.core.hw.page_words(pfn);
             for &(pa, _) in &core.stores {
                 if pa / 4096 == pfn {
@@ -571,6 +562,12 @@ impl Lockstep {
                 self.shadow.resync(pfn, words);
             }
         }
+    }
+
+    /// The core's frames written in this step that `keep` selects.
+    fn dirty_frames(&self, keep: impl Fn(u64) -> bool) -> Vec<u64> {
+        let dirty = self.core.core.hw.dirty();
+        dirty.iter().copied().filter(|&p| keep(p)).collect()
     }
 
     /// Every frame that changed on either side, in all 512 words.
@@ -607,15 +604,7 @@ impl Lockstep {
         let l = self.core.core.layout;
         let ram0 = l.ram_base / 4096;
         let meta_end = l.meta_base + self.owners.len() as u64 * 8;
-        let frames: Vec<u64> = self
-            .core
-            .core
-            .hw
-            .dirty()
-            .iter()
-            .copied()
-            .filter(|&f| f * 4096 < meta_end && (f + 1) * 4096 > l.meta_base)
-            .collect();
+        let frames = self.dirty_frames(|f| f * 4096 < meta_end && (f + 1) * 4096 > l.meta_base);
         let mut out = Vec::new();
         for f in frames {
             let lo = (f * 4096).max(l.meta_base);
