@@ -200,6 +200,19 @@ fn a_map_without_the_owner_check_is_caught() {
     );
 }
 
+/// The host touches where the old simulator kept KCore's metadata (outside RAM, no declared
+/// device there): KCore must halt, not map it as device memory (issue 9).
+#[test]
+fn a_device_mapping_outside_the_declared_ranges_is_caught() {
+    caught(
+        Fault::DeviceOutsideMmioMapped,
+        2,
+        r#"{"cpu": 0, "host_store": ["0x10000001c000", "0x4000"]}"#,
+        "result: core Ok, model Halt",
+        nothing,
+    );
+}
+
 /// The host proposes a page of KCore's region as the VM's: KCore must halt, not assign it.
 #[test]
 fn an_assign_without_the_owner_check_is_caught() {
@@ -251,7 +264,7 @@ fn every_named_fault_is_planted_by_a_test() {
             "{f:?} has no test"
         );
     }
-    assert_eq!(Fault::ALL.len(), 10);
+    assert_eq!(Fault::ALL.len(), 11);
 }
 
 /// `corevisor soak` finds a planted bug on its own, and shrinks the failing sequence to a

@@ -183,7 +183,10 @@ impl<H: Hw> Core<H> {
         {
             return self.halt(&[S2PAGE_ID]);
         }
-        if p.owner == INVALID && !self.platform.is_mmio(addr) {
+        if p.owner == INVALID
+            && !self.platform.is_mmio(addr)
+            && !mutant(Fault::DeviceOutsideMmioMapped)
+        {
             // Not RAM and no device the platform declares (deviation `device_outside_mmio`).
             return self.halt(&[S2PAGE_ID]);
         }

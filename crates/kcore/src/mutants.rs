@@ -32,10 +32,12 @@ pub enum Fault {
     GrantSkipsOwnerCheck,
     /// An SMMU unmap or bank change without TLBIVMID + sync (issue 13).
     MissedSmmuTlbi,
+    /// The host's stage-2 fault maps a non-RAM address no declared device covers (issue 9).
+    DeviceOutsideMmioMapped,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 11] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -46,6 +48,7 @@ impl Fault {
         Fault::AssignSkipsOwnerCheck,
         Fault::GrantSkipsOwnerCheck,
         Fault::MissedSmmuTlbi,
+        Fault::DeviceOutsideMmioMapped,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -61,6 +64,7 @@ impl Fault {
             Fault::AssignSkipsOwnerCheck => "assign_skips_owner_check",
             Fault::GrantSkipsOwnerCheck => "grant_skips_owner_check",
             Fault::MissedSmmuTlbi => "missed_smmu_tlbi",
+            Fault::DeviceOutsideMmioMapped => "device_outside_mmio_mapped",
         }
     }
 
