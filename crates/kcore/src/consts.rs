@@ -45,6 +45,9 @@ pub const SPT_ID: u32 = 3;
 pub const SMMU_ID: u32 = 4;
 pub const NPT_ID: u32 = 5;
 pub const INFO_ID: u32 = 22;
+/// KCore's own locks (not the seed's): the export state, and each vCPU context's.
+pub const EXPORT_ID: u32 = 39;
+pub const CTXT_ID: u32 = 40;
 
 pub const fn pool_start(v: u32) -> u64 {
     PT_POOL_START + PT_POOL_PER_VM * v as u64

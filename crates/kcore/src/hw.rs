@@ -5,40 +5,6 @@
 //! (8-byte aligned addresses inside RAM); `tlbi_*` complete (DSB) before returning, so a
 //! caller may rely on the invalidation being visible to every CPU when the call returns.
 
-/// The EL2 system registers KCore reads and writes on a world switch or a trap.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SysReg {
-    VttbrEl2,
-    HcrEl2,
-    EsrEl2,
-    FarEl2,
-    HpfarEl2,
-    ElrEl2,
-    SpsrEl2,
-    CptrEl2,
-    MdcrEl2,
-    CnthctlEl2,
-    TpidrEl2,
-}
-
-impl SysReg {
-    pub const ALL: [SysReg; 11] = [
-        SysReg::VttbrEl2,
-        SysReg::HcrEl2,
-        SysReg::EsrEl2,
-        SysReg::FarEl2,
-        SysReg::HpfarEl2,
-        SysReg::ElrEl2,
-        SysReg::SpsrEl2,
-        SysReg::CptrEl2,
-        SysReg::MdcrEl2,
-        SysReg::CnthctlEl2,
-        SysReg::TpidrEl2,
-    ];
-}
-
-use crate::ctxt::Ctxt;
-
 /// The width of a device-register access (the SMMU architecture defines no others).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmioWidth {
@@ -59,37 +25,34 @@ impl MmioWidth {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmioAbort;
 
-/// Physical memory, TLB maintenance, system registers and the trapping CPU's registers:
-/// everything KCore needs of the machine.
+/// Physical memory, TLB maintenance and device registers: everything KCore needs of the
+/// machine. Every CPU in KCore uses it at once (`&self`): memory is shared as on hardware;
+/// what each location holds is KCore's locks' business (`state`). The trapping CPU's
+/// registers are not here: they are its [`crate::trap::Cpu`].
 pub trait Hw {
     fn read64(&self, pa: u64) -> u64;
-    fn write64(&mut self, pa: u64, v: u64);
+    fn write64(&self, pa: u64, v: u64);
     /// Invalidate stage-2 translations of `ipa` for `vmid` (TLBI IPAS2E1IS + VMALLE1IS).
-    fn tlbi_ipa(&mut self, vmid: u32, ipa: u64);
-    fn read_sysreg(&self, r: SysReg) -> u64;
-    fn write_sysreg(&mut self, r: SysReg, v: u64);
-    /// CPU `cpu`'s register file as its EL2 vector saved it on the trap KCore is handling;
-    /// the vector restores it on `eret`. (On one EL2 CPU: the current CPU's frame.)
-    fn regs(&mut self, cpu: usize) -> &mut Ctxt;
+    fn tlbi_ipa(&self, vmid: u32, ipa: u64);
     /// One single-copy-atomic load of exactly `width` from device register `pa` (aligned to
     /// `width`, inside a device window KCore owns: an SMMU's). `&mut`: reads of status
     /// registers have effects (a completed TLB synchronisation is observed). A machine with
     /// no such device refuses every access (the default).
-    fn mmio_read(&mut self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
+    fn mmio_read(&self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
         let _ = (pa, width);
         Err(MmioAbort)
     }
     /// One single-copy-atomic store of the low `width` bits of `v` to device register `pa`.
-    fn mmio_write(&mut self, pa: u64, width: MmioWidth, v: u64) -> Result<(), MmioAbort> {
+    fn mmio_write(&self, pa: u64, width: MmioWidth, v: u64) -> Result<(), MmioAbort> {
         let _ = (pa, width, v);
         Err(MmioAbort)
     }
     /// Zero the 4 KiB page at `pa`.
-    fn zero_page(&mut self, pa: u64) {
+    fn zero_page(&self, pa: u64) {
         self.zero_range(pa, 4096);
     }
     /// Zero `len` bytes (a multiple of 8) from `pa` (8-byte aligned).
-    fn zero_range(&mut self, pa: u64, len: u64) {
+    fn zero_range(&self, pa: u64, len: u64) {
         for off in (0..len).step_by(8) {
             self.write64(pa + off, 0);
         }
@@ -105,6 +68,11 @@ pub trait Untrusted {
     /// A value of VM `vmid`'s control stream (the seed's `core_doracle`): the vCPU the host
     /// asks to run and the stage-2 mapping it proposes.
     fn record_core(&mut self, vmid: u32, value: u64);
+    /// The step was served `ticket` of lock `id`: the order of a lock's tickets is the order
+    /// in which CPUs' steps touched what it guards (a checker's linearization).
+    fn acquired(&mut self, id: u32, ticket: u32) {
+        let _ = (id, ticket);
+    }
 }
 
 /// Discards what it is given (for callers that do not check against the model).

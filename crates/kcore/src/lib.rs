@@ -1,13 +1,16 @@
 //! corevisor-kcore: the hypervisor core (KCore), `no_std` and allocation-free.
 //!
-//! This first part is the memory and ownership machinery: real ARMv8 stage-2 tables
-//! ([`pt`]), the 8-byte per-page metadata ([`meta`]), and the seed's ownership operations on
-//! them ([`mem_ops`]), all through one hardware interface ([`hw::Hw`]).
+//! * [`state`]: KCore's state, split by the lock that guards it; [`trap::Cpu`] is what
+//!   belongs to one CPU. Every entry point takes the shared core by `&self` and the
+//!   trapping CPU by `&mut`, so handlers on different CPUs run at once.
+//! * [`trap`]: the seed's entry points; [`mem_ops`], [`vm_info`], [`loops`]: its
+//!   operations; [`pt`], [`meta`], [`smmu`]: the real tables and metadata they work on,
+//!   all through one hardware interface ([`hw::Hw`]).
 //!
-//! `unsafe` is forbidden here; the EL2 implementation of [`hw::Hw`] (raw physical memory and
-//! TLB instructions) will live in the EL2 image crate, behind that trait's safety contract.
+//! `unsafe` appears in one module, `state::locked` (a value inside its lock); the EL2
+//! implementation of [`hw::Hw`] lives in the EL2 image crate, behind that trait's contract.
 #![cfg_attr(not(any(feature = "shuttle", feature = "mutants")), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)] // allowed in `state::locked` alone
 
 pub mod consts;
 #[cfg(feature = "crypto")]
@@ -15,8 +18,6 @@ pub mod crypto;
 pub mod ctxt;
 pub mod hw;
 pub mod layout;
-pub mod lock;
-pub mod locking;
 pub mod loops;
 pub mod mem_ops;
 pub mod meta;
@@ -24,5 +25,6 @@ pub mod mutants;
 pub mod pt;
 pub mod smmu;
 pub mod smmu_hw;
+pub mod state;
 pub mod trap;
 pub mod vm_info;

@@ -4,8 +4,9 @@
 
 use crate::consts::*;
 use crate::hw::{Hw, Untrusted};
-use crate::mem_ops::Core;
 use crate::pt;
+use crate::state::{Core, Res};
+use crate::vm_info::VmInfo;
 
 const PMD_SIZE: u64 = 0x20_0000;
 
@@ -13,97 +14,98 @@ impl<H: Hw> Core<H> {
     /// `prot_and_map_vm_s2pt_spec_h`: give the VM the page (or the 512 pages of a 2 MiB
     /// block) behind `pte` at `addr`, then map it. An unaligned block is refused.
     pub fn prot_and_map_vm_s2pt(
-        &mut self,
+        &self,
         vmid: u32,
         addr: u64,
         pte: u64,
         level: u32,
         input: &mut impl Untrusted,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
+    ) -> Res {
         let pfn = phys_page(pte) / PAGE_SIZE;
         let gfn = addr / PAGE_SIZE;
         if level == 2 {
             if !pfn.is_multiple_of(512) {
-                return self.halt(&[]);
+                return self.fail(&[]);
             }
             let base = gfn / 512 * 512;
             for i in 0..512 {
-                if self.local_assign_pfn_to_vm(vmid, base + i, pfn + i, input) {
-                    return true;
-                }
+                self.local_assign_pfn_to_vm(vmid, base + i, pfn + i, input)?;
             }
-            return self.local_map_pfn_vm(vmid, addr, pte, 2);
+            return self.local_map_pfn_vm(vmid, addr, pte, 2, input);
         }
-        if self.local_assign_pfn_to_vm(vmid, gfn, pfn, input) {
-            return true;
-        }
-        self.local_map_pfn_vm(vmid, addr, pte, 3)
+        self.local_assign_pfn_to_vm(vmid, gfn, pfn, input)?;
+        self.local_map_pfn_vm(vmid, addr, pte, 3, input)
     }
 
     /// `clear_vm_loop_h`: scrub and return `n` pages from `pfn` (those the VM owns).
-    pub fn clear_vm_range(&mut self, vmid: u32, pfn: u64, n: u64) -> bool {
+    pub fn clear_vm_range(&self, vmid: u32, pfn: u64, n: u64, input: &mut impl Untrusted) -> Res {
         for p in pfn..pfn.saturating_add(n) {
-            if self.local_clear_vm_page(vmid, p) {
-                return true;
-            }
+            self.local_clear_vm_page(vmid, p, input)?;
         }
-        self.halted
+        Ok(())
     }
 
     /// `kvm_phys_addr_ioremap_loop_h`: map `n` device pages.
-    pub fn ioremap_range(&mut self, vmid: u32, gpa: u64, pa: u64, n: u64) -> bool {
+    pub fn ioremap_range(
+        &self,
+        vmid: u32,
+        gpa: u64,
+        pa: u64,
+        n: u64,
+        input: &mut impl Untrusted,
+    ) -> Res {
         for i in 0..n {
-            if self.local_map_io(vmid, gpa + i * PAGE_SIZE, pa + i * PAGE_SIZE) {
-                return true;
-            }
+            self.local_map_io(vmid, gpa + i * PAGE_SIZE, pa + i * PAGE_SIZE, input)?;
         }
-        self.halted
+        Ok(())
     }
 
-    /// The page the VM's table maps at `gfn` (inside a block: the block's page for `gfn`).
-    fn vm_page(&self, vmid: u32, gfn: u64) -> u64 {
-        match pt::lookup(&self.hw, &self.layout.pt, vmid, gfn * PAGE_SIZE) {
-            Some((d, 2)) if pt::is_valid(d) => phys_page(d) / PAGE_SIZE + (gfn & 511),
-            Some((d, 3)) => phys_page(d) / PAGE_SIZE,
-            _ => 0,
-        }
+    /// The page the VM's table maps at `gfn` (inside a block: the block's page for `gfn`),
+    /// read under the VM's NPT lock.
+    fn vm_page(&self, vmid: u32, gfn: u64, input: &mut impl Untrusted) -> Res<u64> {
+        let _npt = self.take(&self.npt[vmid as usize], input)?;
+        Ok(
+            match pt::lookup(&self.hw, &self.layout.pt, vmid, gfn * PAGE_SIZE) {
+                Some((d, 2)) if pt::is_valid(d) => phys_page(d) / PAGE_SIZE + (gfn & 511),
+                Some((d, 3)) => phys_page(d) / PAGE_SIZE,
+                _ => 0,
+            },
+        )
     }
 
     /// `grant_stage2_loop` / `revoke_stage2_loop`: share or unshare the pages behind the
     /// guest range `[addr, addr + n pages)`.
     pub fn share_range(
-        &mut self,
+        &self,
         vmid: u32,
         addr: u64,
         n: u64,
         revoke: bool,
         input: &mut impl Untrusted,
-    ) -> bool {
+    ) -> Res {
         for i in 0..n {
             let gfn = addr / PAGE_SIZE + i;
-            let pfn = self.locked(&[NPT_ID + vmid], 0, |c| c.vm_page(vmid, gfn));
+            let pfn = self.vm_page(vmid, gfn, input)?;
             if pfn == 0 {
                 continue;
             }
-            let halt = if revoke {
-                self.local_revoke_vm_page(vmid, pfn, input)
+            if revoke {
+                self.local_revoke_vm_page(vmid, pfn, input)?;
             } else {
-                self.local_grant_vm_page(vmid, pfn)
-            };
-            if halt {
-                return true;
+                self.local_grant_vm_page(vmid, pfn, input)?;
             }
         }
-        self.halted
+        Ok(())
     }
 
-    /// `verify_and_load_loop_h`: move every image segment into the VM in 2 MiB blocks, read
-    /// back from KCore's remap window.
-    pub fn verify_and_load(&mut self, vmid: u32, input: &mut impl Untrusted) -> bool {
-        let vm = self.vms[vmid as usize];
+    /// `verify_and_load_loop_h`: move every image segment of the VM (`vm`, its INFO lock
+    /// held) into it in 2 MiB blocks, read back from KCore's remap window.
+    pub(crate) fn verify_and_load(
+        &self,
+        vmid: u32,
+        vm: &VmInfo,
+        input: &mut impl Untrusted,
+    ) -> Res {
         for idx in 0..vm.next_load_info as usize {
             let (la, ra, mp) = (vm.load_addr[idx], vm.remap_addr[idx], vm.mapped_pages[idx]);
             let mut start = la / PMD_SIZE * PMD_SIZE;
@@ -111,23 +113,23 @@ impl<H: Hw> Core<H> {
             let mut remap = ra;
             let num = (la + mp * PAGE_SIZE - start).div_ceil(PMD_SIZE);
             for _ in 0..num {
-                if self.halted {
-                    return true;
-                }
-                let pte =
-                    pt::lookup(&self.hw, &self.layout.pt, COREVISOR, remap).map_or(0, |(d, _)| d);
+                let pte = self.remapped(remap, input)?;
                 if pte == 0 {
-                    return self.halt(&[]);
+                    return self.fail(&[]);
                 }
                 let block = phys_page(pte) / PMD_SIZE * PMD_SIZE;
-                if self.prot_and_map_vm_s2pt(vmid, start, block, 2, input) {
-                    return true;
-                }
+                self.prot_and_map_vm_s2pt(vmid, start, block, 2, input)?;
                 remap += start + PMD_SIZE - target;
                 start += PMD_SIZE;
                 target = start;
             }
         }
-        self.halted
+        Ok(())
+    }
+
+    /// KCore's remap-window entry for `va` (0: none), under KCore's NPT lock.
+    fn remapped(&self, va: u64, input: &mut impl Untrusted) -> Res<u64> {
+        let _npt = self.take(&self.npt[COREVISOR as usize], input)?;
+        Ok(pt::lookup(&self.hw, &self.layout.pt, COREVISOR, va).map_or(0, |(d, _)| d))
     }
 }

@@ -1,338 +1,191 @@
 //! The seed's ownership operations (`ConcurrentSpec`, `local_*`) on the real structures:
 //! metadata in KCore memory and ARMv8 stage-2 tables. One function per transition; names
-//! mirror the seed. Arm-profile semantics (`docs/deviations.md`).
-//!
-//! A panic ("halt") is sticky: the operation that halts records the locks the seed poisons
-//! and no later operation changes anything.
+//! mirror the seed. Each takes the ticket locks its atomic step relies on (`rely` in
+//! TrapHandlerSpec; spec-digest §1.11) in nesting order (`state`), as guards: the state it
+//! touches is reachable only through them. A halt poisons the locks the seed lists and
+//! carries [`Halt`] upward. Arm-profile semantics (`docs/deviations.md`).
 
 use crate::consts::*;
-use crate::ctxt::Ctxt;
 use crate::hw::{Hw, Untrusted};
-use crate::layout::{Layout, Platform};
-use crate::lock::Locks;
-use crate::meta::{PageMeta, S2Page};
 use crate::mutants::{mutant, Fault};
 use crate::pt::{self, Pool};
-use crate::smmu::{self, SmmuPool, BANKS, SMMU_NUM, SMMU_POOL_END, SMMU_POOL_START};
-use crate::trap::{Exports, PerCpu};
-use crate::vm_info::{CoreData, VmInfo, VCPU_PER_VM};
+use crate::smmu::{self, BANKS};
+use crate::state::{Core, Guard, Res, S2Pages, SMMU_BANKS};
+use crate::meta::S2Page;
 
-pub const PRINCIPALS: usize = COREVISOR as usize + 1;
-/// Shadow contexts: one per (principal, vCPU); the host's vCPU `i` is CPU `i`.
-pub const CTXTS: usize = PRINCIPALS * VCPU_PER_VM;
-/// The export key of a simulated boot. An EL2 build must replace it with a key derived
-/// from a platform secret; a fixed key only keeps simulated runs reproducible.
-pub const BOOT_EXPORT_KEY: [u8; 32] = *b"corevisor simulated export key!!";
-/// CPUs KCore supports (`TOTAL_CPU`).
-pub const MAX_CPUS: usize = 8;
-
-/// KCore's memory machinery.
-#[derive(Clone)]
-pub struct Core<H: Hw> {
-    pub hw: H,
-    pub layout: Layout,
-    pub pools: [Pool; PRINCIPALS],
-    pub smmu_pool: SmmuPool,
-    /// Owner of each SMMU context bank (`smmu_id = index * 8 + cbndx`); INVALID = free.
-    pub smmu_vmid: [u32; (SMMU_NUM * BANKS) as usize],
-    /// Each principal's VM record (the seed's `VMInfo`).
-    pub vms: [VmInfo; PRINCIPALS],
-    pub core_data: CoreData,
-    /// Bit `id` set: lock `id` was held when KCore halted (the seed's `hlock[id] = false`).
-    pub poisoned: u64,
-    pub halted: bool,
-    pub platform: Platform,
-    /// Every principal's vCPU register contexts (the seed's `shadow_ctxts`).
-    pub shadow: [Ctxt; CTXTS],
-    /// What each CPU is running (the seed's per-CPU `RData` fields).
-    pub cpus: [PerCpu; MAX_CPUS],
-    /// Export key, sequence numbers and the live exports' headers.
-    pub exports: Exports,
-    /// The ticket locks of the seed's lock ids (`lock.rs`), and which this machine holds.
-    pub locks: Locks,
-    pub held: u64,
-}
+/// Who owns which SMMU bank (lock SMMU).
+pub type Banks = [u32; SMMU_BANKS];
 
 impl<H: Hw> Core<H> {
-    /// Boot: host RAM owned by the host (gfn tag), KCore's region by KCore, empty tables.
-    pub fn boot(hw: H, layout: Layout) -> Self {
-        let mut c = Core {
-            hw,
-            layout,
-            pools: [Pool::boot(0); PRINCIPALS],
-            smmu_pool: SmmuPool::boot(layout.smmu_base),
-            smmu_vmid: [INVALID; (SMMU_NUM * BANKS) as usize],
-            vms: [VmInfo::EMPTY; PRINCIPALS],
-            core_data: CoreData::BOOT,
-            poisoned: 0,
-            halted: false,
-            platform: Platform::DEFAULT,
-            shadow: [Ctxt::default(); CTXTS],
-            cpus: core::array::from_fn(PerCpu::boot),
-            exports: Exports::boot(BOOT_EXPORT_KEY),
-            locks: Locks::new(),
-            held: 0,
-        };
-        // A VM vCPU that never ran has no register state yet (`dirty = INVALID64`).
-        for (id, c) in c.shadow.iter_mut().enumerate() {
-            if id >= VCPU_PER_VM && id < COREVISOR as usize * VCPU_PER_VM {
-                c.states.dirty = INVALID64;
-            }
-        }
-        for v in 0..PRINCIPALS {
-            c.pools[v] = Pool::boot(v as u32);
-        }
-        // Whatever the memory held before is gone: the metadata array reads as "every RAM
-        // page the host's, count 0" (the all-zero encoding), every table page is empty.
-        let l = c.layout;
-        let ram_pages = (l.ram_end - l.ram_base) / PAGE_SIZE;
-        c.hw.zero_range(l.meta_base, ram_pages * 8);
-        c.hw.zero_range(l.pt.pt_base, PT_POOL_PER_VM * PRINCIPALS as u64);
-        c.hw.zero_range(l.smmu_base, SMMU_POOL_END - SMMU_POOL_START);
-        // KCore's own region is KCore's from now on.
-        let kcore = S2Page {
-            owner: COREVISOR,
-            count: 0,
-            gfn: INVALID64,
-        };
-        for pfn in l.kcore_base / PAGE_SIZE..l.ram_end / PAGE_SIZE {
-            c.set_page(pfn, kcore);
-        }
-        c
-    }
-
-    fn is_ram(&self, pfn: u64) -> bool {
-        self.layout.is_ram(pfn)
-    }
-
-    /// The metadata of `pfn` (non-RAM pages read as INVALID).
-    pub fn page(&self, pfn: u64) -> S2Page {
-        if !self.is_ram(pfn) {
-            return S2Page {
-                owner: INVALID,
-                count: INVALID,
-                gfn: INVALID64,
-            };
-        }
-        let at = self.layout.meta_base + (pfn - self.layout.ram_base / PAGE_SIZE) * 8;
-        PageMeta(self.hw.read64(at)).unpack(pfn)
-    }
-
-    pub(crate) fn set_page(&mut self, pfn: u64, p: S2Page) {
-        debug_assert!(self.is_ram(pfn));
-        let at = self.layout.meta_base + (pfn - self.layout.ram_base / PAGE_SIZE) * 8;
-        let m = PageMeta::pack(pfn, p).expect("every metadata KCore writes has an encoding");
-        self.hw.write64(at, m.0);
-    }
-
-    /// `page {s2_count: count}` for a page whose metadata `p` was just read.
-    fn set_count(&mut self, pfn: u64, p: S2Page, count: u32) {
-        self.set_page(pfn, S2Page { count, ..p });
-    }
-
-    pub(crate) fn halt(&mut self, locks: &[u32]) -> bool {
-        debug_assert!(
-            locks.iter().all(|&l| self.held & (1 << l) != 0),
-            "a halt poisons only locks its step holds"
-        );
-        for &l in locks {
-            self.poisoned |= 1 << l;
-        }
-        self.halted = true;
-        true
-    }
-
-    pub(crate) fn mmap_principal(&mut self, v: u32, addr: u64, level: u32, pte: u64) -> bool {
-        let mut pool = self.pools[v as usize];
-        let ok = pt::mmap(
-            &mut self.hw,
-            &self.layout.pt,
-            v,
-            &mut pool,
-            addr,
-            level,
-            pte,
-        );
-        self.pools[v as usize] = pool;
-        ok
+    /// Installs `pte` at `addr`/`level` in principal `v`'s table (its NPT guard's pool).
+    pub(crate) fn mmap_in(&self, npt: &mut Pool, v: u32, addr: u64, level: u32, pte: u64) -> bool {
+        pt::mmap(&self.hw, &self.layout.pt, v, npt, addr, level, pte)
     }
 
     /// Remove the host's access to `pfn` (the seed writes `PAGE_GUEST` over a present entry).
-    pub(crate) fn unmap_host(&mut self, pfn: u64) -> bool {
+    pub(crate) fn unmap_host(&self, host: &mut Pool, pfn: u64) -> bool {
         match pt::lookup(&self.hw, &self.layout.pt, HOSTVISOR, pfn * PAGE_SIZE) {
             Some((d, 3)) if d != 0 => {
-                self.mmap_principal(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST)
+                self.mmap_in(host, HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST)
             }
-            Some((_, 2)) => self.mmap_principal(HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
+            Some((_, 2)) => self.mmap_in(host, HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
             _ => true,
         }
     }
 
+    /// S2PAGE and the host's NPT, in that order.
+    fn pages_and_host(
+        &self,
+        input: &mut impl Untrusted,
+    ) -> Res<(Guard<'_, S2Pages>, Guard<'_, Pool>)> {
+        let pages = self.take(&self.s2page, input)?;
+        let host = self.take(&self.npt[HOSTVISOR as usize], input)?;
+        Ok((pages, host))
+    }
+
     /// `local_map_host`: a host stage-2 fault on `addr`: RAM the host owns or was shared, or a
-    /// declared device. Returns `true` if KCore halted.
-    pub(crate) fn local_map_host_locked(&mut self, addr: u64) -> bool {
-        if self.halted {
-            return true;
-        }
+    /// declared device.
+    pub fn local_map_host(&self, addr: u64, input: &mut impl Untrusted) -> Res {
+        let (pages, mut host) = self.pages_and_host(input)?;
         let pfn = addr / PAGE_SIZE;
-        let p = self.page(pfn);
+        let p = pages.get(&self.hw, pfn);
         if !(p.owner == INVALID
             || p.owner == HOSTVISOR
             || p.count > 0
             || mutant(Fault::MapSkipsOwnerCheck))
         {
-            return self.halt(&[S2PAGE_ID]);
+            return self.fail(&[S2PAGE_ID]);
         }
         if p.owner == INVALID
             && !self.platform.is_mmio(addr)
             && !mutant(Fault::DeviceOutsideMmioMapped)
         {
             // Not RAM and no device the platform declares (deviation `device_outside_mmio`).
-            return self.halt(&[S2PAGE_ID]);
+            return self.fail(&[S2PAGE_ID]);
         }
         let attrs = if p.owner == INVALID {
             PAGE_S2_DEVICE | S2_RDWR
         } else {
             PAGE_S2_KERNEL
         };
-        if !self.mmap_principal(HOSTVISOR, addr, 3, (pfn * PAGE_SIZE) | attrs) {
-            return self.halt(&[S2PAGE_ID, NPT_ID]);
+        if !self.mmap_in(&mut host, HOSTVISOR, addr, 3, (pfn * PAGE_SIZE) | attrs) {
+            return self.fail(&[S2PAGE_ID, NPT_ID]);
         }
-        false
+        Ok(())
     }
 
     /// `local_clear_vm_page`: scrub a page of a powered-off VM and give it back to the host.
-    pub(crate) fn local_clear_vm_page_locked(&mut self, vmid: u32, pfn: u64) -> bool {
-        if self.halted {
-            return true;
+    pub fn local_clear_vm_page(&self, vmid: u32, pfn: u64, input: &mut impl Untrusted) -> Res {
+        let (mut pages, mut host) = self.pages_and_host(input)?;
+        if pages.get(&self.hw, pfn).owner != vmid {
+            return Ok(());
         }
-        if self.page(pfn).owner != vmid {
-            return false;
-        }
-        if !self.unmap_host(pfn) {
-            return self.halt(&[S2PAGE_ID, NPT_ID]);
+        if !self.unmap_host(&mut host, pfn) {
+            return self.fail(&[S2PAGE_ID, NPT_ID]);
         }
         if mutant(Fault::ScrubFirstWordOnly) {
             self.hw.write64(pfn * PAGE_SIZE, 0);
         } else {
             self.hw.zero_page(pfn * PAGE_SIZE);
         }
-        self.set_page(
-            pfn,
-            S2Page {
-                owner: HOSTVISOR,
-                count: 0,
-                gfn: pfn + SMMU_HOST_OFFSET,
-            },
-        );
-        false
+        let back = S2Page {
+            owner: HOSTVISOR,
+            count: 0,
+            gfn: pfn + SMMU_HOST_OFFSET,
+        };
+        pages.set(&self.hw, pfn, back);
+        Ok(())
     }
 
     /// `local_assign_pfn_to_vm`: a free host page becomes `vmid`'s at `gfn`. The VM gets the
     /// page as the host left it: its first word is recorded as the untrusted value.
-    pub(crate) fn local_assign_pfn_to_vm_locked(
-        &mut self,
+    pub fn local_assign_pfn_to_vm(
+        &self,
         vmid: u32,
         gfn: u64,
         pfn: u64,
         input: &mut impl Untrusted,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
-        let p = self.page(pfn);
+    ) -> Res {
+        let (mut pages, mut host) = self.pages_and_host(input)?;
+        let p = pages.get(&self.hw, pfn);
         if p.owner == HOSTVISOR || (mutant(Fault::AssignSkipsOwnerCheck) && p.owner != vmid) {
             if p.count != 0 {
-                return self.halt(&[S2PAGE_ID]);
+                return self.fail(&[S2PAGE_ID]);
             }
-            self.set_page(
-                pfn,
-                S2Page {
-                    owner: vmid,
-                    count: 0,
-                    gfn,
-                },
-            );
-            if !self.unmap_host(pfn) {
-                return self.halt(&[S2PAGE_ID, NPT_ID]);
+            let mine = S2Page {
+                owner: vmid,
+                count: 0,
+                gfn,
+            };
+            pages.set(&self.hw, pfn, mine);
+            if !self.unmap_host(&mut host, pfn) {
+                return self.fail(&[S2PAGE_ID, NPT_ID]);
             }
             input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));
-            false
+            Ok(())
         } else if p.owner == vmid && (p.gfn == INVALID64 || p.gfn == gfn) {
             let count = if p.count == INVALID { 0 } else { p.count };
-            self.set_page(
-                pfn,
-                S2Page {
-                    owner: vmid,
-                    count,
-                    gfn,
-                },
-            );
-            false
+            let mine = S2Page {
+                owner: vmid,
+                count,
+                gfn,
+            };
+            pages.set(&self.hw, pfn, mine);
+            Ok(())
         } else {
-            self.halt(&[S2PAGE_ID])
+            self.fail(&[S2PAGE_ID])
         }
     }
 
     /// `local_map_pfn_vm`: install the VM's stage-2 leaf (4 KiB page or 2 MiB block).
-    pub(crate) fn local_map_pfn_vm_locked(
-        &mut self,
+    pub fn local_map_pfn_vm(
+        &self,
         vmid: u32,
         addr: u64,
         pte: u64,
         level: u32,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let mut npt = self.take(&self.npt[vmid as usize], input)?;
         let pa = phys_page(pte);
         let (leaf, lvl) = if level == 2 {
             ((pa | PAGE_S2_KERNEL) & !PMD_TABLE_BIT, 2)
         } else {
             (pa | PAGE_S2_KERNEL, 3)
         };
-        if !self.mmap_principal(vmid, addr, lvl, leaf) {
-            return self.halt(&[NPT_ID + vmid]);
+        if !self.mmap_in(&mut npt, vmid, addr, lvl, leaf) {
+            return self.fail(&[NPT_ID + vmid]);
         }
-        false
+        Ok(())
     }
 
     /// `local_grant_vm_page`: the VM shares its page with the host (never halts).
-    pub(crate) fn local_grant_vm_page_locked(&mut self, vmid: u32, pfn: u64) -> bool {
-        if self.halted {
-            return true;
-        }
-        let p = self.page(pfn);
+    pub fn local_grant_vm_page(&self, vmid: u32, pfn: u64, input: &mut impl Untrusted) -> Res {
+        let mut pages = self.take(&self.s2page, input)?;
+        let p = pages.get(&self.hw, pfn);
         if (p.owner == vmid || mutant(Fault::GrantSkipsOwnerCheck)) && p.count < MAX_SHARE_COUNT {
-            self.set_count(pfn, p, p.count + 1);
+            pages.set_count(&self.hw, pfn, p, p.count + 1);
         }
-        false
+        Ok(())
     }
 
     /// `local_revoke_vm_page`: one share less; at zero the host loses its mapping. The page's
     /// first word (written by the host while shared) is recorded as untrusted input.
-    pub(crate) fn local_revoke_vm_page_locked(
-        &mut self,
-        vmid: u32,
-        pfn: u64,
-        input: &mut impl Untrusted,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
-        let p = self.page(pfn);
+    pub fn local_revoke_vm_page(&self, vmid: u32, pfn: u64, input: &mut impl Untrusted) -> Res {
+        let (mut pages, mut host) = self.pages_and_host(input)?;
+        let p = pages.get(&self.hw, pfn);
         if !(p.owner == vmid && p.count > 0 && p.count != INVALID) {
-            return false;
+            return Ok(());
         }
-        self.set_count(pfn, p, p.count - 1);
+        pages.set_count(&self.hw, pfn, p, p.count - 1);
         if p.count != 1 {
-            return false;
+            return Ok(());
         }
-        if !mutant(Fault::RevokeKeepsHostMapping) && !self.unmap_host(pfn) {
-            return self.halt(&[S2PAGE_ID, NPT_ID]);
+        if !mutant(Fault::RevokeKeepsHostMapping) && !self.unmap_host(&mut host, pfn) {
+            return self.fail(&[S2PAGE_ID, NPT_ID]);
         }
         input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));
-        false
+        Ok(())
     }
 
     pub(crate) fn bank(index: u32, cbndx: u32) -> usize {
@@ -343,161 +196,194 @@ impl<H: Hw> Core<H> {
         0 < v && v < COREVISOR
     }
 
-    pub(crate) fn state(&self, v: u32) -> u32 {
-        self.vms.get(v as usize).map_or(UNUSED, |vm| vm.state)
+    /// A VM's state, read under its INFO lock (UNUSED for no principal).
+    pub(crate) fn state_of(&self, v: u32, input: &mut impl Untrusted) -> Res<u32> {
+        match self.vms.get(v as usize) {
+            Some(l) => Ok(self.take(l, input)?.state),
+            None => Ok(UNUSED),
+        }
+    }
+
+    /// SMMU, then the INFO lock of the bank's owner if it has one: the lock set of the
+    /// SMMU operations, taken in nesting order (the owner is read under SMMU).
+    fn smmu_and_owner(
+        &self,
+        index: u32,
+        cbndx: u32,
+        input: &mut impl Untrusted,
+    ) -> Res<(Guard<'_, Banks>, u32, Option<Guard<'_, crate::vm_info::VmInfo>>)> {
+        let banks = self.take(&self.smmu, input)?;
+        let v = banks.get(Self::bank(index, cbndx)).copied().unwrap_or(INVALID);
+        let info = match self.vms.get(v as usize) {
+            Some(l) => Some(self.take(l, input)?),
+            None => None,
+        };
+        Ok((banks, v, info))
     }
 
     /// `local_free_smmu_pgd`: release a bank whose owner is powered off.
-    pub(crate) fn local_free_smmu_pgd_locked(&mut self, cbndx: u32, index: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+    pub fn local_free_smmu_pgd(&self, cbndx: u32, index: u32, input: &mut impl Untrusted) -> Res {
+        let (mut banks, v, info) = self.smmu_and_owner(index, cbndx, input)?;
         if v == INVALID {
-            return false;
+            return Ok(());
         }
-        if self.state(v) != POWEROFF {
-            return self.halt(&[SMMU_ID]);
+        if info.map_or(UNUSED, |i| i.state) != POWEROFF {
+            return self.fail(&[SMMU_ID]);
         }
-        self.smmu_vmid[Self::bank(index, cbndx)] = INVALID;
+        banks[Self::bank(index, cbndx)] = INVALID;
         if !self.smmu_hw_detach(index, cbndx, v) {
-            return self.halt(&[SMMU_ID]);
+            return self.fail(&[SMMU_ID]);
         }
-        false
+        Ok(())
     }
 
     /// `local_alloc_smmu_pgd`: give a free bank (of `num` on this SMMU) to `vmid`, with empty tables.
-    pub(crate) fn local_alloc_smmu_pgd_locked(
-        &mut self,
+    pub fn local_alloc_smmu_pgd(
+        &self,
         cbndx: u32,
         vmid: u32,
         index: u32,
         num: u32,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let mut banks = self.take(&self.smmu, input)?;
+        let info = self.take(&self.vms[vmid.min(COREVISOR) as usize], input)?;
+        let spt = self.take(&self.spt, input)?;
         if cbndx >= num {
-            return self.halt(&[SMMU_ID]);
+            return self.fail(&[SMMU_ID]);
         }
-        if self.smmu_vmid[Self::bank(index, cbndx)] != INVALID {
-            return false;
+        if banks[Self::bank(index, cbndx)] != INVALID {
+            return Ok(());
         }
-        if Self::is_vm(vmid) && self.state(vmid) == VERIFIED {
-            return self.halt(&[INFO_ID + vmid, SMMU_ID]);
+        if Self::is_vm(vmid) && info.state == VERIFIED {
+            return self.fail(&[INFO_ID + vmid, SMMU_ID]);
         }
-        self.smmu_vmid[Self::bank(index, cbndx)] = vmid;
-        smmu::clear_root(&mut self.hw, &self.smmu_pool, index, cbndx);
+        banks[Self::bank(index, cbndx)] = vmid;
+        smmu::clear_root(&self.hw, &spt, index, cbndx);
         if !self.smmu_hw_attach(index, cbndx, vmid) {
-            return self.halt(&[SMMU_ID]);
+            return self.fail(&[SMMU_ID]);
         }
-        false
+        Ok(())
     }
 
     /// `local_smmu_assign_page`: a free host page becomes the VM's, for its device at `gfn`.
-    pub(crate) fn local_smmu_assign_page_locked(
-        &mut self,
+    pub fn local_smmu_assign_page(
+        &self,
         cbndx: u32,
         index: u32,
         pfn: u64,
         gfn: u64,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
-        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let (_banks, v, info) = self.smmu_and_owner(index, cbndx, input)?;
+        let (mut pages, mut host) = self.pages_and_host(input)?;
         if v == INVALID || !Self::is_vm(v) {
-            return false;
+            return Ok(());
         }
-        if self.state(v) == VERIFIED {
-            return self.halt(&[SMMU_ID, INFO_ID + v]);
+        if info.map(|i| i.state) == Some(VERIFIED) {
+            return self.fail(&[SMMU_ID, INFO_ID + v]);
         }
-        let p = self.page(pfn);
+        let p = pages.get(&self.hw, pfn);
         if p.owner == v {
-            return false;
+            return Ok(());
         }
         if p.owner != HOSTVISOR || p.count != 0 {
-            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
+            return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
         }
-        if !self.unmap_host(pfn) {
-            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, NPT_ID]);
+        if !self.unmap_host(&mut host, pfn) {
+            return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, NPT_ID]);
         }
-        self.set_page(
-            pfn,
-            S2Page {
-                owner: v,
-                count: INVALID,
-                gfn,
-            },
-        );
-        false
+        let theirs = S2Page {
+            owner: v,
+            count: INVALID,
+            gfn,
+        };
+        pages.set(&self.hw, pfn, theirs);
+        Ok(())
     }
 
     /// `local_smmu_map_page`: map `iova` in the bank, only to a page its owner owns at that gfn.
-    pub(crate) fn local_smmu_map_page_locked(
-        &mut self,
+    pub fn local_smmu_map_page(
+        &self,
         cbndx: u32,
         index: u32,
         iova: u64,
         pte: u64,
-    ) -> bool {
-        if self.halted {
-            return true;
-        }
-        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let (_banks, v, info) = self.smmu_and_owner(index, cbndx, input)?;
+        let mut pages = self.take(&self.s2page, input)?;
+        let mut spt = self.take(&self.spt, input)?;
         if v == INVALID {
-            return false;
+            return Ok(());
         }
-        if Self::is_vm(v) && self.state(v) == VERIFIED {
-            return self.halt(&[SMMU_ID, INFO_ID + v]);
+        if Self::is_vm(v) && info.map(|i| i.state) == Some(VERIFIED) {
+            return self.fail(&[SMMU_ID, INFO_ID + v]);
         }
         let pfn = phys_page(pte) / PAGE_SIZE;
-        let p = self.page(pfn);
+        let p = pages.get(&self.hw, pfn);
         if !(p.owner == v && p.gfn == iova / PAGE_SIZE) {
-            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
+            return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
         }
-        let old = smmu::leaf(&self.hw, &self.smmu_pool, index, cbndx, iova);
-        if !smmu::spt_map(&mut self.hw, &mut self.smmu_pool, index, cbndx, iova, pte) {
-            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
+        let old = smmu::leaf(&self.hw, &spt, index, cbndx, iova);
+        if !smmu::spt_map(&self.hw, &mut spt, index, cbndx, iova, pte) {
+            return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
         }
         // A leaf that changed may be cached by the SMMU.
         if old != 0 && old != pte && !self.smmu_hw_flush(index, v) {
-            return self.halt(&[SMMU_ID]);
+            return self.fail(&[SMMU_ID]);
         }
         if p.owner == HOSTVISOR && p.count < EL2_SMMU_CFG_SIZE {
-            self.set_count(pfn, p, p.count + 1);
+            pages.set_count(&self.hw, pfn, p, p.count + 1);
         }
-        false
+        Ok(())
     }
 
     /// `local_smmu_clear`: unmap `iova` from the bank; a host page's mapping count drops.
-    pub(crate) fn local_smmu_clear_locked(&mut self, iova: u64, cbndx: u32, index: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        let v = self.smmu_vmid[Self::bank(index, cbndx)];
+    pub fn local_smmu_clear(
+        &self,
+        iova: u64,
+        cbndx: u32,
+        index: u32,
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let (_banks, v, info) = self.smmu_and_owner(index, cbndx, input)?;
+        let mut pages = self.take(&self.s2page, input)?;
+        let mut spt = self.take(&self.spt, input)?;
         if v == INVALID {
-            return false;
+            return Ok(());
         }
-        if Self::is_vm(v) && self.state(v) >= VERIFIED {
-            return self.halt(&[SMMU_ID, INFO_ID + v]);
+        if Self::is_vm(v) && info.map_or(UNUSED, |i| i.state) >= VERIFIED {
+            return self.fail(&[SMMU_ID, INFO_ID + v]);
         }
-        let pte = smmu::leaf(&self.hw, &self.smmu_pool, index, cbndx, iova);
+        let pte = smmu::leaf(&self.hw, &spt, index, cbndx, iova);
         if pte == 0 {
-            return false;
+            return Ok(());
         }
-        if !smmu::spt_map(&mut self.hw, &mut self.smmu_pool, index, cbndx, iova, 0) {
-            return self.halt(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
+        if !smmu::spt_map(&self.hw, &mut spt, index, cbndx, iova, 0) {
+            return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID, SPT_ID]);
         }
         // No device may keep using the removed translation (issue 13).
         if !self.smmu_hw_flush(index, v) {
-            return self.halt(&[SMMU_ID]);
+            return self.fail(&[SMMU_ID]);
         }
         let pfn = phys_page(pte) / PAGE_SIZE;
-        let p = self.page(pfn);
+        let p = pages.get(&self.hw, pfn);
         if p.owner == HOSTVISOR && p.count > 0 {
-            self.set_count(pfn, p, p.count - 1);
+            pages.set_count(&self.hw, pfn, p, p.count - 1);
         }
-        false
+        Ok(())
+    }
+
+    /// The bank's leaf for `iova` (SMMU_LPAE_IOVA_TO_PHYS), under SPT.
+    pub fn smmu_iova_leaf(
+        &self,
+        index: u32,
+        cbndx: u32,
+        iova: u64,
+        input: &mut impl Untrusted,
+    ) -> Res<u64> {
+        let spt = self.take(&self.spt, input)?;
+        Ok(smmu::leaf(&self.hw, &spt, index, cbndx, iova))
     }
 }

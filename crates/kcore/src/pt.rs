@@ -66,7 +66,7 @@ fn slot(table: u64, addr: u64, level: u32) -> u64 {
 
 /// Replaces a descriptor, break-before-make when a valid one changes (Arm ARM D8.16.1):
 /// write invalid, invalidate the TLBs for `ipa` (all 512 pages of a block), then write new.
-pub fn set_desc(hw: &mut impl Hw, vmid: u32, at: u64, ipa: u64, span_pages: u64, new: u64) {
+pub fn set_desc(hw: &impl Hw, vmid: u32, at: u64, ipa: u64, span_pages: u64, new: u64) {
     let old = hw.read64(at);
     if is_valid(old) && old != new {
         hw.write64(at, 0);
@@ -83,7 +83,7 @@ pub fn set_desc(hw: &mut impl Hw, vmid: u32, at: u64, ipa: u64, span_pages: u64,
 /// changes nothing) when a table cannot be allocated or a page would split a block.
 #[allow(clippy::too_many_arguments)]
 pub fn mmap(
-    hw: &mut impl Hw,
+    hw: &impl Hw,
     l: &PtLayout,
     v: u32,
     pool: &mut Pool,
@@ -163,7 +163,7 @@ pub fn mmap(
 }
 
 /// Points the `level` entry of `table` at `next` unless it already does.
-fn link(hw: &mut impl Hw, table: u64, next: u64, addr: u64, level: u32, old: u64, _v: u32) {
+fn link(hw: &impl Hw, table: u64, next: u64, addr: u64, level: u32, old: u64, _v: u32) {
     if !is_table(old) {
         // A fresh table page is zero (pools are zeroed at boot); nothing was reachable
         // through an invalid entry, so no TLB maintenance is needed.

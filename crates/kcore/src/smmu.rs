@@ -50,7 +50,7 @@ impl SmmuPool {
 /// `local_spt_map_h`: set bank `(index, cbndx)`'s leaf for `iova` to `pte` (0 unmaps).
 /// `false` (nothing changed) when a table cannot be allocated.
 pub fn spt_map(
-    hw: &mut impl Hw,
+    hw: &impl Hw,
     pool: &mut SmmuPool,
     index: u32,
     cbndx: u32,
@@ -100,7 +100,7 @@ pub fn spt_map(
 }
 
 /// Forget a bank's tables (`local_alloc_smmu_pgd`): zero its two root pages.
-pub fn clear_root(hw: &mut impl Hw, pool: &SmmuPool, index: u32, cbndx: u32) {
+pub fn clear_root(hw: &impl Hw, pool: &SmmuPool, index: u32, cbndx: u32) {
     let root = pool.root(index, cbndx);
     hw.zero_page(root);
     hw.zero_page(root + PAGE_SIZE);

@@ -9,7 +9,7 @@
 
 use crate::consts::*;
 use crate::hw::{Hw, MmioWidth};
-use crate::mem_ops::Core;
+use crate::state::Core;
 use crate::smmu::BANKS;
 
 /// Bytes of one SMMU's own register space (global + context banks); the rest of its window
@@ -135,12 +135,12 @@ impl<H: Hw> Core<H> {
     }
 
     /// KCore's own register write; `false` if the device refused it.
-    fn smmu_w(&mut self, index: u32, off: u64, len: u64, v: u64) -> bool {
+    fn smmu_w(&self, index: u32, off: u64, len: u64, v: u64) -> bool {
         let pa = self.smmu_reg_pa(index, off);
         self.hw.mmio_write(pa, width(len), v).is_ok()
     }
 
-    fn smmu_r(&mut self, index: u32, off: u64) -> Option<u64> {
+    fn smmu_r(&self, index: u32, off: u64) -> Option<u64> {
         let pa = self.smmu_reg_pa(index, off);
         self.hw.mmio_read(pa, MmioWidth::W32).ok()
     }
@@ -148,9 +148,9 @@ impl<H: Hw> Core<H> {
     /// Bank `cb`'s registers as KCore keeps them: AArch64 format, stage-2 translation with
     /// `vmid`, KCore's TCR, TTBR0 at the bank's root in KCore's pool, translation on with
     /// context faults reported.
-    fn smmu_program_bank(&mut self, index: u32, cb: u32, vmid: u64) -> bool {
+    fn smmu_program_bank(&self, index: u32, cb: u32, vmid: u64) -> bool {
         use field::*;
-        let root = self.smmu_pool.root(index, cb);
+        let root = self.smmu_root(index, cb);
         let page = CB_BASE + cb as u64 * CB_PAGE;
         let n = cb as u64 * 4;
         self.smmu_w(index, reg::CBA2R + n, 4, CBA2R_VA64)
@@ -167,7 +167,7 @@ impl<H: Hw> Core<H> {
 
     /// Stream `cb`'s route: its SMR group matches exactly stream ID `cb` and translates
     /// through bank `cb` (`on`), or faults.
-    fn smmu_route(&mut self, index: u32, cb: u32, on: bool) -> bool {
+    fn smmu_route(&self, index: u32, cb: u32, on: bool) -> bool {
         use field::*;
         let n = cb as u64;
         let s2cr = if on {
@@ -182,7 +182,7 @@ impl<H: Hw> Core<H> {
     /// Every stream match group other than `except` that translates through bank `cb` is
     /// turned to fault, and every SMR other than `except`'s that matches stream `cb` is made
     /// invalid (routes the host made while the bank was its own or free).
-    fn smmu_unroute_others(&mut self, index: u32, cb: u32, except: Option<u64>) -> bool {
+    fn smmu_unroute_others(&self, index: u32, cb: u32, except: Option<u64>) -> bool {
         use field::*;
         for k in 0..STREAM_GROUPS {
             if Some(k) == except {
@@ -211,7 +211,7 @@ impl<H: Hw> Core<H> {
     /// Invalidate every IOTLB entry tagged `vmid` on SMMU `index` and wait until the
     /// invalidation is complete (sTLBGSYNC, then sTLBGSTATUS.GSACTIVE polled clear).
     /// Skipped under the planted fault `missed_smmu_tlbi`.
-    fn smmu_tlbi_vmid(&mut self, index: u32, vmids: &[u64]) -> bool {
+    fn smmu_tlbi_vmid(&self, index: u32, vmids: &[u64]) -> bool {
         if crate::mutants::mutant(crate::mutants::Fault::MissedSmmuTlbi) {
             return true;
         }
@@ -223,7 +223,7 @@ impl<H: Hw> Core<H> {
         self.smmu_sync(index)
     }
 
-    fn smmu_sync(&mut self, index: u32) -> bool {
+    fn smmu_sync(&self, index: u32) -> bool {
         if !self.smmu_w(index, reg::STLBGSYNC, 4, 0) {
             return false;
         }
@@ -242,8 +242,9 @@ impl<H: Hw> Core<H> {
     /// assumes, programs every bank (free banks: VMID 0, empty tables), routes every stream
     /// match group to fault, invalidates the whole IOTLB and only then enables the client
     /// ports with unmatched streams faulting. Halts if an SMMU is not as assumed.
-    pub fn smmu_boot(&mut self) -> bool {
+    pub fn smmu_boot(&self) -> bool {
         use field::*;
+        let banks = self.smmu.read();
         for index in 0..self.platform.smmu_num.min(crate::smmu::SMMU_NUM) {
             let ok = match self.smmu_r(index, reg::ID1) {
                 Some(id1) => {
@@ -253,7 +254,7 @@ impl<H: Hw> Core<H> {
             };
             let ok =
                 ok && (0..BANKS).all(|cb| {
-                    let vmid = hw_vmid(self.smmu_vmid[Self::bank(index, cb)]);
+                    let vmid = hw_vmid(banks[Self::bank(index, cb)]);
                     self.smmu_program_bank(index, cb, vmid)
                 }) && (0..STREAM_GROUPS).all(|k| {
                     self.smmu_w(index, reg::S2CR + 4 * k, 4, S2CR_FAULT << S2CR_TYPE_SHIFT)
@@ -267,7 +268,7 @@ impl<H: Hw> Core<H> {
                         SCR0_GFRE | SCR0_GFIE | SCR0_USFCFG | (1 << SCR0_SMCFCFG_SHIFT),
                     );
             if !ok {
-                self.halted = true;
+                self.halt(&[]);
                 return false;
             }
         }
@@ -281,7 +282,7 @@ impl<H: Hw> Core<H> {
     /// After `SMMU_ALLOC_PGD` gave bank `cb` to `vmid` (its tables just emptied): the bank
     /// is reprogrammed with that VMID, stream `cb` is routed to it and no other group
     /// reaches it, and no IOTLB entry of the bank's old or new VMID survives.
-    pub(crate) fn smmu_hw_attach(&mut self, index: u32, cb: u32, vmid: u32) -> bool {
+    pub(crate) fn smmu_hw_attach(&self, index: u32, cb: u32, vmid: u32) -> bool {
         if !self.smmu_present(index) {
             return true;
         }
@@ -298,7 +299,7 @@ impl<H: Hw> Core<H> {
 
     /// After `SMMU_FREE_PGD`: no stream reaches bank `cb` any more, and none of the VMID's
     /// IOTLB entries survives.
-    pub(crate) fn smmu_hw_detach(&mut self, index: u32, cb: u32, vmid: u32) -> bool {
+    pub(crate) fn smmu_hw_detach(&self, index: u32, cb: u32, vmid: u32) -> bool {
         if !self.smmu_present(index) {
             return true;
         }
@@ -308,7 +309,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// After a translation of bank `cb` (owned by `owner`) was removed or changed.
-    pub(crate) fn smmu_hw_flush(&mut self, index: u32, owner: u32) -> bool {
+    pub(crate) fn smmu_hw_flush(&self, index: u32, owner: u32) -> bool {
         if !self.smmu_present(index) {
             return true;
         }
@@ -321,10 +322,13 @@ impl<H: Hw> Core<H> {
     /// `smmu_bank_config_unpoliced`, `smmu_cbar_loose`; the seed's sCR0, sCR2, bank 0 CBAR
     /// and CONTEXTIDR rules), plus what the seed leaves to the device: sCR0.CLIENTPD and
     /// USFCFG are forced, and either half of a bank's TTBR0 is replaced by KCore's root.
-    pub(crate) fn smmu_host_write(&self, index: u32, off: u64, len: u64, data: u64) -> Option<u64> {
+    pub(crate) fn smmu_host_write(
+        &self,
+        banks: &crate::mem_ops::Banks,
+        index: u32, off: u64, len: u64, data: u64) -> Option<u64> {
         use field::*;
         let owner = |n: u64| {
-            self.smmu_vmid
+            banks
                 .get((index as u64 * BANKS as u64 + n) as usize)
                 .copied()
                 .unwrap_or(INVALID)
@@ -376,10 +380,10 @@ impl<H: Hw> Core<H> {
             reg::CB_SCTLR => data & SCTLR_M != 0 && data & SCTLR_E == 0,
             reg::CB_TCR => data & TCR_FIXED == TCR_KCORE,
             reg::CB_TTBR0 => {
-                let root = self.smmu_pool.root(index, cb);
+                let root = self.smmu_root(index, cb);
                 return Some(if len == 8 { root } else { root & 0xFFFF_FFFF });
             }
-            reg::CB_TTBR0_HI => return Some(self.smmu_pool.root(index, cb) >> 32),
+            reg::CB_TTBR0_HI => return Some(self.smmu_root(index, cb) >> 32),
             _ => true,
         };
         ok.then_some(data)

@@ -3,8 +3,8 @@
 //! mappings, vCPU activation, power-off. Arm-profile semantics.
 
 use crate::consts::*;
-use crate::hw::Hw;
-use crate::mem_ops::Core;
+use crate::hw::{Hw, Untrusted};
+use crate::state::{Core, Res};
 
 pub const VCPU_PER_VM: usize = 8;
 pub const MAX_LOAD_INFO_NUM: usize = 5;
@@ -72,182 +72,166 @@ fn pages(size: u64) -> Option<u64> {
 }
 
 impl<H: Hw> Core<H> {
-    fn vm(&mut self, v: u32) -> &mut VmInfo {
-        &mut self.vms[v as usize]
-    }
-
     /// `local_gen_vmid`: the next vmid; KCore halts when all are used.
-    pub(crate) fn local_gen_vmid_locked(&mut self) -> Option<u32> {
-        if self.halted {
-            return None;
-        }
-        let v = self.core_data.next_vmid;
+    pub fn local_gen_vmid(&self, input: &mut impl Untrusted) -> Res<u32> {
+        let mut cd = self.take(&self.core_data, input)?;
+        let v = cd.next_vmid;
         if v >= COREVISOR {
-            self.halt(&[]);
-            return None;
+            return self.fail(&[]);
         }
-        self.core_data.next_vmid = v + 1;
-        Some(v)
+        cd.next_vmid = v + 1;
+        Ok(v)
     }
 
     /// `local_register_kvm`: an UNUSED VM becomes READY.
-    pub(crate) fn local_register_kvm_locked(&mut self, v: u32) -> bool {
-        if self.halted {
-            return true;
+    pub fn local_register_kvm(&self, v: u32, input: &mut impl Untrusted) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
+        if vm.state != UNUSED {
+            return self.fail(&[]);
         }
-        if self.vms[v as usize].state != UNUSED {
-            return self.halt(&[]);
-        }
-        let vm = self.vm(v);
         vm.kvm = shared_kvm(v);
         vm.state = READY;
-        false
+        Ok(())
     }
 
     /// `local_register_vcpu`: an UNUSED vCPU of a READY VM becomes READY.
-    pub(crate) fn local_register_vcpu_locked(&mut self, v: u32, c: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        let vm = self.vms[v as usize];
+    pub fn local_register_vcpu(&self, v: u32, c: u32, input: &mut impl Untrusted) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
         if !(vm.state == READY && vm.vcpu_state[c as usize] == UNUSED) {
-            return self.halt(&[]);
+            return self.fail(&[]);
         }
-        let vm = self.vm(v);
         vm.vcpu[c as usize] = shared_vcpu(v, c);
         vm.vcpu_state[c as usize] = READY;
-        false
+        Ok(())
     }
 
     /// `local_set_vcpu_active`: a READY vCPU of a VERIFIED VM starts running.
-    pub(crate) fn local_set_vcpu_active_locked(&mut self, v: u32, c: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        let vm = self.vms[v as usize];
+    pub fn local_set_vcpu_active(&self, v: u32, c: u32, input: &mut impl Untrusted) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
         if !(vm.state == VERIFIED && vm.vcpu_state[c as usize] == READY) {
-            return self.halt(&[]);
+            return self.fail(&[]);
         }
-        self.vm(v).vcpu_state[c as usize] = ACTIVE;
-        false
+        vm.vcpu_state[c as usize] = ACTIVE;
+        Ok(())
     }
 
     /// `local_set_vcpu_inactive`: a running vCPU stops.
-    pub(crate) fn local_set_vcpu_inactive_locked(&mut self, v: u32, c: u32) -> bool {
-        if self.halted {
-            return true;
+    pub fn local_set_vcpu_inactive(&self, v: u32, c: u32, input: &mut impl Untrusted) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
+        if vm.vcpu_state[c as usize] != ACTIVE {
+            return self.fail(&[]);
         }
-        if self.vms[v as usize].vcpu_state[c as usize] != ACTIVE {
-            return self.halt(&[]);
-        }
-        self.vm(v).vcpu_state[c as usize] = READY;
-        false
+        vm.vcpu_state[c as usize] = READY;
+        Ok(())
     }
 
     /// `local_set_vm_poweroff`.
-    pub(crate) fn local_set_vm_poweroff_locked(&mut self, v: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        self.vm(v).state = POWEROFF;
-        false
+    pub fn local_set_vm_poweroff(&self, v: u32, input: &mut impl Untrusted) -> Res {
+        self.take(&self.vms[v as usize], input)?.state = POWEROFF;
+        Ok(())
     }
 
     /// `local_set_boot_info`: record an image segment and reserve its remap range.
-    pub(crate) fn local_set_boot_info_locked(&mut self, v: u32, load_addr: u64, size: u64) -> bool {
-        if self.halted {
-            return true;
-        }
-        let vm = self.vms[v as usize];
+    pub fn local_set_boot_info(
+        &self,
+        v: u32,
+        load_addr: u64,
+        size: u64,
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
+        let mut cd = self.take(&self.core_data, input)?;
         if vm.state != READY {
-            return self.halt(&[]);
+            return self.fail(&[]);
         }
         let i = vm.next_load_info as usize;
         if i >= MAX_LOAD_INFO_NUM {
-            return false;
+            return Ok(());
         }
-        let remap = self.core_data.next_remap_ptr;
+        let remap = cd.next_remap_ptr;
         let end = pages(size)
             .and_then(|n| n.checked_mul(PAGE_SIZE))
             .and_then(|b| b.checked_add(remap));
         let end = match end {
             Some(e) if e < REMAP_END => e,
-            _ => return self.halt(&[]),
+            _ => return self.fail(&[]),
         };
-        self.core_data.next_remap_ptr = end;
-        let vm = self.vm(v);
+        cd.next_remap_ptr = end;
         vm.next_load_info += 1;
         vm.load_addr[i] = load_addr;
         vm.load_size[i] = size;
         vm.remap_addr[i] = remap;
         vm.mapped_pages[i] = 0;
-        false
+        Ok(())
     }
 
     /// `local_remap_vm_image`: map the next page of segment `idx` into KCore's remap window.
-    pub(crate) fn local_remap_vm_image_locked(&mut self, v: u32, pfn: u64, idx: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        let vm = self.vms[v as usize];
+    pub fn local_remap_vm_image(
+        &self,
+        v: u32,
+        pfn: u64,
+        idx: u32,
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
+        let mut npt = self.take(&self.npt[COREVISOR as usize], input)?;
         if vm.state != READY {
-            return self.halt(&[INFO_ID + v]);
+            return self.fail(&[INFO_ID + v]);
         }
         if idx >= vm.next_load_info {
-            return false;
+            return Ok(());
         }
         let i = idx as usize;
         let mapped = vm.mapped_pages[i];
         if mapped >= pages(vm.load_size[i]).unwrap_or(0) {
-            return false;
+            return Ok(());
         }
         let target = vm.remap_addr[i] + mapped * PAGE_SIZE;
         // `pfn` < 2^28: REMAP_VM_IMAGE's argument check (`is_pfn`, arm profile).
-        if !self.mmap_principal(COREVISOR, target, 3, pfn.wrapping_mul(PAGE_SIZE) | PAGE_HYP) {
-            return self.halt(&[INFO_ID + v, NPT_ID + COREVISOR]);
+        let pte = pfn.wrapping_mul(PAGE_SIZE) | PAGE_HYP;
+        if !self.mmap_in(&mut npt, COREVISOR, target, 3, pte) {
+            return self.fail(&[INFO_ID + v, NPT_ID + COREVISOR]);
         }
-        self.vm(v).mapped_pages[i] = mapped + 1;
-        false
+        vm.mapped_pages[i] = mapped + 1;
+        Ok(())
     }
 
     /// `local_map_io`: map a device page (never RAM) into a READY VM.
-    pub(crate) fn local_map_io_locked(&mut self, v: u32, gpa: u64, pa: u64) -> bool {
-        if self.halted {
-            return true;
+    pub fn local_map_io(&self, v: u32, gpa: u64, pa: u64, input: &mut impl Untrusted) -> Res {
+        let vm = self.take(&self.vms[v as usize], input)?;
+        let pages = self.take(&self.s2page, input)?;
+        let mut npt = self.take(&self.npt[v as usize], input)?;
+        if vm.state != READY {
+            return self.fail(&[INFO_ID + v]);
         }
-        if self.vms[v as usize].state != READY {
-            return self.halt(&[INFO_ID + v]);
-        }
-        if self.page(pa / PAGE_SIZE).owner != INVALID {
-            return false;
+        if pages.get(&self.hw, pa / PAGE_SIZE).owner != INVALID {
+            return Ok(());
         }
         if !self.platform.is_mmio(pa) {
             // Not a device the platform declares, e.g. KCore's own UART: skipped like RAM
             // (deviation `device_outside_mmio`).
-            return false;
+            return Ok(());
         }
-        if !self.mmap_principal(v, gpa, 3, phys_page(pa) | PAGE_S2_DEVICE | S2_RDWR) {
-            return self.halt(&[INFO_ID + v, S2PAGE_ID, NPT_ID + v]);
+        if !self.mmap_in(&mut npt, v, gpa, 3, phys_page(pa) | PAGE_S2_DEVICE | S2_RDWR) {
+            return self.fail(&[INFO_ID + v, S2PAGE_ID, NPT_ID + v]);
         }
-        false
+        Ok(())
     }
 
-    /// `local_verify_vm` (defined by the seed, called by no entry point): with the VM's info
-    /// lock free, a READY VM is left as it is and any other halts; with the lock held
-    /// (recorded as poisoned), the VM becomes VERIFIED and the lock is released.
-    pub(crate) fn local_verify_vm_locked(&mut self, v: u32) -> bool {
-        if self.halted {
-            return true;
-        }
-        let held = self.poisoned & (1 << (INFO_ID + v)) != 0;
-        if !held {
-            if self.vms[v as usize].state == READY {
-                return false;
+    /// `local_verify_vm` (defined by the seed; VERIFY_VM_IMAGE calls it holding the VM's
+    /// info lock, `vm`): with the lock not marked taken, a READY VM is left as it is and any
+    /// other halts; with it marked (poisoned, as the seed records it), the VM becomes
+    /// VERIFIED and the mark is cleared.
+    pub(crate) fn local_verify_vm(&self, v: u32, vm: &mut VmInfo) -> Res {
+        let marked = self.poisoned() & (1 << (INFO_ID + v)) != 0;
+        if !marked {
+            if vm.state == READY {
+                return Ok(());
             }
-            return self.halt(&[INFO_ID + v]);
+            return self.fail(&[INFO_ID + v]);
         }
-        self.vm(v).state = VERIFIED;
-        self.poisoned &= !(1 << (INFO_ID + v));
-        false
+        vm.state = VERIFIED;
+        self.mark_poisoned(INFO_ID + v, false);
+        Ok(())
     }
 }

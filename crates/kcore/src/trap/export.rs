@@ -17,7 +17,6 @@ use crate::crypto::{
     open_page, seal_page, verify_image, ExportHeader, ExportKey, ImageDigest, IMAGE_PUBKEY,
 };
 use crate::ctxt::idx;
-use crate::hw::Untrusted;
 
 /// Exports whose headers KCore keeps (a handle older than this many exports is dead).
 pub const EXPORT_SLOTS: usize = 64;
@@ -53,7 +52,7 @@ fn read_page<H: Hw>(hw: &H, pa: u64) -> [u8; 4096] {
     b
 }
 
-fn write_page<H: Hw>(hw: &mut H, pa: u64, b: &[u8; 4096]) {
+fn write_page<H: Hw>(hw: &H, pa: u64, b: &[u8; 4096]) {
     for (i, w) in b.chunks_exact(8).enumerate() {
         let mut word = [0u8; 8];
         word.copy_from_slice(w);
@@ -68,13 +67,13 @@ fn word(b: &[u8; 4096], i: usize) -> u64 {
 }
 
 impl<H: Hw> Core<H> {
-    /// The signature check of VERIFY_VM_IMAGE, on the loaded image: `true` = authentic.
-    pub(crate) fn image_signature_ok(&self, v: u32, sig_words: &[u64]) -> bool {
+    /// The signature check of VERIFY_VM_IMAGE, on the loaded image of `vm` (its INFO lock
+    /// held): `true` = authentic.
+    pub(crate) fn image_signature_ok(&self, vm: &crate::vm_info::VmInfo, sig_words: &[u64]) -> bool {
         let mut sig = [0u8; 64];
         for (i, w) in sig_words.iter().take(8).enumerate() {
             sig[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
-        let vm = &self.vms[v as usize];
         let mut d = ImageDigest::new();
         for i in 0..vm.next_load_info as usize {
             let (size, remap) = (vm.load_size[i], vm.remap_addr[i]);
@@ -98,145 +97,160 @@ impl<H: Hw> Core<H> {
         verify_image(&IMAGE_PUBKEY, d, &sig)
     }
 
-    fn seal_into(&mut self, vmid: u32, page: &mut [u8; 4096], outpfn: u64) -> u64 {
-        let seq = self.exports.next_seq;
-        let hdr = seal_page(&ExportKey(self.exports.key), vmid, seq, page);
-        self.exports.slots[seq as usize % EXPORT_SLOTS] = Some(hdr);
-        self.exports.next_seq = seq + 1;
-        write_page(&mut self.hw, outpfn * PAGE_SIZE, page);
-        word(page, 0)
+    /// Seals `page` for `vmid` under the next sequence number into `outpfn`; its first word.
+    fn seal_into(
+        &self,
+        vmid: u32,
+        page: &mut [u8; 4096],
+        outpfn: u64,
+        input: &mut impl Untrusted,
+    ) -> Res<u64> {
+        let mut ex = self.take(&self.exports, input)?;
+        let seq = ex.next_seq;
+        let hdr = seal_page(&ExportKey(ex.key), vmid, seq, page);
+        ex.slots[seq as usize % EXPORT_SLOTS] = Some(hdr);
+        ex.next_seq = seq + 1;
+        write_page(&self.hw, outpfn * PAGE_SIZE, page);
+        Ok(word(page, 0))
     }
 
     /// Opens the buffer at `pa` exported under `handle` (consuming the handle).
-    fn open_export(&mut self, pa: u64, handle: u64) -> Option<[u8; 4096]> {
+    fn open_export(
+        &self,
+        pa: u64,
+        handle: u64,
+        input: &mut impl Untrusted,
+    ) -> Res<Option<[u8; 4096]>> {
+        let mut ex = self.take(&self.exports, input)?;
         let slot = handle as usize % EXPORT_SLOTS;
-        let hdr = self.exports.slots[slot].filter(|h| h.seq == handle)?;
+        let Some(hdr) = ex.slots[slot].filter(|h| h.seq == handle) else {
+            return Ok(None);
+        };
         let mut page = read_page(&self.hw, pa);
-        if !open_page(
-            &ExportKey(self.exports.key),
-            hdr.vmid,
-            handle,
-            &hdr,
-            &mut page,
-        ) {
-            return None;
+        if !open_page(&ExportKey(ex.key), hdr.vmid, handle, &hdr, &mut page) {
+            return Ok(None);
         }
-        self.exports.slots[slot] = None;
-        Some(page)
+        ex.slots[slot] = None;
+        Ok(Some(page))
     }
 
-    /// ENCRYPT_BUF: seal VM `vmid`'s page `inbuf` into the host's page `outbuf`.
+    /// ENCRYPT_BUF: seal VM `vmid`'s page `inbuf` into the host's page `outbuf` (S2PAGE).
     pub(crate) fn local_save_encrypt_buf(
-        &mut self,
+        &self,
         vmid: u32,
         inbuf: u64,
         outbuf: u64,
         input: &mut impl Untrusted,
-    ) {
+    ) -> Res {
+        let pages = self.take(&self.s2page, input)?;
         let (inpfn, outpfn) = (inbuf / PAGE_SIZE, outbuf / PAGE_SIZE);
-        if !(self.page(inpfn).owner == vmid && self.page(outpfn).owner == HOSTVISOR) {
-            self.halt(&[S2PAGE_ID]);
-            return;
+        if !(pages.get(&self.hw, inpfn).owner == vmid
+            && pages.get(&self.hw, outpfn).owner == HOSTVISOR)
+        {
+            return self.fail(&[S2PAGE_ID]);
         }
         let mut page = read_page(&self.hw, inpfn * PAGE_SIZE);
-        let first = self.seal_into(vmid, &mut page, outpfn);
+        let first = self.seal_into(vmid, &mut page, outpfn, input)?;
         input.record(HOSTVISOR, first);
+        Ok(())
     }
 
-    /// SAVE_CRYPT_VCPU: seal vCPU (`vmid`, `vcpu`)'s registers into the host's page `outbuf`.
+    /// SAVE_CRYPT_VCPU: seal vCPU (`vmid`, `vcpu`)'s registers into the host's page `outbuf`
+    /// (INFO(vmid), S2PAGE).
     pub(crate) fn local_save_encrypted_vcpu(
-        &mut self,
+        &self,
         vmid: u32,
         vcpu: u32,
         outbuf: u64,
         input: &mut impl Untrusted,
-    ) {
+    ) -> Res {
+        let _vm = self.take(&self.vms[vmid as usize], input)?;
+        let pages = self.take(&self.s2page, input)?;
         let outpfn = outbuf / PAGE_SIZE;
-        if self.page(outpfn).owner != HOSTVISOR {
-            self.halt(&[S2PAGE_ID]);
-            return;
+        if pages.get(&self.hw, outpfn).owner != HOSTVISOR {
+            return self.fail(&[S2PAGE_ID]);
         }
-        let c = self.shadow[ctxt_id(vmid, vcpu)];
+        let c = self.ctxt(ctxt_id(vmid, vcpu), input)?;
         let mut page = [0u8; 4096];
         for k in 0..VCPU_RECORD_WORDS {
             let v = c.get_shadow(record_index(k));
             page[k * 8..k * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
-        let first = self.seal_into(vmid, &mut page, outpfn);
+        let first = self.seal_into(vmid, &mut page, outpfn, input)?;
         input.record(HOSTVISOR, first);
+        Ok(())
     }
 
-    /// DECRYPT_BUF: the host's page `inbuf`, sealed under `handle`, becomes VM `vmid`'s.
+    /// DECRYPT_BUF: the host's page `inbuf`, sealed under `handle`, becomes VM `vmid`'s
+    /// (INFO(vmid), S2PAGE, the host's NPT).
     pub(crate) fn local_load_decrypt_buf(
-        &mut self,
+        &self,
         vmid: u32,
         inbuf: u64,
         handle: u64,
         input: &mut impl Untrusted,
-    ) {
+    ) -> Res {
+        let vm = self.take(&self.vms[vmid as usize], input)?;
+        let mut pages = self.take(&self.s2page, input)?;
+        let mut host = self.take(&self.npt[HOSTVISOR as usize], input)?;
         let pfn = inbuf / PAGE_SIZE;
-        if self.state(vmid) != READY {
-            self.halt(&[INFO_ID + vmid]);
-            return;
+        if vm.state != READY {
+            return self.fail(&[INFO_ID + vmid]);
         }
-        let p = self.page(pfn);
+        let p = pages.get(&self.hw, pfn);
         if !(p.owner == HOSTVISOR && p.count == 0) {
-            self.halt(&[INFO_ID + vmid, S2PAGE_ID]);
-            return;
+            return self.fail(&[INFO_ID + vmid, S2PAGE_ID]);
         }
-        if !self.unmap_host(pfn) {
-            self.halt(&[INFO_ID + vmid, S2PAGE_ID, NPT_ID]);
-            return;
+        if !self.unmap_host(&mut host, pfn) {
+            return self.fail(&[INFO_ID + vmid, S2PAGE_ID, NPT_ID]);
         }
-        let opened = self.open_export(pfn * PAGE_SIZE, handle);
+        let opened = self.open_export(pfn * PAGE_SIZE, handle, input)?;
         input.record(HOSTVISOR, opened.is_some() as u64);
         let Some(page) = opened else {
-            self.halt(&[INFO_ID + vmid, S2PAGE_ID]);
-            return;
+            return self.fail(&[INFO_ID + vmid, S2PAGE_ID]);
         };
-        write_page(&mut self.hw, pfn * PAGE_SIZE, &page);
-        self.set_page(
-            pfn,
-            crate::meta::S2Page {
-                owner: vmid,
-                count: 0,
-                gfn: INVALID64,
-            },
-        );
+        write_page(&self.hw, pfn * PAGE_SIZE, &page);
+        let theirs = crate::meta::S2Page {
+            owner: vmid,
+            count: 0,
+            gfn: INVALID64,
+        };
+        pages.set(&self.hw, pfn, theirs);
         input.record(HOSTVISOR, word(&page, 0));
+        Ok(())
     }
 
-    /// LOAD_CRYPT_VCPU: restore a READY vCPU from the sealed record at `buf` (`handle`).
+    /// LOAD_CRYPT_VCPU: restore a READY vCPU from the sealed record at `buf` (`handle`),
+    /// under INFO(vmid).
     pub(crate) fn local_load_encrypted_vcpu(
-        &mut self,
+        &self,
         vmid: u32,
         vcpu: u32,
         buf: u64,
         handle: u64,
         input: &mut impl Untrusted,
-    ) {
-        let vm = self.vms[vmid as usize];
+    ) -> Res {
+        let mut vm = self.take(&self.vms[vmid as usize], input)?;
         if !(vm.state == READY && vm.vcpu_state[vcpu as usize] == READY) {
-            self.halt(&[INFO_ID + vmid]);
-            return;
+            return self.fail(&[INFO_ID + vmid]);
         }
         let opened = if buf < KVM_PHYS_SIZE {
-            self.open_export(phys_page(buf), handle)
+            self.open_export(phys_page(buf), handle, input)?
         } else {
             None
         };
         input.record(HOSTVISOR, opened.is_some() as u64);
         let Some(page) = opened else {
-            self.halt(&[INFO_ID + vmid]);
-            return;
+            return self.fail(&[INFO_ID + vmid]);
         };
-        let c = &mut self.shadow[ctxt_id(vmid, vcpu)];
+        let mut c = self.take(&self.shadow[ctxt_id(vmid, vcpu)], input)?;
         for k in 0..VCPU_RECORD_WORDS {
             let v = word(&page, k);
             input.record(HOSTVISOR, v);
             c.set_shadow(record_index(k), v);
         }
-        self.vms[vmid as usize].inc_exe = 1;
+        vm.inc_exe = 1;
+        Ok(())
     }
 }
 

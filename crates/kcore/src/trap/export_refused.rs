@@ -3,7 +3,6 @@
 //! halts, so nothing unauthenticated is ever accepted.
 
 use super::*;
-use crate::hw::Untrusted;
 
 /// Export state of a build without cryptography: nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,44 +15,44 @@ impl Exports {
 }
 
 impl<H: Hw> Core<H> {
-    pub(crate) fn image_signature_ok(&self, _v: u32, _sig_words: &[u64]) -> bool {
+    pub(crate) fn image_signature_ok(&self, _vm: &crate::vm_info::VmInfo, _sig: &[u64]) -> bool {
         false
     }
     pub(crate) fn local_save_encrypt_buf(
-        &mut self,
+        &self,
         _: u32,
         _: u64,
         _: u64,
         _: &mut impl Untrusted,
-    ) {
-        self.halt(&[S2PAGE_ID]);
+    ) -> Res {
+        self.fail(&[S2PAGE_ID])
     }
     pub(crate) fn local_save_encrypted_vcpu(
-        &mut self,
+        &self,
         _: u32,
         _: u32,
         _: u64,
         _: &mut impl Untrusted,
-    ) {
-        self.halt(&[S2PAGE_ID]);
+    ) -> Res {
+        self.fail(&[S2PAGE_ID])
     }
     pub(crate) fn local_load_decrypt_buf(
-        &mut self,
+        &self,
         v: u32,
         _: u64,
         _: u64,
         _: &mut impl Untrusted,
-    ) {
-        self.halt(&[INFO_ID + v]);
+    ) -> Res {
+        self.fail(&[INFO_ID + v])
     }
     pub(crate) fn local_load_encrypted_vcpu(
-        &mut self,
+        &self,
         v: u32,
         _: u32,
         _: u64,
         _: u64,
         _: &mut impl Untrusted,
-    ) {
-        self.halt(&[INFO_ID + v]);
+    ) -> Res {
+        self.fail(&[INFO_ID + v])
     }
 }

@@ -5,7 +5,6 @@
 //! does not own.
 
 use super::*;
-use crate::hw::Untrusted;
 
 /// What a trapped data access asks for (ESR_EL2 ISS of a data abort, Arm ARM D17.2.37).
 struct Access {
@@ -19,39 +18,28 @@ struct Access {
 
 impl<H: Hw> Core<H> {
     /// A host stage-2 fault on `cpu` (HPFAR_EL2, FAR_EL2, ESR_EL2 describe it).
-    pub fn host_npt_handler(&mut self, cpu: usize, input: &mut impl Untrusted) -> Trap {
-        if let Some(t) = self.admit(cpu, true) {
-            return t;
-        }
-        let id = self.enter(cpu);
-        let hw = self.hw.regs(cpu).regs;
-        // HPFAR_EL2.FIPA is IPA[47:12] at bits [43:4]; a larger value names no address.
-        let addr = match (hw.hpfar_el2 & HPFAR_MASK).checked_mul(256) {
-            Some(a) if is_addr(a) => a,
-            _ => {
-                self.halt(&[]);
-                return Trap::Halted;
+    pub fn host_npt_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
+        self.handle(cpu, true, |cpu| {
+            let id = self.enter(cpu, input)?;
+            let hw = cpu.regs.regs;
+            // HPFAR_EL2.FIPA is IPA[47:12] at bits [43:4]; a larger value names no address.
+            let addr = match (hw.hpfar_el2 & HPFAR_MASK).checked_mul(256) {
+                Some(a) if is_addr(a) => a,
+                _ => return self.fail(&[]),
+            };
+            let esr = hw.esr_el2;
+            let acc = Access {
+                ipa: addr | (hw.far_el2 & 4095),
+                len: 1 << ((esr >> ESR_ELX_SAS_SHIFT) & 3),
+                write: esr & ESR_ELX_WNR != 0,
+                rt: (esr >> ESR_ELX_SRT_SHIFT) & 31,
+            };
+            match self.smmu_window(addr) {
+                None => self.local_map_host(addr, input)?,
+                Some(index) => self.handle_host_mmio(cpu, id, index, &acc, input)?,
             }
-        };
-        let esr = hw.esr_el2;
-        let acc = Access {
-            ipa: addr | (hw.far_el2 & 4095),
-            len: 1 << ((esr >> ESR_ELX_SAS_SHIFT) & 3),
-            write: esr & ESR_ELX_WNR != 0,
-            rt: (esr >> ESR_ELX_SRT_SHIFT) & 31,
-        };
-        match self.smmu_window(addr) {
-            None => {
-                self.local_map_host(addr);
-            }
-            Some(index) => self.locked(&[SMMU_ID], (), |c| {
-                c.handle_host_mmio(cpu, id, index, &acc, input)
-            }),
-        }
-        if !self.halted {
-            self.leave(cpu, id);
-        }
-        self.outcome()
+            self.leave(cpu, id, input)
+        })
     }
 
     /// The SMMU whose register window holds `addr` (the last one, as the seed's loop).
@@ -63,25 +51,25 @@ impl<H: Hw> Core<H> {
         })
     }
 
-    /// The host's access to SMMU `index`'s registers (`arm`, issue 13): only aligned 4- or
-    /// 8-byte accesses the SMMU defines; reads complete at their width; a write completes,
-    /// at exactly its width, with the value [`Core::smmu_host_write`] allows (forced bits,
-    /// KCore's table root), or KCore halts. Offsets above the SMMU's own registers reach
-    /// nothing.
+    /// The host's access to SMMU `index`'s registers (`arm`, issue 13), under SMMU: only
+    /// aligned 4- or 8-byte accesses the SMMU defines; reads complete at their width; a
+    /// write completes, at exactly its width, with the value [`Core::smmu_host_write`]
+    /// allows (forced bits, KCore's table root), or KCore halts. Offsets above the SMMU's
+    /// own registers reach nothing.
     fn handle_host_mmio(
-        &mut self,
-        cpu: usize,
+        &self,
+        cpu: &mut Cpu,
         id: usize,
         index: u32,
         acc: &Access,
         input: &mut impl Untrusted,
-    ) {
+    ) -> Res {
         use crate::hw::MmioWidth;
         use crate::smmu_hw::{access_ok, SMMU_SIZE};
+        let banks = self.take(&self.smmu, input)?;
         let off = acc.ipa - self.platform.smmus[index as usize].0;
         if !access_ok(off, acc.len) {
-            self.halt(&[]);
-            return;
+            return self.fail(&[]);
         }
         let width = if acc.len == 8 {
             MmioWidth::W64
@@ -92,31 +80,27 @@ impl<H: Hw> Core<H> {
             let v = if off < SMMU_SIZE {
                 match self.hw.mmio_read(acc.ipa, width) {
                     Ok(v) => v,
-                    Err(_) => {
-                        self.halt(&[]);
-                        return;
-                    }
+                    Err(_) => return self.fail(&[]),
                 }
             } else {
                 0
             };
             input.record(HOSTVISOR, v);
-            self.shadow[id].set_shadow(acc.rt, v);
-            self.hw.regs(cpu).regs.elr_el2 += 4;
-            return;
+            self.with_ctxt(id, input, |s| s.set_shadow(acc.rt, v))?;
+            cpu.regs.regs.elr_el2 += 4;
+            return Ok(());
         }
-        let mut data = self.shadow[id].get_shadow(acc.rt);
+        let mut data = self.ctxt(id, input)?.get_shadow(acc.rt);
         if acc.len == 4 {
             data &= 0xFFFF_FFFF; // a 32-bit store carries the register's low word
         }
-        let Some(value) = self.smmu_host_write(index, off, acc.len, data) else {
-            self.halt(&[]);
-            return;
+        let Some(value) = self.smmu_host_write(&banks, index, off, acc.len, data) else {
+            return self.fail(&[]);
         };
         if off < SMMU_SIZE && self.hw.mmio_write(acc.ipa, width, value).is_err() {
-            self.halt(&[]);
-            return;
+            return self.fail(&[]);
         }
-        self.hw.regs(cpu).regs.elr_el2 += 4;
+        cpu.regs.regs.elr_el2 += 4;
+        Ok(())
     }
 }

@@ -20,8 +20,8 @@ mod vm_exit;
 
 use crate::consts::*;
 use crate::ctxt::Ctxt;
-use crate::hw::Hw;
-use crate::mem_ops::Core;
+use crate::hw::{Hw, Untrusted};
+use crate::state::{Core, Halt, Res};
 #[cfg(feature = "crypto")]
 pub use export::{Exports, EXPORT_SLOTS};
 #[cfg(not(feature = "crypto"))]
@@ -54,6 +54,26 @@ impl PerCpu {
     }
 }
 
+/// One CPU as KCore sees it: what it runs, and its register file as its EL2 vector saved it
+/// on the trap being handled (the vector restores it on `eret`). Only that CPU touches it,
+/// so each handler takes it by `&mut`; on EL2 it is the CPU's own frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cpu {
+    pub id: usize,
+    pub run: PerCpu,
+    pub regs: Ctxt,
+}
+
+impl Cpu {
+    pub fn boot(id: usize) -> Self {
+        Cpu {
+            id,
+            run: PerCpu::boot(id),
+            regs: Ctxt::default(),
+        }
+    }
+}
+
 /// How a trap ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trap {
@@ -65,56 +85,72 @@ pub enum Trap {
     Undefined,
 }
 
-impl<H: Hw> Core<H> {
-    /// The CPU's mode admits this entry point (`ihost`, `icore` as given) and KCore runs.
-    fn admit(&self, cpu: usize, ihost: bool) -> Option<Trap> {
-        let c = self.cpus[cpu];
-        if (c.ihost, c.icore) != (ihost, false) {
-            return Some(Trap::Undefined);
+impl From<Res> for Trap {
+    fn from(r: Res) -> Trap {
+        match r {
+            Ok(()) => Trap::Done,
+            Err(Halt) => Trap::Halted,
         }
-        self.halted.then_some(Trap::Halted)
     }
+}
 
-    fn outcome(&self) -> Trap {
-        debug_assert!(
-            self.halted || self.held == 0,
-            "a trap returns with locks held"
-        );
-        if self.halted {
-            Trap::Halted
-        } else {
-            Trap::Done
+impl<H: Hw> Core<H> {
+    /// Runs handler `f` if the CPU's mode admits this entry point (`ihost`, `icore` as
+    /// given) and KCore runs.
+    fn handle(&self, cpu: &mut Cpu, ihost: bool, f: impl FnOnce(&mut Cpu) -> Res) -> Trap {
+        if (cpu.run.ihost, cpu.run.icore) != (ihost, false) {
+            return Trap::Undefined;
         }
+        if self.halted() {
+            return Trap::Halted;
+        }
+        let r = f(cpu);
+        // A halt on another CPU ends this step too (its next lock would have failed).
+        if self.halted() {
+            return Trap::Halted;
+        }
+        r.into()
     }
 
     /// The shadow context of what runs on `cpu`.
-    fn cur_ctxt(&self, cpu: usize) -> usize {
-        let c = self.cpus[cpu];
-        ctxt_id(c.cur_vmid, c.cur_vcpuid)
+    fn cur_ctxt(cpu: &Cpu) -> usize {
+        ctxt_id(cpu.run.cur_vmid, cpu.run.cur_vcpuid)
+    }
+
+    /// A copy of shadow context `id`, taken under its lock.
+    pub(crate) fn ctxt(&self, id: usize, input: &mut impl Untrusted) -> Res<Ctxt> {
+        Ok(*self.take(&self.shadow[id], input)?)
+    }
+
+    /// Changes shadow context `id` under its lock.
+    pub(crate) fn with_ctxt<R>(
+        &self,
+        id: usize,
+        input: &mut impl Untrusted,
+        f: impl FnOnce(&mut Ctxt) -> R,
+    ) -> Res<R> {
+        Ok(f(&mut *self.take(&self.shadow[id], input)?))
     }
 
     /// Entry from the host or a VM: its x0..x30 into its shadow context; KCore runs.
-    fn enter(&mut self, cpu: usize) -> usize {
-        let id = self.cur_ctxt(cpu);
-        self.shadow[id].regs.x = self.hw.regs(cpu).regs.x;
-        self.cpus[cpu].icore = true;
-        id
+    fn enter(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res<usize> {
+        let id = Self::cur_ctxt(cpu);
+        let x = cpu.regs.regs.x;
+        self.with_ctxt(id, input, |s| s.regs.x = x)?;
+        cpu.run.icore = true;
+        Ok(id)
     }
 
     /// Back to what trapped, with its shadow x0..x30.
-    fn leave(&mut self, cpu: usize, id: usize) {
-        self.hw.regs(cpu).regs.x = self.shadow[id].regs.x;
-        self.cpus[cpu].icore = false;
+    fn leave(&self, cpu: &mut Cpu, id: usize, input: &mut impl Untrusted) -> Res {
+        cpu.regs.regs.x = self.ctxt(id, input)?.regs.x;
+        cpu.run.icore = false;
+        Ok(())
     }
 
     /// `timer_enable_traps`: clear CNTHCTL_EL2.EL1PCEN, set EL1PCTEN.
     fn timer_enable_traps(hw: &mut Ctxt) {
         hw.traps.cnthctl_el2 = (hw.traps.cnthctl_el2 & !CNTHCTL_EL1PCEN) | CNTHCTL_EL1PCTEN;
-    }
-
-    /// VTTBR_EL2 for principal `v`: its table's root and its VMID (Arm ARM D17.2.160).
-    pub fn vttbr(&self, v: u32) -> u64 {
-        self.layout.pt.root(v) | ((v as u64) << 48)
     }
 }
 

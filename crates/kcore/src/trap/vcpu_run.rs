@@ -8,68 +8,59 @@
 
 use super::*;
 use crate::ctxt::{exception_vector, idx, reg_desc};
-use crate::hw::Untrusted;
 use crate::mutants::{mutant, Fault};
 
 impl<H: Hw> Core<H> {
     /// The host runs a vCPU on `cpu`.
-    pub fn host_vcpu_run_handler(&mut self, cpu: usize, input: &mut impl Untrusted) -> Trap {
-        if let Some(t) = self.admit(cpu, true) {
-            return t;
-        }
-        if !self.vcpu_run_switch_to_core(cpu) || !self.vcpu_run_process(cpu, input) {
-            return Trap::Halted;
-        }
-        self.vcpu_run_switch_to_vm(cpu);
-        self.outcome()
+    pub fn host_vcpu_run_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
+        self.handle(cpu, true, |cpu| {
+            self.vcpu_run_switch_to_core(cpu, input)?;
+            self.vcpu_run_process(cpu, input)?;
+            self.vcpu_run_switch_to_vm(cpu, input)
+        })
     }
 
     /// `vcpu_run_swith_to_core`: save the host's registers and its return state, pick the VM.
-    fn vcpu_run_switch_to_core(&mut self, cpu: usize) -> bool {
-        let host = ctxt_id(HOSTVISOR, self.cpus[cpu].cur_vcpuid);
-        let hw = *self.hw.regs(cpu);
+    fn vcpu_run_switch_to_core(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
+        let host = ctxt_id(HOSTVISOR, cpu.run.cur_vcpuid);
+        let hw = cpu.regs;
         let vmid = hw.regs.x[1];
         if !is_vm(vmid) {
-            self.halt(&[]);
-            return false;
+            return self.fail(&[]);
         }
-        let s = &mut self.shadow[host];
-        s.regs.x = hw.regs.x;
-        s.regs.save_sysregs(&hw.regs);
-        s.regs.fpsimd_save(&hw.regs);
-        s.states.pc = hw.regs.elr_el2;
-        s.states.pstate = hw.regs.spsr_el2;
-        self.cpus[cpu] = PerCpu {
+        self.with_ctxt(host, input, |s| {
+            s.regs.x = hw.regs.x;
+            s.regs.save_sysregs(&hw.regs);
+            s.regs.fpsimd_save(&hw.regs);
+            s.states.pc = hw.regs.elr_el2;
+            s.states.pstate = hw.regs.spsr_el2;
+        })?;
+        cpu.run = PerCpu {
             cur_vmid: vmid as u32,
             cur_vcpuid: NO_VCPU,
             ihost: true,
             icore: true,
         };
-        true
+        Ok(())
     }
 
     /// `vcpu_run_process`: activate the vCPU; reset it on its first run, else finish the
     /// host's work on its last exit and install the mapping the host proposes.
-    fn vcpu_run_process(&mut self, cpu: usize, input: &mut impl Untrusted) -> bool {
-        let vmid = self.cpus[cpu].cur_vmid;
-        let host = self.shadow[ctxt_id(HOSTVISOR, cpu as u32)].regs.x;
+    fn vcpu_run_process(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
+        let vmid = cpu.run.cur_vmid;
+        let host = cpu.regs.regs.x;
         let vcpu = host[2];
         input.record_core(vmid, vcpu);
         if !is_vcpu(vcpu) {
-            self.halt(&[]);
-            return false;
+            return self.fail(&[]);
         }
         let vcpu = vcpu as u32;
-        self.cpus[cpu].cur_vcpuid = vcpu;
-        if self.local_set_vcpu_active(vmid, vcpu) {
-            return false;
-        }
+        cpu.run.cur_vcpuid = vcpu;
+        self.local_set_vcpu_active(vmid, vcpu, input)?;
         let id = ctxt_id(vmid, vcpu);
-        let dirty = self.shadow[id].states.dirty;
-        if dirty == INVALID64 {
-            return self.locked(&[INFO_ID + vmid], false, |c| {
-                c.vcpu_first_run(cpu, vmid, vcpu, input)
-            });
+        if self.ctxt(id, input)?.states.dirty == INVALID64 {
+            let vm = self.take(&self.vms[vmid as usize], input)?;
+            return self.vcpu_first_run(cpu, vmid, vcpu, &vm, input);
         }
         let first = if mutant(Fault::MmioResultsFromX9) {
             9
@@ -77,7 +68,8 @@ impl<H: Hw> Core<H> {
             8
         };
         let mut hostvals = host[first..].iter();
-        let s = &mut self.shadow[id];
+        let mut s = self.take(&self.shadow[id], input)?;
+        let dirty = s.states.dirty;
         if s.regs.ec == ARM_EXCEPTION_TRAP {
             // `sync_dirty_to_shadow`: the host emulated an MMIO read into these registers.
             for i in 0..31 {
@@ -102,6 +94,7 @@ impl<H: Hw> Core<H> {
         }
         s.states.dirty = 0;
         s.regs.far_el2 = 0;
+        drop(s);
         let gpa = host[3];
         input.record_core(vmid, gpa);
         if (PAGE_SIZE..KVM_ADDR_SPACE).contains(&gpa) {
@@ -109,39 +102,38 @@ impl<H: Hw> Core<H> {
             input.record_core(vmid, pte);
             input.record_core(vmid, level);
             let level = u32::try_from(level).unwrap_or(u32::MAX);
-            return !self.prot_and_map_vm_s2pt(vmid, gpa, pte, level, input);
+            return self.prot_and_map_vm_s2pt(vmid, gpa, pte, level, input);
         }
-        true
+        Ok(())
     }
 
-    /// First run: a restored vCPU just starts; a fresh one starts at an entry point inside
-    /// its verified image with cleared registers and reset system registers.
+    /// First run (the VM's INFO lock held, `vm`): a restored vCPU just starts; a fresh one
+    /// starts at an entry point inside its verified image with cleared registers and reset
+    /// system registers.
     fn vcpu_first_run(
-        &mut self,
-        cpu: usize,
+        &self,
+        cpu: &Cpu,
         vmid: u32,
         vcpu: u32,
+        vm: &crate::vm_info::VmInfo,
         input: &mut impl Untrusted,
-    ) -> bool {
+    ) -> Res {
         let id = ctxt_id(vmid, vcpu);
-        let vm = self.vms[vmid as usize];
         if vm.inc_exe != 0 {
-            self.shadow[id].states.dirty = 0;
-            return true;
+            return self.with_ctxt(id, input, |s| s.states.dirty = 0);
         }
-        let host = self.shadow[ctxt_id(HOSTVISOR, cpu as u32)].regs.x;
+        let host = cpu.regs.regs.x;
         let pc = host[6];
         input.record(vmid, pc);
         let inside = (0..vm.next_load_info as usize)
             .any(|i| pc >= vm.load_addr[i] && pc - vm.load_addr[i] < vm.load_size[i]);
         if !inside {
-            self.halt(&[]);
-            return false;
+            return self.fail(&[]);
         }
         let pstate = host[7];
         input.record(vmid, pstate);
-        let actlr = self.hw.regs(cpu).regs.actlr_el1;
-        let s = &mut self.shadow[id];
+        let actlr = cpu.regs.regs.actlr_el1;
+        let mut s = self.take(&self.shadow[id], input)?;
         s.regs.x = [0; 31];
         s.states.pc = pc;
         s.states.pstate = pstate;
@@ -165,16 +157,15 @@ impl<H: Hw> Core<H> {
             s.set_shadow(i, v);
         }
         s.states.dirty = 0;
-        true
+        Ok(())
     }
 
     /// `vcpu_run_switch_to_vm`: load the vCPU into the CPU, trap what a VM must not do, enter.
-    fn vcpu_run_switch_to_vm(&mut self, cpu: usize) {
-        let vmid = self.cpus[cpu].cur_vmid;
-        let s = self.shadow[ctxt_id(vmid, self.cpus[cpu].cur_vcpuid)];
-        let vttbr = self.vttbr(vmid);
-        let hw = self.hw.regs(cpu);
-        hw.regs.vttbr_el2 = vttbr;
+    fn vcpu_run_switch_to_vm(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
+        let vmid = cpu.run.cur_vmid;
+        let s = self.ctxt(ctxt_id(vmid, cpu.run.cur_vcpuid), input)?;
+        let hw = &mut cpu.regs;
+        hw.regs.vttbr_el2 = self.vttbr(vmid);
         hw.regs.tpidr_el2 = s.regs.tpidr_el2;
         hw.regs.hcr_el2 = HCR_HYPSEC_VM_FLAGS;
         Self::timer_enable_traps(hw);
@@ -185,7 +176,8 @@ impl<H: Hw> Core<H> {
         s.regs.restore_sysregs(&s.states, &mut hw.regs);
         s.regs.fpsimd_restore(&mut hw.regs);
         hw.regs.x = s.regs.x;
-        self.cpus[cpu].icore = false;
-        self.cpus[cpu].ihost = false;
+        cpu.run.icore = false;
+        cpu.run.ihost = false;
+        Ok(())
     }
 }

@@ -4,84 +4,69 @@
 //! which sees only the registers KCore chose to expose.
 
 use super::*;
-use crate::hw::Untrusted;
 
 impl<H: Hw> Core<H> {
     /// An exit of the VM running on `cpu` (`ec` = exit code, ESR_EL2 = syndrome).
-    pub fn vm_exit_handler(&mut self, cpu: usize, input: &mut impl Untrusted) -> Trap {
-        if let Some(t) = self.admit(cpu, false) {
-            return t;
-        }
-        let (vmid, vcpu) = (self.cpus[cpu].cur_vmid, self.cpus[cpu].cur_vcpuid);
-        let id = self.enter(cpu);
-        let hw = self.hw.regs(cpu).regs;
-        self.shadow[id].regs.populate_fault(&hw);
-        let to_host = match hw.ec {
-            ARM_EXCEPTION_TRAP => self.vm_exit_dispatcher(cpu, vmid, id, input),
-            ARM_EXCEPTION_INTERRUPT => true,
-            _ => {
-                self.halt(&[]);
-                false
+    pub fn vm_exit_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
+        self.handle(cpu, false, |cpu| {
+            let (vmid, vcpu) = (cpu.run.cur_vmid, cpu.run.cur_vcpuid);
+            let id = self.enter(cpu, input)?;
+            let hw = cpu.regs.regs;
+            self.with_ctxt(id, input, |s| s.regs.populate_fault(&hw))?;
+            let to_host = match hw.ec {
+                ARM_EXCEPTION_TRAP => self.vm_exit_dispatcher(cpu, vmid, id, input)?,
+                ARM_EXCEPTION_INTERRUPT => true,
+                _ => return self.fail(&[]),
+            };
+            if !to_host {
+                return self.leave(cpu, id, input);
             }
-        };
-        if self.halted {
-            return Trap::Halted;
-        }
-        if !to_host {
-            self.leave(cpu, id);
-            return self.outcome();
-        }
-        if !self.prep_exit_vm(cpu, vmid, vcpu, id, input) {
-            return Trap::Halted;
-        }
-        self.switch_to_host(cpu);
-        self.outcome()
+            self.prep_exit_vm(cpu, vmid, vcpu, id, input)?;
+            self.switch_to_host(cpu, input)
+        })
     }
 
     /// Handles a guest trap at EL2; `true` = the host must see this exit.
     fn vm_exit_dispatcher(
-        &mut self,
-        cpu: usize,
+        &self,
+        cpu: &mut Cpu,
         vmid: u32,
         id: usize,
         input: &mut impl Untrusted,
-    ) -> bool {
-        let regs = self.shadow[id].regs;
+    ) -> Res<bool> {
+        let regs = self.ctxt(id, input)?.regs;
         match (regs.esr_el2 >> ESR_ELX_EC_SHIFT) & 63 {
             ESR_ELX_EC_SYS64 => {
                 // Emulated as a no-op: skip the instruction.
-                self.hw.regs(cpu).regs.elr_el2 += 4;
-                false
+                cpu.regs.regs.elr_el2 += 4;
+                Ok(false)
             }
             ESR_ELX_EC_HVC64 => {
                 let (call, addr, size) = (regs.x[0], regs.x[2], regs.x[3]);
                 let pages = size.div_ceil(PAGE_SIZE);
                 match call {
-                    hvc::KVM_SET_DESC_PFN => self.share_range(vmid, addr, pages, false, input),
-                    hvc::KVM_UNSET_DESC_PFN => self.share_range(vmid, addr, pages, true, input),
-                    _ => return true,
+                    hvc::KVM_SET_DESC_PFN => self.share_range(vmid, addr, pages, false, input)?,
+                    hvc::KVM_UNSET_DESC_PFN => self.share_range(vmid, addr, pages, true, input)?,
+                    _ => return Ok(true),
                 };
-                false
+                Ok(false)
             }
-            ESR_ELX_EC_WFX | ESR_ELX_EC_IABT_LOW | ESR_ELX_EC_DABT_LOW => true,
-            _ => {
-                self.halt(&[]);
-                false
-            }
+            ESR_ELX_EC_WFX | ESR_ELX_EC_IABT_LOW | ESR_ELX_EC_DABT_LOW => Ok(true),
+            _ => self.fail(&[]),
         }
     }
 
     /// `prep_exit_vm`: save the vCPU, note what the host must do for it, deactivate it.
     fn prep_exit_vm(
-        &mut self,
-        cpu: usize,
+        &self,
+        cpu: &mut Cpu,
         vmid: u32,
         vcpu: u32,
         id: usize,
         input: &mut impl Untrusted,
-    ) -> bool {
-        let hw = self.hw.regs(cpu);
-        let s = &mut self.shadow[id];
+    ) -> Res {
+        let hw = &mut cpu.regs;
+        let mut s = self.take(&self.shadow[id], input)?;
         s.regs.save_sysregs(&hw.regs);
         s.regs.fpsimd_save(&hw.regs);
         hw.traps.pmuserenr_el0 = 0;
@@ -89,14 +74,13 @@ impl<H: Hw> Core<H> {
         hw.traps.cptr_el2 = CPTR_EL2_DEFAULT;
         Self::timer_enable_traps(hw);
         let esr_now = hw.regs.esr_el2;
+        let mut poweroff = false;
         if s.regs.ec == ARM_EXCEPTION_TRAP {
             match (s.regs.esr_el2 >> ESR_ELX_EC_SHIFT) & 63 {
                 // The host resumes the vCPU after the WFx.
                 ESR_ELX_EC_WFX => s.states.dirty = DIRTY_PC_FLAG,
                 ESR_ELX_EC_HVC64 => {
-                    if s.regs.x[0] & 0xFFFF_FFFF == hvc::PSCI_0_2_FN_SYSTEM_OFF {
-                        self.local_set_vm_poweroff(vmid);
-                    }
+                    poweroff = s.regs.x[0] & 0xFFFF_FFFF == hvc::PSCI_0_2_FN_SYSTEM_OFF;
                 }
                 ESR_ELX_EC_IABT_LOW | ESR_ELX_EC_DABT_LOW => {
                     // `prep_abort`: an MMIO access (below MAX_MMIO_ADDR) is emulated by the
@@ -109,26 +93,27 @@ impl<H: Hw> Core<H> {
                         s.states.dirty |= DIRTY_PC_FLAG | if read { 1 << rd } else { 0 };
                     }
                 }
-                _ => {
-                    self.halt(&[]);
-                    return false;
-                }
+                _ => return self.fail(&[]),
             }
         }
-        !self.local_set_vcpu_inactive(vmid, vcpu)
+        drop(s);
+        if poweroff {
+            self.local_set_vm_poweroff(vmid, input)?;
+        }
+        self.local_set_vcpu_inactive(vmid, vcpu, input)
     }
 
     /// `switch_to_host`: restore the host of this CPU, which resumes after its VCPU_RUN.
-    fn switch_to_host(&mut self, cpu: usize) {
-        let h = self.shadow[ctxt_id(HOSTVISOR, cpu as u32)];
-        let vttbr = self.vttbr(HOSTVISOR);
-        let hw = self.hw.regs(cpu);
-        hw.regs.vttbr_el2 = vttbr;
+    fn switch_to_host(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
+        let h = self.ctxt(ctxt_id(HOSTVISOR, cpu.id as u32), input)?;
+        let hw = &mut cpu.regs;
+        hw.regs.vttbr_el2 = self.vttbr(HOSTVISOR);
         hw.regs.hcr_el2 = HCR_HOST_NVHE_FLAGS;
         hw.regs.tpidr_el2 = 0;
         h.regs.restore_sysregs(&h.states, &mut hw.regs);
         h.regs.fpsimd_restore(&mut hw.regs);
         hw.regs.x = h.regs.x;
-        self.cpus[cpu] = PerCpu::boot(cpu);
+        cpu.run = PerCpu::boot(cpu.id);
+        Ok(())
     }
 }
