@@ -26,12 +26,12 @@ use corevisor_kcore::consts::{
 use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
 use corevisor_kcore::hw::{Hw, SysReg, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
-use corevisor_kcore::mem_ops::{Core, CTXTS};
+use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::meta::PageMeta;
 use corevisor_kcore::pt::{self, PtLayout};
 use corevisor_kcore::trap::Trap;
 
-const _: () = assert!(corevisor_kcore::mem_ops::MAX_CPUS == MAX_CPUS);
+const _: () = assert!(corevisor_kcore::state::MAX_CPUS == MAX_CPUS);
 
 /// HCR_EL2.TSC: the host's SMCs trap to KCore (the PSCI relay).
 const HCR_TSC: u64 = 1 << 19;

@@ -135,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
             r.model.what,
             r.model.broken
         );
-        if l.core.core.halted {
+        if l.core.core.halted() {
             return;
         }
     }

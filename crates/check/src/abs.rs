@@ -9,7 +9,7 @@
 use corevisor_kcore::consts::{self as kconsts, COREVISOR};
 use corevisor_kcore::ctxt as kc;
 use corevisor_kcore::hw::Hw;
-use corevisor_kcore::mem_ops::Core;
+use corevisor_kcore::state::Core;
 use corevisor_kcore::pt::{is_table, is_valid};
 use corevisor_kcore::smmu::{smmu_ttbr, BANKS, SMMU_NUM};
 use corevisor_kcore::vm_info::VmInfo;
@@ -27,7 +27,7 @@ fn z(v: u64) -> Z {
 /// The model's `NPT` of principal `v`, read from the real table.
 pub fn abs_npt<H: Hw>(core: &Core<H>, v: u32) -> NPT {
     let hw = &core.hw;
-    let pool = core.pools[v as usize];
+    let pool = core.npt[v as usize].read();
     let mut npt = NPT {
         pt_pgd_next: z(pool.pgd_next),
         pt_pud_next: z(pool.pud_next),
@@ -109,25 +109,25 @@ pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
     out.flatmem = flatmem;
     let mut hlock = ZMap::init(true);
     for id in 0..64 {
-        if core.poisoned & (1 << id) != 0 {
+        if core.poisoned() & (1 << id) != 0 {
             hlock.set_mut(id, false);
         }
     }
     out.hlock = hlock;
     out.spts = abs_spt(core);
     let mut smmu_vmid = ZMap::init(sc::INVALID);
-    for (id, &v) in core.smmu_vmid.iter().enumerate() {
+    for (id, &v) in core.smmu.read().iter().enumerate() {
         smmu_vmid.set_mut(id as Z, Z::from(v));
     }
     out.smmu_vmid = smmu_vmid;
     let mut vminfos = ZMap::init(VMInfo::default());
     for v in 0..=COREVISOR {
-        vminfos.set_mut(Z::from(v), abs_vminfo(&core.vms[v as usize]));
+        vminfos.set_mut(Z::from(v), abs_vminfo(&core.vms[v as usize].read()));
     }
     out.vminfos = vminfos;
     out.core_data = CoreData {
-        next_vmid: Z::from(core.core_data.next_vmid),
-        next_remap_ptr: z(core.core_data.next_remap_ptr),
+        next_vmid: Z::from(core.core_data.read().next_vmid),
+        next_remap_ptr: z(core.core_data.read().next_remap_ptr),
     };
     out
 }
@@ -158,7 +158,7 @@ pub fn abs_vminfo(vm: &VmInfo) -> VMInfo {
 
 /// The model's `SPT`: every bank's table walked from its root.
 pub fn abs_spt<H: Hw>(core: &Core<H>) -> SPT {
-    let pool = core.smmu_pool;
+    let pool = core.spt.read();
     let hw = &core.hw;
     let mut spt = SPT {
         spt_pgd_next: z(pool.pgd_next),

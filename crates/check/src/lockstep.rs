@@ -133,7 +133,7 @@ impl Lockstep {
         let mut model = model;
         // The model starts from the CPUs' registers as the machine booted them.
         for (i, cpu) in model.cpus.iter_mut().enumerate() {
-            cpu.regs = abs_ctxt(&core.core.hw.cpu_regs[i], &core.core);
+            cpu.regs = abs_ctxt(&core.cpus[i].regs, &core.core);
         }
         let shadow = WordShadow::of(&core.core.hw);
         let l = core.core.layout;
@@ -305,8 +305,8 @@ impl Lockstep {
         let c = &self.core.core;
         let g = &self.model.global;
         let mut out = Vec::new();
-        if c.halted != g.halt {
-            out.push(format!("halt: core {}, model {}", c.halted, g.halt));
+        if c.halted() != g.halt {
+            out.push(format!("halt: core {}, model {}", c.halted(), g.halt));
         }
         let mut a = abs_shared(c, &g.shared);
         let mut b = g.shared.clone();
@@ -328,7 +328,7 @@ impl Lockstep {
             }
         }
         for (i, m) in self.model.cpus.iter().enumerate() {
-            let k = c.cpus[i];
+            let k = self.core.cpus[i].run;
             let vcpu = if k.cur_vcpuid == NO_VCPU {
                 -1
             } else {
@@ -341,7 +341,7 @@ impl Lockstep {
                     "CPU {i} mode (vm, vcpu, ihost, icore): core {mode:?}, model {want:?}"
                 ));
             }
-            let phys = abs_ctxt(&c.hw.cpu_regs[i], c);
+            let phys = abs_ctxt(&self.core.cpus[i].regs, c);
             if phys != m.regs {
                 out.push(format!(
                     "CPU {i} registers differ{}",
@@ -351,7 +351,7 @@ impl Lockstep {
         }
         out.extend(self.compare_memory());
         for (id, shadow) in c.shadow.iter().enumerate() {
-            let mut mine = abs_ctxt(shadow, c);
+            let mut mine = abs_ctxt(&shadow.read(), c);
             let mut theirs = g.shadow_ctxts.get(id as Z).clone();
             let live =
                 self.model.cpus.iter().any(|m| {
@@ -479,7 +479,7 @@ impl Lockstep {
                 Action::GuestLoad { .. } | Action::GuestStore { .. } | Action::GuestFetch { .. }
             );
         if aborted {
-            let vm = self.core.core.cpus[st.cpu as usize].cur_vmid;
+            let vm = self.core.cpus[st.cpu as usize].run.cur_vmid;
             let vm = if vm == kc::HOSTVISOR {
                 // The vCPU left: the VM is the one the model ran.
                 self.model.cpus[st.cpu as usize].cur_vmid as u32
@@ -723,12 +723,12 @@ pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachi
     let c = &cm.core;
     let mut m = template.clone();
     m.global.shared = abs_shared(c, &template.global.shared);
-    m.global.halt = c.halted;
+    m.global.halt = c.halted();
     for (id, s) in c.shadow.iter().enumerate() {
-        m.global.shadow_ctxts.set_mut(id as Z, abs_ctxt(s, c));
+        m.global.shadow_ctxts.set_mut(id as Z, abs_ctxt(&s.read(), c));
     }
     for (i, cpu) in m.cpus.iter_mut().enumerate() {
-        let k = c.cpus[i];
+        let k = cm.cpus[i].run;
         cpu.cur_vmid = Z::from(k.cur_vmid);
         cpu.cur_vcpuid = if k.cur_vcpuid == NO_VCPU {
             -1
@@ -737,7 +737,7 @@ pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachi
         };
         cpu.ihost = k.ihost;
         cpu.icore = k.icore;
-        cpu.regs = abs_ctxt(&c.hw.cpu_regs[i], c);
+        cpu.regs = abs_ctxt(&cm.cpus[i].regs, c);
     }
     m
 }

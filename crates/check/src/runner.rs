@@ -163,10 +163,9 @@ impl Run {
             Backend::Model(m) => m.cpus.get(st.cpu as usize).map(|c| c.cur_vmid),
             Backend::Checked(l) => l.model.cpus.get(st.cpu as usize).map(|c| c.cur_vmid),
             Backend::Core(c, _) => c
-                .core
                 .cpus
                 .get(st.cpu as usize)
-                .map(|c| Z::from(c.cur_vmid)),
+                .map(|c| Z::from(c.run.cur_vmid)),
         };
         match vm {
             Some(v) if v > 0 => format!("vm {v}"),

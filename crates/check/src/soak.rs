@@ -146,16 +146,16 @@ impl Sequence {
     }
 
     fn stop(&self) -> bool {
-        self.l.core.core.halted || self.failed()
+        self.l.core.core.halted() || self.failed()
     }
 
     fn vm_runs(&self) -> bool {
-        let c = self.l.core.core.cpus[1];
+        let c = self.l.core.cpus[1].run;
         !c.ihost && !c.icore
     }
 
     fn verified(&self) -> bool {
-        self.l.core.core.vms[1].state == corevisor_kcore::consts::VERIFIED
+        self.l.core.core.vms[1].read().state == corevisor_kcore::consts::VERIFIED
     }
 
     /// The VM runs on CPU 1 if it can.
@@ -323,7 +323,7 @@ pub fn fails(cpus: usize, steps: &[Step]) -> Option<Vec<String>> {
                 return Some(why);
             }
         }
-        if s.l.core.core.halted {
+        if s.l.core.core.halted() {
             break;
         }
     }

@@ -98,7 +98,7 @@ fn a_signed_image_boots_and_a_tampered_one_never_runs() {
     staged_vm(&mut l, 0x5eed);
     let sig = sign_image(&[(LOAD, &page_bytes(&l, IMAGE_PA))]);
     assert_eq!(verify_with(&mut l, sig).model.result, Outcome::Ok);
-    assert_eq!(l.core.core.vms[1].state, VERIFIED);
+    assert_eq!(l.core.core.vms[1].read().state, VERIFIED);
     ok(
         &mut l,
         step(
@@ -129,7 +129,7 @@ fn a_signed_image_boots_and_a_tampered_one_never_runs() {
     );
     assert_eq!(verify_with(&mut l, sig).model.result, Outcome::Ok);
     assert_eq!(
-        l.core.core.vms[1].state, POWEROFF,
+        l.core.core.vms[1].read().state, POWEROFF,
         "a forged image leaves the VM off"
     );
     // The image's pages are the VM's: the host cannot read them...
@@ -156,7 +156,7 @@ fn a_forged_image_is_scrubbed_when_the_host_reclaims_it() {
     staged_vm(&mut l, 0x5eed);
     // A signature by nobody: all zeroes.
     verify_with(&mut l, [0; 64]);
-    assert_eq!(l.core.core.vms[1].state, POWEROFF);
+    assert_eq!(l.core.core.vms[1].read().state, POWEROFF);
     ok(
         &mut l,
         hvc("CLEAR_VM_S2_RANGE", &[1, IMAGE_PA as i128, 0x20_0000]),
@@ -273,10 +273,10 @@ fn a_saved_vcpu_restores_into_a_new_vm_and_a_tampered_record_is_refused() {
         } else {
             assert_eq!(r.model.result, Outcome::Ok);
             assert_eq!(
-                l.core.core.vms[2].inc_exe, 1,
+                l.core.core.vms[2].read().inc_exe, 1,
                 "the VM resumes, it does not reset"
             );
-            let (a, b) = (l.core.core.shadow[8], l.core.core.shadow[16]);
+            let (a, b) = (l.core.core.shadow[8].read(), l.core.core.shadow[16].read());
             assert_eq!((b.regs.x, b.states.pc), (a.regs.x, a.states.pc));
         }
     }

@@ -86,7 +86,7 @@ proptest! {
             let r = l.step(&Step::new(0, hvc(num, args.clone()))).unwrap();
             prop_assert!(r.mismatches.is_empty(), "call {} = hvc {}({:?}): {:?}", k, num, args, r.mismatches);
             prop_assert!(r.model.broken.is_empty(), "call {}: invariants {:?}", k, r.model.broken);
-            if l.core.core.halted || !l.core.core.cpus[0].ihost {
+            if l.core.core.halted() || !l.core.cpus[0].run.ihost {
                 break;
             }
         }

@@ -218,9 +218,9 @@ fn no_path_into_kcore(cm: &CoreMachine, l: &Layout) -> Result<(), String> {
         }
     }
     for k in 0..2 * BANKS {
-        let owner = c.smmu_vmid[k as usize];
+        let owner = c.smmu.read()[k as usize];
         if owner == HOSTVISOR {
-            let r = c.smmu_pool.root(k / BANKS, k % BANKS);
+            let r = c.spt.read().root(k / BANKS, k % BANKS);
             for iova in [HOST_IOVA, VM_IOVA] {
                 if let Some(t) = c.hw.walk_smmu(r, iova) {
                     if l.in_kcore(t.pa) {
@@ -272,7 +272,7 @@ proptest! {
             prop_assert!(r.mismatches.is_empty(), "seed {:#x}, {}: {:?}", seed(), r.model.what, r.mismatches);
             let broken = abstract_machine(&l.core, &l.model).broken_invariants();
             prop_assert!(broken.is_empty(), "seed {:#x}, {}: invariants {:?}", seed(), r.model.what, broken);
-            if l.core.core.halted {
+            if l.core.core.halted() {
                 return Ok(());
             }
         }

@@ -1,6 +1,6 @@
-//! The core takes the seed's ticket locks around every ownership operation (`locking.rs`):
-//! no trap returns with a lock held; a halt leaves exactly the locks its step held taken,
-//! which include every lock the spec poisons; after it, no operation takes a lock again.
+//! The core takes the seed's ticket locks around every ownership operation (`state`): no
+//! trap returns with a lock held; a halt records the locks the spec poisons, and after it no
+//! lock is granted again, so no operation runs (the seed's "held for good").
 
 use corevisor_check::runner::{self, EngineKind};
 use corevisor_kcore::consts::{NPT_ID, S2PAGE_ID};
@@ -53,24 +53,21 @@ fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
         hvc("VERIFY_VM_IMAGE", &[1]),
     ] {
         m.step(&s);
-        assert_eq!(m.core.held, 0);
+        assert_eq!(m.core.held(), 0);
     }
     // The host touches the VM's page: local_map_host halts, poisoning S2PAGE.
     m.step(&Step::new(0, Action::HostLoad { addr: 0x4020_0000 }));
-    assert!(m.core.halted);
+    assert!(m.core.halted());
     let s2page = 1u64 << S2PAGE_ID;
-    assert_eq!(m.core.poisoned & s2page, s2page);
-    assert_eq!(
-        m.core.held,
-        s2page | (1 << NPT_ID),
-        "the step held S2PAGE and the host's NPT lock"
-    );
-    // Every later trap (CPU 1's host) returns at once, without spinning on the locks left
-    // taken.
+    assert_eq!(m.core.poisoned() & s2page, s2page);
+    assert_eq!(m.core.held(), 0, "the halting step's guards were released");
+    // Every later trap (CPU 1's host) returns at once: its first lock is refused.
     let r = m.step(&Step {
         cpu: 1,
         ..hvc("REGISTER_KVM", &[])
     });
     assert_eq!(r.outcome, corevisor_sim::machine::Outcome::Halt);
-    assert_eq!(m.core.held, s2page | (1 << NPT_ID));
+    assert_eq!(m.core.held(), 0);
+    let (vms, _) = (m.core.core_data.read().next_vmid, NPT_ID);
+    assert_eq!(vms, 2, "REGISTER_KVM after the halt allocated nothing");
 }

@@ -67,11 +67,11 @@ fn the_checker_notices_each_kind_of_divergence() {
     };
     type Corrupt = fn(&mut Lockstep);
     let cases: [(&str, Corrupt); 9] = [
-        ("shadow context 8", |l| l.core.core.shadow[8].states.pc += 4),
-        ("VM records", |l| l.core.core.vms[1].inc_exe = 1),
+        ("shadow context 8", |l| l.core.core.shadow[8].get_mut().states.pc += 4),
+        ("VM records", |l| l.core.core.vms[1].get_mut().inc_exe = 1),
         ("page metadata", |l| {
             // An ownership operation the model never saw.
-            l.core.core.local_grant_vm_page(1, 0x40300);
+            let _ = l.core.core.local_grant_vm_page(1, 0x40300, &mut corevisor_kcore::hw::Discard);
         }),
         ("page contents", |l| l.core.core.hw.write64(0x4030_0000, 1)),
         ("page tables", |l| {
@@ -79,11 +79,13 @@ fn the_checker_notices_each_kind_of_divergence() {
             l.core.core.hw.write64(root, 0x7000_0003);
         }),
         ("CPU 1 registers", |l| {
-            l.core.core.hw.cpu_regs[1].regs.elr_el2 ^= 4
+            l.core.cpus[1].regs.regs.elr_el2 ^= 4
         }),
-        ("CPU 0 mode", |l| l.core.core.cpus[0].icore = true),
-        ("halt", |l| l.core.core.halted = true),
-        ("SMMU bank owners", |l| l.core.core.smmu_vmid[1] = 2),
+        ("CPU 0 mode", |l| l.core.cpus[0].run.icore = true),
+        ("halt", |l| {
+            l.core.core.halt(&[]);
+        }),
+        ("SMMU bank owners", |l| l.core.core.smmu.get_mut()[1] = 2),
     ];
     for (what, corrupt) in cases {
         let mut l = fresh();

@@ -193,7 +193,7 @@ proptest! {
             tally(&r);
             prop_assert!(r.mismatches.is_empty(), "step {} {}: {:?}", st.index, r.model.what, r.mismatches);
             prop_assert!(r.model.broken.is_empty(), "step {} {}: invariants {:?}", st.index, r.model.what, r.model.broken);
-            if l.core.core.halted {
+            if l.core.core.halted() {
                 break;
             }
         }
@@ -209,7 +209,7 @@ fn the_generator_reaches_guest_accesses_sharing_dma_and_halts() {
         let mut l = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm)).unwrap();
         for st in &steps {
             tally(&l.step(st).unwrap());
-            if l.core.core.halted {
+            if l.core.core.halted() {
                 break;
             }
         }
@@ -339,10 +339,10 @@ fn run_steered(ops: &[Op]) -> Result<[bool; 5], TestCaseError> {
     for (cpu, a) in prefix() {
         go(&mut l, cpu, a, false)?;
     }
-    let vm_runs = |l: &Lockstep| !l.core.core.cpus[1].ihost && !l.core.core.cpus[1].icore;
-    let verified = |l: &Lockstep| l.core.core.vms[1].state == corevisor_kcore::consts::VERIFIED;
+    let vm_runs = |l: &Lockstep| !l.core.cpus[1].run.ihost && !l.core.cpus[1].run.icore;
+    let verified = |l: &Lockstep| l.core.core.vms[1].read().state == corevisor_kcore::consts::VERIFIED;
     for op in ops {
-        if l.core.core.halted {
+        if l.core.core.halted() {
             break;
         }
         match op.clone() {
@@ -384,7 +384,7 @@ fn run_steered(ops: &[Op]) -> Result<[bool; 5], TestCaseError> {
                     // The guest touches the page: a stage-2 abort the host serves.
                     go(&mut l, 1, Action::GuestLoad { gpa }, true)?;
                 }
-                if !vm_runs(&l) && !l.core.core.halted {
+                if !vm_runs(&l) && !l.core.core.halted() {
                     let map = Some(MapProposal {
                         gpa,
                         pte: pa,

@@ -48,7 +48,7 @@ fn run(cpus: u32, steps: &str, fault: Option<Fault>, setup: fn(&mut Lockstep)) -
                     .iter()
                     .map(|m| format!("step {} ({:?}): {m}", st.index, st.action)),
             );
-            if r.outside_contract || l.core.core.halted {
+            if r.outside_contract || l.core.core.halted() {
                 break;
             }
         }

@@ -120,10 +120,10 @@ fn step() -> impl Strategy<Value = Option<(i128, Action)>> {
 /// What the host may see of the machine now.
 fn host_view(m: &CoreMachine) -> Vec<u64> {
     let c = &m.core;
-    let mut v = vec![c.halted as u64];
-    for (i, cpu) in c.cpus.iter().enumerate().take(m.shape.cpus) {
+    let mut v = vec![c.halted() as u64];
+    for (i, cpu) in m.cpus.iter().map(|k| k.run).enumerate().take(m.shape.cpus) {
         if cpu.ihost && !cpu.icore {
-            let r = &c.hw.cpu_regs[i];
+            let r = &m.cpus[i].regs;
             v.extend(r.regs.x);
             v.extend([
                 r.regs.elr_el2,
@@ -234,7 +234,7 @@ proptest! {
             let (ra, rb) = (a.step(&sa), b.step(&sb));
             prop_assert_eq!(host_result(&sa, &ra), host_result(&sb, &rb), "step {}: {:?}", k, sa.action);
             prop_assert!(host_view(&a) == host_view(&b), "step {}: the host's view differs after {:?}", k, sa.action);
-            if a.core.halted {
+            if a.core.halted() {
                 break;
             }
         }
@@ -287,11 +287,11 @@ fn a_reclaimed_page_shows_nothing_of_the_secret() {
 /// its stage-2 view, which pages are its own.
 fn vm1_view(m: &CoreMachine) -> Vec<u64> {
     let c = &m.core;
-    let mut v = vec![c.halted as u64];
-    for (i, cpu) in c.cpus.iter().enumerate().take(m.shape.cpus) {
+    let mut v = vec![c.halted() as u64];
+    for (i, cpu) in m.cpus.iter().map(|k| k.run).enumerate().take(m.shape.cpus) {
         if !cpu.ihost && !cpu.icore && cpu.cur_vmid == 1 {
-            v.extend(c.hw.cpu_regs[i].regs.x);
-            v.push(c.hw.cpu_regs[i].regs.elr_el2);
+            v.extend(m.cpus[i].regs.regs.x);
+            v.push(m.cpus[i].regs.regs.elr_el2);
         }
     }
     // Contents of its private pages (pages never written read as zeros in both runs).
@@ -344,7 +344,7 @@ proptest! {
                 _ => sa.clone(),
             };
             let (ra, rb) = (a.step(&sa), b.step(&sb));
-            if a.core.halted && b.core.halted {
+            if a.core.halted() && b.core.halted() {
                 break;
             }
             prop_assert_eq!(ra.outcome as u8, rb.outcome as u8, "step {}: {:?}", k, sa.action);

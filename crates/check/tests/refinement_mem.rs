@@ -6,9 +6,9 @@
 
 use corevisor_check::abs::{abs_npt, abs_shared};
 use corevisor_kcore::consts as kc;
-use corevisor_kcore::hw::{Hw, Untrusted};
+use corevisor_kcore::hw::{Discard, Hw, Untrusted};
 use corevisor_kcore::layout::Layout;
-use corevisor_kcore::mem_ops::Core;
+use corevisor_kcore::state::Core;
 use corevisor_sim::mem::SimMemory;
 use corevisor_spec::concurrent::*;
 use corevisor_spec::consts::*;
@@ -135,7 +135,7 @@ impl Pair {
         let mut core = Core::boot(SimMemory::new(), layout(&m));
         let mut model = m.initial_shared(P);
         for &(v, k) in squeeze {
-            let pool = &mut core.pools[v as usize];
+            let pool = core.npt[v as usize].get_mut();
             pool.pgd_next = kc::pud_start(v) - k * 4096;
             pool.pud_next = kc::pmd_start(v) - k * 4096;
             pool.pmd_next = kc::pool_end(v) - k * 4096;
@@ -158,7 +158,7 @@ impl Pair {
         }
         let z = Z::from;
         let mut rec = Recorder::default();
-        let c = &mut self.core;
+        let c = &self.core;
         let (core_halt, (sdt, model_halt)) = match *op {
             Op::HostWrite(pfn, v) => {
                 // The host writes a page it owns (the model's mem_store for the host).
@@ -169,11 +169,11 @@ impl Pair {
                 (false, (self.model.clone(), false))
             }
             Op::MapHost(pfn) => (
-                c.local_map_host(pfn * 4096),
+                c.local_map_host(pfn * 4096, &mut Discard).is_err(),
                 local_map_host_declared(P, &machine().mmio, z(pfn * 4096), &self.model),
             ),
             Op::Assign(v, g, pfn) => {
-                let h = c.local_assign_pfn_to_vm(v, g, pfn, &mut rec);
+                let h = c.local_assign_pfn_to_vm(v, g, pfn, &mut rec).is_err();
                 let vals = rec.0.clone();
                 let (s, mh, _) = local_assign_pfn_to_vm(
                     P,
@@ -187,7 +187,7 @@ impl Pair {
                 (h, (s, mh))
             }
             Op::MapPfnVm(v, a, pfn, l) => (
-                c.local_map_pfn_vm(v, a, pfn * 4096, l),
+                c.local_map_pfn_vm(v, a, pfn * 4096, l, &mut Discard).is_err(),
                 local_map_pfn_vm(
                     P,
                     z(v as u64),
@@ -198,11 +198,11 @@ impl Pair {
                 ),
             ),
             Op::Clear(v, pfn) => (
-                c.local_clear_vm_page(v, pfn),
+                c.local_clear_vm_page(v, pfn, &mut Discard).is_err(),
                 local_clear_vm_page(P, z(v as u64), z(pfn), &self.model),
             ),
             Op::Grant(v, pfn) => (
-                c.local_grant_vm_page(v, pfn),
+                c.local_grant_vm_page(v, pfn, &mut Discard).is_err(),
                 local_grant_vm_page(P, z(v as u64), z(pfn), &self.model),
             ),
             // A page given to a VM through its SMMU has count INVALID until the VM faults it
@@ -214,7 +214,7 @@ impl Pair {
                 (false, (self.model.clone(), false))
             }
             Op::Revoke(v, pfn) => {
-                let h = c.local_revoke_vm_page(v, pfn, &mut rec);
+                let h = c.local_revoke_vm_page(v, pfn, &mut rec).is_err();
                 let vals = rec.0.clone();
                 let (s, mh, _) = local_revoke_vm_page(
                     P,
@@ -253,7 +253,7 @@ impl Pair {
             return Some((false, false));
         }
         let mut rec = Recorder::default();
-        let c = &mut self.core;
+        let c = &self.core;
         let (h, vmid) = match *op {
             // A page given through a VM's SMMU keeps count INVALID until faulted in; the
             // model's revoke would decrement it (see Op::Revoke): not asked for.
@@ -262,11 +262,11 @@ impl Pair {
             {
                 return Some((false, false))
             }
-            Op::ProtMap(v, a, pfn, l) => (c.prot_and_map_vm_s2pt(v, a, pfn * 4096, l, &mut rec), v),
-            Op::ClearRange(v, pfn, n) => (c.clear_vm_range(v, pfn, n), v),
-            Op::Ioremap(v, g, a, n) => (c.ioremap_range(v, g, a, n), v),
-            Op::Share(v, a, n, revoke) => (c.share_range(v, a, n, revoke, &mut rec), v),
-            Op::VerifyLoad(v) => (c.verify_and_load(v, &mut rec), v),
+            Op::ProtMap(v, a, pfn, l) => (c.prot_and_map_vm_s2pt(v, a, pfn * 4096, l, &mut rec).is_err(), v),
+            Op::ClearRange(v, pfn, n) => (c.clear_vm_range(v, pfn, n, &mut Discard).is_err(), v),
+            Op::Ioremap(v, g, a, n) => (c.ioremap_range(v, g, a, n, &mut Discard).is_err(), v),
+            Op::Share(v, a, n, revoke) => (c.share_range(v, a, n, revoke, &mut rec).is_err(), v),
+            Op::VerifyLoad(v) => (c.verify_and_load(v, &mut rec).is_err(), v),
             _ => unreachable!("matched above"),
         };
         let mut adt = machine().initial_state(P, 0);
@@ -302,7 +302,7 @@ impl Pair {
         let m = &self.model;
         let (h, (sdt, mh)) = match *op {
             Op::SetVmState(v, st) => {
-                c.vms[v as usize].state = st;
+                c.vms[v as usize].get_mut().state = st;
                 let mut s = m.clone();
                 let mut info = s.vminfos.get(z(v as u64)).clone();
                 info.VS.vm_state = z(st as u64);
@@ -310,63 +310,63 @@ impl Pair {
                 (false, (s, false))
             }
             Op::SmmuAlloc(cb, v, i) => (
-                c.local_alloc_smmu_pgd(cb, v, i, 8),
+                c.local_alloc_smmu_pgd(cb, v, i, 8, &mut Discard).is_err(),
                 local_alloc_smmu_pgd(P, z(cb as u64), z(v as u64), z(i as u64), 8, m),
             ),
             Op::SmmuFree(cb, i) => (
-                c.local_free_smmu_pgd(cb, i),
+                c.local_free_smmu_pgd(cb, i, &mut Discard).is_err(),
                 local_free_smmu_pgd(P, z(cb as u64), z(i as u64), m),
             ),
             Op::SmmuAssign(cb, i, pfn, g) => (
-                c.local_smmu_assign_page(cb, i, pfn, g),
+                c.local_smmu_assign_page(cb, i, pfn, g, &mut Discard).is_err(),
                 local_smmu_assign_page(P, z(cb as u64), z(i as u64), z(pfn), z(g), m),
             ),
             Op::SmmuMap(cb, i, iova, pte) => (
-                c.local_smmu_map_page(cb, i, iova, pte),
+                c.local_smmu_map_page(cb, i, iova, pte, &mut Discard).is_err(),
                 local_smmu_map_page(P, z(cb as u64), z(i as u64), z(iova), z(pte), m),
             ),
             Op::SmmuClear(iova, cb, i) => (
-                c.local_smmu_clear(iova, cb, i),
+                c.local_smmu_clear(iova, cb, i, &mut Discard).is_err(),
                 local_smmu_clear(P, z(iova), z(cb as u64), z(i as u64), m),
             ),
-            Op::GenVmid => (c.local_gen_vmid().is_none(), local_gen_vmid(P, m)),
+            Op::GenVmid => (c.local_gen_vmid(&mut Discard).is_err(), local_gen_vmid(P, m)),
             Op::RegisterKvm(v) => (
-                c.local_register_kvm(v),
+                c.local_register_kvm(v, &mut Discard).is_err(),
                 local_register_kvm(P, z(v as u64), m),
             ),
             Op::RegisterVcpu(v, cpu) => (
-                c.local_register_vcpu(v, cpu),
+                c.local_register_vcpu(v, cpu, &mut Discard).is_err(),
                 local_register_vcpu(P, z(v as u64), z(cpu as u64), m),
             ),
             Op::SetActive(v, cpu) => (
-                c.local_set_vcpu_active(v, cpu),
+                c.local_set_vcpu_active(v, cpu, &mut Discard).is_err(),
                 local_set_vcpu_active(P, z(v as u64), z(cpu as u64), m),
             ),
             Op::SetInactive(v, cpu) => (
-                c.local_set_vcpu_inactive(v, cpu),
+                c.local_set_vcpu_inactive(v, cpu, &mut Discard).is_err(),
                 local_set_vcpu_inactive(P, z(v as u64), z(cpu as u64), m),
             ),
             Op::Poweroff(v) => (
-                c.local_set_vm_poweroff(v),
+                c.local_set_vm_poweroff(v, &mut Discard).is_err(),
                 local_set_vm_poweroff(P, z(v as u64), m),
             ),
             Op::SetBootInfo(v, la, sz) => (
-                c.local_set_boot_info(v, la, sz),
+                c.local_set_boot_info(v, la, sz, &mut Discard).is_err(),
                 local_set_boot_info(P, z(v as u64), z(la), z(sz), m),
             ),
             Op::RemapImage(v, pfn, i) => (
-                c.local_remap_vm_image(v, pfn, i),
+                c.local_remap_vm_image(v, pfn, i, &mut Discard).is_err(),
                 local_remap_vm_image(P, z(v as u64), z(pfn), z(i as u64), m),
             ),
             Op::HoldInfoLock(v) => {
-                c.poisoned |= 1 << (kc::INFO_ID + v);
+                c.mark_poisoned(kc::INFO_ID + v, true);
                 let mut s = m.clone();
                 s.hlock.set_mut(INFO_ID + z(v as u64), false);
                 (false, (s, false))
             }
-            Op::VerifyVm(v) => (c.local_verify_vm(v), local_verify_vm(P, z(v as u64), m)),
+            Op::VerifyVm(v) => (c.local_verify_vm(v, &mut Discard).is_err(), local_verify_vm(P, z(v as u64), m)),
             Op::MapIo(v, gpa, pa) => (
-                c.local_map_io(v, gpa, pa),
+                c.local_map_io(v, gpa, pa, &mut Discard).is_err(),
                 local_map_io(P, z(v as u64), z(gpa), z(pa), m),
             ),
             _ => return None,
@@ -422,7 +422,7 @@ fn walker_agrees(pair: &Pair) -> Result<(), String> {
     for index in 0..2u32 {
         for cb in 0..8u32 {
             let ttbr = corevisor_kcore::smmu::smmu_ttbr(index, cb) as Z;
-            let root = pair.core.smmu_pool.root(index, cb);
+            let root = pair.core.spt.read().root(index, cb);
             let leaves = spt.spt_pt.get(ttbr);
             let mut probes: Vec<Z> = leaves.entries().map(|(g, _)| g).collect();
             probes.extend([0x10, 0x11, 0x12]);
@@ -557,9 +557,9 @@ proptest! {
 /// (the planted fault `missed_tlbi` leaves it stale: `crates/check/tests/mutants.rs`).
 #[test]
 fn a_tlb_invalidation_removes_the_stale_translation() {
-    let mut pair = Pair::new(&[]);
+    let pair = Pair::new(&[]);
     let pfn = RAM / 4096 + 0x200;
-    assert!(!pair.core.local_map_host(pfn * 4096));
+    assert!(pair.core.local_map_host(pfn * 4096, &mut Discard).is_ok());
     let root = pair.core.layout.pt.root(0);
     // The host touches its page: the translation is now cached.
     assert_eq!(
@@ -567,9 +567,10 @@ fn a_tlb_invalidation_removes_the_stale_translation() {
         pfn * 4096
     );
     // The page goes to a VM: KCore replaces the host's entry with PAGE_GUEST.
-    assert!(!pair
+    assert!(pair
         .core
-        .local_assign_pfn_to_vm(1, 0x8_0000, pfn, &mut Recorder::default()));
+        .local_assign_pfn_to_vm(1, 0x8_0000, pfn, &mut Recorder::default())
+        .is_ok());
     assert_eq!(
         pair.core.hw.translate(0, root, pfn * 4096),
         None,
@@ -584,14 +585,14 @@ fn a_tlb_invalidation_removes_the_stale_translation() {
 #[test]
 fn table_pages_per_gib() {
     let used = |level: u32| {
-        let mut pair = Pair::new(&[]);
+        let pair = Pair::new(&[]);
         let step = if level == 2 { 0x20_0000 } else { 4096 };
         let mut a = 0x4000_0000u64;
         while a < 0x5000_0000 {
-            assert!(!pair.core.local_map_pfn_vm(1, a, a, level));
+            assert!(pair.core.local_map_pfn_vm(1, a, a, level, &mut Discard).is_ok());
             a += step;
         }
-        let p = pair.core.pools[1];
+        let p = pair.core.npt[1].read();
         let b = corevisor_kcore::pt::Pool::boot(1);
         (p.pgd_next - b.pgd_next + p.pud_next - b.pud_next + p.pmd_next - b.pmd_next) / 4096
     };
@@ -636,7 +637,7 @@ fn a_known_smmu_sequence_refines() {
         assert_eq!(pair.apply(op), (false, false), "{op:?}");
     }
     assert_ne!(
-        corevisor_kcore::smmu::leaf(&pair.core.hw, &pair.core.smmu_pool, 0, 1, 0x10 * 4096),
+        corevisor_kcore::smmu::leaf(&pair.core.hw, &pair.core.spt.read(), 0, 1, 0x10 * 4096),
         0,
         "mapped"
     );

@@ -7,7 +7,6 @@
 
 use corevisor_check::lockstep::Lockstep;
 use corevisor_sim::machine::{CoreMachine, Outcome};
-use corevisor_sim::mem::SimMemory;
 use corevisor_sim::scenario::{parse, Action, HvcCall, HvcName, Step};
 use corevisor_sim::smmu::{Access, Fault, Route};
 use corevisor_spec::profile::ProfileKind;
@@ -44,10 +43,10 @@ fn hvc(m: &mut CoreMachine, n: HvcName, args: &[u64]) {
 
 /// Stream 1 (KCore routes it to bank 1) reads `IOVA` as the SMMU translates it.
 fn device_reads(m: &mut CoreMachine) -> Result<(u64, bool), Fault> {
-    let SimMemory { phys, smmus, .. } = &mut m.core.hw;
-    smmus
+    let hw = &m.core.hw;
+    hw.smmus()
         .smmu(0)
-        .translate(phys, 1, IOVA, Access::Read)
+        .translate(&hw.phys, 1, IOVA, Access::Read)
         .map(|t| {
             assert_eq!(t.route, Route::Bank(1));
             (t.pa, t.cached)
@@ -69,14 +68,14 @@ fn with_cached_translation() -> CoreMachine {
 #[test]
 fn after_smmu_clear_the_device_faults() {
     let mut m = with_cached_translation();
-    let before = m.core.hw.smmus.smmu(0).iotlb_entries();
+    let before = m.core.hw.smmus().smmu(0).iotlb_entries();
     hvc(&mut m, HvcName::SmmuClear, &[IOVA, 1, 0]);
     assert_eq!(
-        m.core.hw.smmus.smmu(0).pending_invalidations(),
+        m.core.hw.smmus().smmu(0).pending_invalidations(),
         0,
         "sync observed"
     );
-    assert!(m.core.hw.smmus.smmu(0).iotlb_entries() < before);
+    assert!(m.core.hw.smmus().smmu(0).iotlb_entries() < before);
     assert_eq!(
         device_reads(&mut m),
         Err(Fault::Translation { bank: 1, level: 3 }),
@@ -124,23 +123,23 @@ fn a_bank_given_back_and_reused_carries_nothing_of_its_old_owner() {
     // Bank 1 is VM 1's with a cached translation; the VM is destroyed before it runs
     // (never verified: SMMU_FREE_PGD needs POWEROFF, so the bank is freed by hand here).
     let mut m = with_cached_translation();
-    m.core.vms[1].state = corevisor_kcore::consts::POWEROFF;
+    m.core.vms[1].read().state = corevisor_kcore::consts::POWEROFF;
     hvc(&mut m, HvcName::SmmuFreePgd, &[1, 0]);
-    let SimMemory { phys, smmus, .. } = &mut m.core.hw;
-    let freed = smmus.smmu(0).translate(phys, 1, IOVA, Access::Read);
+    let hw = &m.core.hw;
+    let freed = hw.smmus().smmu(0).translate(&hw.phys, 1, IOVA, Access::Read);
     assert_eq!(
         freed.map_err(|f| f.fault),
         Err(Fault::InvalidContext),
         "stream 1 now faults"
     );
     assert_eq!(
-        m.core.hw.smmus.smmu(0).iotlb_entries(),
+        m.core.hw.smmus().smmu(0).iotlb_entries(),
         0,
         "VMID 1's entries are gone"
     );
     // The host takes the bank: VMID 0, empty tables.
     hvc(&mut m, HvcName::SmmuAllocPgd, &[1, 0, 0]);
-    assert_eq!(m.core.hw.smmus.smmu(0).bank_vmid(1), Some(0));
+    assert_eq!(m.core.hw.smmus().smmu(0).bank_vmid(1), Some(0));
     assert_eq!(
         device_reads(&mut m),
         Err(Fault::Translation { bank: 1, level: 1 })

@@ -61,7 +61,7 @@ fn hvc(l: &mut Lockstep, n: HvcName, args: &[i128]) {
 
 /// The device's register, read behind KCore's back.
 fn device(l: &mut Lockstep, pa: u64, w: Width) -> u64 {
-    l.core.core.hw.smmus.read(pa, w).unwrap().unwrap()
+    l.core.core.hw.smmus().read(pa, w).unwrap().unwrap()
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn ttbr0_writes_install_kcores_table() {
     for cb in [0u64, 3] {
         let reg = SMMU0 + 0x8000 + cb * 0x1000 + 0x20;
         assert_eq!(store(&mut l, reg, 0xdead_0000, 8), Outcome::Ok);
-        let root = l.core.core.smmu_pool.root(0, cb as u32);
+        let root = l.core.core.spt.read().root(0, cb as u32);
         assert_eq!(
             device(&mut l, reg, Width::W64),
             root,
@@ -136,7 +136,7 @@ fn kcore_programs_the_smmus_at_boot() {
     }
     // Out of reset every stream would bypass translation: a device reaching the host's RAM.
     let raw = corevisor_sim::mem::SimMemory::new();
-    let mut bus = raw.smmus.clone();
+    let mut bus = raw.smmus().clone();
     assert_eq!(bus.read(SMMU0, Width::W32), Some(Ok(0x20_0001)));
 }
 

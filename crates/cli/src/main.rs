@@ -591,10 +591,10 @@ fn soak(steps: u64, seed: u64, cpus: usize, profile: Option<ProfileArg>, out: &s
         eprintln!("--profile seed: the core implements the arm profile only; soak runs the core");
         return ExitCode::from(2);
     }
-    if !(2..=corevisor_kcore::mem_ops::MAX_CPUS).contains(&cpus) {
+    if !(2..=corevisor_kcore::state::MAX_CPUS).contains(&cpus) {
         eprintln!(
             "--cpus {cpus}: between 2 and {}",
-            corevisor_kcore::mem_ops::MAX_CPUS
+            corevisor_kcore::state::MAX_CPUS
         );
         return ExitCode::from(2);
     }

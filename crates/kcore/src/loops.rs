@@ -98,9 +98,15 @@ impl<H: Hw> Core<H> {
         Ok(())
     }
 
+    /// `verify_and_load_loop_h` on its own: takes the VM's INFO lock around the load.
+    pub fn verify_and_load(&self, vmid: u32, input: &mut impl Untrusted) -> Res {
+        let vm = self.take(&self.vms[vmid as usize], input)?;
+        self.verify_and_load_held(vmid, &vm, input)
+    }
+
     /// `verify_and_load_loop_h`: move every image segment of the VM (`vm`, its INFO lock
     /// held) into it in 2 MiB blocks, read back from KCore's remap window.
-    pub(crate) fn verify_and_load(
+    pub(crate) fn verify_and_load_held(
         &self,
         vmid: u32,
         vm: &VmInfo,

@@ -222,7 +222,13 @@ impl<H: Hw> Core<H> {
     /// info lock, `vm`): with the lock not marked taken, a READY VM is left as it is and any
     /// other halts; with it marked (poisoned, as the seed records it), the VM becomes
     /// VERIFIED and the mark is cleared.
-    pub(crate) fn local_verify_vm(&self, v: u32, vm: &mut VmInfo) -> Res {
+    pub fn local_verify_vm(&self, v: u32, input: &mut impl Untrusted) -> Res {
+        let mut vm = self.take(&self.vms[v as usize], input)?;
+        self.local_verify_vm_held(v, &mut vm)
+    }
+
+    /// [`Core::local_verify_vm`] with the VM's INFO lock already held (`vm`).
+    pub(crate) fn local_verify_vm_held(&self, v: u32, vm: &mut VmInfo) -> Res {
         let marked = self.poisoned() & (1 << (INFO_ID + v)) != 0;
         if !marked {
             if vm.state == READY {

@@ -18,9 +18,9 @@ use corevisor_kcore::consts::*;
 use corevisor_kcore::ctxt::Ctxt;
 use corevisor_kcore::hw::{Hw, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, RegionTooSmall, MAX_MMIO_RANGES};
-use corevisor_kcore::mem_ops::Core;
+use corevisor_kcore::state::{Core, MAX_CPUS};
 use corevisor_kcore::smmu::{BANKS, SMMU_NUM};
-use corevisor_kcore::trap::Trap;
+use corevisor_kcore::trap::{Cpu, Trap};
 
 /// SMMU register windows (the default machine's).
 pub use crate::mem::{SMMU_WINDOW_BASE, SMMU_WINDOW_SIZE, SMMU_WINDOW_STRIDE};
@@ -30,7 +30,7 @@ pub const UART_BASE: u64 = 0x0900_0000;
 pub const ACCESS_REG: u64 = 1;
 
 /// One of KCore's entry points, as the machine calls it on a trap.
-type Handler = fn(&mut Core<SimMemory>, usize, &mut Recorded) -> Trap;
+type Handler = fn(&Core<SimMemory>, &mut Cpu, &mut Recorded) -> Trap;
 
 /// The shape of a machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +138,8 @@ struct Staged {
 #[derive(Clone)]
 pub struct CoreMachine {
     pub core: Box<Core<SimMemory>>,
+    /// Every CPU: what it runs and its register file (what its EL2 vector saves on a trap).
+    pub cpus: [Cpu; MAX_CPUS],
     pub shape: MachineShape,
     /// Per VM, the image the host staged with SET_BOOT_INFO / REMAP_VM_IMAGE (what its
     /// vendor signed).
@@ -220,7 +222,8 @@ impl CoreMachine {
         core.smmu_boot();
         // The host kernel on each CPU has EL1 and FP/SIMD state of its own, distinct per CPU
         // and from a fresh vCPU's reset values, so a world switch that loses any of it shows.
-        for (i, c) in core.hw.cpu_regs.iter_mut().enumerate().take(shape.cpus) {
+        let mut cpus: [Cpu; MAX_CPUS] = core::array::from_fn(Cpu::boot);
+        for (i, c) in cpus.iter_mut().map(|c| &mut c.regs).enumerate().take(shape.cpus) {
             let tag = (i as u64 + 1) << 8;
             for (k, q) in c.regs.fp_q.iter_mut().enumerate() {
                 *q = u128::from(tag | k as u64) * 0x0001_0000_0000_0001;
@@ -233,13 +236,14 @@ impl CoreMachine {
         }
         Ok(CoreMachine {
             core,
+            cpus,
             shape,
             staged: vec![Vec::new(); COREVISOR as usize + 1],
         })
     }
 
     fn regs(&mut self, cpu: usize) -> &mut Ctxt {
-        self.core.hw.regs(cpu)
+        &mut self.cpus[cpu].regs
     }
 
     fn outcome(t: Trap) -> Outcome {
@@ -349,7 +353,7 @@ impl CoreMachine {
         if r.trap_regs.is_none() {
             r.trap_regs = Some(*self.regs(i));
         }
-        let t = handler(&mut self.core, i, &mut r.rec);
+        let t = handler(&self.core, &mut self.cpus[i], &mut r.rec);
         r.traps.push((name, t));
         t
     }
@@ -436,7 +440,7 @@ impl CoreMachine {
         let (gpa, pte, level) = map.unwrap_or((0, 0, 3));
         let vmid = reg(vm);
         let load0 = if (1..COREVISOR as u64).contains(&vmid) {
-            self.core.vms[vmid as usize].load_addr[0]
+            self.core.vms[vmid as usize].read().load_addr[0]
         } else {
             0
         };
@@ -464,7 +468,7 @@ impl CoreMachine {
 
     /// The translation a principal's access uses. Nothing decodes physical page 0 (never
     /// RAM, no device): a mapping to it is as good as none, as in the seed (`pfn = 0`).
-    fn lookup(&mut self, v: u32, root: u64, addr: u64) -> Option<crate::mem::Translation> {
+    fn lookup(&self, v: u32, root: u64, addr: u64) -> Option<crate::mem::Translation> {
         self.core
             .hw
             .translate(v, root, addr)
@@ -472,7 +476,7 @@ impl CoreMachine {
     }
 
     fn running(&self, i: usize, host: bool) -> bool {
-        let c = self.core.cpus[i];
+        let c = self.cpus[i].run;
         c.ihost == host && !c.icore
     }
 
@@ -563,13 +567,13 @@ impl CoreMachine {
         if !self.running(i, false) {
             return Outcome::Undefined;
         }
-        let vm = self.core.cpus[i].cur_vmid;
+        let vm = self.cpus[i].run.cur_vmid;
         if let Some(v) = store {
             self.regs(i).regs.x[ACCESS_REG as usize] = v;
         }
         let root = self.core.layout.pt.root(vm);
         let translated = self.lookup(vm, root, gpa).is_some();
-        if translated && self.core.vms[vm as usize].state != VERIFIED {
+        if translated && self.core.vms[vm as usize].read().state != VERIFIED {
             return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
         }
         if !translated {
@@ -583,7 +587,7 @@ impl CoreMachine {
         if !self.running(i, false) {
             return Outcome::Undefined;
         }
-        let vm = self.core.cpus[i].cur_vmid;
+        let vm = self.cpus[i].run.cur_vmid;
         let root = self.core.layout.pt.root(vm);
         if self.lookup(vm, root, gpa).is_some() {
             return Outcome::Ok;
@@ -654,23 +658,24 @@ impl CoreMachine {
         } else {
             Access::Read
         };
-        let crate::mem::SimMemory { phys, smmus, .. } = &mut self.core.hw;
-        let t = match smmus
+        let hw = &self.core.hw;
+        let translated = hw
+            .smmus()
             .smmu(smmu as usize)
-            .translate(phys, sid as u32, iova, dir)
-        {
+            .translate(&hw.phys, sid as u32, iova, dir);
+        let t = match translated {
             Ok(t) if t.pa >= PAGE_SIZE => t,
             _ => return Outcome::Fault,
         };
         let owner = match t.route {
-            Route::Bank(n) => self.core.smmu_vmid[(smmu * BANKS + n) as usize],
+            Route::Bank(n) => self.core.smmu.read()[(smmu * BANKS + n) as usize],
             Route::Bypass(_) => HOSTVISOR,
         };
         let verified = self
             .core
             .vms
             .get(owner as usize)
-            .is_some_and(|vm| vm.state == VERIFIED);
+            .is_some_and(|vm| vm.read().state == VERIFIED);
         if owner != HOSTVISOR && !verified {
             return Outcome::Undefined; // outside the seed's contract (dev_load_spec)
         }

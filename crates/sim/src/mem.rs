@@ -4,10 +4,10 @@
 //! stale translation.
 
 use crate::smmu::{SmmuBus, SmmuConfig, Width};
-use corevisor_kcore::ctxt::Ctxt;
-use corevisor_kcore::hw::{Hw, MmioAbort, MmioWidth, SysReg};
-use corevisor_kcore::mem_ops::MAX_CPUS;
+use corevisor_kcore::hw::{Hw, MmioAbort, MmioWidth};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// Stage-2 permissions of a translation (Arm ARM D8.5: S2AP, XN).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,15 +26,85 @@ pub struct Translation {
     pub level: u32,
 }
 
+type Page = Box<[u64; 512]>;
+const SHARDS: usize = 64;
+
 /// Physical memory alone (what a device's table walk reads): pages exist once written.
-#[derive(Default, Clone)]
+/// Sharded by frame, each shard behind its own lock, so CPUs running at once contend only
+/// when they touch frames of the same shard (a bus, not a lock around the machine).
 pub struct PhysMem {
-    pages: HashMap<u64, Box<[u64; 512]>>,
+    shards: Box<[Mutex<HashMap<u64, Page>>]>,
+}
+
+impl Default for PhysMem {
+    fn default() -> Self {
+        PhysMem {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl Clone for PhysMem {
+    fn clone(&self) -> Self {
+        PhysMem {
+            shards: self
+                .shards
+                .iter()
+                .map(|s| Mutex::new(lock(s).clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A poisoned shard means a thread panicked mid-access; the panic is reported on its own.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PhysMem {
+    fn shard(&self, pfn: u64) -> MutexGuard<'_, HashMap<u64, Page>> {
+        lock(&self.shards[pfn as usize % SHARDS])
+    }
+
+    /// Writes word `pa`; `false` if nothing changed in a page that does not exist (a zero).
+    fn write64(&self, pa: u64, v: u64) -> bool {
+        let mut sh = self.shard(pa >> 12);
+        if v == 0 && !sh.contains_key(&(pa >> 12)) {
+            return false;
+        }
+        sh.entry(pa >> 12).or_insert_with(|| Box::new([0; 512]))[((pa >> 3) & 511) as usize] = v;
+        true
+    }
+
+    /// Zeroes words `[from, to)` of one page; `true` if the page exists.
+    fn zero_words(&self, pfn: u64, from: u64, to: u64) -> bool {
+        let mut sh = self.shard(pfn);
+        if from & 0xFFF == 0 && to - from == 4096 {
+            return sh.remove(&pfn).is_some();
+        }
+        match sh.get_mut(&pfn) {
+            Some(p) => {
+                for w in (from..to).step_by(8) {
+                    p[((w >> 3) & 511) as usize] = 0;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn page_words(&self, pfn: u64) -> [u64; 512] {
+        self.shard(pfn).get(&pfn).map_or([0; 512], |p| **p)
+    }
+
+    fn frames(&self) -> Vec<u64> {
+        self.shards.iter().flat_map(|s| lock(s).keys().copied().collect::<Vec<_>>()).collect()
+    }
 }
 
 impl crate::smmu::TableMemory for PhysMem {
     fn read64(&self, pa: u64) -> u64 {
-        self.pages
+        self.shard(pa >> 12)
             .get(&(pa >> 12))
             .map_or(0, |p| p[((pa >> 3) & 511) as usize])
     }
@@ -46,20 +116,30 @@ pub const SMMU_WINDOW_BASE: u64 = 0x0B00_0000;
 pub const SMMU_WINDOW_STRIDE: u64 = 0x10_0000;
 pub const SMMU_WINDOW_SIZE: u64 = 0x2_0000;
 
-#[derive(Default, Clone)]
+/// The machine as KCore sees it through [`Hw`]: shared by every CPU (`&self`), each part
+/// behind a lock of its own (memory shards, the TLB, the SMMUs, the dirty set).
+#[derive(Default)]
 pub struct SimMemory {
     pub phys: PhysMem,
     /// The machine's SMMUs (register models with their IOTLBs), by physical window.
-    pub smmus: SmmuBus,
-    tlb: HashMap<(u32, u64), Translation>,
-    pub tlbi_count: u64,
-    /// The EL2 system registers of the CPU KCore runs on.
-    sysregs: [u64; SysReg::ALL.len()],
-    /// Every CPU's register file (what its EL2 vector saves on a trap).
-    pub cpu_regs: [Ctxt; MAX_CPUS],
+    smmus: Mutex<SmmuBus>,
+    tlb: Mutex<HashMap<(u32, u64), Translation>>,
+    tlbi_count: AtomicU64,
     /// Frames written (or dropped) since [`SimMemory::take_dirty`] was last called: what a
     /// checker must look at after a step (`crates/check/src/shadow.rs`).
-    dirty: HashSet<u64>,
+    dirty: Mutex<HashSet<u64>>,
+}
+
+impl Clone for SimMemory {
+    fn clone(&self) -> Self {
+        SimMemory {
+            phys: self.phys.clone(),
+            smmus: Mutex::new(lock(&self.smmus).clone()),
+            tlb: Mutex::new(lock(&self.tlb).clone()),
+            tlbi_count: AtomicU64::new(self.tlbi_count()),
+            dirty: Mutex::new(lock(&self.dirty).clone()),
+        }
+    }
 }
 
 const OA_MASK: u64 = 0x0000_FFFF_FFFF_F000;
@@ -69,35 +149,49 @@ impl SimMemory {
     pub fn new() -> Self {
         let bases = [SMMU_WINDOW_BASE, SMMU_WINDOW_BASE + SMMU_WINDOW_STRIDE];
         SimMemory {
-            smmus: SmmuBus::new(&bases, SmmuConfig::default()),
+            smmus: Mutex::new(SmmuBus::new(&bases, SmmuConfig::default())),
             ..Self::default()
         }
     }
 
     /// The frames whose contents may have changed since the last call (and forgets them).
     pub fn take_dirty(&mut self) -> HashSet<u64> {
-        std::mem::take(&mut self.dirty)
+        std::mem::take(self.dirty.get_mut().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The frames whose contents may have changed since [`SimMemory::take_dirty`].
-    pub fn dirty(&self) -> &HashSet<u64> {
-        &self.dirty
+    pub fn dirty(&self) -> HashSet<u64> {
+        lock(&self.dirty).clone()
+    }
+
+    fn note_dirty(&self, pfn: u64) {
+        lock(&self.dirty).insert(pfn);
+    }
+
+    /// TLB invalidations so far.
+    pub fn tlbi_count(&self) -> u64 {
+        self.tlbi_count.load(Ordering::Relaxed)
+    }
+
+    /// The SMMUs, exclusively (a device's registers take one access at a time).
+    pub fn smmus(&self) -> MutexGuard<'_, SmmuBus> {
+        lock(&self.smmus)
     }
 
     /// The 512 words of frame `pfn`.
     pub fn page_words(&self, pfn: u64) -> [u64; 512] {
-        self.phys.pages.get(&pfn).map_or([0; 512], |p| **p)
+        self.phys.page_words(pfn)
     }
 
     /// Pages that have been written (the sim's actual memory use).
     pub fn resident_pages(&self) -> usize {
-        self.phys.pages.len()
+        self.phys.frames().len()
     }
 
     /// The frame numbers of the pages that have been written, in no particular order
     /// (every other page reads as zeros).
-    pub fn resident(&self) -> impl Iterator<Item = u64> + '_ {
-        self.phys.pages.keys().copied()
+    pub fn resident(&self) -> impl Iterator<Item = u64> {
+        self.phys.frames().into_iter()
     }
 
     /// Walks a 4-level, 4 KiB-granule stage-2 table rooted at `root` for `ipa`
@@ -169,20 +263,20 @@ impl SimMemory {
 
     /// The translation the TLB holds for `vmid`'s `ipa`, if any (stale or not).
     pub fn cached(&self, vmid: u32, ipa: u64) -> Option<Translation> {
-        self.tlb.get(&(vmid, ipa >> 12)).copied()
+        lock(&self.tlb).get(&(vmid, ipa >> 12)).copied()
     }
 
     /// Translation as a CPU of `vmid` sees it: from the TLB if cached, else walked and cached.
-    pub fn translate(&mut self, vmid: u32, root: u64, ipa: u64) -> Option<Translation> {
+    pub fn translate(&self, vmid: u32, root: u64, ipa: u64) -> Option<Translation> {
         let key = (vmid, ipa >> 12);
-        if let Some(t) = self.tlb.get(&key) {
+        if let Some(t) = lock(&self.tlb).get(&key) {
             return Some(Translation {
                 pa: (t.pa & !0xFFF) | (ipa & 0xFFF),
                 ..*t
             });
         }
         let t = self.walk(root, ipa)?;
-        self.tlb.insert(key, t);
+        lock(&self.tlb).insert(key, t);
         Some(t)
     }
 }
@@ -192,63 +286,39 @@ impl Hw for SimMemory {
         crate::smmu::TableMemory::read64(&self.phys, pa)
     }
 
-    fn write64(&mut self, pa: u64, v: u64) {
-        if v == 0 && !self.phys.pages.contains_key(&(pa >> 12)) {
-            return;
+    fn write64(&self, pa: u64, v: u64) {
+        if self.phys.write64(pa, v) {
+            self.note_dirty(pa >> 12);
         }
-        self.dirty.insert(pa >> 12);
-        self.phys
-            .pages
-            .entry(pa >> 12)
-            .or_insert_with(|| Box::new([0; 512]))[((pa >> 3) & 511) as usize] = v;
     }
 
-    fn zero_range(&mut self, pa: u64, len: u64) {
+    fn zero_range(&self, pa: u64, len: u64) {
         // Whole pages are dropped (they read as zero); partial ones are written.
-        let (first, end) = (pa, pa + len);
-        let mut at = first;
+        let end = pa + len;
+        let mut at = pa;
         while at < end {
             let page_end = ((at >> 12) + 1) << 12;
-            if at & 0xFFF == 0 && page_end <= end {
-                if self.phys.pages.remove(&(at >> 12)).is_some() {
-                    self.dirty.insert(at >> 12);
-                }
-            } else if let Some(p) = self.phys.pages.get_mut(&(at >> 12)) {
-                self.dirty.insert(at >> 12);
-                for w in (at..page_end.min(end)).step_by(8) {
-                    p[((w >> 3) & 511) as usize] = 0;
-                }
+            if self.phys.zero_words(at >> 12, at, page_end.min(end)) {
+                self.note_dirty(at >> 12);
             }
             at = page_end;
         }
     }
 
-    fn tlbi_ipa(&mut self, vmid: u32, ipa: u64) {
-        self.tlbi_count += 1;
-        self.tlb.remove(&(vmid, ipa >> 12));
+    fn tlbi_ipa(&self, vmid: u32, ipa: u64) {
+        self.tlbi_count.fetch_add(1, Ordering::Relaxed);
+        lock(&self.tlb).remove(&(vmid, ipa >> 12));
     }
 
-    fn read_sysreg(&self, r: SysReg) -> u64 {
-        self.sysregs[r as usize]
-    }
-
-    fn write_sysreg(&mut self, r: SysReg, v: u64) {
-        self.sysregs[r as usize] = v;
-    }
-
-    fn regs(&mut self, cpu: usize) -> &mut Ctxt {
-        &mut self.cpu_regs[cpu]
-    }
-
-    fn mmio_read(&mut self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
-        match self.smmus.read(pa, sim_width(width)) {
+    fn mmio_read(&self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
+        match self.smmus().read(pa, sim_width(width)) {
             Some(Ok(v)) => Ok(v),
             _ => Err(MmioAbort),
         }
     }
 
-    fn mmio_write(&mut self, pa: u64, width: MmioWidth, v: u64) -> Result<(), MmioAbort> {
-        match self.smmus.write(pa, sim_width(width), v) {
+    fn mmio_write(&self, pa: u64, width: MmioWidth, v: u64) -> Result<(), MmioAbort> {
+        match self.smmus().write(pa, sim_width(width), v) {
             Some(Ok(())) => Ok(()),
             _ => Err(MmioAbort),
         }
@@ -268,7 +338,7 @@ mod tests {
 
     #[test]
     fn walks_tables_blocks_and_pages() {
-        let mut m = SimMemory::new();
+        let m = SimMemory::new();
         let (root, l1, l2, l3) = (0x1000, 0x2000, 0x3000, 0x4000);
         m.write64(root, l1 | 3);
         m.write64(l1 + 2 * 8, l2 | 3); // IPA bits 38:30 = 2
@@ -296,21 +366,8 @@ mod tests {
     }
 
     #[test]
-    fn system_registers_and_each_cpus_register_file_hold_their_values() {
-        let mut m = SimMemory::new();
-        for (i, r) in SysReg::ALL.into_iter().enumerate() {
-            m.write_sysreg(r, 0x100 + i as u64);
-        }
-        for (i, r) in SysReg::ALL.into_iter().enumerate() {
-            assert_eq!(m.read_sysreg(r), 0x100 + i as u64);
-        }
-        m.regs(1).regs.x[3] = 9;
-        assert_eq!((m.cpu_regs[1].regs.x[3], m.cpu_regs[0].regs.x[3]), (9, 0));
-    }
-
-    #[test]
     fn the_tlb_keeps_translations_until_invalidated() {
-        let mut m = SimMemory::new();
+        let m = SimMemory::new();
         m.write64(0x1000, 0x2000 | 3);
         m.write64(0x2000, 0x3000 | 3);
         m.write64(0x3000, 0x4000 | 3);

@@ -281,7 +281,7 @@ fn s2ap_decides_reads_and_writes() {
 
 #[test]
 fn a_descriptor_without_the_access_flag_faults_unless_affd() {
-    let mut t = Tables::new();
+    let t = Tables::new();
     // KCore always adds AF; a table written by someone else may not.
     let root = 0x4400_0000;
     let (l2, l3) = (0x4400_3000, 0x4400_4000);
@@ -303,7 +303,7 @@ fn a_descriptor_without_the_access_flag_faults_unless_affd() {
 
 #[test]
 fn blocks_at_levels_1_and_2_and_the_reserved_level_3_encoding() {
-    let mut t = Tables::new();
+    let t = Tables::new();
     let root = 0x4400_0000;
     let l2 = 0x4400_3000;
     t.mem.write64(root + 8, 0x8000_0000 | 0x4C1); // 1 GiB block at IOVA 1 GiB
@@ -400,7 +400,7 @@ fn the_tcr_starting_level_changes_the_walk() {
 #[test]
 fn a_32_bit_write_of_ttbr0_high_moves_the_root() {
     let victim = 0x5F00_0000;
-    let (mut s, mut t) = kcore_setup();
+    let (mut s, t) = kcore_setup();
     let root = t.root(1);
     let fake_root = (1u64 << 32) | (root & 0xFFFF_FFFF);
     let (l2, l3) = (0x1_0000_8000, 0x1_0000_9000);
@@ -428,7 +428,7 @@ fn a_32_bit_write_of_ttbr0_high_moves_the_root() {
 
 #[test]
 fn the_aarch32_format_walks_40_bits_with_a_40_bit_output() {
-    let mut t = Tables::new();
+    let t = Tables::new();
     let root = 0x4400_0000;
     let (l2, l3) = (0x4400_3000, 0x4400_4000);
     t.mem.write64(root + 600 * 8, l2 | 3);
@@ -490,7 +490,7 @@ fn a_stalling_bank_holds_the_faulting_access_until_resume() {
 
 #[test]
 fn sctlr_e_reads_the_tables_big_endian() {
-    let (mut s, mut t) = kcore_setup();
+    let (mut s, t) = kcore_setup();
     let v = r32(&mut s, cb(1, cb::SCTLR));
     w32(&mut s, cb(1, cb::SCTLR), v | sctlr::E);
     // KCore's little-endian descriptors make no sense byte-swapped.

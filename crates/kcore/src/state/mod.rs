@@ -194,7 +194,7 @@ impl<H: Hw> Core<H> {
 
     /// KCore's defined panic: records the locks the seed poisons, then no lock is granted
     /// again, so no operation runs after it.
-    pub(crate) fn halt(&self, locks: &[u32]) -> Halt {
+    pub fn halt(&self, locks: &[u32]) -> Halt {
         for &l in locks {
             self.poisoned.fetch_or(1 << l, Ordering::AcqRel);
         }
@@ -209,7 +209,7 @@ impl<H: Hw> Core<H> {
 
     /// Sets or clears poisoned bits while a step holds the lock (VERIFY_VM_IMAGE marks the
     /// VM's info lock taken through the load, as the seed does).
-    pub(crate) fn mark_poisoned(&self, id: u32, on: bool) {
+    pub fn mark_poisoned(&self, id: u32, on: bool) {
         if on {
             self.poisoned.fetch_or(1 << id, Ordering::AcqRel);
         } else {

@@ -163,10 +163,10 @@ impl<H: Hw> Core<H> {
         if vm.state != READY {
             return self.fail(&[]);
         }
-        self.verify_and_load(v, &vm, input)?;
+        self.verify_and_load_held(v, &vm, input)?;
         let authentic = self.image_signature_ok(&vm, sig);
         input.record(HOSTVISOR, authentic as u64);
-        self.local_verify_vm(v, &mut vm)?;
+        self.local_verify_vm_held(v, &mut vm)?;
         if !authentic {
             vm.state = POWEROFF; // `local_set_vm_poweroff`, its lock already held
         }
