@@ -2,17 +2,18 @@
 //!
 //! * [`El2Hw`]: kcore's `Hw` on this machine: physical memory through `hw::phys`, TLB
 //!   maintenance with the target VMID's own VTTBR, the cache maintenance the simulator does
-//!   not model (a page leaving the host, a scrubbed page, pages KCore wrote for someone else),
-//!   and one register file (`Ctxt`) per CPU.
-//! * The entries: each takes the big lock (one CPU at a time inside kcore until kcore's
-//!   entry points take `&self`), copies what the trap saved into the CPU's `Ctxt`, calls
-//!   kcore, loads what kcore left there into the CPU, and records the step in the trace.
+//!   not model (a page leaving the host, a scrubbed page, pages KCore wrote for someone else).
+//! * The entries: each takes the glue's lock (one CPU at a time inside kcore: the trace and
+//!   the cache bookkeeping here are not yet per CPU, although kcore's entry points take the
+//!   core by `&self` and each CPU's `Cpu` by `&mut`), copies what the trap saved into the
+//!   CPU's `Cpu`, calls kcore, loads what kcore left there into the CPU, and records the
+//!   step in the trace.
 //! * World switches: the EL1 system registers and FP/SIMD registers move between the CPU and
 //!   the `Ctxt` only when the world changes (VCPU_RUN, an exit to the host); every other trap
 //!   moves x0..x30, ELR, SPSR and the fault registers only.
 //!
-//! When kcore's entry points change shape (issue 11: `&self` plus the trapping CPU's
-//! per-CPU state), this module is what changes.
+//! kcore's entry points take the shared core by `&self` and the trapping CPU's [`Cpu`] by
+//! `&mut` (issue 11); dropping the glue's lock needs per-CPU trace and cache bookkeeping.
 
 use crate::hw::lock::{Late, TicketLock};
 use crate::hw::percpu::{TrapFrame, MAX_CPUS};
@@ -24,12 +25,13 @@ use corevisor_kcore::consts::{
     COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
 };
 use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
-use corevisor_kcore::hw::{Hw, SysReg, Untrusted};
+use corevisor_kcore::hw::{Hw, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
 use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::meta::PageMeta;
 use corevisor_kcore::pt::{self, PtLayout};
-use corevisor_kcore::trap::Trap;
+use corevisor_kcore::trap::{Cpu, Trap};
+use core::cell::Cell;
 
 const _: () = assert!(corevisor_kcore::state::MAX_CPUS == MAX_CPUS);
 
@@ -45,72 +47,79 @@ const DIRTY_SLOTS: usize = 8;
 const META_RUNS: usize = 8;
 
 /// kcore's machine interface on this CPU.
+/// kcore uses it through `&self` (any CPU may); the bookkeeping below is for the entry in
+/// progress, one at a time (the glue's lock), hence plain `Cell`s.
 pub struct El2Hw {
-    frames: [Ctxt; MAX_CPUS],
     pt: PtLayout,
-    dirty: [u64; DIRTY_SLOTS],
-    ndirty: usize,
+    dirty: Cell<[u64; DIRTY_SLOTS]>,
+    ndirty: Cell<usize>,
     /// A host page changed hands in this entry: no CPU may keep instructions fetched from
     /// it (IC IALLUIS before leaving EL2).
-    icache: bool,
+    icache: Cell<bool>,
     /// The page metadata array (kcore's layout): writes into it are noted for the trace.
     meta_base: u64,
     meta_len: u64,
     /// Runs `[first, last]` of metadata indices (pfn - first RAM pfn) written in this entry.
-    meta_runs: [(u32, u32); META_RUNS],
-    nmeta: usize,
+    meta_runs: Cell<[(u32, u32); META_RUNS]>,
+    nmeta: Cell<usize>,
 }
 
 impl El2Hw {
-    fn note_dirty(&mut self, page: u64) {
-        if self.dirty[..self.ndirty].contains(&page) {
+    fn note_dirty(&self, page: u64) {
+        let n = self.ndirty.get();
+        if self.dirty.get()[..n].contains(&page) {
             return;
         }
-        if self.ndirty == DIRTY_SLOTS {
+        if n == DIRTY_SLOTS {
             self.clean_dirty();
         }
-        self.dirty[self.ndirty] = page;
-        self.ndirty += 1;
+        let (mut d, n) = (self.dirty.get(), self.ndirty.get());
+        d[n] = page;
+        self.dirty.set(d);
+        self.ndirty.set(n + 1);
     }
 
-    fn clean_dirty(&mut self) {
-        for &p in &self.dirty[..self.ndirty] {
+    fn clean_dirty(&self) {
+        for &p in &self.dirty.get()[..self.ndirty.get()] {
             phys::clean_invalidate(p, PAGE_SIZE);
         }
-        self.ndirty = 0;
+        self.ndirty.set(0);
     }
 
     /// A write into the metadata array at byte offset `off`: the page it describes.
-    fn note_meta(&mut self, off: u64) {
+    fn note_meta(&self, off: u64) {
         let idx = (off / 8) as u32;
-        for r in self.meta_runs[..self.nmeta].iter_mut().rev() {
+        let (mut runs, n) = (self.meta_runs.get(), self.nmeta.get());
+        let grown = runs[..n].iter_mut().rev().any(|r| {
             if (r.0..=r.1).contains(&idx) {
-                return;
-            }
-            if idx == r.1 + 1 {
+                true
+            } else if idx == r.1 + 1 {
                 r.1 = idx;
-                return;
-            }
-            if idx + 1 == r.0 {
+                true
+            } else if idx + 1 == r.0 {
                 r.0 = idx;
-                return;
+                true
+            } else {
+                false
+            }
+        });
+        if !grown {
+            if n < META_RUNS {
+                runs[n] = (idx, idx);
+                self.nmeta.set(n + 1);
+            } else {
+                let r = &mut runs[META_RUNS - 1];
+                *r = (r.0.min(idx), r.1.max(idx));
             }
         }
-        if self.nmeta < META_RUNS {
-            self.meta_runs[self.nmeta] = (idx, idx);
-            self.nmeta += 1;
-        } else {
-            let r = &mut self.meta_runs[META_RUNS - 1];
-            *r = (r.0.min(idx), r.1.max(idx));
-        }
+        self.meta_runs.set(runs);
     }
 
     /// The maintenance owed before this CPU leaves EL2.
-    fn finish(&mut self) {
+    fn finish(&self) {
         self.clean_dirty();
-        if self.icache {
+        if self.icache.replace(false) {
             phys::invalidate_icache_all();
-            self.icache = false;
         }
         // Table entries kcore wrote become visible to the walkers before the eret.
         regs::dsb_ish();
@@ -122,12 +131,12 @@ impl Hw for El2Hw {
         phys::read64(pa)
     }
 
-    fn zero_range(&mut self, pa: u64, len: u64) {
+    fn zero_range(&self, pa: u64, len: u64) {
         // Boot zeroes KCore's metadata and pools: megabytes, at memset speed.
         phys::zero(pa, len);
     }
 
-    fn write64(&mut self, pa: u64, v: u64) {
+    fn write64(&self, pa: u64, v: u64) {
         phys::write64(pa, v);
         if pa < KCORE_BASE {
             // Someone else's page (a sealed export, a decrypted VM page): to the point of
@@ -142,7 +151,7 @@ impl Hw for El2Hw {
         }
     }
 
-    fn tlbi_ipa(&mut self, vmid: u32, ipa: u64) {
+    fn tlbi_ipa(&self, vmid: u32, ipa: u64) {
         let vttbr = self.pt.root(vmid) | ((vmid as u64) << 48);
         regs::s2_invalidate_ipa(vttbr, ipa);
         let page = ipa & !(PAGE_SIZE - 1);
@@ -151,48 +160,11 @@ impl Hw for El2Hw {
             // caches off must not be hidden by a stale line KCore or the next owner would
             // read, and nothing it executed may stay in an instruction cache.
             phys::clean_invalidate(page, PAGE_SIZE);
-            self.icache = true;
+            self.icache.set(true);
         }
     }
 
-    fn read_sysreg(&self, r: SysReg) -> u64 {
-        match r {
-            SysReg::VttbrEl2 => regs::vttbr(),
-            SysReg::HcrEl2 => regs::hcr(),
-            SysReg::EsrEl2 => regs::esr(),
-            SysReg::FarEl2 => regs::far(),
-            SysReg::HpfarEl2 => regs::hpfar(),
-            SysReg::ElrEl2 => regs::elr(),
-            SysReg::SpsrEl2 => regs::spsr(),
-            SysReg::CptrEl2 => regs::cptr(),
-            SysReg::MdcrEl2 => regs::mdcr(),
-            SysReg::CnthctlEl2 => regs::cnthctl(),
-            SysReg::TpidrEl2 => regs::tpidr_el2(),
-        }
-    }
-
-    fn write_sysreg(&mut self, r: SysReg, v: u64) {
-        match r {
-            SysReg::VttbrEl2 => regs::set_vttbr(v),
-            SysReg::HcrEl2 => regs::set_hcr(v),
-            SysReg::EsrEl2 => regs::set_esr(v),
-            SysReg::FarEl2 => regs::set_far(v),
-            SysReg::HpfarEl2 => regs::set_hpfar(v),
-            SysReg::ElrEl2 => regs::set_elr(v),
-            SysReg::SpsrEl2 => regs::set_spsr(v),
-            SysReg::CptrEl2 => regs::set_cptr(v),
-            SysReg::MdcrEl2 => regs::set_mdcr(v),
-            SysReg::CnthctlEl2 => regs::set_cnthctl(v),
-            SysReg::TpidrEl2 => regs::set_tpidr_el2(v),
-        }
-        regs::isb();
-    }
-
-    fn regs(&mut self, cpu: usize) -> &mut Ctxt {
-        &mut self.frames[cpu]
-    }
-
-    fn zero_page(&mut self, pa: u64) {
+    fn zero_page(&self, pa: u64) {
         phys::scrub_page(pa);
     }
 }
@@ -207,6 +179,8 @@ struct Extra {
 
 struct Glue {
     core: Core<El2Hw>,
+    /// Each CPU as kcore sees it: what it runs and its register file.
+    cpus: [Cpu; MAX_CPUS],
     /// Per shadow context (vmid * 8 + vcpu): its `Extra` while it does not run.
     extra: [Extra; CTXTS],
     /// Per shadow context: the CPU it last ran on (0xFF: never).
@@ -271,22 +245,22 @@ fn platform(cpus: usize) -> Platform {
 pub fn boot(cpus: usize, hpmn: u64) {
     let l = layout();
     let hw = El2Hw {
-        frames: [Ctxt::default(); MAX_CPUS],
         pt: l.pt,
-        dirty: [0; DIRTY_SLOTS],
-        ndirty: 0,
-        icache: false,
+        dirty: Cell::new([0; DIRTY_SLOTS]),
+        ndirty: Cell::new(0),
+        icache: Cell::new(false),
         meta_base: l.meta_base,
         meta_len: ((RAM_END - RAM_BASE) / PAGE_SIZE) * 8,
-        meta_runs: [(0, 0); META_RUNS],
-        nmeta: 0,
+        meta_runs: Cell::new([(0, 0); META_RUNS]),
+        nmeta: Cell::new(0),
     };
     let mut core = Core::boot(hw, l);
     // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
-    core.hw.nmeta = 0;
+    core.hw.nmeta.set(0);
     core.platform = platform(cpus);
     let host_vttbr = core.vttbr(HOSTVISOR);
-    for f in core.hw.frames.iter_mut() {
+    let mut all: [Cpu; MAX_CPUS] = core::array::from_fn(Cpu::boot);
+    for f in all.iter_mut().map(|c| &mut c.regs) {
         // Every CPU starts in the host: its stage 2, the host's HCR, no traps, the timer
         // (physical counter and timer) the host's.
         f.regs.vttbr_el2 = host_vttbr;
@@ -297,6 +271,7 @@ pub fn boot(cpus: usize, hpmn: u64) {
     }
     STATE.lock().set(Glue {
         core,
+        cpus: all,
         extra: [Extra::default(); CTXTS],
         last_cpu: [0xFF; CTXTS],
         hpmn,
@@ -321,7 +296,7 @@ pub fn cpu_init(cpu: usize) {
     let mut st = STATE.lock();
     let g = st.get();
     let hpmn = g.hpmn;
-    let f = &mut g.core.hw.frames[cpu];
+    let f = &mut g.cpus[cpu].regs;
     f.regs.vmpidr_el2 = regs::mpidr();
     load_el2(f, true, hpmn);
 }
@@ -447,20 +422,19 @@ fn fault_ipa(f: &Ctxt) -> u64 {
 /// Into the trace: every page whose metadata the entry wrote, as it is now, and the record
 /// of VM `vm` (if it names one). Most entries (the measured loops) have neither.
 #[inline(always)]
-fn trace_state(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
-    if core.hw.nmeta != 0 || vm.is_some() {
+fn trace_state(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
+    if core.hw.nmeta.get() != 0 || vm.is_some() {
         trace_state_slow(core, tr, vm);
     }
 }
 
 #[inline(never)]
 #[cold]
-fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
-    let hw = &mut core.hw;
+fn trace_state_slow(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
+    let hw = &core.hw;
     let first = RAM_BASE / PAGE_SIZE;
-    let mut runs = hw.meta_runs;
-    let n = hw.nmeta;
-    hw.nmeta = 0;
+    let mut runs = hw.meta_runs.get();
+    let n = hw.nmeta.replace(0);
     runs[..n].sort_unstable();
     let meta = |idx: u32| {
         let pfn = first + idx as u64;
@@ -491,7 +465,7 @@ fn trace_state_slow(core: &mut Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
         }
     }
     if let Some(v) = vm.filter(|&v| v >= 1 && (v as usize) < core.vms.len()) {
-        let info = &core.vms[v as usize];
+        let info = core.vms[v as usize].read();
         let mut vcpus = [0; 8];
         for (d, s) in vcpus.iter_mut().zip(info.vcpu_state.iter()) {
             *d = *s;
@@ -534,24 +508,24 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     tr.begin();
     let call = frame.x[0];
     let run = call == hvc::VCPU_RUN;
-    let f = &mut g.core.hw.frames[cpu];
+    let f = &mut g.cpus[cpu].regs;
     take(f, frame, esr);
     let host_extra = if run { Some(save_world(f)) } else { None };
     let t = {
         let mut rec = Rec(&mut tr);
         if run {
-            g.core.host_vcpu_run_handler(cpu, &mut rec)
+            g.core.host_vcpu_run_handler(&mut g.cpus[cpu], &mut rec)
         } else {
-            g.core.host_hvc_handler(cpu, &mut rec)
+            g.core.host_hvc_handler(&mut g.cpus[cpu], &mut rec)
         }
     };
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        clean_verified_image(&mut g.core, frame.x[1]);
+        clean_verified_image(&g.core, frame.x[1]);
     }
     g.core.hw.finish();
     // The trace, while the frame still holds the host's arguments.
-    let x0_after = g.core.hw.frames[cpu].regs.x[0];
-    trace_state(&mut g.core, &mut tr, vm_of_call(call, frame.x[1], x0_after));
+    let x0_after = g.cpus[cpu].regs.regs.x[0];
+    trace_state(&g.core, &mut tr, vm_of_call(call, frame.x[1], x0_after));
     let (_, n) = el2_abi::hvc::describe(call);
     let step = Step {
         cpu: cpu as u8,
@@ -565,14 +539,14 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     tr.emit(step, &frame.x[..=n]);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         let v = frame.x[1];
-        let state = g.core.vms.get(v as usize).map_or(0, |vm| vm.state);
+        let state = g.core.vms.get(v as usize).map_or(0, |vm| vm.read().state);
         tr.verdict(v, state == VERIFIED);
     }
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    let now = g.core.cpus[cpu];
-    let f = &g.core.hw.frames[cpu];
+    let now = g.cpus[cpu].run;
+    let f = &g.cpus[cpu].regs;
     if let Some(hx) = host_extra {
         // VCPU_RUN: the host's EL1 state was saved into its shadow context by kcore; keep
         // what the Ctxt has no field for, and load the vCPU.
@@ -591,8 +565,8 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
 
 /// After VERIFY_VM_IMAGE: the verified bytes to the point of coherency (a VM starts with
 /// its MMU and caches off and fetches exactly them), and no stale instruction anywhere.
-fn clean_verified_image(core: &mut Core<El2Hw>, vmid: u64) {
-    let Some(vm) = core.vms.get(vmid as usize).copied() else {
+fn clean_verified_image(core: &Core<El2Hw>, vmid: u64) {
+    let Some(vm) = core.vms.get(vmid as usize).map(|l| l.read()) else {
         return;
     };
     for i in 0..vm.next_load_info as usize {
@@ -618,12 +592,12 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let g = st.get();
     let mut tr = TRACE.lock();
     tr.begin();
-    let f = &mut g.core.hw.frames[cpu];
+    let f = &mut g.cpus[cpu].regs;
     take(f, frame, esr);
     let addr = fault_ipa(f);
-    let t = g.core.host_npt_handler(cpu, &mut Rec(&mut tr));
+    let t = g.core.host_npt_handler(&mut g.cpus[cpu], &mut Rec(&mut tr));
     g.core.hw.finish();
-    trace_state(&mut g.core, &mut tr, None);
+    trace_state(&g.core, &mut tr, None);
     // What the fault left in the host's stage 2 at the address.
     trace_s2(&g.core, &mut tr, HOSTVISOR, addr / PAGE_SIZE);
     let action = if esr >> 26 == 0x20 {
@@ -646,7 +620,7 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    give(&g.core.hw.frames[cpu], frame);
+    give(&g.cpus[cpu].regs, frame);
     Ok(())
 }
 
@@ -680,7 +654,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let g = st.get();
     let mut tr = TRACE.lock();
     tr.begin();
-    let before = g.core.cpus[cpu];
+    let before = g.cpus[cpu].run;
     let ec = esr >> 26;
     // Exits kcore handles without the host (a system-register trap, a share/unshare call)
     // keep the VM's EL1 and FP state in the CPU; every other exit may switch to the host.
@@ -688,7 +662,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         && (ec == 0x18
             || (ec == 0x16
                 && matches!(frame.x[0], hvc::KVM_SET_DESC_PFN | hvc::KVM_UNSET_DESC_PFN)));
-    let f = &mut g.core.hw.frames[cpu];
+    let f = &mut g.cpus[cpu].regs;
     take(f, frame, esr);
     f.regs.ec = if irq {
         ARM_EXCEPTION_INTERRUPT
@@ -703,10 +677,11 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         // state, so VCPU_RUN would resume it at its first-run pc. SeKVM's `__guest_exit`
         // saves ELR_EL2/SPSR_EL2 into the vCPU's context; so does this, into the shadow.
         let id = ctxt_id(before.cur_vmid, before.cur_vcpuid);
-        g.core.shadow[id].states.pc = frame.elr;
-        g.core.shadow[id].states.pstate = frame.spsr;
+        let s = g.core.shadow[id].get_mut();
+        s.states.pc = frame.elr;
+        s.states.pstate = frame.spsr;
     }
-    let t = g.core.vm_exit_handler(cpu, &mut Rec(&mut tr));
+    let t = g.core.vm_exit_handler(&mut g.cpus[cpu], &mut Rec(&mut tr));
     g.core.hw.finish();
     // The trace, while the frame still holds the VM's registers at the exit.
     let (action, a, n) = exit_action(esr, &frame.x, irq, ipa);
@@ -719,22 +694,22 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    let now = g.core.cpus[cpu];
+    let now = g.cpus[cpu].run;
     if light {
         // kcore stays in the VM and changes no VM record (the measured loop): its pages only.
-        trace_state(&mut g.core, &mut tr, None);
+        trace_state(&g.core, &mut tr, None);
     } else {
-        trace_state(&mut g.core, &mut tr, Some(before.cur_vmid as u64));
+        trace_state(&g.core, &mut tr, Some(before.cur_vmid as u64));
         if t == Trap::Done && now.ihost {
             // Back in the host: the x0 it gets.
-            step.x0 = Some(g.core.hw.frames[cpu].regs.x[0]);
+            step.x0 = Some(g.cpus[cpu].regs.regs.x[0]);
         }
     }
     tr.emit(step, &a[..n as usize]);
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    let f = &g.core.hw.frames[cpu];
+    let f = &g.cpus[cpu].regs;
     match vm_extra {
         None => assert!(
             !now.ihost,
@@ -765,7 +740,7 @@ pub fn halted_panicking() -> Option<bool> {
             if !st.is_set() {
                 return None;
             }
-            return Some(st.get().core.halted);
+            return Some(st.get().core.halted());
         }
         core::hint::spin_loop();
     }
