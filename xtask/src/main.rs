@@ -98,16 +98,8 @@ fn test() -> Result<(), String> {
     // count); the coverage figure comes from this run.
     let figure = coverage_run(&["--all-targets"])?;
     run(
-        "cargo test (kcore locks under the shuttle model checker)",
-        cargo().args([
-            "test",
-            "-p",
-            "corevisor-kcore",
-            "--features",
-            "shuttle",
-            "--test",
-            "lock_model",
-        ]),
+        "cargo test (kcore's locks and concurrent operations under the shuttle model checker)",
+        cargo().args(SHUTTLE_SUITES),
     )?;
     run(
         "cargo test (doc tests)",
@@ -240,6 +232,20 @@ fn fault_names() -> Result<Vec<String>, String> {
     Ok(names)
 }
 
+/// kcore's locks and its concurrent operations under shuttle's interleavings (issue 11);
+/// the planted missing lock is caught here, no sequential suite can see it.
+const SHUTTLE_SUITES: [&str; 9] = [
+    "test",
+    "-p",
+    "corevisor-kcore",
+    "--features",
+    "shuttle,mutants",
+    "--test",
+    "lock_model",
+    "--test",
+    "interleave",
+];
+
 /// The two planted bugs of issue 10: always run, also in `--fast`.
 const ISSUE_BUGS: [&str; 2] = ["scrub_first_word_only", "mmio_results_from_x9"];
 
@@ -302,6 +308,16 @@ fn mutants(fast: bool) -> Result<(), String> {
                     .to_string();
                 caught = Some(format!("{suite}: {failed}"));
                 break;
+            }
+        }
+        if caught.is_none() {
+            let out = cargo()
+                .args(SHUTTLE_SUITES)
+                .env("COREVISOR_MUTANT", name)
+                .output()
+                .map_err(|e| format!("cargo test: {e}"))?;
+            if !out.status.success() {
+                caught = Some("kcore interleave (shuttle)".into());
             }
         }
         match caught {

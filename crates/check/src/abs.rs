@@ -9,9 +9,9 @@
 use corevisor_kcore::consts::{self as kconsts, COREVISOR};
 use corevisor_kcore::ctxt as kc;
 use corevisor_kcore::hw::Hw;
-use corevisor_kcore::state::Core;
 use corevisor_kcore::pt::{is_table, is_valid};
 use corevisor_kcore::smmu::{smmu_ttbr, BANKS, SMMU_NUM};
+use corevisor_kcore::state::Core;
 use corevisor_kcore::vm_info::VmInfo;
 use corevisor_spec::consts as sc;
 use corevisor_spec::state::{

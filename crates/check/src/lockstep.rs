@@ -725,7 +725,9 @@ pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachi
     m.global.shared = abs_shared(c, &template.global.shared);
     m.global.halt = c.halted();
     for (id, s) in c.shadow.iter().enumerate() {
-        m.global.shadow_ctxts.set_mut(id as Z, abs_ctxt(&s.read(), c));
+        m.global
+            .shadow_ctxts
+            .set_mut(id as Z, abs_ctxt(&s.read(), c));
     }
     for (i, cpu) in m.cpus.iter_mut().enumerate() {
         let k = cm.cpus[i].run;

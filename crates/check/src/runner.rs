@@ -162,10 +162,7 @@ impl Run {
         let vm = match &self.backend {
             Backend::Model(m) => m.cpus.get(st.cpu as usize).map(|c| c.cur_vmid),
             Backend::Checked(l) => l.model.cpus.get(st.cpu as usize).map(|c| c.cur_vmid),
-            Backend::Core(c, _) => c
-                .cpus
-                .get(st.cpu as usize)
-                .map(|c| Z::from(c.run.cur_vmid)),
+            Backend::Core(c, _) => c.cpus.get(st.cpu as usize).map(|c| Z::from(c.run.cur_vmid)),
         };
         match vm {
             Some(v) if v > 0 => format!("vm {v}"),

@@ -129,7 +129,8 @@ fn a_signed_image_boots_and_a_tampered_one_never_runs() {
     );
     assert_eq!(verify_with(&mut l, sig).model.result, Outcome::Ok);
     assert_eq!(
-        l.core.core.vms[1].read().state, POWEROFF,
+        l.core.core.vms[1].read().state,
+        POWEROFF,
         "a forged image leaves the VM off"
     );
     // The image's pages are the VM's: the host cannot read them...
@@ -273,7 +274,8 @@ fn a_saved_vcpu_restores_into_a_new_vm_and_a_tampered_record_is_refused() {
         } else {
             assert_eq!(r.model.result, Outcome::Ok);
             assert_eq!(
-                l.core.core.vms[2].read().inc_exe, 1,
+                l.core.core.vms[2].read().inc_exe,
+                1,
                 "the VM resumes, it does not reset"
             );
             let (a, b) = (l.core.core.shadow[8].read(), l.core.core.shadow[16].read());

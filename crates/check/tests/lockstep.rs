@@ -67,20 +67,23 @@ fn the_checker_notices_each_kind_of_divergence() {
     };
     type Corrupt = fn(&mut Lockstep);
     let cases: [(&str, Corrupt); 9] = [
-        ("shadow context 8", |l| l.core.core.shadow[8].get_mut().states.pc += 4),
+        ("shadow context 8", |l| {
+            l.core.core.shadow[8].get_mut().states.pc += 4
+        }),
         ("VM records", |l| l.core.core.vms[1].get_mut().inc_exe = 1),
         ("page metadata", |l| {
             // An ownership operation the model never saw.
-            let _ = l.core.core.local_grant_vm_page(1, 0x40300, &mut corevisor_kcore::hw::Discard);
+            let _ = l
+                .core
+                .core
+                .local_grant_vm_page(1, 0x40300, &mut corevisor_kcore::hw::Discard);
         }),
         ("page contents", |l| l.core.core.hw.write64(0x4030_0000, 1)),
         ("page tables", |l| {
             let root = l.core.core.layout.pt.root(2);
             l.core.core.hw.write64(root, 0x7000_0003);
         }),
-        ("CPU 1 registers", |l| {
-            l.core.cpus[1].regs.regs.elr_el2 ^= 4
-        }),
+        ("CPU 1 registers", |l| l.core.cpus[1].regs.regs.elr_el2 ^= 4),
         ("CPU 0 mode", |l| l.core.cpus[0].run.icore = true),
         ("halt", |l| {
             l.core.core.halt(&[]);

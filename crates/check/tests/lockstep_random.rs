@@ -340,7 +340,8 @@ fn run_steered(ops: &[Op]) -> Result<[bool; 5], TestCaseError> {
         go(&mut l, cpu, a, false)?;
     }
     let vm_runs = |l: &Lockstep| !l.core.cpus[1].run.ihost && !l.core.cpus[1].run.icore;
-    let verified = |l: &Lockstep| l.core.core.vms[1].read().state == corevisor_kcore::consts::VERIFIED;
+    let verified =
+        |l: &Lockstep| l.core.core.vms[1].read().state == corevisor_kcore::consts::VERIFIED;
     for op in ops {
         if l.core.core.halted() {
             break;

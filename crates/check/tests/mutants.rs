@@ -256,6 +256,7 @@ fn every_named_fault_is_planted_by_a_test() {
     let src = [
         include_str!("mutants.rs"),
         include_str!("smmu_iotlb_wired.rs"),
+        include_str!("../../kcore/tests/interleave.rs"),
     ]
     .concat();
     for f in Fault::ALL {
@@ -264,7 +265,7 @@ fn every_named_fault_is_planted_by_a_test() {
             "{f:?} has no test"
         );
     }
-    assert_eq!(Fault::ALL.len(), 11);
+    assert_eq!(Fault::ALL.len(), 12);
 }
 
 /// `corevisor soak` finds a planted bug on its own, and shrinks the failing sequence to a

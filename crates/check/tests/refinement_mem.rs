@@ -187,7 +187,8 @@ impl Pair {
                 (h, (s, mh))
             }
             Op::MapPfnVm(v, a, pfn, l) => (
-                c.local_map_pfn_vm(v, a, pfn * 4096, l, &mut Discard).is_err(),
+                c.local_map_pfn_vm(v, a, pfn * 4096, l, &mut Discard)
+                    .is_err(),
                 local_map_pfn_vm(
                     P,
                     z(v as u64),
@@ -262,7 +263,11 @@ impl Pair {
             {
                 return Some((false, false))
             }
-            Op::ProtMap(v, a, pfn, l) => (c.prot_and_map_vm_s2pt(v, a, pfn * 4096, l, &mut rec).is_err(), v),
+            Op::ProtMap(v, a, pfn, l) => (
+                c.prot_and_map_vm_s2pt(v, a, pfn * 4096, l, &mut rec)
+                    .is_err(),
+                v,
+            ),
             Op::ClearRange(v, pfn, n) => (c.clear_vm_range(v, pfn, n, &mut Discard).is_err(), v),
             Op::Ioremap(v, g, a, n) => (c.ioremap_range(v, g, a, n, &mut Discard).is_err(), v),
             Op::Share(v, a, n, revoke) => (c.share_range(v, a, n, revoke, &mut rec).is_err(), v),
@@ -318,18 +323,23 @@ impl Pair {
                 local_free_smmu_pgd(P, z(cb as u64), z(i as u64), m),
             ),
             Op::SmmuAssign(cb, i, pfn, g) => (
-                c.local_smmu_assign_page(cb, i, pfn, g, &mut Discard).is_err(),
+                c.local_smmu_assign_page(cb, i, pfn, g, &mut Discard)
+                    .is_err(),
                 local_smmu_assign_page(P, z(cb as u64), z(i as u64), z(pfn), z(g), m),
             ),
             Op::SmmuMap(cb, i, iova, pte) => (
-                c.local_smmu_map_page(cb, i, iova, pte, &mut Discard).is_err(),
+                c.local_smmu_map_page(cb, i, iova, pte, &mut Discard)
+                    .is_err(),
                 local_smmu_map_page(P, z(cb as u64), z(i as u64), z(iova), z(pte), m),
             ),
             Op::SmmuClear(iova, cb, i) => (
                 c.local_smmu_clear(iova, cb, i, &mut Discard).is_err(),
                 local_smmu_clear(P, z(iova), z(cb as u64), z(i as u64), m),
             ),
-            Op::GenVmid => (c.local_gen_vmid(&mut Discard).is_err(), local_gen_vmid(P, m)),
+            Op::GenVmid => (
+                c.local_gen_vmid(&mut Discard).is_err(),
+                local_gen_vmid(P, m),
+            ),
             Op::RegisterKvm(v) => (
                 c.local_register_kvm(v, &mut Discard).is_err(),
                 local_register_kvm(P, z(v as u64), m),
@@ -364,7 +374,10 @@ impl Pair {
                 s.hlock.set_mut(INFO_ID + z(v as u64), false);
                 (false, (s, false))
             }
-            Op::VerifyVm(v) => (c.local_verify_vm(v, &mut Discard).is_err(), local_verify_vm(P, z(v as u64), m)),
+            Op::VerifyVm(v) => (
+                c.local_verify_vm(v, &mut Discard).is_err(),
+                local_verify_vm(P, z(v as u64), m),
+            ),
             Op::MapIo(v, gpa, pa) => (
                 c.local_map_io(v, gpa, pa, &mut Discard).is_err(),
                 local_map_io(P, z(v as u64), z(gpa), z(pa), m),
@@ -589,7 +602,10 @@ fn table_pages_per_gib() {
         let step = if level == 2 { 0x20_0000 } else { 4096 };
         let mut a = 0x4000_0000u64;
         while a < 0x5000_0000 {
-            assert!(pair.core.local_map_pfn_vm(1, a, a, level, &mut Discard).is_ok());
+            assert!(pair
+                .core
+                .local_map_pfn_vm(1, a, a, level, &mut Discard)
+                .is_ok());
             a += step;
         }
         let p = pair.core.npt[1].read();

@@ -126,7 +126,10 @@ fn a_bank_given_back_and_reused_carries_nothing_of_its_old_owner() {
     m.core.vms[1].read().state = corevisor_kcore::consts::POWEROFF;
     hvc(&mut m, HvcName::SmmuFreePgd, &[1, 0]);
     let hw = &m.core.hw;
-    let freed = hw.smmus().smmu(0).translate(&hw.phys, 1, IOVA, Access::Read);
+    let freed = hw
+        .smmus()
+        .smmu(0)
+        .translate(&hw.phys, 1, IOVA, Access::Read);
     assert_eq!(
         freed.map_err(|f| f.fault),
         Err(Fault::InvalidContext),

@@ -7,11 +7,11 @@
 
 use crate::consts::*;
 use crate::hw::{Hw, Untrusted};
+use crate::meta::S2Page;
 use crate::mutants::{mutant, Fault};
 use crate::pt::{self, Pool};
 use crate::smmu::{self, BANKS};
 use crate::state::{Core, Guard, Res, S2Pages, SMMU_BANKS};
-use crate::meta::S2Page;
 
 /// Who owns which SMMU bank (lock SMMU).
 pub type Banks = [u32; SMMU_BANKS];
@@ -25,9 +25,7 @@ impl<H: Hw> Core<H> {
     /// Remove the host's access to `pfn` (the seed writes `PAGE_GUEST` over a present entry).
     pub(crate) fn unmap_host(&self, host: &mut Pool, pfn: u64) -> bool {
         match pt::lookup(&self.hw, &self.layout.pt, HOSTVISOR, pfn * PAGE_SIZE) {
-            Some((d, 3)) if d != 0 => {
-                self.mmap_in(host, HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST)
-            }
+            Some((d, 3)) if d != 0 => self.mmap_in(host, HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
             Some((_, 2)) => self.mmap_in(host, HOSTVISOR, pfn * PAGE_SIZE, 3, PAGE_GUEST),
             _ => true,
         }
@@ -161,7 +159,14 @@ impl<H: Hw> Core<H> {
 
     /// `local_grant_vm_page`: the VM shares its page with the host (never halts).
     pub fn local_grant_vm_page(&self, vmid: u32, pfn: u64, input: &mut impl Untrusted) -> Res {
-        let mut pages = self.take(&self.s2page, input)?;
+        let (mut held, mut unheld);
+        let pages: &mut S2Pages = if mutant(Fault::GrantSkipsS2PageLock) {
+            unheld = self.s2page.read(); // the metadata, but not the right to it
+            &mut unheld
+        } else {
+            held = self.take(&self.s2page, input)?;
+            &mut held
+        };
         let p = pages.get(&self.hw, pfn);
         if (p.owner == vmid || mutant(Fault::GrantSkipsOwnerCheck)) && p.count < MAX_SHARE_COUNT {
             pages.set_count(&self.hw, pfn, p, p.count + 1);
@@ -211,9 +216,16 @@ impl<H: Hw> Core<H> {
         index: u32,
         cbndx: u32,
         input: &mut impl Untrusted,
-    ) -> Res<(Guard<'_, Banks>, u32, Option<Guard<'_, crate::vm_info::VmInfo>>)> {
+    ) -> Res<(
+        Guard<'_, Banks>,
+        u32,
+        Option<Guard<'_, crate::vm_info::VmInfo>>,
+    )> {
         let banks = self.take(&self.smmu, input)?;
-        let v = banks.get(Self::bank(index, cbndx)).copied().unwrap_or(INVALID);
+        let v = banks
+            .get(Self::bank(index, cbndx))
+            .copied()
+            .unwrap_or(INVALID);
         let info = match self.vms.get(v as usize) {
             Some(l) => Some(self.take(l, input)?),
             None => None,

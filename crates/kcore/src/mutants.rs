@@ -34,10 +34,13 @@ pub enum Fault {
     MissedSmmuTlbi,
     /// The host's stage-2 fault maps a non-RAM address no declared device covers (issue 9).
     DeviceOutsideMmioMapped,
+    /// A guest's GRANT updates the page's share count without holding S2PAGE (issue 11):
+    /// a missing lock, found only by an interleaving.
+    GrantSkipsS2PageLock,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 12] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -49,6 +52,7 @@ impl Fault {
         Fault::GrantSkipsOwnerCheck,
         Fault::MissedSmmuTlbi,
         Fault::DeviceOutsideMmioMapped,
+        Fault::GrantSkipsS2PageLock,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -65,6 +69,7 @@ impl Fault {
             Fault::GrantSkipsOwnerCheck => "grant_skips_owner_check",
             Fault::MissedSmmuTlbi => "missed_smmu_tlbi",
             Fault::DeviceOutsideMmioMapped => "device_outside_mmio_mapped",
+            Fault::GrantSkipsS2PageLock => "grant_skips_s2page_lock",
         }
     }
 

@@ -9,8 +9,8 @@
 
 use crate::consts::*;
 use crate::hw::{Hw, MmioWidth};
-use crate::state::Core;
 use crate::smmu::BANKS;
+use crate::state::Core;
 
 /// Bytes of one SMMU's own register space (global + context banks); the rest of its window
 /// holds no register.
@@ -325,7 +325,11 @@ impl<H: Hw> Core<H> {
     pub(crate) fn smmu_host_write(
         &self,
         banks: &crate::mem_ops::Banks,
-        index: u32, off: u64, len: u64, data: u64) -> Option<u64> {
+        index: u32,
+        off: u64,
+        len: u64,
+        data: u64,
+    ) -> Option<u64> {
         use field::*;
         let owner = |n: u64| {
             banks

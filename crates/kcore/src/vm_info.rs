@@ -212,7 +212,13 @@ impl<H: Hw> Core<H> {
             // (deviation `device_outside_mmio`).
             return Ok(());
         }
-        if !self.mmap_in(&mut npt, v, gpa, 3, phys_page(pa) | PAGE_S2_DEVICE | S2_RDWR) {
+        if !self.mmap_in(
+            &mut npt,
+            v,
+            gpa,
+            3,
+            phys_page(pa) | PAGE_S2_DEVICE | S2_RDWR,
+        ) {
             return self.fail(&[INFO_ID + v, S2PAGE_ID, NPT_ID + v]);
         }
         Ok(())

@@ -18,8 +18,8 @@ use corevisor_kcore::consts::*;
 use corevisor_kcore::ctxt::Ctxt;
 use corevisor_kcore::hw::{Hw, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, RegionTooSmall, MAX_MMIO_RANGES};
-use corevisor_kcore::state::{Core, MAX_CPUS};
 use corevisor_kcore::smmu::{BANKS, SMMU_NUM};
+use corevisor_kcore::state::{Core, MAX_CPUS};
 use corevisor_kcore::trap::{Cpu, Trap};
 
 /// SMMU register windows (the default machine's).
@@ -223,7 +223,12 @@ impl CoreMachine {
         // The host kernel on each CPU has EL1 and FP/SIMD state of its own, distinct per CPU
         // and from a fresh vCPU's reset values, so a world switch that loses any of it shows.
         let mut cpus: [Cpu; MAX_CPUS] = core::array::from_fn(Cpu::boot);
-        for (i, c) in cpus.iter_mut().map(|c| &mut c.regs).enumerate().take(shape.cpus) {
+        for (i, c) in cpus
+            .iter_mut()
+            .map(|c| &mut c.regs)
+            .enumerate()
+            .take(shape.cpus)
+        {
             let tag = (i as u64 + 1) << 8;
             for (k, q) in c.regs.fp_q.iter_mut().enumerate() {
                 *q = u128::from(tag | k as u64) * 0x0001_0000_0000_0001;

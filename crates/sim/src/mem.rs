@@ -98,7 +98,10 @@ impl PhysMem {
     }
 
     fn frames(&self) -> Vec<u64> {
-        self.shards.iter().flat_map(|s| lock(s).keys().copied().collect::<Vec<_>>()).collect()
+        self.shards
+            .iter()
+            .flat_map(|s| lock(s).keys().copied().collect::<Vec<_>>())
+            .collect()
     }
 }
 

@@ -69,7 +69,11 @@ fn word(b: &[u8; 4096], i: usize) -> u64 {
 impl<H: Hw> Core<H> {
     /// The signature check of VERIFY_VM_IMAGE, on the loaded image of `vm` (its INFO lock
     /// held): `true` = authentic.
-    pub(crate) fn image_signature_ok(&self, vm: &crate::vm_info::VmInfo, sig_words: &[u64]) -> bool {
+    pub(crate) fn image_signature_ok(
+        &self,
+        vm: &crate::vm_info::VmInfo,
+        sig_words: &[u64],
+    ) -> bool {
         let mut sig = [0u8; 64];
         for (i, w) in sig_words.iter().take(8).enumerate() {
             sig[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());

@@ -104,12 +104,12 @@ impl Tables {
     /// type bits), KCore adding AF and inner shareability.
     pub fn map(&mut self, n: u32, iova: u64, pa: u64, prot: u64) {
         let pte = pa | prot | PTE_AF_OR_SH_IS;
-        assert!(spt_map(&mut self.mem, &mut self.pool, 0, n, iova, pte));
+        assert!(spt_map(&self.mem, &mut self.pool, 0, n, iova, pte));
     }
 
     /// `SMMU_CLEAR`'s table update: bank `n`'s leaf for `iova` becomes 0.
     pub fn unmap(&mut self, n: u32, iova: u64) {
-        assert!(spt_map(&mut self.mem, &mut self.pool, 0, n, iova, 0));
+        assert!(spt_map(&self.mem, &mut self.pool, 0, n, iova, 0));
     }
 }
 
