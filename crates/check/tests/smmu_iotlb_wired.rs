@@ -123,7 +123,7 @@ fn a_bank_given_back_and_reused_carries_nothing_of_its_old_owner() {
     // Bank 1 is VM 1's with a cached translation; the VM is destroyed before it runs
     // (never verified: SMMU_FREE_PGD needs POWEROFF, so the bank is freed by hand here).
     let mut m = with_cached_translation();
-    m.core.vms[1].read().state = corevisor_kcore::consts::POWEROFF;
+    m.core.vms[1].get_mut().state = corevisor_kcore::consts::POWEROFF;
     hvc(&mut m, HvcName::SmmuFreePgd, &[1, 0]);
     let hw = &m.core.hw;
     let freed = hw
