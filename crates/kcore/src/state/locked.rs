@@ -61,22 +61,15 @@ impl<T> Locked<T> {
     /// tickets order every acquisition of this lock, which is what a checker linearizes by.
     /// Fails if `halted` is set once the lock is held (the lock is released again).
     pub fn lock<'a>(&'a self, halted: &'a AtomicBool) -> Result<(Guard<'a, T>, u32), Halt> {
-        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
-        while self.serving.load(Ordering::Acquire) != ticket {
-            #[cfg(feature = "shuttle")]
-            shuttle::thread::yield_now();
-            #[cfg(not(feature = "shuttle"))]
-            core::hint::spin_loop();
-        }
-        let g = Guard { lock: self };
+        let (g, ticket) = self.lock_raw();
         if halted.load(Ordering::Acquire) {
             return Err(Halt);
         }
         Ok((g, ticket))
     }
 
-    /// Takes the lock without the halt check (snapshots of a quiescent machine).
-    fn lock_raw(&self) -> Guard<'_, T> {
+    /// Takes the lock without the halt check; the ticket it was served.
+    fn lock_raw(&self) -> (Guard<'_, T>, u32) {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         while self.serving.load(Ordering::Acquire) != ticket {
             #[cfg(feature = "shuttle")]
@@ -84,7 +77,7 @@ impl<T> Locked<T> {
             #[cfg(not(feature = "shuttle"))]
             core::hint::spin_loop();
         }
-        Guard { lock: self }
+        (Guard { lock: self }, ticket)
     }
 
     fn unlock(&self) {
@@ -108,7 +101,7 @@ impl<T> Locked<T> {
     where
         T: Copy,
     {
-        *self.lock_raw()
+        *self.lock_raw().0
     }
 }
 
