@@ -21,7 +21,7 @@ impl<H: Hw> Core<H> {
     pub fn host_npt_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
         self.handle(cpu, true, |cpu| {
             let id = self.enter(cpu, input)?;
-            let hw = cpu.regs.regs;
+            let hw = &cpu.regs.regs;
             // HPFAR_EL2.FIPA is IPA[47:12] at bits [43:4]; a larger value names no address.
             let addr = match (hw.hpfar_el2 & HPFAR_MASK).checked_mul(256) {
                 Some(a) if is_addr(a) => a,
@@ -90,7 +90,7 @@ impl<H: Hw> Core<H> {
             cpu.regs.regs.elr_el2 += 4;
             return Ok(());
         }
-        let mut data = self.ctxt(id, input)?.get_shadow(acc.rt);
+        let mut data = self.with_ctxt(id, input, |s| s.get_shadow(acc.rt))?;
         if acc.len == 4 {
             data &= 0xFFFF_FFFF; // a 32-bit store carries the register's low word
         }

@@ -143,7 +143,7 @@ impl<H: Hw> Core<H> {
 
     /// Back to what trapped, with its shadow x0..x30.
     fn leave(&self, cpu: &mut Cpu, id: usize, input: &mut impl Untrusted) -> Res {
-        cpu.regs.regs.x = self.ctxt(id, input)?.regs.x;
+        cpu.regs.regs.x = self.with_ctxt(id, input, |s| s.regs.x)?;
         cpu.run.icore = false;
         Ok(())
     }

@@ -23,7 +23,7 @@ impl<H: Hw> Core<H> {
     /// `vcpu_run_swith_to_core`: save the host's registers and its return state, pick the VM.
     fn vcpu_run_switch_to_core(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
         let host = ctxt_id(HOSTVISOR, cpu.run.cur_vcpuid);
-        let hw = cpu.regs;
+        let hw = &cpu.regs;
         let vmid = hw.regs.x[1];
         if !is_vm(vmid) {
             return self.fail(&[]);
@@ -58,7 +58,7 @@ impl<H: Hw> Core<H> {
         cpu.run.cur_vcpuid = vcpu;
         self.local_set_vcpu_active(vmid, vcpu, input)?;
         let id = ctxt_id(vmid, vcpu);
-        if self.ctxt(id, input)?.states.dirty == INVALID64 {
+        if self.with_ctxt(id, input, |s| s.states.dirty)? == INVALID64 {
             let vm = self.take(&self.vms[vmid as usize], input)?;
             return self.vcpu_first_run(cpu, vmid, vcpu, &vm, input);
         }
@@ -163,19 +163,22 @@ impl<H: Hw> Core<H> {
     /// `vcpu_run_switch_to_vm`: load the vCPU into the CPU, trap what a VM must not do, enter.
     fn vcpu_run_switch_to_vm(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
         let vmid = cpu.run.cur_vmid;
-        let s = self.ctxt(ctxt_id(vmid, cpu.run.cur_vcpuid), input)?;
+        let vttbr = self.vttbr(vmid);
+        let id = ctxt_id(vmid, cpu.run.cur_vcpuid);
         let hw = &mut cpu.regs;
-        hw.regs.vttbr_el2 = self.vttbr(vmid);
-        hw.regs.tpidr_el2 = s.regs.tpidr_el2;
-        hw.regs.hcr_el2 = HCR_HYPSEC_VM_FLAGS;
-        Self::timer_enable_traps(hw);
-        hw.traps.pmuselr_el0 = 0;
-        hw.traps.pmuserenr_el0 = ARMV8_PMU_USERENR_MASK;
-        hw.traps.mdcr_el2 = HYPSEC_MDCR_EL2_FLAG;
-        hw.traps.cptr_el2 = CPTR_VM;
-        s.regs.restore_sysregs(&s.states, &mut hw.regs);
-        s.regs.fpsimd_restore(&mut hw.regs);
-        hw.regs.x = s.regs.x;
+        self.with_ctxt(id, input, |s| {
+            hw.regs.vttbr_el2 = vttbr;
+            hw.regs.tpidr_el2 = s.regs.tpidr_el2;
+            hw.regs.hcr_el2 = HCR_HYPSEC_VM_FLAGS;
+            Self::timer_enable_traps(hw);
+            hw.traps.pmuselr_el0 = 0;
+            hw.traps.pmuserenr_el0 = ARMV8_PMU_USERENR_MASK;
+            hw.traps.mdcr_el2 = HYPSEC_MDCR_EL2_FLAG;
+            hw.traps.cptr_el2 = CPTR_VM;
+            s.regs.restore_sysregs(&s.states, &mut hw.regs);
+            s.regs.fpsimd_restore(&mut hw.regs);
+            hw.regs.x = s.regs.x;
+        })?;
         cpu.run.icore = false;
         cpu.run.ihost = false;
         Ok(())

@@ -10,11 +10,18 @@ impl<H: Hw> Core<H> {
     pub fn vm_exit_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
         self.handle(cpu, false, |cpu| {
             let (vmid, vcpu) = (cpu.run.cur_vmid, cpu.run.cur_vcpuid);
-            let id = self.enter(cpu, input)?;
-            let hw = cpu.regs.regs;
-            self.with_ctxt(id, input, |s| s.regs.populate_fault(&hw))?;
-            let to_host = match hw.ec {
-                ARM_EXCEPTION_TRAP => self.vm_exit_dispatcher(cpu, vmid, id, input)?,
+            let id = Self::cur_ctxt(cpu);
+            let hw = &cpu.regs.regs;
+            // `enter` and `populate_fault` in one visit of the shadow: the VM's x0..x30 and
+            // fault state; the dispatch reads them back from there, i.e. these values.
+            self.with_ctxt(id, input, |s| {
+                s.regs.x = hw.x;
+                s.regs.populate_fault(hw);
+            })?;
+            let (ec, call) = (hw.ec, (hw.esr_el2, hw.x[0], hw.x[2], hw.x[3]));
+            cpu.run.icore = true;
+            let to_host = match ec {
+                ARM_EXCEPTION_TRAP => self.vm_exit_dispatcher(cpu, vmid, call, input)?,
                 ARM_EXCEPTION_INTERRUPT => true,
                 _ => return self.fail(&[]),
             };
@@ -26,23 +33,23 @@ impl<H: Hw> Core<H> {
         })
     }
 
-    /// Handles a guest trap at EL2; `true` = the host must see this exit.
+    /// Handles a guest trap at EL2 (its shadow's syndrome and x0, x2, x3); `true` = the
+    /// host must see this exit.
     fn vm_exit_dispatcher(
         &self,
         cpu: &mut Cpu,
         vmid: u32,
-        id: usize,
+        (esr, x0, x2, x3): (u64, u64, u64, u64),
         input: &mut impl Untrusted,
     ) -> Res<bool> {
-        let regs = self.ctxt(id, input)?.regs;
-        match (regs.esr_el2 >> ESR_ELX_EC_SHIFT) & 63 {
+        match (esr >> ESR_ELX_EC_SHIFT) & 63 {
             ESR_ELX_EC_SYS64 => {
                 // Emulated as a no-op: skip the instruction.
                 cpu.regs.regs.elr_el2 += 4;
                 Ok(false)
             }
             ESR_ELX_EC_HVC64 => {
-                let (call, addr, size) = (regs.x[0], regs.x[2], regs.x[3]);
+                let (call, addr, size) = (x0, x2, x3);
                 let pages = size.div_ceil(PAGE_SIZE);
                 match call {
                     hvc::KVM_SET_DESC_PFN => self.share_range(vmid, addr, pages, false, input)?,
@@ -105,14 +112,16 @@ impl<H: Hw> Core<H> {
 
     /// `switch_to_host`: restore the host of this CPU, which resumes after its VCPU_RUN.
     fn switch_to_host(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
-        let h = self.ctxt(ctxt_id(HOSTVISOR, cpu.id as u32), input)?;
+        let vttbr = self.vttbr(HOSTVISOR);
         let hw = &mut cpu.regs;
-        hw.regs.vttbr_el2 = self.vttbr(HOSTVISOR);
-        hw.regs.hcr_el2 = HCR_HOST_NVHE_FLAGS;
-        hw.regs.tpidr_el2 = 0;
-        h.regs.restore_sysregs(&h.states, &mut hw.regs);
-        h.regs.fpsimd_restore(&mut hw.regs);
-        hw.regs.x = h.regs.x;
+        self.with_ctxt(ctxt_id(HOSTVISOR, cpu.id as u32), input, |h| {
+            hw.regs.vttbr_el2 = vttbr;
+            hw.regs.hcr_el2 = HCR_HOST_NVHE_FLAGS;
+            hw.regs.tpidr_el2 = 0;
+            h.regs.restore_sysregs(&h.states, &mut hw.regs);
+            h.regs.fpsimd_restore(&mut hw.regs);
+            hw.regs.x = h.regs.x;
+        })?;
         cpu.run = PerCpu::boot(cpu.id);
         Ok(())
     }
