@@ -1,50 +1,85 @@
-//! CPUs as threads. Each simulated CPU is an OS thread running its own host's work (host
-//! model macros: create a VM, run it, share, destroy) on its own CPU; the threads share one
-//! machine. KCore's handlers run one at a time (a step holds the machine: the core's
-//! operations do not yet take their fine-grained ticket locks), and the operating system
-//! chooses the interleaving. Every raw step, in the order the threads actually took the
-//! machine, runs on the core and on the model beside it and is compared, so each run checks
-//! the linearization it happened to produce.
+//! CPUs as threads, in parallel (issue 11). Each simulated CPU is an OS thread running its
+//! own host's work (host-model macros: create a VM, run it, share, destroy) on its own CPU;
+//! the threads share one machine and nothing serializes them: KCore's handlers run at once
+//! on different CPUs, taking only the locks of the state they touch (`kcore::state`).
+//!
+//! The run is then checked against the model. Every step recorded when each lock was
+//! served (`Recorded::locks`, on the machine's event clock): the order in which steps took
+//! the same lock is the order in which they touched what it guards, and each CPU's steps
+//! keep their program order. A topological order of those edges is a linearization; the
+//! steps replay in it, one at a time, through the lockstep checker (the sequential core
+//! beside the model, compared after every step). Each replayed step must also return what
+//! it returned in the parallel run (outcome, x0, value, the untrusted values read), and the
+//! two machines must end in the same state (every part of `abs`, every CPU, every word of
+//! memory). Handlers whose lock orders cross (a cycle: two vCPU runs interleaving their
+//! page assignments under S2PAGE) are placed by their first lock and counted.
 
 use crate::engine::EngineError;
-use crate::lockstep::{CheckedStep, Lockstep};
-use corevisor_sim::host::{Driver, HostMacro, HostModel, Raw};
+use crate::lockstep::{abstract_machine, CheckedStep, Lockstep};
+use corevisor_kcore::trap::Cpu;
+use corevisor_sim::host::{Driver, HostMacro, HostModel, Raw, DATA_GPA};
+use corevisor_sim::machine::{event, CoreMachine, Gauge, MachineRef, StepResult};
 use corevisor_sim::scenario::Step;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Barrier;
 
-/// One thread's view of the shared machine: every raw step takes it whole.
-struct Shared {
-    machine: Arc<Mutex<(Lockstep, Vec<CheckedStep>)>>,
-    cpu: i128,
+/// A step as one CPU ran it in the parallel run.
+#[derive(Clone, Debug)]
+pub struct Ran {
+    pub step: Step,
+    /// When it ended, on the machine's event clock.
+    pub end: u64,
+    pub result: StepResult,
 }
 
-impl Driver for Shared {
+impl Ran {
+    /// Where the step sits in time: its first lock acquisition, or (a step that took no
+    /// lock: memory only, or one that found KCore halted) its end, which follows anything it
+    /// observed.
+    fn key(&self) -> u64 {
+        self.result.rec.locks.first().map_or(self.end, |&(_, e)| e)
+    }
+}
+
+/// One CPU's driver: every raw step straight on the shared machine.
+struct Direct<'a, 'c> {
+    m: MachineRef<'a>,
+    cpu: &'c mut Cpu,
+    log: Vec<Ran>,
+}
+
+impl Driver for Direct<'_, '_> {
     fn raw(&mut self, step: &Step, _via: &'static str) -> Result<Raw, String> {
-        let mut m = self
-            .machine
-            .lock()
-            .map_err(|_| "another CPU thread panicked".to_string())?;
-        let (l, log) = &mut *m;
         let st = Step {
-            index: log.len(),
-            cpu: self.cpu,
+            index: self.log.len(),
+            cpu: self.cpu.id as i128,
             ..step.clone()
         };
-        let r = l.step(&st).map_err(|e| e.0)?;
+        let result = self.m.step(self.cpu, &st);
+        let end = event();
         let out = Raw {
-            outcome: r.core.outcome,
-            x0: r.core.x0,
-            value: r.core.value,
+            outcome: result.outcome,
+            x0: result.x0,
+            value: result.value,
         };
-        log.push(r);
-        drop(m);
-        std::thread::yield_now();
+        self.log.push(Ran {
+            step: st,
+            end,
+            result,
+        });
         Ok(out)
     }
 }
 
-/// What one CPU's host does: a VM's whole life with guest program `image`.
-fn lifecycle(cpu: i128, image: &str, host: &mut HostModel, d: &mut Shared) -> Result<(), String> {
+/// What one CPU's host does: a VM's whole life with guest program `image`, run `runs`
+/// times with a share between runs.
+fn lifecycle(
+    cpu: i128,
+    image: &str,
+    runs: usize,
+    host: &mut HostModel,
+    d: &mut impl Driver,
+) -> Result<(), String> {
     let create = HostMacro::CreateVm {
         vcpus: 1,
         image: image.to_string(),
@@ -60,54 +95,328 @@ fn lifecycle(cpu: i128, image: &str, host: &mut HostModel, d: &mut Shared) -> Re
         vcpu: 0,
         steps: None,
     };
-    for m in [
-        run.clone(),
-        HostMacro::Share {
-            vm,
-            gpa: corevisor_sim::host::DATA_GPA,
-            pages: 1,
-        },
-        run,
-        HostMacro::DestroyVm { vm },
-    ] {
-        host.exec(cpu, &m, d)?;
+    let share = HostMacro::Share {
+        vm,
+        gpa: DATA_GPA,
+        pages: 1,
+    };
+    for _ in 0..runs.max(1) {
+        host.exec(cpu, &run, d)?;
+        host.exec(cpu, &share, d)?;
     }
-    Ok(())
+    host.exec(cpu, &run, d)?;
+    host.exec(cpu, &HostMacro::DestroyVm { vm }, d)
 }
 
-/// Runs, on CPU `i`, a whole VM lifecycle with guest program `images[i]`, all CPUs at once
-/// on the machine `l`. Returns every raw step in the order it ran, with its comparison.
-pub fn run_cpus(l: Lockstep, images: &[&'static str]) -> Result<Vec<CheckedStep>, EngineError> {
+/// A parallel run, linearized and checked.
+#[derive(Debug)]
+pub struct Parallel {
+    /// The linearization, as steps (each on the CPU that ran it).
+    pub steps: Vec<Step>,
+    /// The linearization, replayed through the lockstep checker (model beside the core).
+    pub log: Vec<CheckedStep>,
+    /// Where the parallel run and its replay differ (a step's results, or the final state).
+    pub diverged: Vec<String>,
+    /// The most CPUs that were inside KCore's handlers at the same moment.
+    pub max_in_core: usize,
+    /// Steps placed by their first lock because their handlers' lock orders crossed.
+    pub interleaved: usize,
+}
+
+/// Runs, on CPU `i`, a VM lifecycle with guest program `images[i]` (`runs` runs), all CPUs
+/// at once on the machine `l` boots, with no lock around the machine; then checks it.
+pub fn run_cpus(l: Lockstep, images: &[&str]) -> Result<Parallel, EngineError> {
+    run_parallel(l, images, 1)
+}
+
+/// [`run_cpus`] with `runs` guest runs per VM.
+pub fn run_parallel(
+    mut l: Lockstep,
+    images: &[&str],
+    runs: usize,
+) -> Result<Parallel, EngineError> {
     let m = &l.model.machine;
     let (ram, kcore) = (m.ram_base as u64, m.kcore_base() as u64);
-    let n = images.len() as u64;
-    let slice = ((kcore - ram) / n) & !0x1F_FFFF;
-    let machine = Arc::new(Mutex::new((l, Vec::new())));
-    let handles: Vec<_> = images
-        .iter()
-        .enumerate()
-        .map(|(i, &image)| {
-            let machine = Arc::clone(&machine);
-            std::thread::spawn(move || -> Result<(), String> {
-                // Each host thread gives its VMs memory from its own slice of host RAM.
-                let from = ram + i as u64 * slice;
-                let mut host = HostModel::for_region(from, from + slice);
-                let mut d = Shared {
-                    machine,
-                    cpu: i as i128,
-                };
-                lifecycle(i as i128, image, &mut host, &mut d)
-            })
+    let n = images.len();
+    let slice = ((kcore - ram) / n as u64) & !0x1F_FFFF;
+    let mut par = l.core.clone();
+    let gauge = Gauge::default();
+    let barrier = Barrier::new(n);
+    let logs: Vec<Result<Vec<Ran>, String>> = {
+        let (shared, cpus) = par.parts();
+        let shared = shared.with_gauge(&gauge);
+        let barrier = &barrier;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = cpus
+                .iter_mut()
+                .zip(images)
+                .enumerate()
+                .map(|(i, (cpu, &image))| {
+                    s.spawn(move || -> Result<Vec<Ran>, String> {
+                        // Each host gives its VMs memory from its own slice of host RAM.
+                        let from = ram + i as u64 * slice;
+                        let mut host = HostModel::for_region(from, from + slice);
+                        let mut d = Direct {
+                            m: shared,
+                            cpu,
+                            log: Vec::new(),
+                        };
+                        barrier.wait();
+                        lifecycle(i as i128, image, runs, &mut host, &mut d)?;
+                        Ok(d.log)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a CPU thread panicked".into()))
+                })
+                .collect()
         })
-        .collect();
-    for h in handles {
-        h.join()
-            .map_err(|_| EngineError("a CPU thread panicked".into()))?
-            .map_err(EngineError)?;
+    };
+    let logs: Vec<Vec<Ran>> = logs
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(EngineError)?;
+    let (order, interleaved) = linearize(&logs);
+    let mut out = Parallel {
+        steps: Vec::new(),
+        log: Vec::new(),
+        diverged: Vec::new(),
+        max_in_core: gauge.max(),
+        interleaved,
+    };
+    for (k, &(cpu, i)) in order.iter().enumerate() {
+        let ran = &logs[cpu][i];
+        let st = Step {
+            index: k,
+            ..ran.step.clone()
+        };
+        let checked = l.step(&st)?;
+        out.steps.push(st.clone());
+        let (a, b) = (&ran.result, &checked.core);
+        if (a.outcome, a.x0, a.value, &a.rec) != (b.outcome, b.x0, b.value, &b.rec) {
+            out.diverged.push(format!(
+                "step {k} (cpu {cpu}, {}): parallel {:?} x0 {:?} value {:?} ({} values read), \
+                 replayed {:?} x0 {:?} value {:?} ({} values read)",
+                crate::soak::step_json(&st),
+                a.outcome,
+                a.x0,
+                a.value,
+                a.rec.data.len(),
+                b.outcome,
+                b.x0,
+                b.value,
+                b.rec.data.len()
+            ));
+        }
+        let stop = checked.outside_contract;
+        out.log.push(checked);
+        if stop {
+            return Ok(out);
+        }
     }
-    let (_, log) = Arc::try_unwrap(machine)
-        .map_err(|_| EngineError("a CPU thread still holds the machine".into()))?
-        .into_inner()
-        .map_err(|_| EngineError("a CPU thread panicked".into()))?;
-    Ok(log)
+    out.diverged.extend(same_state(&par, &l));
+    Ok(out)
+}
+
+/// The order the steps replay in: CPUs' program order and, for each lock, the order its
+/// acquisitions were served; ties and crossings go by the steps' first event. Returns the
+/// order as (cpu, index) and how many steps a crossing forced.
+pub fn linearize(logs: &[Vec<Ran>]) -> (Vec<(usize, usize)>, usize) {
+    type Node = (usize, usize);
+    let key = |(c, i): Node| -> u64 { logs[c][i].key() };
+    // Per lock, every acquisition (event, node), in event order.
+    let mut by_lock: BTreeMap<u32, Vec<(u64, Node)>> = BTreeMap::new();
+    for (c, log) in logs.iter().enumerate() {
+        for (i, r) in log.iter().enumerate() {
+            for &(id, e) in &r.result.rec.locks {
+                by_lock.entry(id).or_default().push((e, (c, i)));
+            }
+        }
+    }
+    let mut preds: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
+    for (c, log) in logs.iter().enumerate() {
+        for i in 0..log.len() {
+            let p = preds.entry((c, i)).or_default();
+            if i > 0 {
+                p.insert((c, i - 1));
+            }
+        }
+    }
+    // A step that took no lock comes after every other CPU's step that had started taking
+    // locks before it ended (the latest of each CPU: program order gives the rest).
+    for (c, log) in logs.iter().enumerate() {
+        for (i, r) in log.iter().enumerate() {
+            if !r.result.rec.locks.is_empty() {
+                continue;
+            }
+            for (d, other) in logs.iter().enumerate() {
+                if d == c {
+                    continue;
+                }
+                if let Some(j) = other.iter().rposition(|o| o.key() < r.end) {
+                    preds.entry((c, i)).or_default().insert((d, j));
+                }
+            }
+        }
+    }
+    for acq in by_lock.values_mut() {
+        acq.sort();
+        for w in acq.windows(2) {
+            let (a, b) = (w[0].1, w[1].1);
+            if a != b {
+                preds.entry(b).or_default().insert(a);
+            }
+        }
+    }
+    let mut done: BTreeSet<Node> = BTreeSet::new();
+    let mut next = vec![0usize; logs.len()];
+    let mut order = Vec::new();
+    let mut forced = 0;
+    let total: usize = logs.iter().map(Vec::len).sum();
+    while order.len() < total {
+        // Each CPU's next step is the only candidate from that CPU (program order).
+        let heads: Vec<Node> = (0..logs.len())
+            .filter(|&c| next[c] < logs[c].len())
+            .map(|c| (c, next[c]))
+            .collect();
+        let ready = heads
+            .iter()
+            .copied()
+            .filter(|n| preds[n].iter().all(|p| done.contains(p)))
+            .min_by_key(|&n| key(n));
+        let pick = match ready {
+            Some(n) => n,
+            None => {
+                forced += 1;
+                heads
+                    .into_iter()
+                    .min_by_key(|&n| key(n))
+                    .expect("steps remain")
+            }
+        };
+        done.insert(pick);
+        next[pick.0] += 1;
+        order.push(pick);
+    }
+    (order, forced)
+}
+
+/// Where the parallel machine and the replayed one differ at the end.
+fn same_state(par: &CoreMachine, l: &Lockstep) -> Vec<String> {
+    let (a, b) = (
+        abstract_machine(par, &l.model),
+        abstract_machine(&l.core, &l.model),
+    );
+    let mut out = Vec::new();
+    if a.global.shared != b.global.shared {
+        out.push("final state: the shared state (tables, metadata, VM records) differs".into());
+    }
+    if a.global.shadow_ctxts != b.global.shadow_ctxts {
+        out.push("final state: shadow contexts differ".into());
+    }
+    if a.global.halt != b.global.halt {
+        out.push("final state: halt differs".into());
+    }
+    for (i, (x, y)) in a.cpus.iter().zip(&b.cpus).enumerate() {
+        if x != y {
+            out.push(format!("final state: CPU {i} differs"));
+        }
+    }
+    let frames: BTreeSet<u64> = par
+        .core
+        .hw
+        .resident()
+        .chain(l.core.core.hw.resident())
+        .collect();
+    for pfn in frames {
+        if par.core.hw.page_words(pfn) != l.core.core.hw.page_words(pfn) {
+            out.push(format!("final state: memory of frame {pfn:#x} differs"));
+        }
+    }
+    out
+}
+
+/// The machine every parallel round boots: `cpus` CPUs, 80 MiB of RAM, 24 MiB for KCore.
+pub fn machine(cpus: usize) -> Result<Lockstep, EngineError> {
+    let text = format!(
+        r#"{{"name": "parallel", "profile": "arm", "machine": {{"cpus": {cpus}, "ram_mib": 80, "kcore_mib": 24}}, "steps": []}}"#
+    );
+    let sc = corevisor_sim::scenario::parse("parallel.json", &text)
+        .map_err(|e| EngineError(format!("{e:?}")))?;
+    Lockstep::for_scenario(&sc, Some(corevisor_spec::profile::ProfileKind::Arm))
+}
+
+/// `corevisor soak --parallel`'s figures.
+#[derive(Debug, Default)]
+pub struct ParallelSoak {
+    pub steps: u64,
+    /// Rounds: a fresh machine, one VM lifecycle per CPU, all CPUs at once.
+    pub rounds: u64,
+    pub nontrivial_steps: u64,
+    /// Model mismatches of the replay plus differences between the run and its replay.
+    pub mismatches: u64,
+    pub invariant_breaks: u64,
+    pub max_in_core: usize,
+    /// Steps a crossing of lock orders placed by their first lock.
+    pub interleaved: u64,
+    pub seconds: f64,
+    pub seed: u64,
+    /// The first failing round's linearization, with what failed.
+    pub failing: Option<(Vec<Step>, Vec<String>)>,
+}
+
+/// Rounds of [`run_parallel`] on `cpus` CPU threads until `steps` steps have run: each CPU
+/// runs a VM with a guest program and a number of runs the seed picks.
+pub fn soak_parallel(
+    steps: u64,
+    seed: u64,
+    cpus: usize,
+    mut progress: impl FnMut(u64),
+) -> ParallelSoak {
+    use crate::engine::Outcome;
+    const IMAGES: [&str; 4] = ["demo", "share", "share", "poweroff"];
+    let start = std::time::Instant::now();
+    let mut rep = ParallelSoak {
+        seed,
+        ..ParallelSoak::default()
+    };
+    let mut r = crate::soak::Rng::new(seed);
+    while rep.steps < steps && rep.failing.is_none() {
+        let images: Vec<&str> = (0..cpus).map(|_| IMAGES[r.below(4) as usize]).collect();
+        // One run, one share, one run: a second share after the `share` guest revoked its
+        // page would be the host touching a VM page (KCore halts, correctly).
+        let runs = 1;
+        let round = machine(cpus).and_then(|l| run_parallel(l, &images, runs));
+        rep.rounds += 1;
+        let p = match round {
+            Ok(p) => p,
+            Err(e) => {
+                rep.mismatches += 1;
+                rep.failing = Some((Vec::new(), vec![e.0]));
+                break;
+            }
+        };
+        rep.steps += p.log.len() as u64;
+        rep.max_in_core = rep.max_in_core.max(p.max_in_core);
+        rep.interleaved += p.interleaved as u64;
+        let mut why = p.diverged.clone();
+        for c in &p.log {
+            rep.nontrivial_steps += (c.model.result != Outcome::Halt && !c.outside_contract) as u64;
+            rep.invariant_breaks += c.model.broken.len() as u64;
+            why.extend(c.mismatches.iter().cloned());
+            why.extend(c.model.broken.iter().map(|b| format!("invariant {b}")));
+        }
+        rep.mismatches +=
+            (p.diverged.len() + p.log.iter().map(|c| c.mismatches.len()).sum::<usize>()) as u64;
+        if !why.is_empty() {
+            rep.failing = Some((p.steps, why));
+        }
+        progress(rep.steps.min(steps));
+    }
+    rep.seconds = start.elapsed().as_secs_f64();
+    rep
 }

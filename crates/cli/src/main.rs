@@ -101,6 +101,11 @@ enum Cmd {
         /// Where to write a failing sequence.
         #[arg(long, value_name = "FILE", default_value = "soak-failure.json")]
         out: String,
+        /// CPUs as threads at once, with no lock around the machine (crates/check/src/
+        /// threads.rs): rounds of one VM lifecycle per CPU, each round's linearization
+        /// replayed beside the model. The JSON adds `max_in_core`.
+        #[arg(long)]
+        parallel: bool,
     },
     /// Turn a trace (`run --trace`) into one self-contained HTML page: memory ownership over
     /// time, a timeline per VM, the table of traps.
@@ -578,13 +583,69 @@ fn main() -> ExitCode {
             cpus,
             profile,
             out,
-        } => soak(steps, seed, cpus, profile, &out),
+            parallel,
+        } => soak(steps, seed, cpus, profile, &out, parallel),
         Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
     }
 }
 
+/// `corevisor soak --parallel`.
+fn soak_parallel(
+    steps: u64,
+    seed: u64,
+    cpus: usize,
+    out: &str,
+    tty: bool,
+    progress: impl FnMut(u64),
+) -> ExitCode {
+    use corevisor_check::{soak, threads};
+    let rep = threads::soak_parallel(steps, seed, cpus, progress);
+    if tty {
+        eprintln!();
+    }
+    let mut status = ExitCode::SUCCESS;
+    if let Some((steps, why)) = &rep.failing {
+        let doc = soak::scenario_json(cpus, seed, steps, why);
+        match std::fs::write(
+            out,
+            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+        ) {
+            Ok(()) => say!(
+                "failing round's linearization ({} steps) written to {out}: {}",
+                steps.len(),
+                why.join("; ")
+            ),
+            Err(e) => eprintln!("{out}: {e}"),
+        }
+        status = ExitCode::from(1);
+    }
+    say!(
+        "{}",
+        json!({
+            "steps": rep.steps,
+            "sequences": rep.rounds,
+            "nontrivial_steps": rep.nontrivial_steps,
+            "mismatches": rep.mismatches,
+            "invariant_breaks": rep.invariant_breaks,
+            "max_in_core": rep.max_in_core,
+            "interleaved": rep.interleaved,
+            "steps_per_s": (rep.steps as f64 / rep.seconds.max(1e-9)).round(),
+            "seed": rep.seed,
+            "parallel": true,
+        })
+    );
+    status
+}
+
 /// `corevisor soak`.
-fn soak(steps: u64, seed: u64, cpus: usize, profile: Option<ProfileArg>, out: &str) -> ExitCode {
+fn soak(
+    steps: u64,
+    seed: u64,
+    cpus: usize,
+    profile: Option<ProfileArg>,
+    out: &str,
+    parallel: bool,
+) -> ExitCode {
     use corevisor_check::soak;
     use std::io::{IsTerminal, Write};
     if matches!(profile, Some(ProfileArg::Seed)) {
@@ -601,7 +662,7 @@ fn soak(steps: u64, seed: u64, cpus: usize, profile: Option<ProfileArg>, out: &s
     let tty = std::io::stderr().is_terminal();
     let start = std::time::Instant::now();
     let mut last = 0.0f64;
-    let rep = soak::soak(steps, seed, cpus, |done| {
+    let progress = |done: u64| {
         let t = start.elapsed().as_secs_f64();
         if tty && (t - last > 0.2 || done >= steps) {
             last = t;
@@ -613,7 +674,11 @@ fn soak(steps: u64, seed: u64, cpus: usize, profile: Option<ProfileArg>, out: &s
             );
             let _ = std::io::stderr().flush();
         }
-    });
+    };
+    if parallel {
+        return soak_parallel(steps, seed, cpus, out, tty, progress);
+    }
+    let rep = soak::soak(steps, seed, cpus, progress);
     if tty {
         eprintln!();
     }

@@ -45,7 +45,8 @@ pub const SPT_ID: u32 = 3;
 pub const SMMU_ID: u32 = 4;
 pub const NPT_ID: u32 = 5;
 pub const INFO_ID: u32 = 22;
-/// KCore's own locks (not the seed's): the export state, and each vCPU context's.
+/// KCore's own locks (not the seed's): the export state, and vCPU context `id`'s
+/// (`CTXT_ID + id`; never poisoned: no step halts holding one).
 pub const EXPORT_ID: u32 = 39;
 pub const CTXT_ID: u32 = 40;
 

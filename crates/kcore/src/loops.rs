@@ -4,11 +4,17 @@
 
 use crate::consts::*;
 use crate::hw::{Hw, Untrusted};
+use crate::mutants::{mutant, Fault};
 use crate::pt;
 use crate::state::{Core, Res};
 use crate::vm_info::VmInfo;
 
 const PMD_SIZE: u64 = 0x20_0000;
+/// Pages a loop changes under one hold of S2PAGE (and the host's NPT) before it lets other
+/// CPUs in: a loop's batch is one atomic step (fewer interleavings than the seed's page by
+/// page, so every run is still one the seed allows), and no principal can keep S2PAGE for
+/// longer than a batch however long a range it names.
+pub const BATCH: u64 = 512;
 
 impl<H: Hw> Core<H> {
     /// `prot_and_map_vm_s2pt_spec_h`: give the VM the page (or the 512 pages of a 2 MiB
@@ -28,9 +34,18 @@ impl<H: Hw> Core<H> {
                 return self.fail(&[]);
             }
             let base = gfn / 512 * 512;
+            let (mut pages, mut host) = self.pages_and_host(input)?;
             for i in 0..512 {
-                self.local_assign_pfn_to_vm(vmid, base + i, pfn + i, input)?;
+                self.local_assign_pfn_to_vm_held(
+                    &mut pages,
+                    &mut host,
+                    vmid,
+                    base + i,
+                    pfn + i,
+                    input,
+                )?;
             }
+            drop((pages, host));
             return self.local_map_pfn_vm(vmid, addr, pte, 2, input);
         }
         self.local_assign_pfn_to_vm(vmid, gfn, pfn, input)?;
@@ -39,8 +54,14 @@ impl<H: Hw> Core<H> {
 
     /// `clear_vm_loop_h`: scrub and return `n` pages from `pfn` (those the VM owns).
     pub fn clear_vm_range(&self, vmid: u32, pfn: u64, n: u64, input: &mut impl Untrusted) -> Res {
-        for p in pfn..pfn.saturating_add(n) {
-            self.local_clear_vm_page(vmid, p, input)?;
+        let end = pfn.saturating_add(n);
+        let mut p = pfn;
+        while p < end {
+            let (mut pages, mut host) = self.pages_and_host(input)?;
+            for q in p..end.min(p.saturating_add(BATCH)) {
+                self.local_clear_vm_page_held(&mut pages, &mut host, vmid, q)?;
+            }
+            p = p.saturating_add(BATCH);
         }
         Ok(())
     }
@@ -83,17 +104,37 @@ impl<H: Hw> Core<H> {
         revoke: bool,
         input: &mut impl Untrusted,
     ) -> Res {
-        for i in 0..n {
-            let gfn = addr / PAGE_SIZE + i;
-            let pfn = self.vm_page(vmid, gfn, input)?;
-            if pfn == 0 {
-                continue;
+        if !revoke && mutant(Fault::GrantSkipsS2PageLock) {
+            // The planted missing lock: each grant on its own, without S2PAGE.
+            for i in 0..n {
+                let pfn = self.vm_page(vmid, addr / PAGE_SIZE + i, input)?;
+                if pfn != 0 {
+                    self.local_grant_vm_page(vmid, pfn, input)?;
+                }
             }
-            if revoke {
-                self.local_revoke_vm_page(vmid, pfn, input)?;
+            return Ok(());
+        }
+        let mut i = 0;
+        while i < n {
+            // S2PAGE (and for a revoke the host's NPT) for a batch; the VM's NPT for each
+            // lookup inside it (NPT(0) before NPT(v): nothing takes them the other way).
+            let (mut pages, mut host) = if revoke {
+                let (p, h) = self.pages_and_host(input)?;
+                (p, Some(h))
             } else {
-                self.local_grant_vm_page(vmid, pfn, input)?;
+                (self.take(&self.s2page, input)?, None)
+            };
+            for k in i..n.min(i.saturating_add(BATCH)) {
+                let pfn = self.vm_page(vmid, addr / PAGE_SIZE + k, input)?;
+                if pfn == 0 {
+                    continue;
+                }
+                match host.as_mut() {
+                    Some(h) => self.local_revoke_vm_page_held(&mut pages, h, vmid, pfn, input)?,
+                    None => self.local_grant_vm_page_held(&mut pages, vmid, pfn)?,
+                }
             }
+            i = i.saturating_add(BATCH);
         }
         Ok(())
     }
@@ -119,7 +160,7 @@ impl<H: Hw> Core<H> {
             let mut remap = ra;
             let num = (la + mp * PAGE_SIZE - start).div_ceil(PMD_SIZE);
             for _ in 0..num {
-                let pte = self.remapped(remap, input)?;
+                let pte = self.remapped(remap);
                 if pte == 0 {
                     return self.fail(&[]);
                 }
@@ -133,9 +174,10 @@ impl<H: Hw> Core<H> {
         Ok(())
     }
 
-    /// KCore's remap-window entry for `va` (0: none), under KCore's NPT lock.
-    fn remapped(&self, va: u64, input: &mut impl Untrusted) -> Res<u64> {
-        let _npt = self.take(&self.npt[COREVISOR as usize], input)?;
-        Ok(pt::lookup(&self.hw, &self.layout.pt, COREVISOR, va).map_or(0, |(d, _)| d))
+    /// KCore's remap-window entry for `va` (0: none). Read without KCore's NPT lock: the
+    /// caller holds the VM's INFO lock, under which alone its window's entries are written
+    /// (REMAP_VM_IMAGE), and an entry once present stays (the seed's walk here takes none).
+    fn remapped(&self, va: u64) -> u64 {
+        pt::lookup(&self.hw, &self.layout.pt, COREVISOR, va).map_or(0, |(d, _)| d)
     }
 }

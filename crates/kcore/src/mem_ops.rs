@@ -32,7 +32,7 @@ impl<H: Hw> Core<H> {
     }
 
     /// S2PAGE and the host's NPT, in that order.
-    fn pages_and_host(
+    pub(crate) fn pages_and_host(
         &self,
         input: &mut impl Untrusted,
     ) -> Res<(Guard<'_, S2Pages>, Guard<'_, Pool>)> {
@@ -75,10 +75,21 @@ impl<H: Hw> Core<H> {
     /// `local_clear_vm_page`: scrub a page of a powered-off VM and give it back to the host.
     pub fn local_clear_vm_page(&self, vmid: u32, pfn: u64, input: &mut impl Untrusted) -> Res {
         let (mut pages, mut host) = self.pages_and_host(input)?;
+        self.local_clear_vm_page_held(&mut pages, &mut host, vmid, pfn)
+    }
+
+    /// [`Core::local_clear_vm_page`] with S2PAGE and the host's NPT held.
+    pub(crate) fn local_clear_vm_page_held(
+        &self,
+        pages: &mut S2Pages,
+        host: &mut Pool,
+        vmid: u32,
+        pfn: u64,
+    ) -> Res {
         if pages.get(&self.hw, pfn).owner != vmid {
             return Ok(());
         }
-        if !self.unmap_host(&mut host, pfn) {
+        if !self.unmap_host(host, pfn) {
             return self.fail(&[S2PAGE_ID, NPT_ID]);
         }
         if mutant(Fault::ScrubFirstWordOnly) {
@@ -105,6 +116,20 @@ impl<H: Hw> Core<H> {
         input: &mut impl Untrusted,
     ) -> Res {
         let (mut pages, mut host) = self.pages_and_host(input)?;
+        self.local_assign_pfn_to_vm_held(&mut pages, &mut host, vmid, gfn, pfn, input)
+    }
+
+    /// [`Core::local_assign_pfn_to_vm`] with S2PAGE and the host's NPT held.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn local_assign_pfn_to_vm_held(
+        &self,
+        pages: &mut S2Pages,
+        host: &mut Pool,
+        vmid: u32,
+        gfn: u64,
+        pfn: u64,
+        input: &mut impl Untrusted,
+    ) -> Res {
         let p = pages.get(&self.hw, pfn);
         if p.owner == HOSTVISOR || (mutant(Fault::AssignSkipsOwnerCheck) && p.owner != vmid) {
             if p.count != 0 {
@@ -116,7 +141,7 @@ impl<H: Hw> Core<H> {
                 gfn,
             };
             pages.set(&self.hw, pfn, mine);
-            if !self.unmap_host(&mut host, pfn) {
+            if !self.unmap_host(host, pfn) {
                 return self.fail(&[S2PAGE_ID, NPT_ID]);
             }
             input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));
@@ -167,6 +192,11 @@ impl<H: Hw> Core<H> {
             held = self.take(&self.s2page, input)?;
             &mut held
         };
+        self.local_grant_vm_page_held(pages, vmid, pfn)
+    }
+
+    /// [`Core::local_grant_vm_page`] with S2PAGE held.
+    pub(crate) fn local_grant_vm_page_held(&self, pages: &mut S2Pages, vmid: u32, pfn: u64) -> Res {
         let p = pages.get(&self.hw, pfn);
         if (p.owner == vmid || mutant(Fault::GrantSkipsOwnerCheck)) && p.count < MAX_SHARE_COUNT {
             pages.set_count(&self.hw, pfn, p, p.count + 1);
@@ -178,6 +208,18 @@ impl<H: Hw> Core<H> {
     /// first word (written by the host while shared) is recorded as untrusted input.
     pub fn local_revoke_vm_page(&self, vmid: u32, pfn: u64, input: &mut impl Untrusted) -> Res {
         let (mut pages, mut host) = self.pages_and_host(input)?;
+        self.local_revoke_vm_page_held(&mut pages, &mut host, vmid, pfn, input)
+    }
+
+    /// [`Core::local_revoke_vm_page`] with S2PAGE and the host's NPT held.
+    pub(crate) fn local_revoke_vm_page_held(
+        &self,
+        pages: &mut S2Pages,
+        host: &mut Pool,
+        vmid: u32,
+        pfn: u64,
+        input: &mut impl Untrusted,
+    ) -> Res {
         let p = pages.get(&self.hw, pfn);
         if !(p.owner == vmid && p.count > 0 && p.count != INVALID) {
             return Ok(());
@@ -186,7 +228,7 @@ impl<H: Hw> Core<H> {
         if p.count != 1 {
             return Ok(());
         }
-        if !mutant(Fault::RevokeKeepsHostMapping) && !self.unmap_host(&mut host, pfn) {
+        if !mutant(Fault::RevokeKeepsHostMapping) && !self.unmap_host(host, pfn) {
             return self.fail(&[S2PAGE_ID, NPT_ID]);
         }
         input.record(vmid, self.hw.read64(pfn * PAGE_SIZE));

@@ -21,6 +21,8 @@ use corevisor_kcore::layout::{Layout, Platform, PoolSpans, RegionTooSmall, MAX_M
 use corevisor_kcore::smmu::{BANKS, SMMU_NUM};
 use corevisor_kcore::state::{Core, MAX_CPUS};
 use corevisor_kcore::trap::{Cpu, Trap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// SMMU register windows (the default machine's).
 pub use crate::mem::{SMMU_WINDOW_BASE, SMMU_WINDOW_SIZE, SMMU_WINDOW_STRIDE};
@@ -92,14 +94,35 @@ impl Outcome {
     }
 }
 
-/// The untrusted values of one step, in the order they were taken.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A clock every CPU reads: each lock acquisition and each step's start takes the next
+/// value, so the values order events across CPUs (a lock's acquisitions in ticket order).
+static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn event() -> u64 {
+    EVENTS.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The untrusted values of one step, in the order they were taken, and the locks its
+/// handlers were served (when, on the machine's event clock: a linearization's input).
+#[derive(Clone, Debug, Default)]
 pub struct Recorded {
     /// (principal, value): the seed's `doracle` streams.
     pub data: Vec<(u32, u64)>,
     /// (vmid, value): the seed's `core_doracle` streams.
     pub core: Vec<(u32, u64)>,
+    /// (lock id, event): every lock acquisition, in order.
+    pub locks: Vec<(u32, u64)>,
 }
+
+/// Two recordings are the same input when their values are: when the locks were taken is
+/// timing, not input.
+impl PartialEq for Recorded {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.data, &self.core) == (&other.data, &other.core)
+    }
+}
+
+impl Eq for Recorded {}
 
 impl Untrusted for Recorded {
     fn record(&mut self, principal: u32, value: u64) {
@@ -107,6 +130,10 @@ impl Untrusted for Recorded {
     }
     fn record_core(&mut self, vmid: u32, value: u64) {
         self.core.push((vmid, value));
+    }
+    fn acquired(&mut self, id: u32, _ticket: u32) {
+        // Taken while the lock is held: for one lock, events follow its tickets.
+        self.locks.push((id, event()));
     }
 }
 
@@ -135,7 +162,6 @@ struct Staged {
 }
 
 /// The simulated machine with KCore booted on it.
-#[derive(Clone)]
 pub struct CoreMachine {
     pub core: Box<Core<SimMemory>>,
     /// Every CPU: what it runs and its register file (what its EL2 vector saves on a trap).
@@ -143,7 +169,86 @@ pub struct CoreMachine {
     pub shape: MachineShape,
     /// Per VM, the image the host staged with SET_BOOT_INFO / REMAP_VM_IMAGE (what its
     /// vendor signed).
-    staged: Vec<Vec<Staged>>,
+    staged: Mutex<Vec<Vec<Staged>>>,
+}
+
+impl Clone for CoreMachine {
+    fn clone(&self) -> Self {
+        CoreMachine {
+            core: self.core.clone(),
+            cpus: self.cpus,
+            shape: self.shape.clone(),
+            staged: Mutex::new(
+                self.staged
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
+        }
+    }
+}
+
+/// How many CPUs are inside KCore's handlers now, and the most there ever were.
+#[derive(Debug, Default)]
+pub struct Gauge {
+    now: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl Gauge {
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::SeqCst)
+    }
+
+    fn enter(&self) {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(n, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        self.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The machine as every CPU shares it: KCore, the memory, the devices, the host's staged
+/// images. Each CPU steps with its own [`Cpu`]; any number of CPUs at once.
+#[derive(Clone, Copy)]
+pub struct MachineRef<'a> {
+    pub core: &'a Core<SimMemory>,
+    pub shape: &'a MachineShape,
+    staged: &'a Mutex<Vec<Vec<Staged>>>,
+    gauge: Option<&'a Gauge>,
+}
+
+impl<'a> MachineRef<'a> {
+    /// Counts the CPUs inside KCore's handlers in `g`.
+    pub fn with_gauge(self, g: &'a Gauge) -> Self {
+        MachineRef {
+            gauge: Some(g),
+            ..self
+        }
+    }
+
+    /// Runs one step on CPU `cpu` (the step's `cpu` field is not read).
+    pub fn step(&self, cpu: &mut Cpu, step: &Step) -> StepResult {
+        On {
+            core: self.core,
+            shape: self.shape,
+            staged: self.staged,
+            gauge: self.gauge,
+            cpu,
+        }
+        .step(step)
+    }
+}
+
+/// One CPU's step on the shared machine.
+struct On<'a, 'c> {
+    core: &'a Core<SimMemory>,
+    shape: &'a MachineShape,
+    staged: &'a Mutex<Vec<Vec<Staged>>>,
+    gauge: Option<&'a Gauge>,
+    cpu: &'c mut Cpu,
 }
 
 fn reg(v: i128) -> u64 {
@@ -243,12 +348,31 @@ impl CoreMachine {
             core,
             cpus,
             shape,
-            staged: vec![Vec::new(); COREVISOR as usize + 1],
+            staged: Mutex::new(vec![Vec::new(); COREVISOR as usize + 1]),
         })
     }
 
-    fn regs(&mut self, cpu: usize) -> &mut Ctxt {
-        &mut self.cpus[cpu].regs
+    /// Runs one step on CPU `step.cpu` (the caller checked it exists).
+    pub fn step(&mut self, step: &Step) -> StepResult {
+        let (m, cpus) = self.parts();
+        m.step(&mut cpus[step.cpu as usize], step)
+    }
+
+    /// The machine every CPU shares, and the CPUs, each to step on its own.
+    pub fn parts(&mut self) -> (MachineRef<'_>, &mut [Cpu; MAX_CPUS]) {
+        let m = MachineRef {
+            core: &self.core,
+            shape: &self.shape,
+            staged: &self.staged,
+            gauge: None,
+        };
+        (m, &mut self.cpus)
+    }
+}
+
+impl On<'_, '_> {
+    fn regs(&mut self, _cpu: usize) -> &mut Ctxt {
+        &mut self.cpu.regs
     }
 
     fn outcome(t: Trap) -> Outcome {
@@ -259,9 +383,8 @@ impl CoreMachine {
         }
     }
 
-    /// Runs one step on CPU `step.cpu` (the caller checked it exists).
-    pub fn step(&mut self, step: &Step) -> StepResult {
-        let i = step.cpu as usize;
+    fn step(&mut self, step: &Step) -> StepResult {
+        let i = self.cpu.id;
         let mut r = StepResult {
             outcome: Outcome::Ok,
             x0: None,
@@ -358,7 +481,13 @@ impl CoreMachine {
         if r.trap_regs.is_none() {
             r.trap_regs = Some(*self.regs(i));
         }
-        let t = handler(&self.core, &mut self.cpus[i], &mut r.rec);
+        if let Some(g) = self.gauge {
+            g.enter();
+        }
+        let t = handler(self.core, self.cpu, &mut r.rec);
+        if let Some(g) = self.gauge {
+            g.leave();
+        }
         r.traps.push((name, t));
         t
     }
@@ -395,7 +524,8 @@ impl CoreMachine {
 
     /// Remember the image segments the host staged for a VM.
     fn note_staging(&mut self, num: u64, a1: u64, a2: u64, a3: u64) {
-        let Some(st) = self.staged.get_mut(a1 as usize) else {
+        let mut staged = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(st) = staged.get_mut(a1 as usize) else {
             return;
         };
         if num == hvc::SET_BOOT_INFO {
@@ -413,7 +543,8 @@ impl CoreMachine {
 
     /// The dev-key signature over the image staged for `vm`, read from the host's pages.
     fn vendor_signature(&self, vm: usize) -> [u8; 64] {
-        let segs: Vec<(u64, Vec<u8>)> = self.staged[vm]
+        let staged = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        let segs: Vec<(u64, Vec<u8>)> = staged[vm]
             .iter()
             .map(|s| {
                 let mut bytes = Vec::new();
@@ -481,7 +612,8 @@ impl CoreMachine {
     }
 
     fn running(&self, i: usize, host: bool) -> bool {
-        let c = self.cpus[i].run;
+        let _ = i;
+        let c = self.cpu.run;
         c.ihost == host && !c.icore
     }
 
@@ -572,7 +704,7 @@ impl CoreMachine {
         if !self.running(i, false) {
             return Outcome::Undefined;
         }
-        let vm = self.cpus[i].run.cur_vmid;
+        let vm = self.cpu.run.cur_vmid;
         if let Some(v) = store {
             self.regs(i).regs.x[ACCESS_REG as usize] = v;
         }
@@ -592,7 +724,7 @@ impl CoreMachine {
         if !self.running(i, false) {
             return Outcome::Undefined;
         }
-        let vm = self.cpus[i].run.cur_vmid;
+        let vm = self.cpu.run.cur_vmid;
         let root = self.core.layout.pt.root(vm);
         if self.lookup(vm, root, gpa).is_some() {
             return Outcome::Ok;

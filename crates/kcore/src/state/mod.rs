@@ -13,7 +13,7 @@
 //! | `smmu`: SMMU context-bank owners (and the SMMUs' registers) | SMMU |
 //! | `spt`: the SMMU table pool (and its tables) | SPT |
 //! | `exports`: export key and live exports (not a seed lock) | EXPORT |
-//! | `shadow[id]`: each vCPU's saved registers (not a seed lock) | CTXT |
+//! | `shadow[id]`: each vCPU's saved registers (not a seed lock) | CTXT + id |
 //!
 //! Nesting order, outermost first (a CPU takes locks of rising rank only):
 //! SMMU → INFO(v) → CORE → S2PAGE → {NPT(v) | SPT} → {EXPORT | CTXT}.
@@ -157,7 +157,7 @@ impl<H: Hw> Core<H> {
                 if id >= VCPU_PER_VM && id < COREVISOR as usize * VCPU_PER_VM {
                     c.states.dirty = INVALID64;
                 }
-                Locked::new(CTXT_ID, c)
+                Locked::new(CTXT_ID + id as u32, c)
             }),
             poisoned: AtomicU64::new(0),
             halted: AtomicBool::new(false),
