@@ -23,6 +23,9 @@
 //! cannot be derived is fed as the core read it: signature and AEAD verdicts, what the
 //! cipher wrote, and SMMU register reads.
 //!
+//! `corevisor soak` compares each step on the state it can have changed
+//! ([`Lockstep::set_incremental`], `incremental.rs`) and the whole machine at sequence end.
+//!
 //! An invariant on the core itself: a page that goes from a VM back to the host is zero in
 //! all 512 words (`scrubbed_page_zero`).
 

@@ -6,6 +6,9 @@
 //! guest, DMA goes through the VM's bank while it lives, a power-off is followed by the
 //! reclaim of the VM's pages and a host read of them, and hostile requests are rare.
 //!
+//! Each step is compared on what it changed (`incremental.rs`: the same relation, at the
+//! cost of the step), and the whole machine at boot and at the end of every sequence.
+//!
 //! On a mismatch or a broken invariant the sequence is shrunk (steps dropped one at a time
 //! while it still fails) and can be written as a scenario file.
 
