@@ -12,7 +12,8 @@
 //! * memory: a table walk reads only the frames it names, and those frames (recorded by the
 //!   last walk) decide it, so a table is walked again only if one of them was written (the
 //!   simulator reports every written frame, `SimMemory::dirty`); a page's metadata is one
-//!   word of the metadata array, kept here and compared word by word in written frames.
+//!   word of the metadata array, kept here and compared word by word in written frames
+//!   (`Core::page`'s layout; the whole-machine comparison reads through `Core::page`).
 //!
 //! Page contents are compared by `Lockstep::compare_memory` (already per written frame).
 //! A step after one that mismatched is compared whole (the premise would not hold).
