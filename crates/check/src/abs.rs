@@ -15,7 +15,7 @@ use corevisor_kcore::state::Core;
 use corevisor_kcore::vm_info::VmInfo;
 use corevisor_spec::consts as sc;
 use corevisor_spec::state::{
-    mkS2Page, CoreData, Ctxt, CtxtRegs, CtxtStates, Shared, TrapRegs, VMInfo, NPT, SPT,
+    mkS2Page, CoreData, Ctxt, CtxtRegs, CtxtStates, S2Page, Shared, TrapRegs, VMInfo, NPT, SPT,
 };
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
@@ -24,8 +24,46 @@ fn z(v: u64) -> Z {
     Z::from(v)
 }
 
+/// Memory read a frame at a time: a table walk costs one lookup per table, not per entry.
+pub trait FrameRead: Hw {
+    /// The 512 words of frame `pfn` (what `read64` gives at each).
+    fn frame(&self, pfn: u64) -> [u64; 512];
+}
+
+impl FrameRead for corevisor_sim::mem::SimMemory {
+    fn frame(&self, pfn: u64) -> [u64; 512] {
+        self.page_words(pfn)
+    }
+}
+
+/// The `n` words at `base`, `base + 8`, ... (as `read64` reads them); every frame read is
+/// added to `frames`.
+fn table<H: FrameRead>(hw: &H, base: u64, n: u64, frames: &mut Vec<u64>) -> Vec<u64> {
+    let mut out = Vec::with_capacity(n as usize);
+    let mut cur: Option<(u64, [u64; 512])> = None;
+    for i in 0..n {
+        let pa = base + i * 8;
+        let f = pa >> 12;
+        let words = match &cur {
+            Some((g, w)) if *g == f => w,
+            _ => {
+                frames.push(f);
+                &cur.insert((f, hw.frame(f))).1
+            }
+        };
+        out.push(words[((pa >> 3) & 511) as usize]);
+    }
+    out
+}
+
 /// The model's `NPT` of principal `v`, read from the real table.
-pub fn abs_npt<H: Hw>(core: &Core<H>, v: u32) -> NPT {
+pub fn abs_npt<H: FrameRead>(core: &Core<H>, v: u32) -> NPT {
+    abs_npt_reading(core, v, &mut Vec::new())
+}
+
+/// [`abs_npt`], also naming every frame the walk read: the result depends on nothing else
+/// (and the pool cursors), so it cannot change while none of them is written.
+pub fn abs_npt_reading<H: FrameRead>(core: &Core<H>, v: u32, frames: &mut Vec<u64>) -> NPT {
     let hw = &core.hw;
     let pool = core.npt[v as usize].read();
     let mut npt = NPT {
@@ -35,30 +73,26 @@ pub fn abs_npt<H: Hw>(core: &Core<H>, v: u32) -> NPT {
         ..NPT::default()
     };
     let root = core.layout.pt.root(v);
-    for g in 0..512u64 {
-        let d0 = hw.read64(root + g * 8);
+    for (g, d0) in (0..512u64).zip(table(hw, root, 512, frames)) {
         if !is_table(d0) {
             continue;
         }
         npt.pgd_t.set_mut(z(g), true);
         let l1 = d0 & 0xFFFF_FFFF_F000;
-        for u in 0..512u64 {
-            let d1 = hw.read64(l1 + u * 8);
+        for (u, d1) in (0..512u64).zip(table(hw, l1, 512, frames)) {
             if !is_table(d1) {
                 continue;
             }
             npt.pud_t = npt.pud_t.update(z(g), |t| t.set(z(u), true));
             let l2 = d1 & 0xFFFF_FFFF_F000;
-            for m in 0..512u64 {
-                let d2 = hw.read64(l2 + m * 8);
+            for (m, d2) in (0..512u64).zip(table(hw, l2, 512, frames)) {
                 let base_gfn = (g << 27) | (u << 18) | (m << 9);
                 if is_table(d2) {
                     npt.pmd_t = npt
                         .pmd_t
                         .update(z(g), |t| t.update(z(u), |t| t.set(z(m), true)));
                     let l3 = d2 & 0xFFFF_FFFF_F000;
-                    for p in 0..512u64 {
-                        let d3 = hw.read64(l3 + p * 8);
+                    for (p, d3) in (0..512u64).zip(table(hw, l3, 512, frames)) {
                         if d3 != 0 {
                             npt.pt.set_mut(
                                 z(base_gfn | p),
@@ -80,11 +114,8 @@ pub fn abs_npt<H: Hw>(core: &Core<H>, v: u32) -> NPT {
 
 /// The memory-machinery part of the model's `Shared`, read from the core; fields the core
 /// does not implement yet are taken from `rest`.
-pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
-    let mut out = rest.clone();
-    for v in 0..=COREVISOR {
-        out.npts.set_mut(Z::from(v), abs_npt(core, v));
-    }
+pub fn abs_shared<H: FrameRead>(core: &Core<H>, rest: &Shared) -> Shared {
+    let mut out = abs_shared_but_pages(core, rest);
     let l = core.layout;
     let mut s2page = ZMap::init(mkS2Page(sc::INVALID, sc::INVALID, sc::INVALID64));
     let mut flatmem = ZMap::init(0);
@@ -107,6 +138,16 @@ pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
     }
     out.s2page = s2page;
     out.flatmem = flatmem;
+    out
+}
+
+/// [`abs_shared`] but for `s2page` and `flatmem`, which are `rest`'s (a whole-machine
+/// comparison checks the metadata with [`s2page_differs`], and memory word by word).
+pub fn abs_shared_but_pages<H: FrameRead>(core: &Core<H>, rest: &Shared) -> Shared {
+    let mut out = rest.clone();
+    for v in 0..=COREVISOR {
+        out.npts.set_mut(Z::from(v), abs_npt(core, v));
+    }
     let mut hlock = ZMap::init(true);
     for id in 0..64 {
         if core.poisoned() & (1 << id) != 0 {
@@ -130,6 +171,52 @@ pub fn abs_shared<H: Hw>(core: &Core<H>, rest: &Shared) -> Shared {
         next_remap_ptr: z(core.core_data.read().next_remap_ptr),
     };
     out
+}
+
+/// The first page whose metadata `abs` reads differently from `model` (`abs_shared`'s
+/// `s2page == model`, without building the map): `(pfn, core's, model's)`.
+pub fn s2page_differs<H: Hw>(core: &Core<H>, model: &ZMap<S2Page>) -> Option<(Z, S2Page, S2Page)> {
+    let outside = mkS2Page(sc::INVALID, sc::INVALID, sc::INVALID64);
+    let dflt = model.default_value();
+    if *dflt != outside {
+        return Some((-1, outside, *dflt));
+    }
+    let l = core.layout;
+    let (lo, hi) = (z(l.ram_base / 4096), z(l.ram_end / 4096));
+    // Outside RAM `abs` has no entries.
+    if let Some((k, v)) = model
+        .range(Z::MIN, lo)
+        .chain(model.range(hi, Z::MAX))
+        .next()
+    {
+        return Some((k, outside, *v));
+    }
+    let mut explicit = model.range(lo, hi).peekable();
+    for pfn in lo..hi {
+        let want = match explicit.peek() {
+            Some(&(k, v)) if k == pfn => {
+                explicit.next();
+                v
+            }
+            _ => dflt,
+        };
+        let p = core.page(pfn as u64);
+        let have = mkS2Page(Z::from(p.owner), Z::from(p.count), z(p.gfn));
+        if have != *want {
+            return Some((pfn, have, *want));
+        }
+    }
+    None
+}
+
+/// The model's `S2Page` of frame `pfn` (the boot default outside RAM).
+pub fn abs_s2page<H: Hw>(core: &Core<H>, pfn: u64) -> S2Page {
+    let l = core.layout;
+    if !(l.ram_base / 4096..l.ram_end / 4096).contains(&pfn) {
+        return mkS2Page(sc::INVALID, sc::INVALID, sc::INVALID64);
+    }
+    let p = core.page(pfn);
+    mkS2Page(Z::from(p.owner), Z::from(p.count), z(p.gfn))
 }
 
 /// The model's `VMInfo` of one KCore VM record.
@@ -157,7 +244,12 @@ pub fn abs_vminfo(vm: &VmInfo) -> VMInfo {
 }
 
 /// The model's `SPT`: every bank's table walked from its root.
-pub fn abs_spt<H: Hw>(core: &Core<H>) -> SPT {
+pub fn abs_spt<H: FrameRead>(core: &Core<H>) -> SPT {
+    abs_spt_reading(core, &mut Vec::new())
+}
+
+/// [`abs_spt`], also naming every frame the walk read (as [`abs_npt_reading`]).
+pub fn abs_spt_reading<H: FrameRead>(core: &Core<H>, frames: &mut Vec<u64>) -> SPT {
     let pool = core.spt.read();
     let hw = &core.hw;
     let mut spt = SPT {
@@ -169,15 +261,13 @@ pub fn abs_spt<H: Hw>(core: &Core<H>) -> SPT {
         for cb in 0..BANKS {
             let ttbr = z(smmu_ttbr(index, cb));
             let root = pool.root(index, cb);
-            for p in 0..1024u64 {
-                let d1 = hw.read64(root + p * 8);
+            for (p, d1) in (0..1024u64).zip(table(hw, root, 1024, frames)) {
                 if !is_table(d1) {
                     continue;
                 }
                 spt.spt_pgd_t = spt.spt_pgd_t.update(ttbr, |t| t.set(z(p), true));
                 let l2 = d1 & 0xFFFF_FFFF_F000;
-                for m in 0..512u64 {
-                    let d2 = hw.read64(l2 + m * 8);
+                for (m, d2) in (0..512u64).zip(table(hw, l2, 512, frames)) {
                     if !is_table(d2) {
                         continue;
                     }
@@ -185,8 +275,7 @@ pub fn abs_spt<H: Hw>(core: &Core<H>) -> SPT {
                         .spt_pmd_t
                         .update(ttbr, |t| t.update(z(p), |t| t.set(z(m), true)));
                     let l3 = d2 & 0xFFFF_FFFF_F000;
-                    for q in 0..512u64 {
-                        let d3 = hw.read64(l3 + q * 8);
+                    for (q, d3) in (0..512u64).zip(table(hw, l3, 512, frames)) {
                         if d3 != 0 {
                             let gfn = (p << 18) | (m << 9) | q;
                             spt.spt_pt = spt.spt_pt.update(ttbr, |t| {

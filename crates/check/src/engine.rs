@@ -14,13 +14,14 @@
 //! from the step's `oracle` list, else from documented defaults (first-run pc = first image
 //! segment's load address, pstate = 0x3C5, everything else 0).
 
-use crate::invariants::{self, CpuView};
+use crate::invariants::{self, CpuView, SharedMemo};
 use corevisor_sim::scenario::{Action, HvcCall, HvcName, Scenario, ShareOp, Step};
 use corevisor_spec::consts::*;
 use corevisor_spec::profile::{Consts, Profile, ProfileKind};
 use corevisor_spec::state::*;
 use corevisor_spec::trap_handler::*;
 use corevisor_spec::{Machine, Z};
+use std::sync::Mutex;
 
 /// The register every scripted load/store uses (x1).
 pub const ACCESS_REG: Z = 1;
@@ -114,6 +115,26 @@ pub struct ModelMachine {
     injected: bool,
     /// The register file to install at this step's first entry-point call.
     pending_regs: Option<Ctxt>,
+    /// The machine-wide invariants' last verdicts and what they were computed from: a step
+    /// is charged for what it changed (`invariants::SharedMemo`).
+    pub(crate) invariant_memo: MemoCell,
+}
+
+/// A [`SharedMemo`] behind `&self` (a lock, so a machine stays `Sync`); a copy of the
+/// machine takes a copy of it.
+#[derive(Debug, Default)]
+pub(crate) struct MemoCell(Mutex<SharedMemo>);
+
+impl Clone for MemoCell {
+    fn clone(&self) -> Self {
+        MemoCell(Mutex::new(self.lock().clone()))
+    }
+}
+
+impl MemoCell {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, SharedMemo> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 pub fn state_name(s: Z) -> &'static str {
@@ -290,6 +311,7 @@ impl ModelMachine {
             inject: None,
             injected: false,
             pending_regs: None,
+            invariant_memo: MemoCell::default(),
         }
     }
 
@@ -838,13 +860,15 @@ impl ModelMachine {
     }
 
     pub fn broken_invariants(&self) -> Vec<&'static str> {
-        invariants::check(
-            &self.profile,
-            &self.machine,
-            &self.global.shared,
+        let mut bad = self
+            .invariant_memo
+            .lock()
+            .check(&self.machine, &self.global.shared);
+        bad.extend(invariants::check_cpus(
             &self.global.shadow_ctxts,
             &self.cpu_views(),
-        )
+        ));
+        bad.into_iter().collect()
     }
 
     pub fn halted(&self) -> bool {

@@ -6,7 +6,7 @@
 
 use corevisor_spec::consts::*;
 use corevisor_spec::profile::Profile;
-use corevisor_spec::state::{Ctxt, Shared};
+use corevisor_spec::state::{CoreData, Ctxt, S2Page, Shared, VMInfo, NPT, SPT};
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::{Machine, Z};
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,27 +105,82 @@ pub fn check(
     shadow: &ZMap<Ctxt>,
     cpus: &[CpuView],
 ) -> Vec<&'static str> {
-    let mut bad: BTreeSet<&'static str> = BTreeSet::new();
-    let owner = |pfn: Z| sh.s2page.get(pfn).s2_owner;
+    let mut bad = check_shared(machine, sh);
+    bad.extend(check_cpus(shadow, cpus));
+    bad.into_iter().collect()
+}
 
-    if owner(0) != INVALID {
-        bad.insert("page_0_invalid");
+/// The invariants over the machine-wide state (all but `state_inv`).
+pub fn check_shared(machine: &Machine, sh: &Shared) -> BTreeSet<&'static str> {
+    let mut bad = PageTally::of(machine, &sh.s2page).verdict(machine, &sh.s2page);
+    bad.extend(host_part(sh));
+    bad.extend(vm_part(sh));
+    bad.extend(smmu_part(sh));
+    bad.extend(remap_part(sh));
+    bad
+}
+
+/// The per-page invariants (`page_0_invalid`, `host_s2_map`, `kcore_pages`) as counts over
+/// the explicit metadata entries, so a step's changed entries update them.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct PageTally {
+    host_s2_map: i64,
+    kcore_pages: i64,
+    kcore_owned: Z,
+}
+
+impl PageTally {
+    fn of(machine: &Machine, s2page: &ZMap<S2Page>) -> Self {
+        let mut t = PageTally::default();
+        for (pfn, pg) in s2page.entries() {
+            t.add(machine, pfn, pg, 1);
+        }
+        t
     }
-    let mut kcore_owned = 0;
-    for (pfn, pg) in sh.s2page.entries() {
+
+    /// Counts entry `pfn` (`sign` -1: uncounts it); absent entries are not counted.
+    fn add(&mut self, machine: &Machine, pfn: Z, pg: &S2Page, sign: i64) {
         if pg.s2_owner == HOSTVISOR && pg.s2_gfn != pfn + SMMU_HOST_OFFSET {
-            bad.insert("host_s2_map");
+            self.host_s2_map += sign;
         }
         let boot_kcore = machine.boot_s2page(pfn).s2_owner == COREVISOR;
         if (pg.s2_owner == COREVISOR) != boot_kcore {
-            bad.insert("kcore_pages");
+            self.kcore_pages += sign;
         }
-        kcore_owned += i128::from(pg.s2_owner == COREVISOR);
-    }
-    if kcore_owned != (machine.ram_end() - machine.kcore_base()) / PAGE_SIZE {
-        bad.insert("kcore_pages");
+        self.kcore_owned += i128::from(pg.s2_owner == COREVISOR) * i128::from(sign);
     }
 
+    /// `prev`'s tally brought to `now` through the entries that differ.
+    fn update(&mut self, machine: &Machine, prev: &ZMap<S2Page>, now: &ZMap<S2Page>) {
+        for k in prev.changed_keys(now) {
+            for (m, sign) in [(prev, -1), (now, 1)] {
+                let pg = m.get(k);
+                if pg != m.default_value() {
+                    self.add(machine, k, pg, sign);
+                }
+            }
+        }
+    }
+
+    fn verdict(&self, machine: &Machine, s2page: &ZMap<S2Page>) -> BTreeSet<&'static str> {
+        let mut bad = BTreeSet::new();
+        if s2page.get(0).s2_owner != INVALID {
+            bad.insert("page_0_invalid");
+        }
+        if self.host_s2_map > 0 {
+            bad.insert("host_s2_map");
+        }
+        let kcore_region = (machine.ram_end() - machine.kcore_base()) / PAGE_SIZE;
+        if self.kcore_pages > 0 || self.kcore_owned != kcore_region {
+            bad.insert("kcore_pages");
+        }
+        bad
+    }
+}
+
+/// The host's stage-2 (reads `npts[HOSTVISOR]`, `s2page`).
+fn host_part(sh: &Shared) -> BTreeSet<&'static str> {
+    let mut bad = BTreeSet::new();
     for (gfn, &(pfn, _, pte)) in sh.npts.get(HOSTVISOR).pt.entries() {
         if pfn == 0 {
             continue;
@@ -145,6 +200,13 @@ pub fn check(
         }
     }
 
+    bad
+}
+
+/// The VMs' stage-2 tables (reads `npts`, the VMs' states, `s2page`).
+fn vm_part(sh: &Shared) -> BTreeSet<&'static str> {
+    let mut bad = BTreeSet::new();
+    let owner = |pfn: Z| sh.s2page.get(pfn).s2_owner;
     for v in 1..COREVISOR {
         let live = sh.vminfos.get(v).VS.vm_state <= VERIFIED;
         for (_, &(pfn, _, _)) in sh.npts.get(v).pt.entries() {
@@ -161,6 +223,13 @@ pub fn check(
         }
     }
 
+    bad
+}
+
+/// The SMMU tables (reads `smmu_vmid`, `spts`, the VMs' states, `s2page`).
+fn smmu_part(sh: &Shared) -> BTreeSet<&'static str> {
+    let mut bad = BTreeSet::new();
+    let owner = |pfn: Z| sh.s2page.get(pfn).s2_owner;
     let mut host_smmu_maps: BTreeMap<Z, Z> = BTreeMap::new();
     for (cfg, &v) in sh.smmu_vmid.entries() {
         if v == INVALID {
@@ -200,6 +269,12 @@ pub fn check(
         }
     }
 
+    bad
+}
+
+/// The image remap cursor and ranges (reads `core_data`, `npts[COREVISOR]`, `vminfos`).
+fn remap_part(sh: &Shared) -> BTreeSet<&'static str> {
+    let mut bad = BTreeSet::new();
     let cursor = sh.core_data.next_remap_ptr;
     if cursor <= 0 {
         bad.insert("remap_ptr");
@@ -238,7 +313,90 @@ pub fn check(
     if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
         bad.insert("remap_no_overlap");
     }
+    bad
+}
 
+type Verdict = BTreeSet<&'static str>;
+type Pages = ZMap<S2Page>;
+/// A part's verdict and what it was computed from.
+type Memo<K> = Option<(K, Verdict)>;
+
+/// [`check_shared`] across steps: each part is evaluated again only when what it reads
+/// changed (persistent maps compare in time proportional to their difference), and the
+/// per-page counts are updated through the changed metadata entries. Same verdicts.
+#[derive(Clone, Debug, Default)]
+pub struct SharedMemo {
+    pages: Option<(ZMap<S2Page>, PageTally)>,
+    host: Memo<(NPT, ZMap<S2Page>)>,
+    vms: Memo<(ZMap<NPT>, Vec<Z>, ZMap<S2Page>)>,
+    smmu: Memo<(ZMap<Z>, SPT, Vec<Z>, Pages)>,
+    remap: Memo<(CoreData, NPT, ZMap<VMInfo>)>,
+}
+
+fn memo<K: PartialEq>(
+    slot: &mut Option<(K, Verdict)>,
+    key: K,
+    f: impl FnOnce() -> Verdict,
+) -> Verdict {
+    match slot {
+        Some((k, v)) if *k == key => v.clone(),
+        _ => {
+            let v = f();
+            *slot = Some((key, v.clone()));
+            v
+        }
+    }
+}
+
+impl SharedMemo {
+    pub fn check(&mut self, machine: &Machine, sh: &Shared) -> Verdict {
+        let tally = match self.pages.take() {
+            Some((prev, mut t)) => {
+                t.update(machine, &prev, &sh.s2page);
+                t
+            }
+            None => PageTally::of(machine, &sh.s2page),
+        };
+        let mut bad = tally.verdict(machine, &sh.s2page);
+        self.pages = Some((sh.s2page.clone(), tally));
+        let states: Vec<Z> = (1..COREVISOR)
+            .map(|v| sh.vminfos.get(v).VS.vm_state)
+            .collect();
+        let s2 = || sh.s2page.clone();
+        bad.extend(memo(
+            &mut self.host,
+            (sh.npts.get(HOSTVISOR).clone(), s2()),
+            || host_part(sh),
+        ));
+        bad.extend(memo(&mut self.vms, (sh.npts.clone(), states, s2()), || {
+            vm_part(sh)
+        }));
+        let bank_states: Vec<Z> = sh
+            .smmu_vmid
+            .entries()
+            .map(|(_, &v)| sh.vminfos.get(v).VS.vm_state)
+            .collect();
+        bad.extend(memo(
+            &mut self.smmu,
+            (sh.smmu_vmid.clone(), sh.spts.clone(), bank_states, s2()),
+            || smmu_part(sh),
+        ));
+        bad.extend(memo(
+            &mut self.remap,
+            (
+                sh.core_data,
+                sh.npts.get(COREVISOR).clone(),
+                sh.vminfos.clone(),
+            ),
+            || remap_part(sh),
+        ));
+        bad
+    }
+}
+
+/// `state_inv`: each CPU's mode against its current principal and vCPU.
+pub fn check_cpus(shadow: &ZMap<Ctxt>, cpus: &[CpuView]) -> BTreeSet<&'static str> {
+    let mut bad = BTreeSet::new();
     for c in cpus {
         let ok = if c.ihost && !c.icore {
             c.cur_vmid == HOSTVISOR && c.cur_vcpuid == c.curid
@@ -258,7 +416,7 @@ pub fn check(
             bad.insert("state_inv");
         }
     }
-    bad.into_iter().collect()
+    bad
 }
 
 #[cfg(test)]
@@ -449,12 +607,20 @@ mod tests {
             ("state_inv", Box::new(|_, _, cpus| cpus[0].cur_vmid = 3)),
         ];
         assert_eq!(cases.len(), ALL.len());
+        let (m, base, _, cpus0) = setup();
+        let mut memo = SharedMemo::default();
         for (name, corrupt) in cases {
             assert_eq!(
                 broken(|m, sh, c| corrupt(m, sh, c)),
                 vec![name],
                 "corruption meant for {name}"
             );
+            // The memoised check, carried from state to state, gives the same verdicts.
+            let (mut sh, mut cpus) = (base.clone(), cpus0.clone());
+            corrupt(&m, &mut sh, &mut cpus);
+            for s in [&sh, &base, &sh] {
+                assert_eq!(memo.check(&m, s), check_shared(&m, s), "{name}");
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod abs;
 pub mod demo;
 pub mod engine;
+pub mod incremental;
 pub mod invariants;
 pub mod lockstep;
 pub mod runner;

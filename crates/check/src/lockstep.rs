@@ -23,11 +23,15 @@
 //! cannot be derived is fed as the core read it: signature and AEAD verdicts, what the
 //! cipher wrote, and SMMU register reads.
 //!
+//! `corevisor soak` compares each step on the state it can have changed
+//! ([`Lockstep::set_incremental`], `incremental.rs`) and the whole machine at sequence end.
+//!
 //! An invariant on the core itself: a page that goes from a VM back to the host is zero in
 //! all 512 words (`scrubbed_page_zero`).
 
-use crate::abs::{abs_ctxt, abs_shared};
+use crate::abs::{abs_ctxt, abs_shared, abs_shared_but_pages, s2page_differs};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
+use crate::incremental::{compare_step, AbsInputs, Before};
 use crate::shadow::WordShadow;
 use corevisor_kcore::consts::{self as kc, hvc};
 use corevisor_kcore::hw::Hw;
@@ -48,8 +52,15 @@ pub struct Lockstep {
     pub model: ModelMachine,
     /// The checker's copy of memory, word by word.
     pub shadow: WordShadow,
-    /// The core's owner of every RAM page after the last step (`scrubbed_page_zero`).
+    /// The core's owner of every RAM page after the last step (`scrubbed_page_zero`), and
+    /// its metadata word.
     owners: Vec<u32>,
+    meta: Vec<u64>,
+    /// Per-step comparison restricted to what the step changed (`incremental.rs`); `None`:
+    /// the whole machine after every step.
+    inc: Option<AbsInputs>,
+    /// The last comparison found nothing (the premise of an incremental one).
+    agreed: bool,
 }
 
 /// A principal's access: who, the frame and word the model translates it to, the value
@@ -140,12 +151,39 @@ impl Lockstep {
         let owners = (l.ram_base / 4096..l.ram_end / 4096)
             .map(|p| core.core.page(p).owner)
             .collect();
+        let meta = (l.ram_base / 4096..l.ram_end / 4096)
+            .map(|p| {
+                core.core
+                    .hw
+                    .read64(l.meta_base + (p - l.ram_base / 4096) * 8)
+            })
+            .collect();
         Ok(Lockstep {
             core,
             model,
             shadow,
             owners,
+            meta,
+            inc: None,
+            agreed: false,
         })
+    }
+
+    /// Compares after each step only what the step can have changed (`incremental.rs`);
+    /// the first step after this is still compared whole.
+    pub fn set_incremental(&mut self, on: bool) {
+        self.inc = on.then(|| AbsInputs::of(&self.core.core));
+        self.agreed = false;
+    }
+
+    /// Whole-machine comparison now (e.g. at the end of an incrementally checked run).
+    pub fn compare_whole(&mut self) -> Vec<String> {
+        let out = self.compare();
+        self.agreed = out.is_empty();
+        if let Some(inp) = self.inc.as_mut() {
+            *inp = AbsInputs::of(&self.core.core);
+        }
+        out
     }
 
     fn is_ram(&self, pfn: u64) -> bool {
@@ -239,6 +277,7 @@ impl Lockstep {
             self.model.global.shared.flatmem.set_mut(z(a.pfn), z(w));
         }
         let before = self.model.global.shared.s2page.clone();
+        let prior = self.inc.is_some().then(|| Before::of(self));
         let core = self.core.step(st);
         let mut inputs = Vec::new();
         let data = self.derive_inputs(st, &core, access, &mut inputs);
@@ -259,6 +298,8 @@ impl Lockstep {
         if model.result == Outcome::Undefined && core.outcome != Outcome::Undefined {
             self.core.core.hw.take_dirty();
             self.shadow.take_changed();
+            // Nothing was compared: the next step is compared whole.
+            self.agreed = false;
             return Ok(CheckedStep {
                 model,
                 core,
@@ -289,7 +330,23 @@ impl Lockstep {
             format!("{:?}", core.value.map(z)),
             format!("{:?}", model.value),
         );
-        mismatches.extend(self.compare());
+        let state = match (self.inc.take(), prior) {
+            (Some(mut inp), Some(prior)) if self.agreed => {
+                let out = compare_step(self, &mut inp, &prior);
+                self.inc = Some(inp);
+                out
+            }
+            (inp, _) => {
+                self.inc = inp;
+                let out = self.compare();
+                if let Some(i) = self.inc.as_mut() {
+                    *i = AbsInputs::of(&self.core.core);
+                }
+                out
+            }
+        };
+        self.agreed = mismatches.is_empty() && state.is_empty();
+        mismatches.extend(state);
         self.core.core.hw.take_dirty();
         self.shadow.take_changed();
         Ok(CheckedStep {
@@ -308,14 +365,14 @@ impl Lockstep {
         if c.halted() != g.halt {
             out.push(format!("halt: core {}, model {}", c.halted(), g.halt));
         }
-        let mut a = abs_shared(c, &g.shared);
-        let mut b = g.shared.clone();
-        // Page contents are compared word by word against the checker's copy (below).
-        a.flatmem = ZMap::init(0);
-        b.flatmem = ZMap::init(0);
+        // Page contents are compared word by word against the checker's copy (below), the
+        // metadata page by page.
+        let a = abs_shared_but_pages(c, &g.shared);
+        let b = &g.shared;
+        let pages = s2page_differs(c, &b.s2page);
         let fields: [(&str, bool); 7] = [
             ("page tables", a.npts == b.npts),
-            ("page metadata", a.s2page == b.s2page),
+            ("page metadata", pages.is_none()),
             ("poisoned locks", a.hlock == b.hlock),
             ("SMMU tables", a.spts == b.spts),
             ("SMMU bank owners", a.smmu_vmid == b.smmu_vmid),
@@ -323,10 +380,55 @@ impl Lockstep {
             ("allocators", a.core_data == b.core_data),
         ];
         for (name, same) in fields {
-            if !same {
-                out.push(format!("{name} differ{}", detail(name, &a, &b)));
+            if same {
+            } else if let (Some((pfn, have, want)), "page metadata") = (&pages, name) {
+                out.push(format!(
+                    "{name} differ (first: core {:?}, model {:?})",
+                    Some((pfn, have)),
+                    Some((pfn, want))
+                ));
+            } else {
+                out.push(format!("{name} differ{}", detail(name, &a, b)));
             }
         }
+        out.extend(self.compare_cpus());
+        out.extend(self.compare_memory());
+        let live = self.live_contexts();
+        for id in 0..c.shadow.len() {
+            out.extend(self.compare_context(id, live.contains(&id)));
+        }
+        out
+    }
+}
+
+impl Lockstep {
+    /// The shadow contexts running on a CPU (hardware holds their x0..x30).
+    pub(crate) fn live_contexts(&self) -> BTreeSet<usize> {
+        self.model
+            .cpus
+            .iter()
+            .filter(|m| !m.icore && m.cur_vcpuid >= 0)
+            .filter_map(|m| usize::try_from(m.cur_vmid * 8 + m.cur_vcpuid).ok())
+            .collect()
+    }
+
+    /// Shadow context `id` (`live`: without x0..x30).
+    pub(crate) fn compare_context(&self, id: usize, live: bool) -> Option<String> {
+        let c = &self.core.core;
+        let mut mine = abs_ctxt(&c.shadow[id].read(), c);
+        let mut theirs = self.model.global.shadow_ctxts.get(id as Z).clone();
+        if live {
+            mine.ctxt_regs.x = [0; 31];
+            theirs.ctxt_regs.x = [0; 31];
+        }
+        (mine != theirs)
+            .then(|| format!("shadow context {id} differs{}", ctxt_diff(&mine, &theirs)))
+    }
+
+    /// Each CPU's mode and physical register file.
+    pub(crate) fn compare_cpus(&self) -> Vec<String> {
+        let c = &self.core.core;
+        let mut out = Vec::new();
         for (i, m) in self.model.cpus.iter().enumerate() {
             let k = self.core.cpus[i].run;
             let vcpu = if k.cur_vcpuid == NO_VCPU {
@@ -349,30 +451,9 @@ impl Lockstep {
                 ));
             }
         }
-        out.extend(self.compare_memory());
-        for (id, shadow) in c.shadow.iter().enumerate() {
-            let mut mine = abs_ctxt(&shadow.read(), c);
-            let mut theirs = g.shadow_ctxts.get(id as Z).clone();
-            let live =
-                self.model.cpus.iter().any(|m| {
-                    !m.icore && m.cur_vcpuid >= 0 && id as Z == m.cur_vmid * 8 + m.cur_vcpuid
-                });
-            if live {
-                mine.ctxt_regs.x = [0; 31];
-                theirs.ctxt_regs.x = [0; 31];
-            }
-            if mine != theirs {
-                out.push(format!(
-                    "shadow context {id} differs{}",
-                    ctxt_diff(&mine, &theirs)
-                ));
-            }
-        }
         out
     }
-}
 
-impl Lockstep {
     /// The untrusted values of the step as the checker derives them, in the order the core
     /// took them; a value the core read differently is an `input` mismatch.
     fn derive_inputs(
@@ -571,7 +652,7 @@ impl Lockstep {
     }
 
     /// Every frame that changed on either side, in all 512 words.
-    fn compare_memory(&self) -> Vec<String> {
+    pub(crate) fn compare_memory(&self) -> Vec<String> {
         let mem = &self.core.core.hw;
         let frames: BTreeSet<u64> = mem
             .dirty()
@@ -609,7 +690,13 @@ impl Lockstep {
         for f in frames {
             let lo = (f * 4096).max(l.meta_base);
             let hi = ((f + 1) * 4096).min(meta_end);
+            let raw = self.core.core.hw.page_words(f);
             for i in (lo - l.meta_base) / 8..(hi - l.meta_base) / 8 {
+                // An unchanged metadata word is an unchanged owner.
+                let w = raw[(((l.meta_base / 8) + i) & 511) as usize];
+                if std::mem::replace(&mut self.meta[i as usize], w) == w {
+                    continue;
+                }
                 let pfn = ram0 + i;
                 let now = self.core.core.page(pfn).owner;
                 let was = std::mem::replace(&mut self.owners[i as usize], now);
@@ -722,6 +809,8 @@ fn ctxt_diff(a: &Ctxt, b: &Ctxt) -> String {
 pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachine {
     let c = &cm.core;
     let mut m = template.clone();
+    // A fresh state shares nothing with the template's memoised verdict.
+    m.invariant_memo = Default::default();
     m.global.shared = abs_shared(c, &template.global.shared);
     m.global.halt = c.halted();
     for (id, s) in c.shadow.iter().enumerate() {

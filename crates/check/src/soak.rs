@@ -6,6 +6,9 @@
 //! guest, DMA goes through the VM's bank while it lives, a power-off is followed by the
 //! reclaim of the VM's pages and a host read of them, and hostile requests are rare.
 //!
+//! Each step is compared on what it changed (`incremental.rs`: the same relation, at the
+//! cost of the step), and the whole machine at boot and at the end of every sequence.
+//!
 //! On a mismatch or a broken invariant the sequence is shrunk (steps dropped one at a time
 //! while it still fails) and can be written as a scenario file.
 
@@ -109,13 +112,54 @@ struct Sequence {
     seen: Vec<Seen>,
 }
 
+thread_local! {
+    /// The booted machine per CPU count, compared whole once: every sequence starts from a
+    /// copy (booting is deterministic, so the copy is the machine a fresh boot gives).
+    static BOOTED: std::cell::RefCell<Vec<(usize, Lockstep)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn booted(cpus: usize) -> Lockstep {
+    BOOTED.with(|b| {
+        let mut b = b.borrow_mut();
+        if let Some((_, l)) = b.iter().find(|(n, _)| *n == cpus) {
+            return l.clone();
+        }
+        let sc = parse("soak.json", &machine(cpus)).expect("the soak machine parses");
+        let mut l = Lockstep::for_scenario(&sc, None).expect("the soak machine boots");
+        // Each step is compared where it changed the machine; the whole machine at boot
+        // and at the end of every sequence (`Sequence::finish`).
+        l.set_incremental(true);
+        l.compare_whole();
+        // The invariants' memo starts from the booted machine too.
+        l.model.broken_invariants();
+        b.push((cpus, l.clone()));
+        l
+    })
+}
+
 impl Sequence {
     fn new(cpus: usize) -> Self {
-        let sc = parse("soak.json", &machine(cpus)).expect("the soak machine parses");
         Sequence {
-            l: Lockstep::for_scenario(&sc, None).expect("the soak machine boots"),
+            l: booted(cpus),
             steps: Vec::new(),
             seen: Vec::new(),
+        }
+    }
+
+    /// The whole machine compared at the end of the sequence; what differs counts against
+    /// the last step.
+    fn finish(&mut self) {
+        if self.failed() {
+            return;
+        }
+        // The sequence ends here: no need to refresh what the next step would compare.
+        let whole = self.l.compare();
+        if let Some(last) = self.seen.last_mut() {
+            last.mismatches.extend(
+                whole
+                    .into_iter()
+                    .map(|m| format!("at the end of the sequence: {m}")),
+            );
         }
     }
 
@@ -316,18 +360,15 @@ pub fn fails(cpus: usize, steps: &[Step]) -> Option<Vec<String>> {
     let mut s = Sequence::new(cpus);
     for st in steps {
         s.go(st.cpu, st.action.clone());
-        if let Some(last) = s.seen.last() {
-            if !last.mismatches.is_empty() || !last.broken.is_empty() {
-                let mut why = last.mismatches.clone();
-                why.extend(last.broken.iter().map(|b| format!("invariant {b} broken")));
-                return Some(why);
-            }
-        }
-        if s.l.core.core.halted() {
+        if s.failed() || s.l.core.core.halted() {
             break;
         }
     }
-    None
+    s.finish();
+    let last = s.seen.last().filter(|_| s.failed())?;
+    let mut why = last.mismatches.clone();
+    why.extend(last.broken.iter().map(|b| format!("invariant {b} broken")));
+    Some(why)
 }
 
 /// Drops steps one at a time while the sequence still fails.
@@ -370,6 +411,7 @@ pub fn soak(steps: u64, seed: u64, cpus: usize, mut progress: impl FnMut(u64)) -
             }
             s.op(&mut r, cpus);
         }
+        s.finish();
         rep.sequences += 1;
         rep.steps += s.seen.len() as u64;
         for seen in &s.seen {

@@ -322,3 +322,52 @@ fn the_old_metadata_address_and_undeclared_space_are_refused() {
     assert_eq!(r.core.outcome, Outcome::Ok);
     assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
 }
+
+/// The first step of `steps`, run from the base machine, where core and model disagree.
+#[cfg(feature = "mutants")]
+fn first_mismatch(steps: &[Step]) -> Option<String> {
+    let mut l = base().0.clone();
+    for st in steps {
+        let r = l.step(st).unwrap();
+        if !r.mismatches.is_empty() {
+            return Some(format!("{}: {:?}", r.model.what, r.mismatches));
+        }
+        if l.core.core.halted {
+            break;
+        }
+    }
+    None
+}
+
+/// The sequences above fail when the core has a bug they exercise: with a planted fault
+/// (`corevisor_kcore::mutants`), some of the first 200 sequences of the same generator
+/// makes core and model disagree, and that sequence runs clean on the healthy core.
+/// (`cargo test -p corevisor-check --features mutants --test hostile_memory`.)
+#[cfg(feature = "mutants")]
+#[test]
+fn the_hostile_sequences_fail_on_a_planted_fault() {
+    use corevisor_kcore::mutants::{self, Fault};
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    // The base machine is built healthy.
+    mutants::with(None, base);
+    for fault in [Fault::DeviceOutsideMmioMapped, Fault::MapSkipsOwnerCheck] {
+        let mut runner = TestRunner::new_with_rng(
+            Config::default(),
+            TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+        );
+        let sequences = prop::collection::vec(step(), 1..12);
+        let found = (0..200).find_map(|_| {
+            let steps = sequences.new_tree(&mut runner).unwrap().current();
+            mutants::with(Some(fault), || first_mismatch(&steps)).map(|why| (steps, why))
+        });
+        let (steps, why) =
+            found.unwrap_or_else(|| panic!("{fault:?}: 200 hostile sequences ran clean"));
+        println!("{fault:?}: {why}");
+        assert_eq!(
+            mutants::with(None, || first_mismatch(&steps)),
+            None,
+            "{fault:?}: the sequence fails on the healthy core too"
+        );
+    }
+}

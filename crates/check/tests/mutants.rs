@@ -32,6 +32,17 @@ fn prefix(vcpus: u32) -> String {
 /// Runs the steps (after `setup` on the fresh machine) with `fault` planted; every
 /// mismatch, tagged with its step.
 fn run(cpus: u32, steps: &str, fault: Option<Fault>, setup: fn(&mut Lockstep)) -> Vec<String> {
+    run_as(cpus, steps, fault, setup, false)
+}
+
+/// [`run`]; `incremental`: each step compared on what it changed, as `corevisor soak` does.
+fn run_as(
+    cpus: u32,
+    steps: &str,
+    fault: Option<Fault>,
+    setup: fn(&mut Lockstep),
+    incremental: bool,
+) -> Vec<String> {
     let text = format!(
         r#"{{"name": "mutant", "profile": "arm", "machine": {{"cpus": {cpus}}}, "steps": [{}]}}"#,
         steps.trim().trim_end_matches(',')
@@ -40,6 +51,7 @@ fn run(cpus: u32, steps: &str, fault: Option<Fault>, setup: fn(&mut Lockstep)) -
     mutants::with(fault, || {
         let mut l = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm)).unwrap();
         setup(&mut l);
+        l.set_incremental(incremental);
         let mut out = Vec::new();
         for st in &sc.steps {
             let r = l.step(st).unwrap();
@@ -67,6 +79,24 @@ fn caught(fault: Fault, cpus: u32, steps: &str, expect: &str, setup: fn(&mut Loc
     assert!(
         seen.iter().any(|m| m.contains(expect)),
         "{fault:?} not caught as {expect:?}: {seen:#?}"
+    );
+    // The per-step comparison of `corevisor soak` (only what each step changed) reports it
+    // at the same step, before any whole-machine comparison.
+    let step_of = |ms: &[String]| {
+        ms.iter()
+            .find(|m| m.contains(expect))
+            .and_then(|m| m.split(" (").next().map(str::to_string))
+    };
+    let clean = run_as(cpus, steps, None, setup, true);
+    assert!(
+        clean.is_empty(),
+        "{fault:?}: incremental, healthy: {clean:#?}"
+    );
+    let inc = run_as(cpus, steps, Some(fault), setup, true);
+    assert_eq!(
+        step_of(&inc),
+        step_of(&seen),
+        "{fault:?}: incremental comparison: {inc:#?}"
     );
 }
 
@@ -281,6 +311,12 @@ fn soak_finds_and_shrinks_the_scrub_bug() {
     assert!(
         why.iter()
             .any(|w| w.contains("scrubbed_page_zero") || w.contains("page contents")),
+        "{why:?}"
+    );
+    // Caught at the step that shows it, not by the whole-machine comparison at the end.
+    assert!(
+        !why.iter()
+            .any(|w| w.starts_with("at the end of the sequence")),
         "{why:?}"
     );
     assert!(steps.len() <= 20, "shrunk to {} steps", steps.len());

@@ -162,9 +162,10 @@ impl SimMemory {
         std::mem::take(self.dirty.get_mut().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The frames whose contents may have changed since [`SimMemory::take_dirty`].
-    pub fn dirty(&self) -> HashSet<u64> {
-        lock(&self.dirty).clone()
+    /// The frames whose contents may have changed since [`SimMemory::take_dirty`] (held
+    /// while the guard lives).
+    pub fn dirty(&self) -> MutexGuard<'_, HashSet<u64>> {
+        lock(&self.dirty)
     }
 
     fn note_dirty(&self, pfn: u64) {
