@@ -270,11 +270,18 @@ fn mutants(fast: bool) -> Result<(), String> {
         "mutants",
     ];
     run(
-        "cargo test --features mutants --test mutants --test smmu_iotlb_wired (each fault caught by its test)",
+        "cargo test --features mutants --test mutants --test smmu_iotlb_wired --test hostile_memory (each fault caught by its test)",
         cargo()
             .args(["test", "-q"])
             .args(feature)
-            .args(["--test", "mutants", "--test", "smmu_iotlb_wired"]),
+            .args([
+                "--test",
+                "mutants",
+                "--test",
+                "smmu_iotlb_wired",
+                "--test",
+                "hostile_memory",
+            ]),
     )?;
     run(
         "cargo test --features mutants --no-run (the broad suites)",

@@ -116,7 +116,8 @@ fn was_written(frames: &[u64], dirty: &HashSet<u64>) -> bool {
 pub fn compare_step(l: &Lockstep, inp: &mut AbsInputs, before: &Before) -> Vec<String> {
     let c = &l.core.core;
     let g = &l.model.global;
-    let dirty = &*c.hw.dirty();
+    // A copy: the memory's dirty set is behind a lock that `compare_memory` takes again.
+    let dirty = &c.hw.dirty().clone();
     let mut out = Vec::new();
     if c.halted() != g.halt {
         out.push(format!("halt: core {}, model {}", c.halted(), g.halt));

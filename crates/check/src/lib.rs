@@ -9,6 +9,7 @@ pub mod incremental;
 pub mod invariants;
 pub mod lockstep;
 pub mod runner;
+pub mod scaling;
 pub mod shadow;
 pub mod soak;
 pub mod threads;

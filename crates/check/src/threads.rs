@@ -181,6 +181,10 @@ pub fn run_parallel(
         .collect::<Result<_, _>>()
         .map_err(EngineError)?;
     let (order, interleaved) = linearize(&logs);
+    // Each replayed step is compared on what it changed, the whole machine at both ends
+    // (the soak's relation: `incremental.rs`).
+    l.set_incremental(true);
+    let boot = l.compare_whole();
     let mut out = Parallel {
         steps: Vec::new(),
         log: Vec::new(),
@@ -188,6 +192,8 @@ pub fn run_parallel(
         max_in_core: gauge.max(),
         interleaved,
     };
+    out.diverged
+        .extend(boot.into_iter().map(|m| format!("at boot: {m}")));
     for (k, &(cpu, i)) in order.iter().enumerate() {
         let ran = &logs[cpu][i];
         let st = Step {
@@ -218,6 +224,11 @@ pub fn run_parallel(
             return Ok(out);
         }
     }
+    out.diverged.extend(
+        l.compare_whole()
+            .into_iter()
+            .map(|m| format!("at the end, model: {m}")),
+    );
     out.diverged.extend(same_state(&par, &l));
     Ok(out)
 }

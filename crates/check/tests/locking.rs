@@ -71,3 +71,67 @@ fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
     let (vms, _) = (m.core.core_data.read().next_vmid, NPT_ID);
     assert_eq!(vms, 2, "REGISTER_KVM after the halt allocated nothing");
 }
+
+/// Deviation `loop_batches_atomic` (docs/deviations.md): VERIFY_VM_IMAGE moves the image's
+/// 2 MiB block into the VM (512 page assignments) under one hold of S2PAGE, and
+/// CLEAR_VM_S2_RANGE scrubs a 512-page batch under one hold; the seed takes it per page.
+#[test]
+fn a_loop_changes_a_batch_of_pages_under_one_hold_of_s2page() {
+    let mut m = CoreMachine::new(MachineShape {
+        cpus: 2,
+        ram_base: 0x4000_0000,
+        ram_end: 0x4240_0000,
+        kcore_base: 0x40C0_0000,
+        smmus: 2,
+        mmio: MachineShape::default_mmio(2),
+    })
+    .expect("KCore's region holds its state");
+    let hvc = |n: &str, a: &[i128]| {
+        Step::new(
+            0,
+            Action::Hvc {
+                call: corevisor_sim::scenario::HvcCall::Named(
+                    corevisor_sim::scenario::HvcName::parse(n).unwrap(),
+                ),
+                args: a.to_vec(),
+            },
+        )
+    };
+    let s2page = |r: &corevisor_sim::machine::StepResult| {
+        r.rec
+            .locks
+            .iter()
+            .filter(|&&(id, _)| id == S2PAGE_ID)
+            .count()
+    };
+    for s in [
+        hvc("REGISTER_KVM", &[]),
+        hvc("REGISTER_VCPU", &[1, 0]),
+        hvc("SET_BOOT_INFO", &[1, 0x8000_0000, 4096]),
+        hvc("REMAP_VM_IMAGE", &[1, 0x40200, 0]),
+    ] {
+        m.step(&s);
+    }
+    let verify = m.step(&hvc("VERIFY_VM_IMAGE", &[1]));
+    assert_eq!(verify.outcome, corevisor_sim::machine::Outcome::Ok);
+    assert_eq!(m.core.page(0x40200 + 511).owner, 1, "the whole block moved");
+    assert_eq!(s2page(&verify), 1, "one hold for 512 assignments");
+    let r = m.step(&Step::new(
+        1,
+        Action::VcpuRun {
+            vm: 1,
+            vcpu: 0,
+            map: None,
+            pc: None,
+        },
+    ));
+    assert_eq!(r.outcome, corevisor_sim::machine::Outcome::Ok);
+    m.step(&Step::new(1, Action::GuestPsciSystemOff));
+    let clear = m.step(&hvc(
+        "CLEAR_VM_S2_RANGE",
+        &[1, 0x4020_0000, 0x20_0000 + 0x1000],
+    ));
+    assert_eq!(clear.outcome, corevisor_sim::machine::Outcome::Ok);
+    assert_eq!(m.core.page(0x40200).owner, 0, "scrubbed and given back");
+    assert_eq!(s2page(&clear), 2, "513 pages: a batch of 512, then one");
+}

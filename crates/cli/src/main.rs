@@ -72,6 +72,17 @@ enum Cmd {
         #[arg(long, value_enum)]
         profile: Option<ProfileArg>,
     },
+    /// KCore's trap throughput with 1, 2 and 4 CPUs trapping at once, no lock around the
+    /// machine (crates/check/src/scaling.rs): one JSON line per workload with traps per
+    /// second and the speed-up over one CPU, measured in this run.
+    Bench {
+        /// Traps per CPU in each run.
+        #[arg(long, default_value_t = 20_000)]
+        traps: u64,
+        /// Runs per point (the best counts).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
     /// Replay a trace of KCore on EL2 hardware (`cargo xtask qemu` writes
     /// target/qemu-trace.jsonl; docs/el2.md) through the reference model and compare every
     /// entry. Exit status: 0 when all agree (one summary line); 1 at the first disagreeing
@@ -586,7 +597,33 @@ fn main() -> ExitCode {
             parallel,
         } => soak(steps, seed, cpus, profile, &out, parallel),
         Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
+        Cmd::Bench { traps, rounds } => bench(traps, rounds),
     }
+}
+
+/// `corevisor bench`.
+fn bench(traps: u64, rounds: usize) -> ExitCode {
+    use corevisor_check::scaling::{curve, Workload};
+    if !(1..=60_000).contains(&traps) {
+        eprintln!("--traps {traps}: between 1 and 60000 (fresh pages per CPU)");
+        return ExitCode::from(2);
+    }
+    let threads = [1usize, 2, 4];
+    for w in Workload::ALL {
+        let c = curve(w, &threads, traps, rounds);
+        let base = c[0].traps_per_s;
+        say!(
+            "{}",
+            json!({
+                "bench": w.name(),
+                "threads": threads,
+                "traps_per_s": c.iter().map(|p| p.traps_per_s.round()).collect::<Vec<_>>(),
+                "speedup": c.iter().map(|p| (p.traps_per_s / base * 100.0).round() / 100.0).collect::<Vec<_>>(),
+                "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            })
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// `corevisor soak --parallel`.

@@ -381,3 +381,40 @@ fn soak_reports_its_figures_as_one_json_line() {
     let o = corevisor(&["soak", "--steps", "10", "--profile", "seed"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn parallel_soak_runs_cpus_at_once_and_reports_how_many_were_in_kcore() {
+    let o = corevisor(&["soak", "--steps", "600", "--cpus", "4", "--parallel"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["parallel"], true);
+    assert_eq!(last["mismatches"], 0, "{last}");
+    assert_eq!(last["invariant_breaks"], 0, "{last}");
+    assert!(last["steps"].as_u64().unwrap() >= 600, "{last}");
+    assert!(last["max_in_core"].as_u64().unwrap() >= 1, "{last}");
+}
+
+#[test]
+fn bench_reports_the_scaling_curve_of_both_workloads() {
+    let o = corevisor(&["bench", "--traps", "200", "--rounds", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["bench"].as_str().unwrap()).collect();
+    assert_eq!(names, ["null_hvc", "host_fault"]);
+    for l in &lines {
+        assert_eq!(l["threads"], serde_json::json!([1, 2, 4]));
+        assert_eq!(l["speedup"][0], 1.0);
+        assert!(l["traps_per_s"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.as_f64().unwrap() > 0.0));
+    }
+    let o = corevisor(&["bench", "--traps", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
