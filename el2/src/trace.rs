@@ -9,7 +9,7 @@
 //! a few stores, not for UART output. Order is kept: anything printed flushes the ring first.
 
 use crate::console;
-use crate::hw::lock::TicketLock;
+use crate::kcore_glue::STATE;
 use core::fmt::Write;
 
 /// Records the ring holds.
@@ -229,22 +229,25 @@ pub struct Trace {
     pool: [(u32, u64); POOL],
 }
 
-pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
-    seq: 0,
-    ring: [EMPTY; RING],
-    head: 0,
-    len: 0,
-    pool: [(0, 0); POOL],
-    used: 0,
-    nd: 0,
-    core: [(0, 0); MAX_CORE],
-    nc: 0,
-    ns: 0,
-    np: 0,
-    nm: 0,
-    has_vm: false,
-    lost: false,
-});
+impl Trace {
+    /// An empty trace (the glue keeps it under its lock: `kcore_glue::STATE`).
+    pub const EMPTY: Trace = Trace {
+        seq: 0,
+        ring: [EMPTY; RING],
+        head: 0,
+        len: 0,
+        pool: [(0, 0); POOL],
+        used: 0,
+        nd: 0,
+        core: [(0, 0); MAX_CORE],
+        nc: 0,
+        ns: 0,
+        np: 0,
+        nm: 0,
+        has_vm: false,
+        lost: false,
+    };
+}
 
 struct Hex(u64);
 
@@ -566,14 +569,14 @@ impl Trace {
 
 /// Prints the buffered entries (before other console output).
 pub fn flush() {
-    TRACE.lock().flush();
+    STATE.lock().trace.flush();
 }
 
 /// For panic paths: prints the buffered entries if the trace can be had.
 pub fn flush_panicking() {
     for _ in 0..1_000_000 {
-        if let Some(mut t) = TRACE.try_lock() {
-            t.flush();
+        if let Some(mut t) = STATE.try_lock() {
+            t.trace.flush();
             return;
         }
         core::hint::spin_loop();
@@ -598,10 +601,10 @@ pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &
 
 /// The last line: how the run ended.
 pub fn final_line(halted: bool, why: &str) {
-    let entries = match TRACE.try_lock() {
+    let entries = match STATE.try_lock() {
         Some(mut t) => {
-            t.flush();
-            t.entries()
+            t.trace.flush();
+            t.trace.entries()
         }
         None => 0,
     };

@@ -6,9 +6,16 @@
 use crate::mutants::{mutant, Fault};
 
 /// General, FP/SIMD, EL1 and EL2 registers (the seed's 100 integer registers).
+///
+/// `repr(C)` with x0..x30, ELR_EL2 and SPSR_EL2 first, in that order: what an EL2 vector
+/// saves on a trap, so that a CPU's register file can be the very frame its vector saves
+/// into (the EL2 build does that; field order means nothing else).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxtRegs {
     pub x: [u64; 31],
+    pub elr_el2: u64,
+    pub spsr_el2: u64,
     pub fp_q: [u128; 32],
     pub fp_fpsr: u64,
     pub fp_fpcr: u64,
@@ -33,13 +40,11 @@ pub struct CtxtRegs {
     pub sp_el0: u64,
     pub tpidr_el0: u64,
     pub tpidrro_el0: u64,
-    pub spsr_el2: u64,
     pub vmpidr_el2: u64,
     pub mpidr_el1: u64,
     pub actlr_el1: u64,
     pub sp_el1: u64,
     pub elr_el1: u64,
-    pub elr_el2: u64,
     pub vttbr_el2: u64,
     pub hcr_el2: u64,
     pub tpidr_el2: u64,
@@ -51,6 +56,7 @@ pub struct CtxtRegs {
 }
 
 /// Return state and bookkeeping of a vCPU.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxtStates {
     pub pc: u64,
@@ -62,6 +68,7 @@ pub struct CtxtStates {
 }
 
 /// The EL2 trap-control registers of a CPU.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrapRegs {
     pub pmuselr_el0: u64,
@@ -72,12 +79,24 @@ pub struct TrapRegs {
 }
 
 /// A context. Shadow contexts use `regs` and `states`; a CPU's physical file uses `regs`
-/// and `traps`.
+/// and `traps`. `repr(C)`, `regs` first (see [`CtxtRegs`]).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ctxt {
     pub regs: CtxtRegs,
     pub traps: TrapRegs,
     pub states: CtxtStates,
+}
+
+/// `*dst = *src` for x0..x30, which every trap moves between a CPU's register file and its
+/// shadow context (each way): as two copies of at most 16 words, which the compiler lowers
+/// inline to load/store pairs, where one 248-byte copy would be a `memcpy` call.
+#[inline(always)]
+pub fn copy_gprs(dst: &mut [u64; 31], src: &[u64; 31]) {
+    let (d0, d1) = dst.split_at_mut(16);
+    let (s0, s1) = src.split_at(16);
+    d0.copy_from_slice(s0);
+    d1.copy_from_slice(s1);
 }
 
 /// Shadow-register indices (spec-digest §1.8).

@@ -14,7 +14,7 @@ impl<H: Hw> Core<H> {
     }
 
     fn host_hvc_dispatch(&self, cpu: &Cpu, id: usize, input: &mut impl Untrusted) -> Res {
-        let x = cpu.regs.regs.x;
+        let x = &cpu.regs.regs.x;
         let (a1, a2, a3, a4, a5) = (x[1], x[2], x[3], x[4], x[5]);
         // Arguments that pass their check fit the narrower types below.
         let (v1, v2, v3) = (a1 as u32, a2 as u32, a3 as u32);

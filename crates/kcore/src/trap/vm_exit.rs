@@ -15,7 +15,7 @@ impl<H: Hw> Core<H> {
             // `enter` and `populate_fault` in one visit of the shadow: the VM's x0..x30 and
             // fault state; the dispatch reads them back from there, i.e. these values.
             self.with_ctxt(id, input, |s| {
-                s.regs.x = hw.x;
+                copy_gprs(&mut s.regs.x, &hw.x);
                 s.regs.populate_fault(hw);
             })?;
             let (ec, call) = (hw.ec, (hw.esr_el2, hw.x[0], hw.x[2], hw.x[3]));
