@@ -79,6 +79,8 @@ impl El2Hw {
         self.ndirty.set(n + 1);
     }
 
+    #[cold]
+    #[inline(never)]
     fn clean_dirty(&self) {
         for &p in &self.dirty.get()[..self.ndirty.get()] {
             phys::clean_invalidate(p, PAGE_SIZE);
@@ -116,8 +118,11 @@ impl El2Hw {
     }
 
     /// The maintenance owed before this CPU leaves EL2.
+    #[inline(always)]
     fn finish(&self) {
-        self.clean_dirty();
+        if self.ndirty.get() != 0 {
+            self.clean_dirty();
+        }
         if self.icache.replace(false) {
             phys::invalidate_icache_all();
         }
@@ -539,6 +544,9 @@ fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
 
 /// A host hypercall (x0 = number): VCPU_RUN or any other of kcore's.
 pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    if frame.kcpu.regs.regs.x[0] == hvc::VCPU_RUN {
+        return vcpu_run(frame, esr);
+    }
     let cpu = frame.cpu as usize;
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
@@ -546,30 +554,19 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     tr.begin();
     let kc = &mut frame.kcpu;
     let x = &kc.regs.regs.x;
-    let call = x[0];
-    let x1 = x[1];
-    let run = call == hvc::VCPU_RUN;
-    // The call's arguments for the trace, as the host gave them (kcore leaves its result
-    // in the frame, and a vCPU's registers on VCPU_RUN).
+    let (call, x1) = (x[0], x[1]);
+    // The call's arguments for the trace, as the host gave them (kcore leaves its result in
+    // the frame): x0 alone for most measured calls.
     let (_, n) = el2_abi::hvc::describe(call);
-    let mut args = [call; 10];
-    if n > 0 {
-        args[1..].copy_from_slice(&x[1..10]);
-    }
-    take(&mut kc.regs, esr);
-    let host_extra = if run {
-        Some(save_world(&mut kc.regs))
+    let saved: [u64; 10];
+    let args: &[u64] = if n == 0 {
+        core::slice::from_ref(&call)
     } else {
-        None
+        saved = core::array::from_fn(|i| x[i]);
+        &saved[..=n.min(9)]
     };
-    let t = {
-        let mut rec = Rec(tr);
-        if run {
-            g.core.host_vcpu_run_handler(kc, &mut rec)
-        } else {
-            g.core.host_hvc_handler(kc, &mut rec)
-        }
-    };
+    take(&mut kc.regs, esr);
+    let t = g.core.host_hvc_handler(kc, &mut Rec(tr));
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         clean_verified_image(&g.core, x1);
     }
@@ -580,12 +577,12 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         cpu: cpu as u8,
         principal: 0,
         vcpu: 0,
-        entry: if run { Entry::VcpuRun } else { Entry::HostHvc },
+        entry: Entry::HostHvc,
         action: Action::Hvc,
         result: outcome(t),
-        x0: (!run).then_some(x0_after),
+        x0: Some(x0_after),
     };
-    tr.emit(step, &args[..=n.min(9)]);
+    tr.emit(step, args);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         let state = g.core.vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
         tr.verdict(x1, state == VERIFIED);
@@ -593,19 +590,54 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    if let Some(hx) = host_extra {
-        // VCPU_RUN: the host's EL1 state was saved into its shadow context by kcore; keep
-        // what the Ctxt has no field for, and load the vCPU.
-        let now = kc.run;
-        g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = hx;
-        let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
-        load_world(&kc.regs, g.extra[id], false, g.hpmn);
-        if g.last_cpu[id] != cpu as u8 {
-            regs::tlbi_vmalle1_local();
-            g.last_cpu[id] = cpu as u8;
-        }
-        frame.in_vm = 1;
+    Ok(())
+}
+
+/// VCPU_RUN: the host's world out, the vCPU's in.
+#[inline(never)]
+fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    let cpu = frame.cpu as usize;
+    let mut st = STATE.lock();
+    let Shared { trace: tr, glue } = &mut *st;
+    let g = glue.get();
+    tr.begin();
+    let kc = &mut frame.kcpu;
+    let x = &kc.regs.regs.x;
+    let x1 = x[1];
+    // The call's arguments for the trace, as the host gave them (kcore loads the vCPU's
+    // registers into the frame).
+    let (_, n) = el2_abi::hvc::describe(hvc::VCPU_RUN);
+    let args: [u64; 10] = core::array::from_fn(|i| x[i]);
+    take(&mut kc.regs, esr);
+    let host_extra = save_world(&mut kc.regs);
+    let t = g.core.host_vcpu_run_handler(kc, &mut Rec(tr));
+    g.core.hw.finish();
+    let x0_after = kc.regs.regs.x[0];
+    trace_state(&g.core, tr, vm_of_call(hvc::VCPU_RUN, x1, x0_after));
+    let step = Step {
+        cpu: cpu as u8,
+        principal: 0,
+        vcpu: 0,
+        entry: Entry::VcpuRun,
+        action: Action::Hvc,
+        result: outcome(t),
+        x0: None,
+    };
+    tr.emit(step, &args[..=n.min(9)]);
+    if t != Trap::Done {
+        return Err(Stop { step });
     }
+    // The host's EL1 state was saved into its shadow context by kcore; keep what the Ctxt
+    // has no field for, and load the vCPU.
+    let now = kc.run;
+    g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = host_extra;
+    let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
+    load_world(&kc.regs, g.extra[id], false, g.hpmn);
+    if g.last_cpu[id] != cpu as u8 {
+        regs::tlbi_vmalle1_local();
+        g.last_cpu[id] = cpu as u8;
+    }
+    frame.in_vm = 1;
     Ok(())
 }
 

@@ -96,6 +96,8 @@ fn is_psci(fid: u64) -> bool {
 /// The host's PSCI calls, passed to the firmware by KCore: CPU_ON starts the CPU in
 /// KCore (which then enters the host at the address the host asked for), CPU_OFF and
 /// SYSTEM_OFF/RESET end in the firmware; the rest are answered by it.
+#[cold]
+#[inline(never)]
 fn psci_relay(frame: &mut TrapFrame) {
     let cpu = frame.cpu as usize;
     let [fid, a1, a2, a3] = [frame.x()[0], frame.x()[1], frame.x()[2], frame.x()[3]];
@@ -133,6 +135,8 @@ fn psci_relay(frame: &mut TrapFrame) {
 }
 
 /// KCore's console service: x1 bytes from x2..x17, printed as one `[host] ` line.
+#[cold]
+#[inline(never)]
 fn console_write(frame: &mut TrapFrame) {
     let x = frame.x();
     let n = (x[1] as usize).min(el2_abi::CONSOLE_MAX);
@@ -152,6 +156,8 @@ fn console_write(frame: &mut TrapFrame) {
 
 /// The host touched the console UART, which is KCore's and never mapped into the host:
 /// reads as zero, writes ignored (the host prints through the console service).
+#[cold]
+#[inline(never)]
 fn uart_access(frame: &mut TrapFrame, esr: u64) {
     let isv = esr & (1 << 24) != 0;
     let write = esr & (1 << 6) != 0;

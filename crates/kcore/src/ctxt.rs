@@ -89,14 +89,15 @@ pub struct Ctxt {
 }
 
 /// `*dst = *src` for x0..x30, which every trap moves between a CPU's register file and its
-/// shadow context (each way): as two copies of at most 16 words, which the compiler lowers
-/// inline to load/store pairs, where one 248-byte copy would be a `memcpy` call.
+/// shadow context (each way): word by word, which the compiler lowers inline to 16 load and
+/// 16 store pairs, where a 248-byte array copy would be a `memcpy` call (AArch64 inlines
+/// copies of at most four stores).
 #[inline(always)]
 pub fn copy_gprs(dst: &mut [u64; 31], src: &[u64; 31]) {
-    let (d0, d1) = dst.split_at_mut(16);
-    let (s0, s1) = src.split_at(16);
-    d0.copy_from_slice(s0);
-    d1.copy_from_slice(s1);
+    macro_rules! words {
+        ($($i:literal)*) => { $( dst[$i] = src[$i]; )* };
+    }
+    words!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30);
 }
 
 /// Shadow-register indices (spec-digest §1.8).
