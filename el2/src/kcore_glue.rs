@@ -123,7 +123,8 @@ impl El2Hw {
         if self.ndirty.get() != 0 {
             self.clean_dirty();
         }
-        if self.icache.replace(false) {
+        if self.icache.get() {
+            self.icache.set(false);
             phys::invalidate_icache_all();
         }
         // Table entries kcore wrote become visible to the walkers before the eret.
@@ -543,6 +544,7 @@ fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
 }
 
 /// A host hypercall (x0 = number): VCPU_RUN or any other of kcore's.
+#[inline(always)]
 pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     if frame.kcpu.regs.regs.x[0] == hvc::VCPU_RUN {
         return vcpu_run(frame, esr);
@@ -725,6 +727,7 @@ fn exit_action(esr: u64, x: &[u64; 31], irq: bool, ipa: u64) -> (Action, [u64; 4
 }
 
 /// An exit of the VM running on this CPU (`irq`: an interrupt, else a synchronous trap).
+#[inline(always)]
 pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
     let mut st = STATE.lock();

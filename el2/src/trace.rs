@@ -472,10 +472,8 @@ impl Trace {
         {
             self.flush();
         }
-        self.nd = 0;
-        self.nc = 0;
-        self.lost = false;
-        // `ns`, `np`, `nm` and `has_vm` are left cleared by the last `emit`.
+        // `nd`, `nc`, `lost`, `ns`, `np`, `nm` and `has_vm` are left cleared by the last
+        // `emit` (and are clear at boot).
     }
 
     /// A page whose metadata the entry wrote, as it is after the entry (after kcore
@@ -573,13 +571,21 @@ impl Trace {
             k += nc;
         }
         let args = &args[..args.len().min(16)];
-        for (d, &a) in self.pool[k..k + args.len()].iter_mut().zip(args) {
-            *d = (0, a);
+        if let [a] = args {
+            // One argument (a null hypercall's number): no loop.
+            self.pool[k] = (0, *a);
+        } else {
+            for (d, &a) in self.pool[k..k + args.len()].iter_mut().zip(args) {
+                *d = (0, a);
+            }
         }
         self.used = k + args.len();
         if self.lost {
             flags |= F_LOST;
+            self.lost = false;
         }
+        self.nd = 0;
+        self.nc = 0;
         let slot = (self.head + self.len) % RING;
         self.ring[slot] = Rec::pack(&s, flags, args.len(), nd, nc, np, nm, at);
         self.len += 1;
