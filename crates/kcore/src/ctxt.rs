@@ -89,15 +89,17 @@ pub struct Ctxt {
 }
 
 /// `*dst = *src` for x0..x30, which every trap moves between a CPU's register file and its
-/// shadow context (each way): word by word, which the compiler lowers inline to 16 load and
-/// 16 store pairs, where a 248-byte array copy would be a `memcpy` call (AArch64 inlines
-/// copies of at most four stores).
+/// shadow context (each way): two words at a time, both read before either is written, which
+/// the compiler lowers inline to 16 load and 16 store pairs even where it cannot tell the two
+/// files apart, where a 248-byte array copy would be a `memcpy` call (AArch64 inlines copies
+/// of at most four stores).
 #[inline(always)]
 pub fn copy_gprs(dst: &mut [u64; 31], src: &[u64; 31]) {
-    macro_rules! words {
-        ($($i:literal)*) => { $( dst[$i] = src[$i]; )* };
+    macro_rules! pairs {
+        ($($i:literal)*) => { $( let (a, b) = (src[$i], src[$i + 1]); dst[$i] = a; dst[$i + 1] = b; )* };
     }
-    words!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30);
+    pairs!(0 2 4 6 8 10 12 14 16 18 20 22 24 26 28);
+    dst[30] = src[30];
 }
 
 /// Shadow-register indices (spec-digest §1.8).

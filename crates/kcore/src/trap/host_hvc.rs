@@ -5,12 +5,21 @@ use super::*;
 
 impl<H: Hw> Core<H> {
     /// A host `HVC` on `cpu` (x0 = call number, x1..x5 = arguments).
+    /// (`handle` written out: the null call's whole path inlines into the caller.)
+    #[inline(always)]
     pub fn host_hvc_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
-        self.handle(cpu, true, |cpu| {
-            let id = self.enter(cpu, input)?;
-            self.host_hvc_dispatch(cpu, id, input)?;
-            self.leave(cpu, id, input)
-        })
+        if let Some(t) = self.refuse(cpu, true) {
+            return t;
+        }
+        let r = self.host_hvc_steps(cpu, input);
+        self.conclude(r)
+    }
+
+    #[inline(always)]
+    fn host_hvc_steps(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
+        let id = self.enter(cpu, input)?;
+        self.host_hvc_dispatch(cpu, id, input)?;
+        self.leave(cpu, id, input)
     }
 
     #[inline(always)]

@@ -99,15 +99,32 @@ impl From<Res> for Trap {
 
 impl<H: Hw> Core<H> {
     /// Runs handler `f` if the CPU's mode admits this entry point (`ihost`, `icore` as
-    /// given) and KCore runs.
+    /// given) and KCore runs: [`Self::refuse`], `f`, [`Self::conclude`].
+    #[inline(always)]
     fn handle(&self, cpu: &mut Cpu, ihost: bool, f: impl FnOnce(&mut Cpu) -> Res) -> Trap {
-        if (cpu.run.ihost, cpu.run.icore) != (ihost, false) {
-            return Trap::Undefined;
-        }
-        if self.halted() {
-            return Trap::Halted;
+        if let Some(t) = self.refuse(cpu, ihost) {
+            return t;
         }
         let r = f(cpu);
+        self.conclude(r)
+    }
+
+    /// How an entry point ends before its handler runs: undefined if the CPU's mode does
+    /// not admit it, halted if KCore is; `None`: the handler runs.
+    #[inline(always)]
+    fn refuse(&self, cpu: &Cpu, ihost: bool) -> Option<Trap> {
+        if (cpu.run.ihost, cpu.run.icore) != (ihost, false) {
+            return Some(Trap::Undefined);
+        }
+        if self.halted() {
+            return Some(Trap::Halted);
+        }
+        None
+    }
+
+    /// How an entry point ends after its handler returned `r`.
+    #[inline(always)]
+    fn conclude(&self, r: Res) -> Trap {
         // A halt on another CPU ends this step too (its next lock would have failed).
         if self.halted() {
             return Trap::Halted;
@@ -139,8 +156,11 @@ impl<H: Hw> Core<H> {
     #[inline(always)]
     fn enter(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res<usize> {
         let id = Self::cur_ctxt(cpu);
-        let x = &cpu.regs.regs.x;
-        self.with_ctxt(id, input, |s| copy_gprs(&mut s.regs.x, x))?;
+        // `with_ctxt` written out, so that it inlines into every handler's path.
+        copy_gprs(
+            &mut self.take(&self.shadow[id], input)?.regs.x,
+            &cpu.regs.regs.x,
+        );
         cpu.run.icore = true;
         Ok(id)
     }
@@ -148,8 +168,10 @@ impl<H: Hw> Core<H> {
     /// Back to what trapped, with its shadow x0..x30.
     #[inline(always)]
     fn leave(&self, cpu: &mut Cpu, id: usize, input: &mut impl Untrusted) -> Res {
-        let x = &mut cpu.regs.regs.x;
-        self.with_ctxt(id, input, |s| copy_gprs(x, &s.regs.x))?;
+        copy_gprs(
+            &mut cpu.regs.regs.x,
+            &self.take(&self.shadow[id], input)?.regs.x,
+        );
         cpu.run.icore = false;
         Ok(())
     }
