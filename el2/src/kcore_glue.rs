@@ -530,7 +530,12 @@ fn trace_s2(core: &Core<El2Hw>, tr: &mut Trace, vmid: u32, gfn: u64) {
 }
 
 /// The VM a host hypercall concerns: x1 for the calls that name one, REGISTER_KVM's result.
+#[inline(always)]
 fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
+    if call == hvc::TIMER_SET_CNTVOFF {
+        // The measured null call: tested first.
+        return None;
+    }
     match call {
         hvc::REGISTER_KVM => Some(x0_after),
         hvc::TIMER_SET_CNTVOFF
@@ -560,12 +565,12 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     // The call's arguments for the trace, as the host gave them (kcore leaves its result in
     // the frame): x0 alone for most measured calls.
     let (_, n) = el2_abi::hvc::describe(call);
-    let saved: [u64; 10];
+    let saved: [u64; 9];
     let args: &[u64] = if n == 0 {
-        core::slice::from_ref(&call)
+        &[]
     } else {
-        saved = core::array::from_fn(|i| x[i]);
-        &saved[..=n.min(9)]
+        saved = core::array::from_fn(|i| x[i + 1]);
+        &saved[..n.min(9)]
     };
     take(&mut kc.regs, esr);
     let t = g.core.host_hvc_handler(kc, &mut Rec(tr));
@@ -584,7 +589,7 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: Some(x0_after),
     };
-    tr.emit(step, args);
+    tr.emit(step, call, args);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         let state = g.core.vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
         tr.verdict(x1, state == VERIFIED);
@@ -625,7 +630,7 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    tr.emit(step, &args[..=n.min(9)]);
+    tr.emit(step, args[0], &args[1..=n.min(9)]);
     if t != Trap::Done {
         return Err(Stop { step });
     }
@@ -696,7 +701,7 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    tr.emit(step, &[addr, esr]);
+    tr.emit(step, addr, &[esr]);
     if t != Trap::Done {
         return Err(Stop { step });
     }
@@ -785,7 +790,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
             step.x0 = Some(kc.regs.regs.x[0]);
         }
     }
-    tr.emit(step, &a[..n as usize]);
+    tr.emit(step, a[0], &a[1..n as usize]);
     if t != Trap::Done {
         return Err(Stop { step });
     }

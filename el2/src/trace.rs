@@ -546,10 +546,10 @@ impl Trace {
         }
     }
 
-    /// Ends the entry begun last: `s` with `args` (at most 16). Inlined into each entry of
-    /// the glue: it is on every measured path.
+    /// Ends the entry begun last: `s` with the arguments `first` and `rest` (at most 15).
+    /// Inlined into each entry of the glue: it is on every measured path.
     #[inline(always)]
-    pub fn emit(&mut self, s: Step, args: &[u64]) {
+    pub fn emit(&mut self, s: Step, first: u64, rest: &[u64]) {
         let at = self.used;
         let (nd, nc) = (self.nd, self.nc);
         let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
@@ -570,16 +570,15 @@ impl Trace {
             self.pool[k..k + nc].copy_from_slice(&self.core[..nc]);
             k += nc;
         }
-        let args = &args[..args.len().min(16)];
-        if let [a] = args {
-            // One argument (a null hypercall's number): no loop.
-            self.pool[k] = (0, *a);
-        } else {
-            for (d, &a) in self.pool[k..k + args.len()].iter_mut().zip(args) {
+        self.pool[k] = (0, first);
+        k += 1;
+        let rest = &rest[..rest.len().min(15)];
+        if !rest.is_empty() {
+            for (d, &a) in self.pool[k..k + rest.len()].iter_mut().zip(rest) {
                 *d = (0, a);
             }
         }
-        self.used = k + args.len();
+        self.used = k + rest.len();
         if self.lost {
             flags |= F_LOST;
             self.lost = false;
@@ -587,7 +586,7 @@ impl Trace {
         self.nd = 0;
         self.nc = 0;
         let slot = (self.head + self.len) % RING;
-        self.ring[slot] = Rec::pack(&s, flags, args.len(), nd, nc, np, nm, at);
+        self.ring[slot] = Rec::pack(&s, flags, 1 + rest.len(), nd, nc, np, nm, at);
         self.len += 1;
     }
 
