@@ -20,6 +20,7 @@ use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
 use crate::trace::{self, Action, Entry, Outcome, Step, Trace};
+use core::cell::Cell;
 use corevisor_kcore::consts::{
     ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN, CNTHCTL_EL1PCTEN,
     COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
@@ -27,11 +28,10 @@ use corevisor_kcore::consts::{
 use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
 use corevisor_kcore::hw::{Hw, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
-use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::meta::PageMeta;
 use corevisor_kcore::pt::{self, PtLayout};
+use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::trap::{Cpu, Trap};
-use core::cell::Cell;
 
 const _: () = assert!(corevisor_kcore::state::MAX_CPUS == MAX_CPUS);
 

@@ -65,7 +65,12 @@ pub enum Entry {
 
 impl Entry {
     fn from_u8(b: u8) -> Entry {
-        [Entry::HostHvc, Entry::HostNpt, Entry::VcpuRun, Entry::VmExit][b as usize & 3]
+        [
+            Entry::HostHvc,
+            Entry::HostNpt,
+            Entry::VcpuRun,
+            Entry::VmExit,
+        ][b as usize & 3]
     }
 
     pub fn name(self) -> &'static str {
@@ -235,7 +240,16 @@ const EMPTY: Rec = Rec {
 impl Rec {
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn pack(s: &Step, flags: u8, nargs: usize, nd: usize, nc: usize, np: usize, nm: usize, at: usize) -> Rec {
+    fn pack(
+        s: &Step,
+        flags: u8,
+        nargs: usize,
+        nd: usize,
+        nc: usize,
+        np: usize,
+        nm: usize,
+        at: usize,
+    ) -> Rec {
         Rec {
             w0: s.cpu as u64
                 | (s.principal as u64) << 8
