@@ -73,33 +73,31 @@ pub fn primary(x0: u64) -> ! {
         "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; one CPU at a time inside kcore (a lock around the core)"
     );
     trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE, &HOST_MMIO);
-    cpu_init(0);
-    kprintln!("cpu 0: entering the host at {HOST_ENTRY:#x} (EL1h)");
-    enter_host(0, HOST_ENTRY, x0)
+    enter_host(0, HOST_ENTRY, x0, || {
+        kprintln!("cpu 0: entering the host at {HOST_ENTRY:#x} (EL1h)")
+    })
 }
 
-/// EL2 and EL1 state of a CPU about to enter the host for the first time.
-fn cpu_init(cpu: usize) {
+/// EL2 and EL1 state of a CPU about to enter the host for the first time (`frame`: its own).
+fn cpu_init(frame: &mut TrapFrame) {
     regs::set_vbar_el2(core::ptr::addr_of!(crate::hw::asm::el2_vectors) as u64);
     regs::set_vtcr(VTCR.load(Ordering::Relaxed));
     regs::set_vpidr(regs::midr());
     regs::set_cntvoff(0);
     regs::set_sctlr_el1(SCTLR_EL1_RESET);
     regs::set_cpacr_el1(3 << 20);
-    kcore_glue::cpu_init(cpu);
+    kcore_glue::cpu_init(frame);
     regs::isb();
     regs::tlbi_all_local();
 }
 
-fn enter_host(cpu: usize, entry: u64, x0: u64) -> ! {
-    let mut f = TrapFrame {
-        elr: entry,
-        spsr: SPSR_EL1H,
-        cpu: cpu as u64,
-        ..Default::default()
-    };
-    f.x[0] = x0;
-    percpu::enter_lower(cpu, f)
+/// This CPU (`cpu`) enters the host at `entry` with `x0`, after `say` (its log line).
+fn enter_host(cpu: usize, entry: u64, x0: u64, say: impl FnOnce()) -> ! {
+    percpu::enter_lower(cpu, |f| {
+        cpu_init(f);
+        say();
+        kcore_glue::enter_host_regs(f, entry, SPSR_EL1H, x0);
+    })
 }
 
 /// PSCI CPU_ON from the host on `cpu`: start `target` in KCore, which enters the host at
@@ -130,10 +128,10 @@ pub fn secondary(cpu: usize) -> ! {
             "cpu {cpu} started without a CPU_ON from the host"
         ))
     };
-    cpu_init(cpu);
-    kprintln!(
-        "cpu {cpu}: up in KCore (MPIDR {:#x}); entering the host at {entry:#x}",
-        regs::mpidr()
-    );
-    enter_host(cpu, entry, context)
+    enter_host(cpu, entry, context, || {
+        kprintln!(
+            "cpu {cpu}: up in KCore (MPIDR {:#x}); entering the host at {entry:#x}",
+            regs::mpidr()
+        )
+    })
 }

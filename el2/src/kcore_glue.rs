@@ -16,10 +16,11 @@
 //! `&mut` (issue 11); dropping the glue's lock needs per-CPU trace and cache bookkeeping.
 
 use crate::hw::lock::{Late, TicketLock};
-use crate::hw::percpu::{TrapFrame, MAX_CPUS};
+use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
-use crate::trace::{self, Action, Entry, Outcome, Step, Trace, TRACE};
+use crate::trace::{self, Action, Entry, Outcome, Step, Trace};
+use core::cell::Cell;
 use corevisor_kcore::consts::{
     ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN, CNTHCTL_EL1PCTEN,
     COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
@@ -27,11 +28,10 @@ use corevisor_kcore::consts::{
 use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
 use corevisor_kcore::hw::{Hw, Untrusted};
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
-use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::meta::PageMeta;
 use corevisor_kcore::pt::{self, PtLayout};
+use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::trap::{Cpu, Trap};
-use core::cell::Cell;
 
 const _: () = assert!(corevisor_kcore::state::MAX_CPUS == MAX_CPUS);
 
@@ -79,6 +79,8 @@ impl El2Hw {
         self.ndirty.set(n + 1);
     }
 
+    #[cold]
+    #[inline(never)]
     fn clean_dirty(&self) {
         for &p in &self.dirty.get()[..self.ndirty.get()] {
             phys::clean_invalidate(p, PAGE_SIZE);
@@ -116,9 +118,13 @@ impl El2Hw {
     }
 
     /// The maintenance owed before this CPU leaves EL2.
+    #[inline(always)]
     fn finish(&self) {
-        self.clean_dirty();
-        if self.icache.replace(false) {
+        if self.ndirty.get() != 0 {
+            self.clean_dirty();
+        }
+        if self.icache.get() {
+            self.icache.set(false);
             phys::invalidate_icache_all();
         }
         // Table entries kcore wrote become visible to the walkers before the eret.
@@ -179,8 +185,6 @@ struct Extra {
 
 struct Glue {
     core: Core<El2Hw>,
-    /// Each CPU as kcore sees it: what it runs and its register file.
-    cpus: [Cpu; MAX_CPUS],
     /// Per shadow context (vmid * 8 + vcpu): its `Extra` while it does not run.
     extra: [Extra; CTXTS],
     /// Per shadow context: the CPU it last ran on (0xFF: never).
@@ -190,7 +194,42 @@ struct Glue {
     hpmn: u64,
 }
 
-static STATE: TicketLock<Late<Glue>> = TicketLock::new(Late::new());
+/// Each CPU as kcore sees it (what it runs and its register file): the start of the CPU's
+/// frame (`hw::percpu::TrapFrame`), which its EL2 vector saves the trapping world into.
+pub type KCpu = Cpu;
+/// Where x0..x30, ELR_EL2 and SPSR_EL2 lie in a [`KCpu`] (the vector's layout).
+pub const KCPU_X: usize = core::mem::offset_of!(Cpu, regs.regs.x);
+pub const KCPU_ELR: usize = core::mem::offset_of!(Cpu, regs.regs.elr_el2);
+pub const KCPU_SPSR: usize = core::mem::offset_of!(Cpu, regs.regs.spsr_el2);
+
+/// What the trap handlers and the rest of the platform read and write of a frame.
+impl TrapFrame {
+    pub fn x(&self) -> &[u64; 31] {
+        &self.kcpu.regs.regs.x
+    }
+    pub fn x_mut(&mut self) -> &mut [u64; 31] {
+        &mut self.kcpu.regs.regs.x
+    }
+    pub fn elr(&self) -> u64 {
+        self.kcpu.regs.regs.elr_el2
+    }
+    pub fn elr_mut(&mut self) -> &mut u64 {
+        &mut self.kcpu.regs.regs.elr_el2
+    }
+}
+
+/// The glue's state and the trace, under one lock: an entry takes it once (the trace
+/// first: its counters, touched on every entry, stay at small offsets from the static).
+#[repr(C)]
+pub struct Shared {
+    pub trace: Trace,
+    glue: Late<Glue>,
+}
+
+pub static STATE: TicketLock<Shared> = TicketLock::new(Shared {
+    trace: Trace::EMPTY,
+    glue: Late::new(),
+});
 /// kcore's halt (or an entry the CPU's mode does not admit): how the entry ended.
 #[derive(Clone, Copy, Debug)]
 pub struct Stop {
@@ -259,8 +298,9 @@ pub fn boot(cpus: usize, hpmn: u64) {
     core.hw.nmeta.set(0);
     core.platform = platform(cpus);
     let host_vttbr = core.vttbr(HOSTVISOR);
-    let mut all: [Cpu; MAX_CPUS] = core::array::from_fn(Cpu::boot);
-    for f in all.iter_mut().map(|c| &mut c.regs) {
+    percpu::init_frames(|i| {
+        let mut c = Cpu::boot(i);
+        let f = &mut c.regs;
         // Every CPU starts in the host: its stage 2, the host's HCR, no traps, the timer
         // (physical counter and timer) the host's.
         f.regs.vttbr_el2 = host_vttbr;
@@ -268,10 +308,14 @@ pub fn boot(cpus: usize, hpmn: u64) {
         f.traps.cptr_el2 = CPTR_EL2_DEFAULT;
         f.traps.mdcr_el2 = 0;
         f.traps.cnthctl_el2 = CNTHCTL_EL1PCTEN | CNTHCTL_EL1PCEN;
-    }
-    STATE.lock().set(Glue {
+        TrapFrame {
+            kcpu: c,
+            cpu: i as u64,
+            in_vm: 0,
+        }
+    });
+    STATE.lock().glue.set(Glue {
         core,
-        cpus: all,
         extra: [Extra::default(); CTXTS],
         last_cpu: [0xFF; CTXTS],
         hpmn,
@@ -281,7 +325,7 @@ pub fn boot(cpus: usize, hpmn: u64) {
 /// The region's figures for the boot log: (meta, pt, smmu) bases and the host's VTTBR.
 pub fn describe() -> (u64, u64, u64, u64) {
     let mut st = STATE.lock();
-    let g = st.get();
+    let g = st.glue.get();
     let l = g.core.layout;
     (
         l.meta_base,
@@ -291,14 +335,22 @@ pub fn describe() -> (u64, u64, u64, u64) {
     )
 }
 
-/// Loads CPU `cpu`'s host world (boot, PSCI CPU_ON): kcore's EL2 configuration for it.
-pub fn cpu_init(cpu: usize) {
-    let mut st = STATE.lock();
-    let g = st.get();
-    let hpmn = g.hpmn;
-    let f = &mut g.cpus[cpu].regs;
+/// Loads this CPU's host world (boot, PSCI CPU_ON) from its frame: kcore's EL2
+/// configuration for it.
+pub fn cpu_init(frame: &mut TrapFrame) {
+    let hpmn = STATE.lock().glue.get().hpmn;
+    let f = &mut frame.kcpu.regs;
     f.regs.vmpidr_el2 = regs::mpidr();
     load_el2(f, true, hpmn);
+}
+
+/// The registers this CPU enters the host with for the first time (boot, PSCI CPU_ON).
+pub fn enter_host_regs(frame: &mut TrapFrame, entry: u64, spsr: u64, x0: u64) {
+    let r = &mut frame.kcpu.regs.regs;
+    r.x = [0; 31];
+    r.x[0] = x0;
+    r.elr_el2 = entry;
+    r.spsr_el2 = spsr;
 }
 
 /// kcore's EL2 configuration of the world in `f` into the CPU.
@@ -389,21 +441,13 @@ fn load_world(f: &Ctxt, x: Extra, host: bool, hpmn: u64) {
     load_el2(f, host, hpmn);
 }
 
-/// The trap's general registers and fault state into kcore's view of the CPU.
-fn take(f: &mut Ctxt, frame: &TrapFrame, esr: u64) {
-    f.regs.x = frame.x;
-    f.regs.elr_el2 = frame.elr;
-    f.regs.spsr_el2 = frame.spsr;
+/// The trap's fault state into kcore's view of the CPU (the vector saved the general
+/// registers, ELR_EL2 and SPSR_EL2 there already).
+#[inline(always)]
+fn take(f: &mut Ctxt, esr: u64) {
     f.regs.esr_el2 = esr;
     f.regs.far_el2 = regs::far();
     f.regs.hpfar_el2 = regs::hpfar();
-}
-
-/// What kcore left for the CPU to return to.
-fn give(f: &Ctxt, frame: &mut TrapFrame) {
-    frame.x = f.regs.x;
-    frame.elr = f.regs.elr_el2;
-    frame.spsr = f.regs.spsr_el2;
 }
 
 fn outcome(t: Trap) -> Outcome {
@@ -486,7 +530,12 @@ fn trace_s2(core: &Core<El2Hw>, tr: &mut Trace, vmid: u32, gfn: u64) {
 }
 
 /// The VM a host hypercall concerns: x1 for the calls that name one, REGISTER_KVM's result.
+#[inline(always)]
 fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
+    if call == hvc::TIMER_SET_CNTVOFF {
+        // The measured null call: tested first.
+        return None;
+    }
     match call {
         hvc::REGISTER_KVM => Some(x0_after),
         hvc::TIMER_SET_CNTVOFF
@@ -500,66 +549,102 @@ fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
 }
 
 /// A host hypercall (x0 = number): VCPU_RUN or any other of kcore's.
+#[inline(always)]
 pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    if frame.kcpu.regs.regs.x[0] == hvc::VCPU_RUN {
+        return vcpu_run(frame, esr);
+    }
     let cpu = frame.cpu as usize;
     let mut st = STATE.lock();
-    let g = st.get();
-    let mut tr = TRACE.lock();
+    let Shared { trace: tr, glue } = &mut *st;
+    let g = glue.get();
     tr.begin();
-    let call = frame.x[0];
-    let run = call == hvc::VCPU_RUN;
-    let f = &mut g.cpus[cpu].regs;
-    take(f, frame, esr);
-    let host_extra = if run { Some(save_world(f)) } else { None };
-    let t = {
-        let mut rec = Rec(&mut tr);
-        if run {
-            g.core.host_vcpu_run_handler(&mut g.cpus[cpu], &mut rec)
-        } else {
-            g.core.host_hvc_handler(&mut g.cpus[cpu], &mut rec)
-        }
+    let kc = &mut frame.kcpu;
+    let x = &kc.regs.regs.x;
+    let (call, x1) = (x[0], x[1]);
+    // The call's arguments for the trace, as the host gave them (kcore leaves its result in
+    // the frame): x0 alone for most measured calls.
+    let (_, n) = el2_abi::hvc::describe(call);
+    let saved: [u64; 9];
+    let args: &[u64] = if n == 0 {
+        &[]
+    } else {
+        saved = core::array::from_fn(|i| x[i + 1]);
+        &saved[..n.min(9)]
     };
+    take(&mut kc.regs, esr);
+    let t = g.core.host_hvc_handler(kc, &mut Rec(tr));
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        clean_verified_image(&g.core, frame.x[1]);
+        clean_verified_image(&g.core, x1);
     }
     g.core.hw.finish();
-    // The trace, while the frame still holds the host's arguments.
-    let x0_after = g.cpus[cpu].regs.regs.x[0];
-    trace_state(&g.core, &mut tr, vm_of_call(call, frame.x[1], x0_after));
-    let (_, n) = el2_abi::hvc::describe(call);
+    let x0_after = kc.regs.regs.x[0];
+    trace_state(&g.core, tr, vm_of_call(call, x1, x0_after));
     let step = Step {
         cpu: cpu as u8,
         principal: 0,
         vcpu: 0,
-        entry: if run { Entry::VcpuRun } else { Entry::HostHvc },
+        entry: Entry::HostHvc,
         action: Action::Hvc,
         result: outcome(t),
-        x0: (!run).then_some(x0_after),
+        x0: Some(x0_after),
     };
-    tr.emit(step, &frame.x[..=n]);
+    tr.emit(step, call, args);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        let v = frame.x[1];
-        let state = g.core.vms.get(v as usize).map_or(0, |vm| vm.read().state);
-        tr.verdict(v, state == VERIFIED);
+        let state = g.core.vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
+        tr.verdict(x1, state == VERIFIED);
     }
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    let now = g.cpus[cpu].run;
-    let f = &g.cpus[cpu].regs;
-    if let Some(hx) = host_extra {
-        // VCPU_RUN: the host's EL1 state was saved into its shadow context by kcore; keep
-        // what the Ctxt has no field for, and load the vCPU.
-        g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = hx;
-        let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
-        load_world(f, g.extra[id], false, g.hpmn);
-        if g.last_cpu[id] != cpu as u8 {
-            regs::tlbi_vmalle1_local();
-            g.last_cpu[id] = cpu as u8;
-        }
-        frame.in_vm = 1;
+    Ok(())
+}
+
+/// VCPU_RUN: the host's world out, the vCPU's in.
+#[inline(never)]
+fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    let cpu = frame.cpu as usize;
+    let mut st = STATE.lock();
+    let Shared { trace: tr, glue } = &mut *st;
+    let g = glue.get();
+    tr.begin();
+    let kc = &mut frame.kcpu;
+    let x = &kc.regs.regs.x;
+    let x1 = x[1];
+    // The call's arguments for the trace, as the host gave them (kcore loads the vCPU's
+    // registers into the frame).
+    let (_, n) = el2_abi::hvc::describe(hvc::VCPU_RUN);
+    let args: [u64; 10] = core::array::from_fn(|i| x[i]);
+    take(&mut kc.regs, esr);
+    let host_extra = save_world(&mut kc.regs);
+    let t = g.core.host_vcpu_run_handler(kc, &mut Rec(tr));
+    g.core.hw.finish();
+    let x0_after = kc.regs.regs.x[0];
+    trace_state(&g.core, tr, vm_of_call(hvc::VCPU_RUN, x1, x0_after));
+    let step = Step {
+        cpu: cpu as u8,
+        principal: 0,
+        vcpu: 0,
+        entry: Entry::VcpuRun,
+        action: Action::Hvc,
+        result: outcome(t),
+        x0: None,
+    };
+    tr.emit(step, args[0], &args[1..=n.min(9)]);
+    if t != Trap::Done {
+        return Err(Stop { step });
     }
-    give(f, frame);
+    // The host's EL1 state was saved into its shadow context by kcore; keep what the Ctxt
+    // has no field for, and load the vCPU.
+    let now = kc.run;
+    g.extra[ctxt_id(HOSTVISOR, cpu as u32)] = host_extra;
+    let id = ctxt_id(now.cur_vmid, now.cur_vcpuid);
+    load_world(&kc.regs, g.extra[id], false, g.hpmn);
+    if g.last_cpu[id] != cpu as u8 {
+        regs::tlbi_vmalle1_local();
+        g.last_cpu[id] = cpu as u8;
+    }
+    frame.in_vm = 1;
     Ok(())
 }
 
@@ -589,17 +674,17 @@ fn clean_verified_image(core: &Core<El2Hw>, vmid: u64) {
 pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
     let mut st = STATE.lock();
-    let g = st.get();
-    let mut tr = TRACE.lock();
+    let Shared { trace: tr, glue } = &mut *st;
+    let g = glue.get();
     tr.begin();
-    let f = &mut g.cpus[cpu].regs;
-    take(f, frame, esr);
-    let addr = fault_ipa(f);
-    let t = g.core.host_npt_handler(&mut g.cpus[cpu], &mut Rec(&mut tr));
+    let kc = &mut frame.kcpu;
+    take(&mut kc.regs, esr);
+    let addr = fault_ipa(&kc.regs);
+    let t = g.core.host_npt_handler(kc, &mut Rec(tr));
     g.core.hw.finish();
-    trace_state(&g.core, &mut tr, None);
+    trace_state(&g.core, tr, None);
     // What the fault left in the host's stage 2 at the address.
-    trace_s2(&g.core, &mut tr, HOSTVISOR, addr / PAGE_SIZE);
+    trace_s2(&g.core, tr, HOSTVISOR, addr / PAGE_SIZE);
     let action = if esr >> 26 == 0x20 {
         Action::HostFetch
     } else if esr & (1 << 6) != 0 {
@@ -616,11 +701,10 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    tr.emit(step, &[addr, esr]);
+    tr.emit(step, addr, &[esr]);
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    give(&g.cpus[cpu].regs, frame);
     Ok(())
 }
 
@@ -648,28 +732,31 @@ fn exit_action(esr: u64, x: &[u64; 31], irq: bool, ipa: u64) -> (Action, [u64; 4
 }
 
 /// An exit of the VM running on this CPU (`irq`: an interrupt, else a synchronous trap).
+#[inline(always)]
 pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
     let mut st = STATE.lock();
-    let g = st.get();
-    let mut tr = TRACE.lock();
+    let Shared { trace: tr, glue } = &mut *st;
+    let g = glue.get();
     tr.begin();
-    let before = g.cpus[cpu].run;
+    let kc = &mut frame.kcpu;
+    let before = kc.run;
     let ec = esr >> 26;
+    let x0 = kc.regs.regs.x[0];
     // Exits kcore handles without the host (a system-register trap, a share/unshare call)
     // keep the VM's EL1 and FP state in the CPU; every other exit may switch to the host.
     let light = !irq
         && (ec == 0x18
-            || (ec == 0x16
-                && matches!(frame.x[0], hvc::KVM_SET_DESC_PFN | hvc::KVM_UNSET_DESC_PFN)));
-    let f = &mut g.cpus[cpu].regs;
-    take(f, frame, esr);
+            || (ec == 0x16 && matches!(x0, hvc::KVM_SET_DESC_PFN | hvc::KVM_UNSET_DESC_PFN)));
+    let f = &mut kc.regs;
+    take(f, esr);
     f.regs.ec = if irq {
         ARM_EXCEPTION_INTERRUPT
     } else {
         ARM_EXCEPTION_TRAP
     };
-    let ipa = fault_ipa(f);
+    // The trace, from the VM's registers at the exit.
+    let (action, a, n) = exit_action(esr, &f.regs.x, irq, fault_ipa(f));
     let vm_extra = if light { None } else { Some(save_world(f)) };
     if !light {
         // Stands in for a kcore fix (docs/el2.md, "kcore changes"): on an exit that may go
@@ -678,13 +765,11 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         // saves ELR_EL2/SPSR_EL2 into the vCPU's context; so does this, into the shadow.
         let id = ctxt_id(before.cur_vmid, before.cur_vcpuid);
         let s = g.core.shadow[id].get_mut();
-        s.states.pc = frame.elr;
-        s.states.pstate = frame.spsr;
+        s.states.pc = f.regs.elr_el2;
+        s.states.pstate = f.regs.spsr_el2;
     }
-    let t = g.core.vm_exit_handler(&mut g.cpus[cpu], &mut Rec(&mut tr));
+    let t = g.core.vm_exit_handler(kc, &mut Rec(tr));
     g.core.hw.finish();
-    // The trace, while the frame still holds the VM's registers at the exit.
-    let (action, a, n) = exit_action(esr, &frame.x, irq, ipa);
     let mut step = Step {
         cpu: cpu as u8,
         principal: before.cur_vmid as u8,
@@ -694,22 +779,21 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    let now = g.cpus[cpu].run;
+    let now = kc.run;
     if light {
         // kcore stays in the VM and changes no VM record (the measured loop): its pages only.
-        trace_state(&g.core, &mut tr, None);
+        trace_state(&g.core, tr, None);
     } else {
-        trace_state(&g.core, &mut tr, Some(before.cur_vmid as u64));
+        trace_state(&g.core, tr, Some(before.cur_vmid as u64));
         if t == Trap::Done && now.ihost {
             // Back in the host: the x0 it gets.
-            step.x0 = Some(g.cpus[cpu].regs.regs.x[0]);
+            step.x0 = Some(kc.regs.regs.x[0]);
         }
     }
-    tr.emit(step, &a[..n as usize]);
+    tr.emit(step, a[0], &a[1..n as usize]);
     if t != Trap::Done {
         return Err(Stop { step });
     }
-    let f = &g.cpus[cpu].regs;
     match vm_extra {
         None => assert!(
             !now.ihost,
@@ -722,14 +806,13 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
             );
             if now.ihost {
                 g.extra[vid] = vx;
-                load_world(f, g.extra[hid], true, g.hpmn);
+                load_world(&kc.regs, g.extra[hid], true, g.hpmn);
                 frame.in_vm = 0;
             } else {
-                load_world(f, vx, false, g.hpmn);
+                load_world(&kc.regs, vx, false, g.hpmn);
             }
         }
     }
-    give(f, frame);
     Ok(())
 }
 
@@ -737,10 +820,10 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
 pub fn halted_panicking() -> Option<bool> {
     for _ in 0..1_000_000 {
         if let Some(mut st) = STATE.try_lock() {
-            if !st.is_set() {
+            if !st.glue.is_set() {
                 return None;
             }
-            return Some(st.get().core.halted());
+            return Some(st.glue.get().core.halted());
         }
         core::hint::spin_loop();
     }

@@ -9,7 +9,7 @@
 //! a few stores, not for UART output. Order is kept: anything printed flushes the ring first.
 
 use crate::console;
-use crate::hw::lock::TicketLock;
+use crate::kcore_glue::STATE;
 use core::fmt::Write;
 
 /// Records the ring holds.
@@ -64,6 +64,15 @@ pub enum Entry {
 }
 
 impl Entry {
+    fn from_u8(b: u8) -> Entry {
+        [
+            Entry::HostHvc,
+            Entry::HostNpt,
+            Entry::VcpuRun,
+            Entry::VmExit,
+        ][b as usize & 3]
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Entry::HostHvc => "host_hvc_handler",
@@ -97,6 +106,27 @@ pub enum Action {
 }
 
 impl Action {
+    fn from_u8(b: u8) -> Action {
+        const ALL: [Action; 15] = [
+            Action::Hvc,
+            Action::HostLoad,
+            Action::HostStore,
+            Action::HostFetch,
+            Action::GuestLoad,
+            Action::GuestStore,
+            Action::GuestFetch,
+            Action::GuestShare,
+            Action::GuestUnshare,
+            Action::GuestPsci,
+            Action::GuestHvcOther,
+            Action::GuestWfx,
+            Action::GuestSysreg,
+            Action::GuestOther,
+            Action::Irq,
+        ];
+        ALL[(b as usize).min(ALL.len() - 1)]
+    }
+
     fn name(self) -> &'static str {
         match self {
             Action::Hvc => "hvc",
@@ -139,6 +169,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    fn from_u8(b: u8) -> Outcome {
+        [Outcome::Ok, Outcome::Halt, Outcome::Undefined][(b as usize).min(2)]
+    }
+
     fn name(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
@@ -168,11 +202,12 @@ const F_VERDICT: u8 = 4;
 const F_VERIFIED: u8 = 8;
 const F_VM: u8 = 16;
 
-/// A buffered line: an entry (its values in the pool from `at`: `nd` data values, `np`
-/// pages as two values each, `nm` stage-2 leaves as two values each, with `F_VM` the VM
-/// record as two values, `nc` control values, `nargs` arguments), or a note (`F_VERDICT`).
+/// A buffered line, unpacked for printing: an entry (its values in the pool from `at`: `nd`
+/// data values, `np` pages as two values each, `nm` stage-2 leaves as two values each, with
+/// `F_VM` the VM record as two values, `nc` control values, `nargs` arguments), or a note
+/// (`F_VERDICT`, the VM in `step.x0`).
 #[derive(Clone, Copy, Debug)]
-struct Rec {
+struct Line {
     step: Step,
     flags: u8,
     nargs: u8,
@@ -183,24 +218,81 @@ struct Rec {
     at: u32,
 }
 
+/// A buffered line as the ring keeps it: four words an entry writes with a few stores.
+/// `w0`: cpu, principal, vcpu, entry, action, result, flags, nargs (a byte each, from the
+/// low end); `w1`: nd, nc, np, nm (16 bits each); `at`; `x0` (meaningful with `F_X0`, or
+/// the VM of a verdict).
+#[derive(Clone, Copy, Debug)]
+struct Rec {
+    w0: u64,
+    w1: u64,
+    at: u64,
+    x0: u64,
+}
+
 const EMPTY: Rec = Rec {
-    step: Step {
-        cpu: 0,
-        principal: 0,
-        vcpu: 0,
-        entry: Entry::HostHvc,
-        action: Action::Hvc,
-        result: Outcome::Ok,
-        x0: None,
-    },
-    flags: 0,
-    nargs: 0,
-    nd: 0,
-    nc: 0,
-    np: 0,
-    nm: 0,
+    w0: 0,
+    w1: 0,
     at: 0,
+    x0: 0,
 };
+
+impl Rec {
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn pack(
+        s: &Step,
+        flags: u8,
+        nargs: usize,
+        nd: usize,
+        nc: usize,
+        np: usize,
+        nm: usize,
+        at: usize,
+    ) -> Rec {
+        Rec {
+            w0: s.cpu as u64
+                | (s.principal as u64) << 8
+                | (s.vcpu as u64) << 16
+                | (s.entry as u64) << 24
+                | (s.action as u64) << 32
+                | (s.result as u64) << 40
+                | (flags as u64) << 48
+                | (nargs as u64) << 56,
+            w1: nd as u64 | (nc as u64) << 16 | (np as u64) << 32 | (nm as u64) << 48,
+            at: at as u64,
+            x0: s.x0.unwrap_or(0),
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        (self.w0 >> 48) as u8
+    }
+
+    fn unpack(&self) -> Line {
+        let b = |i: u32| (self.w0 >> (8 * i)) as u8;
+        let h = |i: u32| (self.w1 >> (16 * i)) as u16;
+        let flags = b(6);
+        Line {
+            step: Step {
+                cpu: b(0),
+                principal: b(1),
+                vcpu: b(2),
+                entry: Entry::from_u8(b(3)),
+                action: Action::from_u8(b(4)),
+                result: Outcome::from_u8(b(5)),
+                x0: (flags & F_X0 != 0).then_some(self.x0),
+            },
+            flags,
+            nargs: b(7),
+            nd: h(0),
+            nc: h(1),
+            np: h(2),
+            nm: h(3),
+            at: self.at as u32,
+        }
+    }
+}
 
 /// `repr(C)` with the counters first: every entry touches them, and small offsets from the
 /// static's address keep each access one instruction (the ring and pool are megabytes).
@@ -229,22 +321,25 @@ pub struct Trace {
     pool: [(u32, u64); POOL],
 }
 
-pub static TRACE: TicketLock<Trace> = TicketLock::new(Trace {
-    seq: 0,
-    ring: [EMPTY; RING],
-    head: 0,
-    len: 0,
-    pool: [(0, 0); POOL],
-    used: 0,
-    nd: 0,
-    core: [(0, 0); MAX_CORE],
-    nc: 0,
-    ns: 0,
-    np: 0,
-    nm: 0,
-    has_vm: false,
-    lost: false,
-});
+impl Trace {
+    /// An empty trace (the glue keeps it under its lock: `kcore_glue::STATE`).
+    pub const EMPTY: Trace = Trace {
+        seq: 0,
+        ring: [EMPTY; RING],
+        head: 0,
+        len: 0,
+        pool: [(0, 0); POOL],
+        used: 0,
+        nd: 0,
+        core: [(0, 0); MAX_CORE],
+        nc: 0,
+        ns: 0,
+        np: 0,
+        nm: 0,
+        has_vm: false,
+        lost: false,
+    };
+}
 
 struct Hex(u64);
 
@@ -260,7 +355,7 @@ fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
     }
 }
 
-fn print(u: &mut console::Uart, seq: u64, r: &Rec, pool: &[(u32, u64)]) {
+fn print(u: &mut console::Uart, seq: u64, r: &Line, pool: &[(u32, u64)]) {
     let s = &r.step;
     let (nd, nc, na, np, nm) = (
         r.nd as usize,
@@ -391,10 +486,8 @@ impl Trace {
         {
             self.flush();
         }
-        self.nd = 0;
-        self.nc = 0;
-        self.lost = false;
-        // `ns`, `np`, `nm` and `has_vm` are left cleared by the last `emit`.
+        // `nd`, `nc`, `lost`, `ns`, `np`, `nm` and `has_vm` are left cleared by the last
+        // `emit` (and are clear at boot).
     }
 
     /// A page whose metadata the entry wrote, as it is after the entry (after kcore
@@ -467,10 +560,10 @@ impl Trace {
         }
     }
 
-    /// Ends the entry begun last: `s` with `args` (at most 16). Inlined into each entry of
-    /// the glue: it is on every measured path.
+    /// Ends the entry begun last: `s` with the arguments `first` and `rest` (at most 15).
+    /// Inlined into each entry of the glue: it is on every measured path.
     #[inline(always)]
-    pub fn emit(&mut self, s: Step, args: &[u64]) {
+    pub fn emit(&mut self, s: Step, first: u64, rest: &[u64]) {
         let at = self.used;
         let (nd, nc) = (self.nd, self.nc);
         let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
@@ -487,31 +580,27 @@ impl Trace {
             self.nm = 0;
             self.has_vm = false;
         }
-        let state_end = k;
-        for &c in &self.core[..nc] {
-            self.pool[k] = c;
-            k += 1;
+        if nc != 0 {
+            self.pool[k..k + nc].copy_from_slice(&self.core[..nc]);
+            k += nc;
         }
-        for &a in args.iter().take(16) {
-            self.pool[k] = (0, a);
-            k += 1;
+        self.pool[k] = (0, first);
+        k += 1;
+        let rest = &rest[..rest.len().min(15)];
+        if !rest.is_empty() {
+            for (d, &a) in self.pool[k..k + rest.len()].iter_mut().zip(rest) {
+                *d = (0, a);
+            }
         }
-        let na = k - state_end - nc;
-        self.used = k;
+        self.used = k + rest.len();
         if self.lost {
             flags |= F_LOST;
+            self.lost = false;
         }
+        self.nd = 0;
+        self.nc = 0;
         let slot = (self.head + self.len) % RING;
-        self.ring[slot] = Rec {
-            step: s,
-            flags,
-            nargs: na as u8,
-            nd: nd as u16,
-            nc: nc as u16,
-            np: np as u16,
-            nm: nm as u16,
-            at: at as u32,
-        };
+        self.ring[slot] = Rec::pack(&s, flags, 1 + rest.len(), nd, nc, np, nm, at);
         self.len += 1;
     }
 
@@ -521,10 +610,12 @@ impl Trace {
             self.flush();
         }
         let slot = (self.head + self.len) % RING;
-        let mut r = EMPTY;
-        r.flags = F_VERDICT | if verified { F_VERIFIED } else { 0 };
-        r.step.x0 = Some(vm);
-        self.ring[slot] = r;
+        let flags = F_VERDICT | if verified { F_VERIFIED } else { 0 };
+        self.ring[slot] = Rec {
+            w0: (flags as u64) << 48,
+            x0: vm,
+            ..EMPTY
+        };
         self.len += 1;
     }
 
@@ -537,15 +628,15 @@ impl Trace {
         console::with(|u| {
             while self.len > 0 {
                 let r = self.ring[self.head];
-                if r.flags & F_VERDICT != 0 {
-                    let vm = r.step.x0.unwrap_or(0);
-                    let _ = if r.flags & F_VERIFIED != 0 {
+                if r.flags() & F_VERDICT != 0 {
+                    let vm = r.x0;
+                    let _ = if r.flags() & F_VERIFIED != 0 {
                         writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED")
                     } else {
                         writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
                     };
                 } else {
-                    print(u, self.seq, &r, &self.pool);
+                    print(u, self.seq, &r.unpack(), &self.pool);
                     self.seq += 1;
                 }
                 self.head = (self.head + 1) % RING;
@@ -558,7 +649,7 @@ impl Trace {
     /// Entries so far (printed or not).
     pub fn entries(&self) -> u64 {
         let pending = (0..self.len)
-            .filter(|i| self.ring[(self.head + i) % RING].flags & F_VERDICT == 0)
+            .filter(|i| self.ring[(self.head + i) % RING].flags() & F_VERDICT == 0)
             .count();
         self.seq + pending as u64
     }
@@ -566,14 +657,14 @@ impl Trace {
 
 /// Prints the buffered entries (before other console output).
 pub fn flush() {
-    TRACE.lock().flush();
+    STATE.lock().trace.flush();
 }
 
 /// For panic paths: prints the buffered entries if the trace can be had.
 pub fn flush_panicking() {
     for _ in 0..1_000_000 {
-        if let Some(mut t) = TRACE.try_lock() {
-            t.flush();
+        if let Some(mut t) = STATE.try_lock() {
+            t.trace.flush();
             return;
         }
         core::hint::spin_loop();
@@ -598,10 +689,10 @@ pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &
 
 /// The last line: how the run ended.
 pub fn final_line(halted: bool, why: &str) {
-    let entries = match TRACE.try_lock() {
+    let entries = match STATE.try_lock() {
         Some(mut t) => {
-            t.flush();
-            t.entries()
+            t.trace.flush();
+            t.trace.entries()
         }
         None => 0,
     };

@@ -6,9 +6,16 @@
 use crate::mutants::{mutant, Fault};
 
 /// General, FP/SIMD, EL1 and EL2 registers (the seed's 100 integer registers).
+///
+/// `repr(C)` with x0..x30, ELR_EL2 and SPSR_EL2 first, in that order: what an EL2 vector
+/// saves on a trap, so that a CPU's register file can be the very frame its vector saves
+/// into (the EL2 build does that; field order means nothing else).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxtRegs {
     pub x: [u64; 31],
+    pub elr_el2: u64,
+    pub spsr_el2: u64,
     pub fp_q: [u128; 32],
     pub fp_fpsr: u64,
     pub fp_fpcr: u64,
@@ -33,13 +40,11 @@ pub struct CtxtRegs {
     pub sp_el0: u64,
     pub tpidr_el0: u64,
     pub tpidrro_el0: u64,
-    pub spsr_el2: u64,
     pub vmpidr_el2: u64,
     pub mpidr_el1: u64,
     pub actlr_el1: u64,
     pub sp_el1: u64,
     pub elr_el1: u64,
-    pub elr_el2: u64,
     pub vttbr_el2: u64,
     pub hcr_el2: u64,
     pub tpidr_el2: u64,
@@ -51,6 +56,7 @@ pub struct CtxtRegs {
 }
 
 /// Return state and bookkeeping of a vCPU.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtxtStates {
     pub pc: u64,
@@ -62,6 +68,7 @@ pub struct CtxtStates {
 }
 
 /// The EL2 trap-control registers of a CPU.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TrapRegs {
     pub pmuselr_el0: u64,
@@ -72,12 +79,27 @@ pub struct TrapRegs {
 }
 
 /// A context. Shadow contexts use `regs` and `states`; a CPU's physical file uses `regs`
-/// and `traps`.
+/// and `traps`. `repr(C)`, `regs` first (see [`CtxtRegs`]).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ctxt {
     pub regs: CtxtRegs,
     pub traps: TrapRegs,
     pub states: CtxtStates,
+}
+
+/// `*dst = *src` for x0..x30, which every trap moves between a CPU's register file and its
+/// shadow context (each way): two words at a time, both read before either is written, which
+/// the compiler lowers inline to 16 load and 16 store pairs even where it cannot tell the two
+/// files apart, where a 248-byte array copy would be a `memcpy` call (AArch64 inlines copies
+/// of at most four stores).
+#[inline(always)]
+pub fn copy_gprs(dst: &mut [u64; 31], src: &[u64; 31]) {
+    macro_rules! pairs {
+        ($($i:literal)*) => { $( let (a, b) = (src[$i], src[$i + 1]); dst[$i] = a; dst[$i + 1] = b; )* };
+    }
+    pairs!(0 2 4 6 8 10 12 14 16 18 20 22 24 26 28);
+    dst[30] = src[30];
 }
 
 /// Shadow-register indices (spec-digest §1.8).

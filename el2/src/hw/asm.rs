@@ -6,7 +6,7 @@
 //! the CPU's [`TrapFrame`]. A CPU always returns to EL1 with `SP_EL2` at its stack top, so
 //! every exception from EL1 finds the frame at `SP_EL2 - FRAME_SIZE`.
 
-use super::percpu::{TrapFrame, FRAME_SIZE, STACK_STRIDE};
+use super::percpu::{TrapFrame, FRAME_ELR, FRAME_SIZE, FRAME_SPSR, STACK_STRIDE};
 use core::arch::global_asm;
 
 /// SCTLR_EL2 with the MMU and caches off, little-endian: the RES1 bits only.
@@ -14,9 +14,8 @@ pub const SCTLR_EL2_OFF: u64 = 0x30C5_0830;
 /// CPTR_EL2 at boot: RES1 bits, nothing trapped (TFP = 0: the world switch moves FP state).
 pub const CPTR_EL2_BOOT: u64 = 0x33FF;
 
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == FRAME_SIZE);
-const _: () = assert!(core::mem::offset_of!(TrapFrame, elr) == 248);
-const _: () = assert!(core::mem::offset_of!(TrapFrame, spsr) == 256);
+// The vector's stores below: x0..x30 at the frame's start, then ELR_EL2 and SPSR_EL2.
+const _: () = assert!(FRAME_ELR == 248 && FRAME_SPSR == 256);
 
 global_asm!(
     r#"
@@ -104,7 +103,7 @@ el2_vectors:
     .endr
 
     // An exception taken from EL1 (host or VM): save x0..x30, ELR_EL2, SPSR_EL2 into this
-    // CPU's frame, let Rust handle it, restore, return.
+    // CPU's frame (kcore's register file of the CPU), let Rust handle it, restore, return.
 .Llower_common:
     stp     x2, x3, [sp, #16]
     stp     x4, x5, [sp, #32]

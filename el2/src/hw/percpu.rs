@@ -1,6 +1,8 @@
 //! Per-CPU EL2 state: each CPU's stack and, at its top, the frame its EL2 vector saves a
 //! trapping EL1 context into.
 
+use core::sync::atomic::{AtomicBool, Ordering};
+
 /// CPUs the image has stacks for (kcore's `MAX_CPUS`; checked in `kcore_glue`).
 pub const MAX_CPUS: usize = 8;
 /// Bytes of stack per CPU (link.ld `STACK_SIZE`; the boot CPU builds the core on it).
@@ -8,21 +10,30 @@ pub const STACK_SIZE: usize = 0x10_0000;
 /// A CPU's slot: a guard page, then its stack (link.ld).
 pub const STACK_STRIDE: usize = STACK_SIZE + 0x1000;
 
-/// What the EL2 vector saves of an EL1 context: x0..x30, ELR_EL2, SPSR_EL2. The vector
-/// never writes the rest: `cpu` is the CPU's index (set at boot), `in_vm` which world runs
-/// on it (1: a VM, 0: the host; kept by the glue, read on every trap).
+/// A CPU's frame, at the top of its stack: kcore's view of the CPU (`kcore_glue::KCpu`),
+/// whose register file starts with x0..x30, ELR_EL2 and SPSR_EL2, exactly what the EL2
+/// vector saves of an EL1 context (checked below): the vector saves the trapping world
+/// straight into the register file kcore reads, and restores from it what kcore left
+/// there. The vector never writes the rest: `cpu` is the CPU's index (set at boot),
+/// `in_vm` which world runs on it (1: a VM, 0: the host; kept by the glue, read on every
+/// trap).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
 pub struct TrapFrame {
-    pub x: [u64; 31],
-    pub elr: u64,
-    pub spsr: u64,
+    pub kcpu: crate::kcore_glue::KCpu,
     pub cpu: u64,
     pub in_vm: u64,
-    pub _pad: u64,
 }
 
-pub const FRAME_SIZE: usize = 288;
+/// The frame's size, rounded up to keep SP 16-byte aligned below it.
+pub const FRAME_SIZE: usize = (core::mem::size_of::<TrapFrame>() + 15) & !15;
+/// Where the vector saves x0 (then x1..x30), ELR_EL2 and SPSR_EL2.
+pub const FRAME_X: usize = core::mem::offset_of!(TrapFrame, kcpu) + crate::kcore_glue::KCPU_X;
+pub const FRAME_ELR: usize = FRAME_X + 31 * 8;
+pub const FRAME_SPSR: usize = FRAME_X + 32 * 8;
+const _: () = assert!(FRAME_X == 0 && FRAME_SIZE < 4096);
+const _: () = assert!(crate::kcore_glue::KCPU_ELR == FRAME_ELR);
+const _: () = assert!(crate::kcore_glue::KCPU_SPSR == FRAME_SPSR);
+const _: () = assert!(core::mem::align_of::<TrapFrame>() <= 16);
 
 extern "C" {
     static __stacks_start: u8;
@@ -52,21 +63,42 @@ pub fn image_bounds() -> (u64, u64, u64) {
     )
 }
 
-/// CPU `cpu`'s frame, for the first entry into EL1 (boot, PSCI CPU_ON).
-pub fn frame_ptr(cpu: usize) -> *mut TrapFrame {
+/// CPU `cpu`'s frame.
+fn frame_ptr(cpu: usize) -> *mut TrapFrame {
     (stack_top(cpu) - FRAME_SIZE as u64) as *mut TrapFrame
 }
 
-/// Starts EL1 on this CPU from `frame` (its own frame slot): the registers, ELR_EL2 and
-/// SPSR_EL2 it holds. Never returns; the Rust stack is abandoned.
-pub fn enter_lower(cpu: usize, frame: TrapFrame) -> ! {
-    assert!(cpu < MAX_CPUS);
+static FRAMES_SET: AtomicBool = AtomicBool::new(false);
+
+/// Fills every CPU's frame with `init(cpu)`: once, by the boot CPU, before any CPU enters
+/// EL1 (later calls panic).
+pub fn init_frames(init: impl Fn(usize) -> TrapFrame) {
+    assert!(
+        !FRAMES_SET.swap(true, Ordering::AcqRel),
+        "the frames are set once"
+    );
+    for cpu in 0..MAX_CPUS {
+        // SAFETY: `frame_ptr(cpu)` is CPU `cpu`'s frame slot at the top of its own stack
+        // (link.ld), 16-byte aligned, FRAME_SIZE bytes, above the Rust stack. This runs once,
+        // on the boot CPU before it first enters EL1 and before any other CPU is started
+        // (PSCI CPU_ON comes from the host): no trap is being handled, so no reference to
+        // any frame exists. `write` does not read the (uninitialized, NOLOAD) old contents.
+        unsafe { frame_ptr(cpu).write(init(cpu)) };
+    }
+}
+
+/// Starts EL1 on this CPU, `cpu`, from its frame after `set` has prepared it (the registers,
+/// ELR_EL2 and SPSR_EL2 it holds). Never returns; the Rust stack is abandoned.
+pub fn enter_lower(cpu: usize, set: impl FnOnce(&mut TrapFrame)) -> ! {
+    assert!(cpu < MAX_CPUS && FRAMES_SET.load(Ordering::Acquire));
     let at = frame_ptr(cpu);
     // SAFETY: `at` is this CPU's frame slot at the top of its own stack (link.ld), 16-byte
-    // aligned, not referenced by any Rust object (the Rust stack lies below it). The assembly
-    // restores the registers from it and erets; nothing returns here.
+    // aligned, initialized by `init_frames`, not referenced by any Rust object: this CPU
+    // is in its boot path (no trap in progress, whose handler alone refers to the frame),
+    // and no other CPU touches it. The assembly restores the registers from it and erets;
+    // nothing returns here.
     unsafe {
-        at.write_volatile(frame);
+        set(&mut *at);
         super::asm::el2_enter_lower(at)
     }
 }

@@ -19,7 +19,7 @@ mod vcpu_run;
 mod vm_exit;
 
 use crate::consts::*;
-use crate::ctxt::Ctxt;
+use crate::ctxt::{copy_gprs, Ctxt};
 use crate::hw::{Hw, Untrusted};
 use crate::state::{Core, Halt, Res};
 #[cfg(feature = "crypto")]
@@ -32,6 +32,7 @@ pub const NO_VCPU: u32 = u32::MAX;
 
 /// What one CPU is running (the seed's per-CPU `RData` fields `cur_vmid`, `cur_vcpuid`,
 /// `ihost`, `icore`).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerCpu {
     pub cur_vmid: u32,
@@ -56,20 +57,22 @@ impl PerCpu {
 
 /// One CPU as KCore sees it: what it runs, and its register file as its EL2 vector saved it
 /// on the trap being handled (the vector restores it on `eret`). Only that CPU touches it,
-/// so each handler takes it by `&mut`; on EL2 it is the CPU's own frame.
+/// so each handler takes it by `&mut`; on EL2 it is the CPU's own frame. `repr(C)`, `regs`
+/// first: the frame starts with the registers the vector saves ([`crate::ctxt::CtxtRegs`]).
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cpu {
+    pub regs: Ctxt,
     pub id: usize,
     pub run: PerCpu,
-    pub regs: Ctxt,
 }
 
 impl Cpu {
     pub fn boot(id: usize) -> Self {
         Cpu {
+            regs: Ctxt::default(),
             id,
             run: PerCpu::boot(id),
-            regs: Ctxt::default(),
         }
     }
 }
@@ -96,15 +99,32 @@ impl From<Res> for Trap {
 
 impl<H: Hw> Core<H> {
     /// Runs handler `f` if the CPU's mode admits this entry point (`ihost`, `icore` as
-    /// given) and KCore runs.
+    /// given) and KCore runs: [`Self::refuse`], `f`, [`Self::conclude`].
+    #[inline(always)]
     fn handle(&self, cpu: &mut Cpu, ihost: bool, f: impl FnOnce(&mut Cpu) -> Res) -> Trap {
-        if (cpu.run.ihost, cpu.run.icore) != (ihost, false) {
-            return Trap::Undefined;
-        }
-        if self.halted() {
-            return Trap::Halted;
+        if let Some(t) = self.refuse(cpu, ihost) {
+            return t;
         }
         let r = f(cpu);
+        self.conclude(r)
+    }
+
+    /// How an entry point ends before its handler runs: undefined if the CPU's mode does
+    /// not admit it, halted if KCore is; `None`: the handler runs.
+    #[inline(always)]
+    fn refuse(&self, cpu: &Cpu, ihost: bool) -> Option<Trap> {
+        if (cpu.run.ihost, cpu.run.icore) != (ihost, false) {
+            return Some(Trap::Undefined);
+        }
+        if self.halted() {
+            return Some(Trap::Halted);
+        }
+        None
+    }
+
+    /// How an entry point ends after its handler returned `r`.
+    #[inline(always)]
+    fn conclude(&self, r: Res) -> Trap {
         // A halt on another CPU ends this step too (its next lock would have failed).
         if self.halted() {
             return Trap::Halted;
@@ -133,17 +153,25 @@ impl<H: Hw> Core<H> {
     }
 
     /// Entry from the host or a VM: its x0..x30 into its shadow context; KCore runs.
+    #[inline(always)]
     fn enter(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res<usize> {
         let id = Self::cur_ctxt(cpu);
-        let x = cpu.regs.regs.x;
-        self.with_ctxt(id, input, |s| s.regs.x = x)?;
+        // `with_ctxt` written out, so that it inlines into every handler's path.
+        copy_gprs(
+            &mut self.take(&self.shadow[id], input)?.regs.x,
+            &cpu.regs.regs.x,
+        );
         cpu.run.icore = true;
         Ok(id)
     }
 
     /// Back to what trapped, with its shadow x0..x30.
+    #[inline(always)]
     fn leave(&self, cpu: &mut Cpu, id: usize, input: &mut impl Untrusted) -> Res {
-        cpu.regs.regs.x = self.with_ctxt(id, input, |s| s.regs.x)?;
+        copy_gprs(
+            &mut cpu.regs.regs.x,
+            &self.take(&self.shadow[id], input)?.regs.x,
+        );
         cpu.run.icore = false;
         Ok(())
     }

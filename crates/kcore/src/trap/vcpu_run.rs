@@ -48,7 +48,7 @@ impl<H: Hw> Core<H> {
     /// host's work on its last exit and install the mapping the host proposes.
     fn vcpu_run_process(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
         let vmid = cpu.run.cur_vmid;
-        let host = cpu.regs.regs.x;
+        let host = &cpu.regs.regs.x;
         let vcpu = host[2];
         input.record_core(vmid, vcpu);
         if !is_vcpu(vcpu) {
@@ -122,7 +122,7 @@ impl<H: Hw> Core<H> {
         if vm.inc_exe != 0 {
             return self.with_ctxt(id, input, |s| s.states.dirty = 0);
         }
-        let host = cpu.regs.regs.x;
+        let host = &cpu.regs.regs.x;
         let pc = host[6];
         input.record(vmid, pc);
         let inside = (0..vm.next_load_info as usize)

@@ -7,30 +7,53 @@ use super::*;
 
 impl<H: Hw> Core<H> {
     /// An exit of the VM running on `cpu` (`ec` = exit code, ESR_EL2 = syndrome).
+    /// (`handle` written out: an exit kcore handles in the VM inlines into the caller.)
+    #[inline(always)]
     pub fn vm_exit_handler(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Trap {
-        self.handle(cpu, false, |cpu| {
-            let (vmid, vcpu) = (cpu.run.cur_vmid, cpu.run.cur_vcpuid);
-            let id = Self::cur_ctxt(cpu);
-            let hw = &cpu.regs.regs;
-            // `enter` and `populate_fault` in one visit of the shadow: the VM's x0..x30 and
-            // fault state; the dispatch reads them back from there, i.e. these values.
-            self.with_ctxt(id, input, |s| {
-                s.regs.x = hw.x;
-                s.regs.populate_fault(hw);
-            })?;
-            let (ec, call) = (hw.ec, (hw.esr_el2, hw.x[0], hw.x[2], hw.x[3]));
-            cpu.run.icore = true;
-            let to_host = match ec {
-                ARM_EXCEPTION_TRAP => self.vm_exit_dispatcher(cpu, vmid, call, input)?,
-                ARM_EXCEPTION_INTERRUPT => true,
-                _ => return self.fail(&[]),
-            };
-            if !to_host {
-                return self.leave(cpu, id, input);
-            }
-            self.prep_exit_vm(cpu, vmid, vcpu, id, input)?;
-            self.switch_to_host(cpu, input)
-        })
+        if let Some(t) = self.refuse(cpu, false) {
+            return t;
+        }
+        let r = self.vm_exit_steps(cpu, input);
+        self.conclude(r)
+    }
+
+    #[inline(always)]
+    fn vm_exit_steps(&self, cpu: &mut Cpu, input: &mut impl Untrusted) -> Res {
+        let (vmid, vcpu) = (cpu.run.cur_vmid, cpu.run.cur_vcpuid);
+        let id = Self::cur_ctxt(cpu);
+        let hw = &cpu.regs.regs;
+        // `enter` and `populate_fault` in one visit of the shadow: the VM's x0..x30 and
+        // fault state; the dispatch reads them back from there, i.e. these values.
+        {
+            let mut s = self.take(&self.shadow[id], input)?;
+            copy_gprs(&mut s.regs.x, &hw.x);
+            s.regs.populate_fault(hw);
+        }
+        let (ec, call) = (hw.ec, (hw.esr_el2, hw.x[0], hw.x[2], hw.x[3]));
+        cpu.run.icore = true;
+        let to_host = match ec {
+            ARM_EXCEPTION_TRAP => self.vm_exit_dispatcher(cpu, vmid, call, input)?,
+            ARM_EXCEPTION_INTERRUPT => true,
+            _ => return self.fail(&[]),
+        };
+        if !to_host {
+            return self.leave(cpu, id, input);
+        }
+        self.exit_to_host(cpu, vmid, vcpu, id, input)
+    }
+
+    /// The exit goes to the host (out of line: the exits kcore handles in the VM stay short).
+    #[inline(never)]
+    fn exit_to_host(
+        &self,
+        cpu: &mut Cpu,
+        vmid: u32,
+        vcpu: u32,
+        id: usize,
+        input: &mut impl Untrusted,
+    ) -> Res {
+        self.prep_exit_vm(cpu, vmid, vcpu, id, input)?;
+        self.switch_to_host(cpu, input)
     }
 
     /// Handles a guest trap at EL2 (its shadow's syndrome and x0, x2, x3); `true` = the
