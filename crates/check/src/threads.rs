@@ -14,11 +14,13 @@
 //! memory). Handlers whose lock orders cross (a cycle: two vCPU runs interleaving their
 //! page assignments under S2PAGE) are placed by their first lock and counted.
 
-use crate::engine::EngineError;
+use crate::engine::{EngineError, Outcome};
 use crate::lockstep::{abstract_machine, CheckedStep, Lockstep};
+use corevisor_kcore::consts::{HOSTVISOR, NPT_ID};
 use corevisor_kcore::trap::Cpu;
 use corevisor_sim::host::{Driver, HostMacro, HostModel, Raw, DATA_GPA};
 use corevisor_sim::machine::{event, CoreMachine, Gauge, MachineRef, StepResult};
+use corevisor_sim::scenario::Action;
 use corevisor_sim::scenario::Step;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Barrier;
@@ -257,19 +259,51 @@ pub fn linearize(logs: &[Vec<Ran>]) -> (Vec<(usize, usize)>, usize) {
             }
         }
     }
-    // A step that took no lock comes after every other CPU's step that had started taking
-    // locks before it ended (the latest of each CPU: program order gives the rest).
+    // A step that took no lock is placed by what it read. A load, store or fetch that
+    // completed without a trap read only its principal's stage-2 table (the hardware walk:
+    // the host's, or that of the VM last run on its CPU) and the frame: it follows every
+    // other CPU's step that took that table's lock before it ended and precedes those that
+    // took it after. (Each CPU's host reaches only its own slice of RAM and its own VMs, so
+    // no other shared state can reach such an access.) Any other lock-less step found
+    // KCore halted: it follows every step that had started taking locks before it ended.
     for (c, log) in logs.iter().enumerate() {
+        let mut running = None;
         for (i, r) in log.iter().enumerate() {
+            if let Action::VcpuRun { vm, .. } = r.step.action {
+                running = u32::try_from(vm).ok();
+            }
             if !r.result.rec.locks.is_empty() {
                 continue;
             }
+            let table = match r.step.action {
+                _ if r.result.outcome == Outcome::Halt => None,
+                Action::HostLoad { .. } | Action::HostStore { .. } => Some(HOSTVISOR),
+                Action::GuestLoad { .. }
+                | Action::GuestStore { .. }
+                | Action::GuestFetch { .. } => running,
+                _ => None,
+            };
             for (d, other) in logs.iter().enumerate() {
                 if d == c {
                     continue;
                 }
-                if let Some(j) = other.iter().rposition(|o| o.key() < r.end) {
-                    preds.entry((c, i)).or_default().insert((d, j));
+                let Some(v) = table else {
+                    if let Some(j) = other.iter().rposition(|o| o.key() < r.end) {
+                        preds.entry((c, i)).or_default().insert((d, j));
+                    }
+                    continue;
+                };
+                for (j, o) in other.iter().enumerate() {
+                    for &(id, e) in &o.result.rec.locks {
+                        if id != NPT_ID + v {
+                            continue;
+                        }
+                        if e < r.end {
+                            preds.entry((c, i)).or_default().insert((d, j));
+                        } else {
+                            preds.entry((d, j)).or_default().insert((c, i));
+                        }
+                    }
                 }
             }
         }
@@ -388,7 +422,6 @@ pub fn soak_parallel(
     cpus: usize,
     mut progress: impl FnMut(u64),
 ) -> ParallelSoak {
-    use crate::engine::Outcome;
     const IMAGES: [&str; 4] = ["demo", "share", "share", "poweroff"];
     let start = std::time::Instant::now();
     let mut rep = ParallelSoak {

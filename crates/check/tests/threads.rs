@@ -76,3 +76,85 @@ fn vms_on_concurrent_cpus_refine_the_model_in_every_interleaving_seen() {
         orders.len()
     );
 }
+
+mod linearization {
+    use corevisor_check::threads::{linearize, Ran};
+    use corevisor_kcore::consts::{CTXT_ID, NPT_ID, S2PAGE_ID};
+    use corevisor_sim::machine::{Outcome, Recorded, StepResult};
+    use corevisor_sim::scenario::{Action, Step};
+
+    fn ran(cpu: i128, action: Action, locks: &[(u32, u64)], end: u64) -> Ran {
+        Ran {
+            step: Step {
+                index: 0,
+                line: None,
+                cpu,
+                oracle: Vec::new(),
+                size: None,
+                action,
+            },
+            end,
+            result: StepResult {
+                outcome: Outcome::Ok,
+                x0: None,
+                value: None,
+                rec: Recorded {
+                    locks: locks.to_vec(),
+                    ..Recorded::default()
+                },
+                trap_regs: None,
+                traps: Vec::new(),
+                stores: Vec::new(),
+            },
+        }
+    }
+
+    fn run(vm: i128) -> Action {
+        Action::VcpuRun {
+            vm,
+            vcpu: 0,
+            map: None,
+            pc: None,
+        }
+    }
+
+    /// CPU 1's guest (VM 3) loads without a trap while CPU 0 runs a handler that takes a
+    /// vCPU context at 5, then S2PAGE and the host's table after CPU 1's next handler took
+    /// S2PAGE. The load read only VM 3's table, which CPU 0 never locks: it is not tied to
+    /// CPU 0's handler, and the lock orders give one serial order with nothing forced.
+    /// (Placing it after every handler that had begun, as a first version did, made a
+    /// cycle: found by the 200,000-step parallel soak as a final-state frame difference.)
+    #[test]
+    fn a_guest_access_is_placed_by_its_own_tables_lock_only() {
+        let cpu0 = vec![ran(
+            0,
+            Action::GuestWfx,
+            &[(CTXT_ID, 5), (S2PAGE_ID, 25), (NPT_ID, 26)],
+            27,
+        )];
+        let cpu1 = vec![
+            ran(1, run(3), &[(CTXT_ID + 1, 1), (NPT_ID + 3, 2)], 3),
+            ran(1, Action::GuestLoad { gpa: 0x8000_0000 }, &[], 10),
+            ran(1, Action::GuestWfx, &[(S2PAGE_ID, 20)], 21),
+        ];
+        let (order, forced) = linearize(&[cpu0, cpu1]);
+        assert_eq!(forced, 0, "{order:?}");
+        assert_eq!(order, vec![(1, 0), (1, 1), (1, 2), (0, 0)]);
+    }
+
+    /// The same load against its own table's lock: a handler on another CPU that took VM 3's
+    /// table before the load ended comes first; one that took it after comes after, even
+    /// when that handler's first lock is earlier than the load's end.
+    #[test]
+    fn a_guest_access_follows_and_precedes_changes_to_its_table_by_time() {
+        let before = ran(0, Action::GuestWfx, &[(NPT_ID + 3, 8)], 9);
+        let after = ran(0, Action::GuestWfx, &[(CTXT_ID, 11), (NPT_ID + 3, 30)], 31);
+        let cpu1 = vec![
+            ran(1, run(3), &[(CTXT_ID + 1, 1), (NPT_ID + 3, 2)], 3),
+            ran(1, Action::GuestLoad { gpa: 0x8000_0000 }, &[], 20),
+        ];
+        let (order, forced) = linearize(&[vec![before, after], cpu1]);
+        assert_eq!(forced, 0);
+        assert_eq!(order, vec![(1, 0), (0, 0), (1, 1), (0, 1)]);
+    }
+}
