@@ -65,6 +65,7 @@ pub fn run(w: Workload, threads: usize, traps: u64) -> Point {
     let slice = ((KCORE - RAM) / threads as u64) & !0xFFF;
     let barrier = Barrier::new(threads + 1);
     let (shared, cpus) = m.parts();
+    let shared = shared.untimed();
     let elapsed = std::thread::scope(|s| {
         let barrier = &barrier;
         let handles: Vec<_> = cpus

@@ -76,9 +76,13 @@ enum Cmd {
     /// machine (crates/check/src/scaling.rs): one JSON line per workload with traps per
     /// second and the speed-up over one CPU, measured in this run.
     Bench {
-        /// Traps per CPU in each run.
+        /// Host stage-2 faults per CPU in each run (each on a fresh page of its own slice).
         #[arg(long, default_value_t = 20_000)]
         traps: u64,
+        /// Null hypercalls per CPU in each run (cheap: many, so a run lasts long enough to
+        /// time).
+        #[arg(long, default_value_t = 2_000_000)]
+        hvcs: u64,
         /// Runs per point (the best counts).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
@@ -597,20 +601,35 @@ fn main() -> ExitCode {
             parallel,
         } => soak(steps, seed, cpus, profile, &out, parallel),
         Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
-        Cmd::Bench { traps, rounds } => bench(traps, rounds),
+        Cmd::Bench {
+            traps,
+            hvcs,
+            rounds,
+        } => bench(traps, hvcs, rounds),
     }
 }
 
 /// `corevisor bench`.
-fn bench(traps: u64, rounds: usize) -> ExitCode {
+fn bench(traps: u64, hvcs: u64, rounds: usize) -> ExitCode {
     use corevisor_check::scaling::{curve, Workload};
-    if !(1..=60_000).contains(&traps) {
-        eprintln!("--traps {traps}: between 1 and 60000 (fresh pages per CPU)");
+    if !(1..=25_000).contains(&traps) {
+        eprintln!(
+            "--traps {traps}: between 1 and 25000 (the fresh pages of 4 CPUs must fit the \
+             host's stage-2 table pool)"
+        );
+        return ExitCode::from(2);
+    }
+    if hvcs == 0 {
+        eprintln!("--hvcs 0: at least one");
         return ExitCode::from(2);
     }
     let threads = [1usize, 2, 4];
     for w in Workload::ALL {
-        let c = curve(w, &threads, traps, rounds);
+        let n = match w {
+            Workload::NullHvc => hvcs,
+            Workload::HostFault => traps,
+        };
+        let c = curve(w, &threads, n, rounds);
         let base = c[0].traps_per_s;
         say!(
             "{}",

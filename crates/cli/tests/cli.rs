@@ -397,7 +397,7 @@ fn parallel_soak_runs_cpus_at_once_and_reports_how_many_were_in_kcore() {
 
 #[test]
 fn bench_reports_the_scaling_curve_of_both_workloads() {
-    let o = corevisor(&["bench", "--traps", "200", "--rounds", "1"]);
+    let o = corevisor(&["bench", "--traps", "200", "--hvcs", "500", "--rounds", "1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<serde_json::Value> = text

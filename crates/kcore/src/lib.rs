@@ -9,7 +9,10 @@
 //!
 //! `unsafe` appears in one module, `state::locked` (a value inside its lock); the EL2
 //! implementation of [`hw::Hw`] lives in the EL2 image crate, behind that trait's contract.
-#![cfg_attr(not(any(feature = "shuttle", feature = "mutants")), no_std)]
+#![cfg_attr(
+    not(any(feature = "shuttle", feature = "mutants", feature = "hosted")),
+    no_std
+)]
 #![deny(unsafe_code)] // allowed in `state::locked` alone
 
 pub mod consts;
