@@ -15,6 +15,8 @@
 //! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
 //!   installs QEMU when missing, builds, boots, checks the console, writes the trace
 //!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
+//! * `cargo xtask cargo-mutants [--shard K/N]` — cargo-mutants over `crates/kcore`, tested
+//!   by the checker's suites (xtask/src/cargo_mutants.rs; the figure: docs/assurance.md).
 //! * `cargo xtask fuzz TARGET [--time S]` — a libFuzzer campaign on `fuzz/` (xtask/src/fuzz.rs);
 //!   `cargo xtask test` runs a short one of each target.
 
@@ -22,6 +24,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+mod cargo_mutants;
 mod fuzz;
 mod qemu;
 
@@ -33,9 +36,10 @@ fn main() {
         Some("qemu") => qemu::qemu(&root(), &args[1..]),
         Some("fuzz") => fuzz::fuzz(&root(), &args[1..]),
         Some("mutants") => mutants(args.iter().any(|a| a == "--fast")),
+        Some("cargo-mutants") => cargo_mutants::cargo_mutants(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]>"
+                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR]>"
             );
             exit(2);
         }

@@ -1,0 +1,125 @@
+//! `cargo xtask cargo-mutants [--shard K/N] [--suites a,b,..] [--out DIR]`: cargo-mutants
+//! over `crates/kcore` (issue 10), tested by the checker's suites in `crates/check`.
+//!
+//! cargo-mutants rewrites one function of kcore at a time (a body replaced by a default
+//! value, an operator swapped, a condition negated...) and runs the tests: a mutant is
+//! *caught* when a test fails, *missed* when all pass, *unviable* when it does not build.
+//! kcore's real tests are the checker's (the core beside the model), so the tests run are
+//! those of `corevisor-check`, limited to `--suites` (default [`SUITES`]: every scenario and
+//! attack in lockstep, the hostile host, the boundaries, noninterference, crypto and the
+//! SMMU's IOTLB). `crates/kcore/src/mutants.rs` (the planted faults themselves) is left
+//! out. The sample is shard K of N, round-robin over cargo-mutants' list (`0/13` is about
+//! 150 of the ~1,960 mutants). Installs cargo-mutants from crates.io when missing. Prints
+//! the figure and the missed mutants; the full outcome is in `DIR/mutants.out`.
+
+use std::path::Path;
+use std::process::Command;
+
+/// The suites of `crates/check` run against each mutant.
+const SUITES: [&str; 8] = [
+    "lockstep",
+    "attacks",
+    "hypercall_boundaries",
+    "hostile_host",
+    "noninterference",
+    "crypto_paths",
+    "smmu_iotlb_wired",
+    "threads",
+];
+
+pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
+    let mut shard = "0/13".to_string();
+    let mut suites: Vec<String> = SUITES.iter().map(|s| s.to_string()).collect();
+    let mut out = root.join("target/cargo-mutants");
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a}: needs a value"));
+        match a.as_str() {
+            "--shard" => shard = value()?,
+            "--suites" => suites = value()?.split(',').map(str::to_string).collect(),
+            "--out" => out = value()?.into(),
+            _ => return Err(format!("cargo-mutants: unknown option {a}")),
+        }
+    }
+    install()?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut c = super::cargo();
+    c.args([
+        "mutants",
+        "-p",
+        "corevisor-kcore",
+        "--test-package",
+        "corevisor-check",
+    ])
+    .args(["--exclude", "crates/kcore/src/mutants.rs"])
+    .args([
+        "--shard",
+        &shard,
+        "--profile",
+        "mutants",
+        "--baseline",
+        "run",
+    ])
+    .args(["--minimum-test-timeout", "120", "--no-shuffle"])
+    .arg("--output")
+    .arg(&out);
+    for s in &suites {
+        c.arg(format!("--cargo-test-arg=--test={s}"));
+    }
+    println!("==> cargo mutants over crates/kcore, shard {shard}, suites {suites:?}");
+    // cargo-mutants exits 2 when some mutant was missed, 3 on timeouts: the figure below
+    // is the result either way; a failed baseline (4) or usage error (1) is not.
+    let status = c.status().map_err(|e| format!("cargo mutants: {e}"))?;
+    if matches!(status.code(), Some(1) | Some(4) | None) {
+        return Err(format!("cargo mutants failed: {status}"));
+    }
+    report(&out.join("mutants.out"))
+}
+
+fn install() -> Result<(), String> {
+    let have = super::cargo()
+        .args(["mutants", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if have {
+        return Ok(());
+    }
+    println!("==> installing cargo-mutants from crates.io (cargo install cargo-mutants --locked)");
+    let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "cargo-mutants", "--locked"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(())
+        .ok_or_else(|| "cargo install cargo-mutants failed".into())
+}
+
+/// Caught / missed / unviable / timeout, from cargo-mutants' list files.
+fn report(dir: &Path) -> Result<(), String> {
+    let lines = |f: &str| -> Vec<String> {
+        std::fs::read_to_string(dir.join(f))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let (caught, missed, unviable, timeout) = (
+        lines("caught.txt"),
+        lines("missed.txt"),
+        lines("unviable.txt"),
+        lines("timeout.txt"),
+    );
+    let viable = caught.len() + missed.len() + timeout.len();
+    let pct = |n: usize| 100.0 * n as f64 / viable.max(1) as f64;
+    println!(
+        "cargo-mutants: {} caught, {} missed, {} timeout, {} unviable; caught {:.1}% of {} viable (timeouts count as caught: {:.1}%)",
+        caught.len(),
+        missed.len(),
+        timeout.len(),
+        unviable.len(),
+        pct(caught.len()),
+        viable,
+        pct(caught.len() + timeout.len())
+    );
+    for m in &missed {
+        println!("  missed: {m}");
+    }
+    Ok(())
+}
