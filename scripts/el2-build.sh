@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the EL2 workspace (el2/): the KCore image (kcore-el2), the EL1 host stub and the
-# guest, with Debian's rustc-web/cargo-web and build-std (shared/design/el2-toolchain.md),
+# Builds the EL2 workspace (el2/): the KCore image twice, traced (kcore-el2, the `trace`
+# feature: the checked build) and production (kcore-el2-prod: no trace), the EL1 host stub
+# and the guest, with Debian's rustc-web/cargo-web and build-std (shared/design/el2-toolchain.md),
 # offline: the crypto crates are vendored in el2/vendor, build-std's in Debian's
 # rust-web-src; both are linked into el2/target/vendor-merged, the one directory source
 # .cargo/config.toml names. Installs the Debian packages it needs when missing, visibly.
@@ -35,9 +36,13 @@ build() {
         cargo build --release --offline --locked "$@"
 }
 echo "el2-build: $(/usr/bin/rustc --version)"
+# The production image first (no `trace` feature), kept under its own name: cargo puts
+# both builds at release/kcore-el2 (only corevisor-el2 itself is compiled twice).
+rel=target/aarch64-unknown-none-softfloat/release
+build -p corevisor-el2 --target aarch64-unknown-none-softfloat --no-default-features
+cp "$rel/kcore-el2" "$rel/kcore-el2-prod.tmp"
+mv "$rel/kcore-el2-prod.tmp" "$rel/kcore-el2-prod"
 build -p corevisor-el2 --target aarch64-unknown-none-softfloat
 build -p el2-host-stub --target aarch64-unknown-none-softfloat
 build -p el2-guest --target aarch64-unknown-none-softfloat
-ls -l target/aarch64-unknown-none-softfloat/release/kcore-el2 \
-    target/aarch64-unknown-none-softfloat/release/host-stub \
-    target/aarch64-unknown-none-softfloat/release/guest
+ls -l "$rel/kcore-el2" "$rel/kcore-el2-prod" "$rel/host-stub" "$rel/guest"

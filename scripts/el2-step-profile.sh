@@ -4,6 +4,8 @@
 # trap from the vector to the return to EL1 and counts its instructions by origin.
 #   scripts/el2-step-profile.sh null     # a null hypercall (x0 = 7) of the measured loop
 #   scripts/el2-step-profile.sh switch   # a trapped ACTLR_EL1 read of the world-switch loop
+# The traced image by default; KERNEL=el2/target/aarch64-unknown-none-softfloat/release/kcore-el2-prod
+# for the production image (no trace); PORT= for another gdb port than 1234.
 # Needs gdb-multiarch and llvm-symbolizer; writes target/qemu/step-*.txt (one address a line).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -4,7 +4,9 @@ use crate::hw::lock::TicketLock;
 use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
 use crate::hw::{mmu, psci, regs, uart};
 use crate::platform::*;
-use crate::{console, fdt, kcore_glue, kprintln, trace};
+#[cfg(feature = "trace")]
+use crate::trace;
+use crate::{console, fdt, kcore_glue, kprintln};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// SPSR_EL2 for entering EL1: EL1h, DAIF masked.
@@ -72,6 +74,7 @@ pub fn primary(x0: u64) -> ! {
     kprintln!(
         "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; one CPU at a time inside kcore (a lock around the core)"
     );
+    #[cfg(feature = "trace")]
     trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE, &HOST_MMIO);
     enter_host(0, HOST_ENTRY, x0, || {
         kprintln!("cpu 0: entering the host at {HOST_ENTRY:#x} (EL1h)")

@@ -5,9 +5,11 @@
 //!   not model (a page leaving the host, a scrubbed page, pages KCore wrote for someone else).
 //! * The entries: each takes the glue's lock (one CPU at a time inside kcore: the trace and
 //!   the cache bookkeeping here are not yet per CPU, although kcore's entry points take the
-//!   core by `&self` and each CPU's `Cpu` by `&mut`), copies what the trap saved into the
-//!   CPU's `Cpu`, calls kcore, loads what kcore left there into the CPU, and records the
-//!   step in the trace.
+//!   core by `&self` and each CPU's `Cpu` by `&mut`), adds the trap's fault state to the
+//!   CPU's `Cpu`, calls kcore, loads what kcore left there into the CPU, and (with the
+//!   `trace` feature) records the step in the trace. Without the feature (the production
+//!   image) the same entries take the same lock and make the same calls and checks; only
+//!   the recording is not compiled (`trace.rs`).
 //! * World switches: the EL1 system registers and FP/SIMD registers move between the CPU and
 //!   the `Ctxt` only when the world changes (VCPU_RUN, an exit to the host); every other trap
 //!   moves x0..x30, ELR, SPSR and the fault registers only.
@@ -19,19 +21,26 @@ use crate::hw::lock::{Late, TicketLock};
 use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
-use crate::trace::{self, Action, Entry, Outcome, Step, Trace};
+#[cfg(feature = "trace")]
+use crate::trace;
+use crate::trace::{Action, Entry, Outcome, Step, Trace};
 use core::cell::Cell;
 use corevisor_kcore::consts::{
     ctxt_id, hvc, ARM_EXCEPTION_INTERRUPT, ARM_EXCEPTION_TRAP, CNTHCTL_EL1PCEN, CNTHCTL_EL1PCTEN,
     COREVISOR, CPTR_EL2_DEFAULT, HCR_HOST_NVHE_FLAGS, HOSTVISOR, PAGE_SIZE, VERIFIED,
 };
 use corevisor_kcore::ctxt::{Ctxt, CtxtRegs};
-use corevisor_kcore::hw::{Hw, Untrusted};
+#[cfg(not(feature = "trace"))]
+use corevisor_kcore::hw::Discard;
+use corevisor_kcore::hw::Hw;
+#[cfg(feature = "trace")]
+use corevisor_kcore::hw::Untrusted;
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
+#[cfg(feature = "trace")]
 use corevisor_kcore::meta::PageMeta;
 use corevisor_kcore::pt::{self, PtLayout};
 use corevisor_kcore::state::{Core, CTXTS};
-use corevisor_kcore::trap::{Cpu, Trap};
+use corevisor_kcore::trap::{Cpu, PerCpu, Trap};
 
 const _: () = assert!(corevisor_kcore::state::MAX_CPUS == MAX_CPUS);
 
@@ -44,6 +53,7 @@ const DIRTY_SLOTS: usize = 8;
 /// Runs of consecutive pages whose metadata one entry wrote, noted exactly; past that the
 /// last run grows over the gap (the trace then lists unchanged pages too: still their
 /// metadata after the entry).
+#[cfg(feature = "trace")]
 const META_RUNS: usize = 8;
 
 /// kcore's machine interface on this CPU.
@@ -57,10 +67,14 @@ pub struct El2Hw {
     /// it (IC IALLUIS before leaving EL2).
     icache: Cell<bool>,
     /// The page metadata array (kcore's layout): writes into it are noted for the trace.
+    #[cfg(feature = "trace")]
     meta_base: u64,
+    #[cfg(feature = "trace")]
     meta_len: u64,
     /// Runs `[first, last]` of metadata indices (pfn - first RAM pfn) written in this entry.
+    #[cfg(feature = "trace")]
     meta_runs: Cell<[(u32, u32); META_RUNS]>,
+    #[cfg(feature = "trace")]
     nmeta: Cell<usize>,
 }
 
@@ -89,6 +103,7 @@ impl El2Hw {
     }
 
     /// A write into the metadata array at byte offset `off`: the page it describes.
+    #[cfg(feature = "trace")]
     fn note_meta(&self, off: u64) {
         let idx = (off / 8) as u32;
         let (mut runs, n) = (self.meta_runs.get(), self.nmeta.get());
@@ -149,10 +164,13 @@ impl Hw for El2Hw {
             // coherency before its owner, caches on or off, reads it.
             self.note_dirty(pa & !(PAGE_SIZE - 1));
         } else {
-            let off = pa.wrapping_sub(self.meta_base);
-            if off < self.meta_len {
-                // A page's owner, count or gfn: the trace lists the page after the entry.
-                self.note_meta(off);
+            #[cfg(feature = "trace")]
+            {
+                let off = pa.wrapping_sub(self.meta_base);
+                if off < self.meta_len {
+                    // A page's owner, count or gfn: the trace lists the page after the entry.
+                    self.note_meta(off);
+                }
             }
         }
     }
@@ -220,6 +238,13 @@ impl TrapFrame {
 
 /// The glue's state and the trace, under one lock: an entry takes it once (the trace
 /// first: its counters, touched on every entry, stay at small offsets from the static).
+///
+/// The lock orders the trace's records (the order check-trace replays), but that is not
+/// all it does, so the production image (no trace) keeps it too: it is what runs one CPU at
+/// a time inside kcore on `-smp 2`. `El2Hw`'s per-entry bookkeeping (the dirty pages, the
+/// I-cache flag: plain `Cell`s, so `Core<El2Hw>` is not `Sync`), the per-context `Extra`s
+/// and `last_cpu`, and `Late::get`'s `&mut` to the core are only sound under it. Dropping
+/// it needs that bookkeeping per CPU (and, traced, a per-CPU trace).
 #[repr(C)]
 pub struct Shared {
     pub trace: Trace,
@@ -237,8 +262,10 @@ pub struct Stop {
 }
 
 /// kcore's untrusted values go straight into the trace.
+#[cfg(feature = "trace")]
 struct Rec<'a>(&'a mut Trace);
 
+#[cfg(feature = "trace")]
 impl Untrusted for Rec<'_> {
     fn record(&mut self, principal: u32, value: u64) {
         self.0.data(principal, value);
@@ -246,6 +273,19 @@ impl Untrusted for Rec<'_> {
     fn record_core(&mut self, vmid: u32, value: u64) {
         self.0.core(vmid, value);
     }
+}
+
+/// What kcore is given for its untrusted values: the trace, or (production) nothing.
+#[cfg(feature = "trace")]
+#[inline(always)]
+fn input(tr: &mut Trace) -> Rec<'_> {
+    Rec(tr)
+}
+
+#[cfg(not(feature = "trace"))]
+#[inline(always)]
+fn input(_: &mut Trace) -> Discard {
+    Discard
 }
 
 /// The layout of KCore's region (docs/el2.md): kcore plans it after the linked image.
@@ -288,13 +328,18 @@ pub fn boot(cpus: usize, hpmn: u64) {
         dirty: Cell::new([0; DIRTY_SLOTS]),
         ndirty: Cell::new(0),
         icache: Cell::new(false),
+        #[cfg(feature = "trace")]
         meta_base: l.meta_base,
+        #[cfg(feature = "trace")]
         meta_len: ((RAM_END - RAM_BASE) / PAGE_SIZE) * 8,
+        #[cfg(feature = "trace")]
         meta_runs: Cell::new([(0, 0); META_RUNS]),
+        #[cfg(feature = "trace")]
         nmeta: Cell::new(0),
     };
     let mut core = Core::boot(hw, l);
     // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
+    #[cfg(feature = "trace")]
     core.hw.nmeta.set(0);
     core.platform = platform(cpus);
     let host_vttbr = core.vttbr(HOSTVISOR);
@@ -465,6 +510,7 @@ fn fault_ipa(f: &Ctxt) -> u64 {
 
 /// Into the trace: every page whose metadata the entry wrote, as it is now, and the record
 /// of VM `vm` (if it names one). Most entries (the measured loops) have neither.
+#[cfg(feature = "trace")]
 #[inline(always)]
 fn trace_state(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
     if core.hw.nmeta.get() != 0 || vm.is_some() {
@@ -472,6 +518,7 @@ fn trace_state(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
     }
 }
 
+#[cfg(feature = "trace")]
 #[inline(never)]
 #[cold]
 fn trace_state_slow(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
@@ -523,6 +570,7 @@ fn trace_state_slow(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
 }
 
 /// Into the trace: principal `vmid`'s stage-2 leaf at `gfn` (descriptor 0: unmapped).
+#[cfg(feature = "trace")]
 fn trace_s2(core: &Core<El2Hw>, tr: &mut Trace, vmid: u32, gfn: u64) {
     let (d, level) =
         pt::lookup(&core.hw, &core.layout.pt, vmid, gfn.wrapping_mul(PAGE_SIZE)).unwrap_or((0, 0));
@@ -530,6 +578,7 @@ fn trace_s2(core: &Core<El2Hw>, tr: &mut Trace, vmid: u32, gfn: u64) {
 }
 
 /// The VM a host hypercall concerns: x1 for the calls that name one, REGISTER_KVM's result.
+#[cfg(feature = "trace")]
 #[inline(always)]
 fn vm_of_call(call: u64, x1: u64, x0_after: u64) -> Option<u64> {
     if call == hvc::TIMER_SET_CNTVOFF {
@@ -558,14 +607,18 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
     let g = glue.get();
+    #[cfg(feature = "trace")]
     tr.begin();
     let kc = &mut frame.kcpu;
     let x = &kc.regs.regs.x;
     let (call, x1) = (x[0], x[1]);
     // The call's arguments for the trace, as the host gave them (kcore leaves its result in
     // the frame): x0 alone for most measured calls.
+    #[cfg(feature = "trace")]
     let (_, n) = el2_abi::hvc::describe(call);
+    #[cfg(feature = "trace")]
     let saved: [u64; 9];
+    #[cfg(feature = "trace")]
     let args: &[u64] = if n == 0 {
         &[]
     } else {
@@ -573,12 +626,13 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         &saved[..n.min(9)]
     };
     take(&mut kc.regs, esr);
-    let t = g.core.host_hvc_handler(kc, &mut Rec(tr));
+    let t = g.core.host_hvc_handler(kc, &mut input(tr));
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         clean_verified_image(&g.core, x1);
     }
     g.core.hw.finish();
     let x0_after = kc.regs.regs.x[0];
+    #[cfg(feature = "trace")]
     trace_state(&g.core, tr, vm_of_call(call, x1, x0_after));
     let step = Step {
         cpu: cpu as u8,
@@ -589,8 +643,10 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: Some(x0_after),
     };
+    #[cfg(feature = "trace")]
     tr.emit(step, call, args);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
+        // KCore's log (both builds); traced, after the entry's record.
         let state = g.core.vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
         tr.verdict(x1, state == VERIFIED);
     }
@@ -607,20 +663,17 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
     let g = glue.get();
+    #[cfg(feature = "trace")]
     tr.begin();
     let kc = &mut frame.kcpu;
-    let x = &kc.regs.regs.x;
-    let x1 = x[1];
     // The call's arguments for the trace, as the host gave them (kcore loads the vCPU's
     // registers into the frame).
-    let (_, n) = el2_abi::hvc::describe(hvc::VCPU_RUN);
-    let args: [u64; 10] = core::array::from_fn(|i| x[i]);
+    #[cfg(feature = "trace")]
+    let args: [u64; 10] = core::array::from_fn(|i| kc.regs.regs.x[i]);
     take(&mut kc.regs, esr);
     let host_extra = save_world(&mut kc.regs);
-    let t = g.core.host_vcpu_run_handler(kc, &mut Rec(tr));
+    let t = g.core.host_vcpu_run_handler(kc, &mut input(tr));
     g.core.hw.finish();
-    let x0_after = kc.regs.regs.x[0];
-    trace_state(&g.core, tr, vm_of_call(hvc::VCPU_RUN, x1, x0_after));
     let step = Step {
         cpu: cpu as u8,
         principal: 0,
@@ -630,7 +683,13 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    tr.emit(step, args[0], &args[1..=n.min(9)]);
+    #[cfg(feature = "trace")]
+    {
+        let x0_after = kc.regs.regs.x[0];
+        trace_state(&g.core, tr, vm_of_call(hvc::VCPU_RUN, args[1], x0_after));
+        let (_, n) = el2_abi::hvc::describe(hvc::VCPU_RUN);
+        tr.emit(step, args[0], &args[1..=n.min(9)]);
+    }
     if t != Trap::Done {
         return Err(Stop { step });
     }
@@ -676,15 +735,14 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
     let g = glue.get();
+    #[cfg(feature = "trace")]
     tr.begin();
     let kc = &mut frame.kcpu;
     take(&mut kc.regs, esr);
+    #[cfg(feature = "trace")]
     let addr = fault_ipa(&kc.regs);
-    let t = g.core.host_npt_handler(kc, &mut Rec(tr));
+    let t = g.core.host_npt_handler(kc, &mut input(tr));
     g.core.hw.finish();
-    trace_state(&g.core, tr, None);
-    // What the fault left in the host's stage 2 at the address.
-    trace_s2(&g.core, tr, HOSTVISOR, addr / PAGE_SIZE);
     let action = if esr >> 26 == 0x20 {
         Action::HostFetch
     } else if esr & (1 << 6) != 0 {
@@ -701,7 +759,13 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         result: outcome(t),
         x0: None,
     };
-    tr.emit(step, addr, &[esr]);
+    #[cfg(feature = "trace")]
+    {
+        trace_state(&g.core, tr, None);
+        // What the fault left in the host's stage 2 at the address.
+        trace_s2(&g.core, tr, HOSTVISOR, addr / PAGE_SIZE);
+        tr.emit(step, addr, &[esr]);
+    }
     if t != Trap::Done {
         return Err(Stop { step });
     }
@@ -738,6 +802,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
     let g = glue.get();
+    #[cfg(feature = "trace")]
     tr.begin();
     let kc = &mut frame.kcpu;
     let before = kc.run;
@@ -756,6 +821,7 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         ARM_EXCEPTION_TRAP
     };
     // The trace, from the VM's registers at the exit.
+    #[cfg(feature = "trace")]
     let (action, a, n) = exit_action(esr, &f.regs.x, irq, fault_ipa(f));
     let vm_extra = if light { None } else { Some(save_world(f)) };
     if !light {
@@ -768,31 +834,36 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         s.states.pc = f.regs.elr_el2;
         s.states.pstate = f.regs.spsr_el2;
     }
-    let t = g.core.vm_exit_handler(kc, &mut Rec(tr));
+    let t = g.core.vm_exit_handler(kc, &mut input(tr));
     g.core.hw.finish();
-    let mut step = Step {
-        cpu: cpu as u8,
-        principal: before.cur_vmid as u8,
-        vcpu: before.cur_vcpuid as u8,
-        entry: Entry::VmExit,
-        action,
-        result: outcome(t),
-        x0: None,
-    };
     let now = kc.run;
-    if light {
-        // kcore stays in the VM and changes no VM record (the measured loop): its pages only.
-        trace_state(&g.core, tr, None);
-    } else {
-        trace_state(&g.core, tr, Some(before.cur_vmid as u64));
-        if t == Trap::Done && now.ihost {
-            // Back in the host: the x0 it gets.
-            step.x0 = Some(kc.regs.regs.x[0]);
+    #[cfg(feature = "trace")]
+    {
+        let mut step = exit_step(cpu, before, action, t);
+        if light {
+            // kcore stays in the VM and changes no VM record (the measured loop): its pages
+            // only.
+            trace_state(&g.core, tr, None);
+        } else {
+            trace_state(&g.core, tr, Some(before.cur_vmid as u64));
+            if t == Trap::Done && now.ihost {
+                // Back in the host: the x0 it gets.
+                step.x0 = Some(kc.regs.regs.x[0]);
+            }
+        }
+        tr.emit(step, a[0], &a[1..n as usize]);
+        if t != Trap::Done {
+            return Err(Stop { step });
         }
     }
-    tr.emit(step, a[0], &a[1..n as usize]);
+    #[cfg(not(feature = "trace"))]
     if t != Trap::Done {
-        return Err(Stop { step });
+        // For KCore's panic message only: what the exit was, from the VM's registers as the
+        // halted entry left them (the traced build reads them before the call).
+        let (action, ..) = exit_action(esr, &kc.regs.regs.x, irq, fault_ipa(&kc.regs));
+        return Err(Stop {
+            step: exit_step(cpu, before, action, t),
+        });
     }
     match vm_extra {
         None => assert!(
@@ -814,6 +885,20 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// A VM exit as the trace (or KCore's panic message) describes it.
+#[inline(always)]
+fn exit_step(cpu: usize, before: PerCpu, action: Action, t: Trap) -> Step {
+    Step {
+        cpu: cpu as u8,
+        principal: before.cur_vmid as u8,
+        vcpu: before.cur_vcpuid as u8,
+        entry: Entry::VmExit,
+        action,
+        result: outcome(t),
+        x0: None,
+    }
 }
 
 /// Whether kcore has halted (for the panic path; `None` if the core cannot be had).

@@ -1,58 +1,28 @@
-//! The trace of KCore's entries on the console (docs/el2.md, "The trace"): one JSON object
-//! per line per entry into kcore, with what the CPU asked for, how it ended, and the
-//! untrusted values kcore recorded while handling it (`hw::Untrusted`), so that the run can
-//! be replayed through the reference model.
+//! The trace of KCore's entries (docs/el2.md, "The trace"), a build-time choice:
 //!
-//! Entries (with their values) and KCore's notes on them are kept in a ring of small records
-//! plus a pool of values, and printed at the next console output, or when either fills, so
-//! that a measured loop (null hypercalls, host faults, guest traps, VERIFY_VM_IMAGE) pays for
-//! a few stores, not for UART output. Order is kept: anything printed flushes the ring first.
+//! * with the `trace` feature (the default; the checked build `cargo xtask qemu` boots on
+//!   both CPU models), one JSON line per entry into kcore on the console, with what the CPU
+//!   asked for, how it ended, and the untrusted values kcore recorded while handling it, so
+//!   that the run can be replayed through the reference model (`ring`);
+//! * without it (the production image, `kcore-el2-prod`), none of that is compiled: the glue
+//!   captures no arguments, writes no record and gives kcore an input that discards what it
+//!   is told (`off`). What stays is the vocabulary below, with which the glue names an entry
+//!   that halted (KCore's panic message), and KCore's log of its VERIFY_VM_IMAGE verdicts
+//!   (`[kcore]` lines, not trace lines), printed at the next console output in both builds.
+
+#[cfg(not(feature = "trace"))]
+mod off;
+#[cfg(feature = "trace")]
+mod ring;
+
+#[cfg(not(feature = "trace"))]
+pub use off::{final_line, Trace};
+#[cfg(feature = "trace")]
+pub use ring::{final_line, header, Page, Trace, Vm};
 
 use crate::console;
 use crate::kcore_glue::STATE;
 use core::fmt::Write;
-
-/// Records the ring holds.
-pub const RING: usize = 16384;
-/// Values (arguments and untrusted values) the pool holds.
-pub const POOL: usize = 65536;
-/// Most untrusted values of one entry (a 2 MiB block moved into a VM records 512).
-pub const MAX_REC: usize = 4096;
-pub const MAX_CORE: usize = 64;
-/// Most pages whose metadata one entry writes (a 2 MiB block moved or reclaimed: 512).
-pub const MAX_PAGES: usize = 2048;
-/// Most stage-2 leaves one entry gives: two per page (the host's, the owner's) and one more.
-pub const MAX_S2: usize = 2 * MAX_PAGES + 1;
-
-/// One page's metadata after an entry wrote it: `(pfn, owner, count, gfn)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    pub pfn: u64,
-    pub owner: u32,
-    pub count: u32,
-    pub gfn: u64,
-}
-
-/// A VM's record after an entry that concerns it: its state and its vCPUs' states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Vm {
-    pub vmid: u32,
-    pub state: u32,
-    pub vcpus: [u32; 8],
-}
-
-/// kcore's VM and vCPU states (spec-digest §2.4), as the trace names them.
-fn state_name(s: u64) -> &'static str {
-    match s {
-        0 => "UNUSED",
-        1 => "MAPPED",
-        2 => "READY",
-        3 => "VERIFIED",
-        4 => "POWEROFF",
-        5 => "ACTIVE",
-        _ => "?",
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -64,15 +34,6 @@ pub enum Entry {
 }
 
 impl Entry {
-    fn from_u8(b: u8) -> Entry {
-        [
-            Entry::HostHvc,
-            Entry::HostNpt,
-            Entry::VcpuRun,
-            Entry::VmExit,
-        ][b as usize & 3]
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Entry::HostHvc => "host_hvc_handler",
@@ -105,61 +66,6 @@ pub enum Action {
     Irq,
 }
 
-impl Action {
-    fn from_u8(b: u8) -> Action {
-        const ALL: [Action; 15] = [
-            Action::Hvc,
-            Action::HostLoad,
-            Action::HostStore,
-            Action::HostFetch,
-            Action::GuestLoad,
-            Action::GuestStore,
-            Action::GuestFetch,
-            Action::GuestShare,
-            Action::GuestUnshare,
-            Action::GuestPsci,
-            Action::GuestHvcOther,
-            Action::GuestWfx,
-            Action::GuestSysreg,
-            Action::GuestOther,
-            Action::Irq,
-        ];
-        ALL[(b as usize).min(ALL.len() - 1)]
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Action::Hvc => "hvc",
-            Action::HostLoad => "host_load",
-            Action::HostStore => "host_store",
-            Action::HostFetch => "host_fetch",
-            Action::GuestLoad => "guest_load",
-            Action::GuestStore => "guest_store",
-            Action::GuestFetch => "guest_fetch",
-            Action::GuestShare | Action::GuestUnshare => "guest_hvc",
-            Action::GuestPsci => "guest_psci",
-            Action::GuestHvcOther => "guest_hvc_other",
-            Action::GuestWfx => "guest_wfx",
-            Action::GuestSysreg => "guest_sysreg",
-            Action::GuestOther => "guest_other",
-            Action::Irq => "irq",
-        }
-    }
-
-    /// Names of the arguments as printed (hypercalls are printed differently).
-    fn keys(self) -> &'static [&'static str] {
-        match self {
-            Action::Hvc => &[],
-            Action::HostLoad | Action::HostStore | Action::HostFetch => &["addr", "esr"],
-            Action::GuestLoad | Action::GuestStore | Action::GuestFetch => &["gpa", "esr"],
-            Action::GuestShare | Action::GuestUnshare => &["gpa", "size"],
-            Action::GuestPsci => &["x0"],
-            Action::GuestHvcOther => &["x0", "x1", "x2", "x3"],
-            Action::GuestWfx | Action::GuestSysreg | Action::GuestOther | Action::Irq => &["esr"],
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Outcome {
@@ -168,22 +74,10 @@ pub enum Outcome {
     Undefined,
 }
 
-impl Outcome {
-    fn from_u8(b: u8) -> Outcome {
-        [Outcome::Ok, Outcome::Halt, Outcome::Undefined][(b as usize).min(2)]
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Halt => "halt",
-            Outcome::Undefined => "undefined",
-        }
-    }
-}
-
-/// One entry into kcore, as the glue describes it.
+/// One entry into kcore, as the glue describes it (without the trace, only KCore's panic
+/// message reads one, and not all of it).
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "trace"), allow(dead_code))]
 pub struct Step {
     pub cpu: u8,
     /// 0 = the host, else the VM whose exit this is.
@@ -196,471 +90,24 @@ pub struct Step {
     pub x0: Option<u64>,
 }
 
-const F_X0: u8 = 1;
-const F_LOST: u8 = 2;
-const F_VERDICT: u8 = 4;
-const F_VERIFIED: u8 = 8;
-const F_VM: u8 = 16;
-
-/// A buffered line, unpacked for printing: an entry (its values in the pool from `at`: `nd`
-/// data values, `np` pages as two values each, `nm` stage-2 leaves as two values each, with
-/// `F_VM` the VM record as two values, `nc` control values, `nargs` arguments), or a note
-/// (`F_VERDICT`, the VM in `step.x0`).
-#[derive(Clone, Copy, Debug)]
-struct Line {
-    step: Step,
-    flags: u8,
-    nargs: u8,
-    nd: u16,
-    nc: u16,
-    np: u16,
-    nm: u16,
-    at: u32,
-}
-
-/// A buffered line as the ring keeps it: four words an entry writes with a few stores.
-/// `w0`: cpu, principal, vcpu, entry, action, result, flags, nargs (a byte each, from the
-/// low end); `w1`: nd, nc, np, nm (16 bits each); `at`; `x0` (meaningful with `F_X0`, or
-/// the VM of a verdict).
-#[derive(Clone, Copy, Debug)]
-struct Rec {
-    w0: u64,
-    w1: u64,
-    at: u64,
-    x0: u64,
-}
-
-const EMPTY: Rec = Rec {
-    w0: 0,
-    w1: 0,
-    at: 0,
-    x0: 0,
-};
-
-impl Rec {
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn pack(
-        s: &Step,
-        flags: u8,
-        nargs: usize,
-        nd: usize,
-        nc: usize,
-        np: usize,
-        nm: usize,
-        at: usize,
-    ) -> Rec {
-        Rec {
-            w0: s.cpu as u64
-                | (s.principal as u64) << 8
-                | (s.vcpu as u64) << 16
-                | (s.entry as u64) << 24
-                | (s.action as u64) << 32
-                | (s.result as u64) << 40
-                | (flags as u64) << 48
-                | (nargs as u64) << 56,
-            w1: nd as u64 | (nc as u64) << 16 | (np as u64) << 32 | (nm as u64) << 48,
-            at: at as u64,
-            x0: s.x0.unwrap_or(0),
-        }
-    }
-
-    fn flags(&self) -> u8 {
-        (self.w0 >> 48) as u8
-    }
-
-    fn unpack(&self) -> Line {
-        let b = |i: u32| (self.w0 >> (8 * i)) as u8;
-        let h = |i: u32| (self.w1 >> (16 * i)) as u16;
-        let flags = b(6);
-        Line {
-            step: Step {
-                cpu: b(0),
-                principal: b(1),
-                vcpu: b(2),
-                entry: Entry::from_u8(b(3)),
-                action: Action::from_u8(b(4)),
-                result: Outcome::from_u8(b(5)),
-                x0: (flags & F_X0 != 0).then_some(self.x0),
-            },
-            flags,
-            nargs: b(7),
-            nd: h(0),
-            nc: h(1),
-            np: h(2),
-            nm: h(3),
-            at: self.at as u32,
-        }
-    }
-}
-
-/// `repr(C)` with the counters first: every entry touches them, and small offsets from the
-/// static's address keep each access one instruction (the ring and pool are megabytes).
-#[repr(C)]
-pub struct Trace {
-    /// Sequence number of the record at `head`.
-    seq: u64,
-    head: usize,
-    len: usize,
-    used: usize,
-    /// The entry being handled: its data values are written at `pool[used..]` as kcore
-    /// records them; its control values wait in `core`.
-    nd: usize,
-    nc: usize,
-    /// The entry's pages (metadata written), stage-2 leaves and VM record, given by the glue
-    /// after kcore returned: in the pool after its data values, `ns` values in all (0 on
-    /// the measured paths but host faults: `emit` tests only that).
-    ns: usize,
-    np: usize,
-    nm: usize,
-    has_vm: bool,
-    lost: bool,
-    core: [(u32, u64); MAX_CORE],
-    ring: [Rec; RING],
-    /// (principal, value); arguments as (0, value).
-    pool: [(u32, u64); POOL],
-}
-
-impl Trace {
-    /// An empty trace (the glue keeps it under its lock: `kcore_glue::STATE`).
-    pub const EMPTY: Trace = Trace {
-        seq: 0,
-        ring: [EMPTY; RING],
-        head: 0,
-        len: 0,
-        pool: [(0, 0); POOL],
-        used: 0,
-        nd: 0,
-        core: [(0, 0); MAX_CORE],
-        nc: 0,
-        ns: 0,
-        np: 0,
-        nm: 0,
-        has_vm: false,
-        lost: false,
+/// KCore's verdict on VM `vm`'s image, as its log prints it.
+fn verdict_line(u: &mut console::Uart, vm: u64, verified: bool) {
+    let _ = if verified {
+        writeln!(
+            u,
+            "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED"
+        )
+    } else {
+        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
     };
 }
 
-struct Hex(u64);
-
-impl core::fmt::Display for Hex {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "\"{:#x}\"", self.0)
-    }
-}
-
-fn values(u: &mut console::Uart, v: &[(u32, u64)]) {
-    for (i, (p, x)) in v.iter().enumerate() {
-        let _ = write!(u, "{}[{p},{}]", if i > 0 { "," } else { "" }, Hex(*x));
-    }
-}
-
-fn print(u: &mut console::Uart, seq: u64, r: &Line, pool: &[(u32, u64)]) {
-    let s = &r.step;
-    let (nd, nc, na, np, nm) = (
-        r.nd as usize,
-        r.nc as usize,
-        r.nargs as usize,
-        r.np as usize,
-        r.nm as usize,
-    );
-    let at = r.at as usize;
-    let nv = if r.flags & F_VM != 0 { 2 } else { 0 };
-    let data = &pool[at..at + nd];
-    let pages = &pool[at + nd..at + nd + 2 * np];
-    let at = at + nd + 2 * np;
-    let s2 = &pool[at..at + 2 * nm];
-    let vm = &pool[at + 2 * nm..at + 2 * nm + nv];
-    let at = at + 2 * nm + nv;
-    let core = &pool[at..at + nc];
-    let args = &pool[at + nc..at + nc + na];
-    let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
-    if s.principal == 0 {
-        let _ = write!(u, "\"host\"");
-    } else {
-        let _ = write!(u, "\"vm {}\"", s.principal);
-    }
-    let _ = write!(
-        u,
-        ",\"entry\":[\"{}\"],\"action\":\"{}\",\"arguments\":{{",
-        s.entry.name(),
-        s.action.name()
-    );
-    if s.action == Action::Hvc {
-        let call = args.first().map_or(0, |a| a.1);
-        let (name, _) = el2_abi::hvc::describe(call);
-        let _ = write!(u, "\"call\":\"{name}\",\"number\":{call},\"args\":[");
-        for (i, a) in args.iter().skip(1).enumerate() {
-            let _ = write!(u, "{}{}", if i > 0 { "," } else { "" }, Hex(a.1));
-        }
-        let _ = write!(u, "]");
-    } else {
-        if s.principal != 0 {
-            let _ = write!(u, "\"vcpu\":{},", s.vcpu);
-        }
-        match s.action {
-            Action::GuestShare => {
-                let _ = write!(u, "\"op\":\"grant\",");
-            }
-            Action::GuestUnshare => {
-                let _ = write!(u, "\"op\":\"revoke\",");
-            }
-            _ => {}
-        }
-        for (i, (k, a)) in s.action.keys().iter().zip(args).enumerate() {
-            let _ = write!(u, "{}\"{k}\":{}", if i > 0 { "," } else { "" }, Hex(a.1));
-        }
-    }
-    let _ = write!(u, "}},\"result\":\"{}\",\"x0\":", s.result.name());
-    match s.x0 {
-        Some(v) if r.flags & F_X0 != 0 => {
-            let _ = write!(u, "{}", Hex(v));
-        }
-        _ => {
-            let _ = write!(u, "null");
-        }
-    }
-    let _ = write!(u, ",\"rec\":[");
-    values(u, data);
-    let _ = write!(u, "],\"core\":[");
-    values(u, core);
-    let _ = write!(u, "],\"pages\":[");
-    for (i, p) in pages.chunks_exact(2).enumerate() {
-        // In the pool: (pfn, gfn), (owner, count). Printed: [pfn, owner, count, gfn].
-        let _ = write!(
-            u,
-            "{}[{},{},{},{}]",
-            if i > 0 { "," } else { "" },
-            p[0].0,
-            p[1].0,
-            p[1].1,
-            Hex(p[0].1)
-        );
-    }
-    let _ = write!(u, "],\"s2\":[");
-    for (i, m) in s2.chunks_exact(2).enumerate() {
-        // In the pool: (vmid, gfn), (level, descriptor). Printed: [vmid, gfn, level, desc].
-        let _ = write!(
-            u,
-            "{}[{},{},{},{}]",
-            if i > 0 { "," } else { "" },
-            m[0].0,
-            m[0].1,
-            m[1].0,
-            Hex(m[1].1)
-        );
-    }
-    let _ = write!(u, "]");
-    if r.flags & F_VM != 0 {
-        let (vmid, state, vcpus) = (vm[0].0, vm[0].1, vm[1].1);
-        let _ = write!(
-            u,
-            ",\"vm\":{{\"vmid\":{vmid},\"state\":\"{}\",\"vcpus\":[",
-            state_name(state)
-        );
-        let last = (0..8).rev().find(|k| (vcpus >> (4 * k)) & 0xF != 0);
-        if let Some(l) = last {
-            for k in 0..=l {
-                let _ = write!(
-                    u,
-                    "{}\"{}\"",
-                    if k > 0 { "," } else { "" },
-                    state_name((vcpus >> (4 * k)) & 0xF)
-                );
-            }
-        }
-        let _ = write!(u, "]}}");
-    }
-    if r.flags & F_LOST != 0 {
-        let _ = write!(u, ",\"lost\":true");
-    }
-    let _ = writeln!(u, "}}");
-}
-
-impl Trace {
-    /// Starts an entry: room for everything it may record.
-    #[inline]
-    pub fn begin(&mut self) {
-        if self.used + MAX_REC + MAX_CORE + 16 + 2 * MAX_PAGES + 2 * MAX_S2 + 2 > POOL
-            || self.len == RING
-        {
-            self.flush();
-        }
-        // `nd`, `nc`, `lost`, `ns`, `np`, `nm` and `has_vm` are left cleared by the last
-        // `emit` (and are clear at boot).
-    }
-
-    /// A page whose metadata the entry wrote, as it is after the entry (after kcore
-    /// returned: after the entry's data values, before its VM record).
-    pub fn page(&mut self, p: Page) {
-        if self.np < MAX_PAGES && self.nm == 0 && !self.has_vm {
-            let k = self.used + self.nd + self.ns;
-            self.pool[k] = (p.pfn as u32, p.gfn);
-            self.pool[k + 1] = (p.owner, p.count as u64);
-            self.np += 1;
-            self.ns += 2;
-        } else {
-            self.lost = true;
-        }
-    }
-
-    /// The stage-2 leaf of principal `vmid` at `gfn` after the entry (`desc` 0: unmapped),
-    /// after the entry's pages.
-    #[inline]
-    pub fn s2(&mut self, vmid: u32, gfn: u64, level: u32, desc: u64) {
-        if self.nm < MAX_S2 && !self.has_vm {
-            let k = self.used + self.nd + self.ns;
-            self.pool[k] = (vmid, gfn);
-            self.pool[k + 1] = (level, desc);
-            self.nm += 1;
-            self.ns += 2;
-        } else {
-            self.lost = true;
-        }
-    }
-
-    /// The record of the VM the entry concerns, as it is after the entry (after its pages
-    /// and stage-2 leaves).
-    pub fn vm(&mut self, v: Vm) {
-        if self.has_vm {
-            self.lost = true;
-            return;
-        }
-        let packed = v
-            .vcpus
-            .iter()
-            .enumerate()
-            .fold(0u64, |a, (i, &st)| a | ((st as u64 & 0xF) << (4 * i)));
-        let k = self.used + self.nd + self.ns;
-        self.pool[k] = (v.vmid, v.state as u64);
-        self.pool[k + 1] = (0, packed);
-        self.has_vm = true;
-        self.ns += 2;
-    }
-
-    /// A value of `principal`'s data stream (`hw::Untrusted::record`).
-    #[inline]
-    pub fn data(&mut self, principal: u32, v: u64) {
-        if self.nd < MAX_REC {
-            self.pool[self.used + self.nd] = (principal, v);
-            self.nd += 1;
-        } else {
-            self.lost = true;
-        }
-    }
-
-    /// A value of VM `vmid`'s control stream (`hw::Untrusted::record_core`).
-    #[inline]
-    pub fn core(&mut self, vmid: u32, v: u64) {
-        if self.nc < MAX_CORE {
-            self.core[self.nc] = (vmid, v);
-            self.nc += 1;
-        } else {
-            self.lost = true;
-        }
-    }
-
-    /// Ends the entry begun last: `s` with the arguments `first` and `rest` (at most 15).
-    /// Inlined into each entry of the glue: it is on every measured path.
-    #[inline(always)]
-    pub fn emit(&mut self, s: Step, first: u64, rest: &[u64]) {
-        let at = self.used;
-        let (nd, nc) = (self.nd, self.nc);
-        let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
-        let mut k = at + nd;
-        let (mut np, mut nm) = (0, 0);
-        if self.ns != 0 {
-            k += self.ns;
-            (np, nm) = (self.np, self.nm);
-            if self.has_vm {
-                flags |= F_VM;
-            }
-            self.ns = 0;
-            self.np = 0;
-            self.nm = 0;
-            self.has_vm = false;
-        }
-        if nc != 0 {
-            self.pool[k..k + nc].copy_from_slice(&self.core[..nc]);
-            k += nc;
-        }
-        self.pool[k] = (0, first);
-        k += 1;
-        let rest = &rest[..rest.len().min(15)];
-        if !rest.is_empty() {
-            for (d, &a) in self.pool[k..k + rest.len()].iter_mut().zip(rest) {
-                *d = (0, a);
-            }
-        }
-        self.used = k + rest.len();
-        if self.lost {
-            flags |= F_LOST;
-            self.lost = false;
-        }
-        self.nd = 0;
-        self.nc = 0;
-        let slot = (self.head + self.len) % RING;
-        self.ring[slot] = Rec::pack(&s, flags, 1 + rest.len(), nd, nc, np, nm, at);
-        self.len += 1;
-    }
-
-    /// KCore's verdict on a VM's image, printed in order with the entries.
-    pub fn verdict(&mut self, vm: u64, verified: bool) {
-        if self.len == RING {
-            self.flush();
-        }
-        let slot = (self.head + self.len) % RING;
-        let flags = F_VERDICT | if verified { F_VERIFIED } else { 0 };
-        self.ring[slot] = Rec {
-            w0: (flags as u64) << 48,
-            x0: vm,
-            ..EMPTY
-        };
-        self.len += 1;
-    }
-
-    /// Prints every buffered line.
-    pub fn flush(&mut self) {
-        if self.len == 0 {
-            self.used = 0;
-            return;
-        }
-        console::with(|u| {
-            while self.len > 0 {
-                let r = self.ring[self.head];
-                if r.flags() & F_VERDICT != 0 {
-                    let vm = r.x0;
-                    let _ = if r.flags() & F_VERIFIED != 0 {
-                        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image matches its Ed25519ph signature: VERIFIED")
-                    } else {
-                        writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
-                    };
-                } else {
-                    print(u, self.seq, &r.unpack(), &self.pool);
-                    self.seq += 1;
-                }
-                self.head = (self.head + 1) % RING;
-                self.len -= 1;
-            }
-        });
-        self.used = 0;
-    }
-
-    /// Entries so far (printed or not).
-    pub fn entries(&self) -> u64 {
-        let pending = (0..self.len)
-            .filter(|i| self.ring[(self.head + i) % RING].flags() & F_VERDICT == 0)
-            .count();
-        self.seq + pending as u64
-    }
-}
-
-/// Prints the buffered entries (before other console output).
+/// Prints what is buffered (before other console output).
 pub fn flush() {
     STATE.lock().trace.flush();
 }
 
-/// For panic paths: prints the buffered entries if the trace can be had.
+/// For panic paths: prints what is buffered if the trace can be had.
 pub fn flush_panicking() {
     for _ in 0..1_000_000 {
         if let Some(mut t) = STATE.try_lock() {
@@ -669,37 +116,4 @@ pub fn flush_panicking() {
         }
         core::hint::spin_loop();
     }
-}
-
-/// The first line: what machine the trace comes from.
-pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &[(u64, u64)]) {
-    console::with(|u| {
-        let _ = write!(
-            u,
-            "{{\"trace\":\"corevisor\",\"engine\":\"el2\",\"profile\":\"arm\",\"machine\":{{\"cpus\":{cpus},\"ram_base\":{ram_base},\"ram_mib\":{},\"kcore_mib\":{},\"smmus\":0,\"mmio\":[",
-            (ram_end - ram_base) >> 20,
-            (ram_end - kcore_base) >> 20
-        );
-        for (i, (b, n)) in mmio.iter().enumerate() {
-            let _ = write!(u, "{}[{b},{n}]", if i > 0 { "," } else { "" });
-        }
-        let _ = writeln!(u, "]}}}}");
-    });
-}
-
-/// The last line: how the run ended.
-pub fn final_line(halted: bool, why: &str) {
-    let entries = match STATE.try_lock() {
-        Some(mut t) => {
-            t.trace.flush();
-            t.trace.entries()
-        }
-        None => 0,
-    };
-    console::with_panicking(|u| {
-        let _ = writeln!(
-            u,
-            "{{\"final\":{{\"halted\":{halted},\"entries\":{entries},\"end\":\"{why}\"}}}}"
-        );
-    });
 }

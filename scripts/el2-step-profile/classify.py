@@ -18,6 +18,9 @@ chain = {p: " | ".join(b.split("\n")) for p, b in zip(uniq, out.strip("\n").spli
 
 
 def category(c):
+    # Line 0: code the compiler merged from several places (a shared tail, a result's
+    # discriminant): counted by the functions it lies in, not by that location's file.
+    c = " | ".join("?:0:0" if ":0:" in x else x for x in c.split(" | "))
     if c.startswith(("??", "el2_vectors", "el2_return_lower")):
         return "vector (save, restore, eret)"
     if c.startswith("memcpy"):
@@ -26,7 +29,7 @@ def category(c):
         return "kcore: x0..x30 into / out of the shadow"
     if "locked.rs" in c or "Locked<" in c or ("state::Core" in c and "::take" in c):
         return "kcore: CTXT lock (ticket, halt check, release)"
-    if any(k in c for k in ("trace.rs", "trace_state", "vm_of_call", "describe", "exit_action")):
+    if any(k in c for k in ("trace.rs", "src/trace/", "::trace::", "trace_state", "vm_of_call", "describe", "exit_action")):
         return "trace record"
     if "hw/lock.rs" in c or "kcore_glue::Shared" in c or "TicketLock" in c:
         return "glue lock"

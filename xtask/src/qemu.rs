@@ -1,14 +1,17 @@
 //! `cargo xtask qemu`: KCore at EL2 on QEMU `virt` (docs/el2.md).
 //!
 //! Installs QEMU when missing (scripts/install-qemu.sh), builds the EL2 workspace
-//! (scripts/el2-build.sh), makes the guest bundle (the guest's 64 KiB image, signed with the
-//! simulator's development key), boots KCore with the host stub and the bundle on a
-//! Cortex-A57 and on `-cpu max` (2 CPUs, 1 GiB, `-icount shift=0`), and checks each console:
-//! every line must be one KCore, the host or the trace prints, the run must end with KCore's
+//! (scripts/el2-build.sh: the traced image `kcore-el2` and the production image
+//! `kcore-el2-prod`, built without the trace), makes the guest bundle (the guest's 64 KiB
+//! image, signed with the simulator's development key), boots the traced KCore with the host
+//! stub and the bundle on a Cortex-A57 and on `-cpu max` (2 CPUs, 1 GiB, `-icount shift=0`),
+//! then the production KCore on the first of those CPUs, and checks each console: every line
+//! must be one KCore, the host or (traced) the trace prints, the run must end with KCore's
 //! halt on the host's read of VM memory, and everything the demo must show must be there.
-//! Writes the trace (`target/qemu-trace.jsonl`, and `-max` for the second CPU), replays each
+//! Writes the traces (`target/qemu-trace.jsonl`, and `-max` for the second CPU), replays each
 //! through the reference model (`corevisor check-trace`: every entry must agree) and prints a
-//! summary with the `el2-counts` line.
+//! summary with the `el2-counts` line (the production image's counts) and the
+//! `el2-counts-traced` line (the traced image's, first CPU).
 
 use el2_abi::{bundle, map};
 use serde_json::Value;
@@ -16,13 +19,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// The CPUs every run boots on; the first one's counts are the `el2-counts` line.
+/// The CPUs every traced run boots on; the production image boots on the first one, whose
+/// counts are the `el2-counts` line (the traced image's there: `el2-counts-traced`).
 const CPUS: [&str; 2] = ["cortex-a57", "max"];
 /// Wall-clock limit of one QEMU run.
 const TIMEOUT_S: u64 = 150;
-/// The counts' targets (issue 12).
+/// The counts' targets (issue 12), against the production image.
 const NULL_HVC_TARGET: u64 = 300;
 const WORLD_SWITCH_TARGET: u64 = 600;
+
+/// The two builds of the KCore image (el2/Cargo.toml, feature `trace`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Image {
+    /// Every entry recorded on the console: the run check-trace replays (`kcore-el2`).
+    Traced,
+    /// The same KCore without the recorder (`kcore-el2-prod`): the figures a production
+    /// hypervisor, which streams no per-entry trace, would give.
+    Production,
+}
+
+impl Image {
+    fn file(self) -> &'static str {
+        match self {
+            Image::Traced => "kcore-el2",
+            Image::Production => "kcore-el2-prod",
+        }
+    }
+}
 
 pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
     let cpus: Vec<&str> = match args.first().map(String::as_str) {
@@ -44,7 +67,7 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
             .current_dir(root),
     )?;
     super::run(
-        "EL2 build (KCore image, host stub, guest)",
+        "EL2 build (KCore image traced and production, host stub, guest)",
         Command::new("bash")
             .arg(root.join("scripts/el2-build.sh"))
             .current_dir(root),
@@ -62,14 +85,20 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
     );
     let mut summaries = Vec::new();
     for cpu in &cpus {
-        let s = boot(root, &bin, &bundle_path, cpu)?;
+        let s = boot(root, &bin, &bundle_path, cpu, Image::Traced)?;
         summaries.push((cpu.to_string(), s));
     }
+    // The production image: the same host stub and measurements, no trace.
+    let prod_cpu = cpus[0];
+    let prod = boot(root, &bin, &bundle_path, prod_cpu, Image::Production)?;
     // Every trace replayed through the model: KCore on hardware must agree with the
     // specification at every entry (docs/el2.md, "check-trace").
     let mut failed = Vec::new();
     for (cpu, s) in summaries.iter_mut() {
-        match check_trace(root, &s.trace) {
+        let Some(trace) = s.trace.clone() else {
+            continue;
+        };
+        match check_trace(root, &trace) {
             Ok(line) => {
                 println!("    -cpu {cpu}: {line}");
                 s.check = line;
@@ -88,33 +117,58 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
     }
     println!();
     println!("qemu summary (-M virt,virtualization=on -smp 2 -m 1G -icount shift=0):");
+    println!(
+        "  production image ({}, no trace) on -cpu {prod_cpu}: {} s",
+        Image::Production.file(),
+        prod.secs
+    );
+    print_outcomes(&prod);
+    let n = |k: &str| {
+        prod.counts
+            .get(k)
+            .and_then(Value::as_u64)
+            .unwrap_or(u64::MAX)
+    };
+    println!("el2-counts: {}", prod.counts_line);
+    if let Some((cpu, s)) = summaries.first() {
+        println!("el2-counts-traced: {}", s.counts_line);
+        println!(
+            "    (the traced figures: {}, -cpu {cpu})",
+            Image::Traced.file()
+        );
+    }
+    println!(
+        "    targets (production image): null_hvc {} <= {NULL_HVC_TARGET}: {}; world_switch {} <= {WORLD_SWITCH_TARGET}: {}",
+        n("null_hvc"),
+        if n("null_hvc") <= NULL_HVC_TARGET { "met" } else { "missed" },
+        n("world_switch"),
+        if n("world_switch") <= WORLD_SWITCH_TARGET { "met" } else { "missed" },
+    );
     for (i, (cpu, s)) in summaries.iter().enumerate() {
         println!(
-            "  -cpu {cpu}: {} s, {} KCore entries traced -> {}",
+            "  traced image ({}) on -cpu {cpu}: {} s, {} KCore entries traced -> {}",
+            Image::Traced.file(),
             s.secs,
             s.entries,
-            s.trace.display()
+            s.trace
+                .as_deref()
+                .map_or(String::new(), |t| t.display().to_string())
         );
-        println!("    {}", s.checksum);
-        println!("    {}", s.tampered);
-        println!("    {}", s.attack);
-        println!("    {}", s.halt);
+        print_outcomes(s);
         println!("    {}", s.check);
-        if i == 0 {
-            println!("el2-counts: {}", s.counts_line);
-            let n = |k: &str| s.counts.get(k).and_then(Value::as_u64).unwrap_or(u64::MAX);
-            println!(
-                "    targets: null_hvc {} <= {NULL_HVC_TARGET}: {}; world_switch {} <= {WORLD_SWITCH_TARGET}: {}",
-                n("null_hvc"),
-                if n("null_hvc") <= NULL_HVC_TARGET { "met" } else { "missed" },
-                n("world_switch"),
-                if n("world_switch") <= WORLD_SWITCH_TARGET { "met" } else { "missed" },
-            );
-        } else {
-            println!("    counts on -cpu {cpu}: {}", s.counts_line);
+        if i > 0 {
+            println!("    counts on -cpu {cpu} (traced): {}", s.counts_line);
         }
     }
     Ok(())
+}
+
+/// What a run's console showed of the demo and the attacks.
+fn print_outcomes(s: &Summary) {
+    println!("    {}", s.checksum);
+    println!("    {}", s.tampered);
+    println!("    {}", s.attack);
+    println!("    {}", s.halt);
 }
 
 /// The guest's loadable bytes as one image of exactly GUEST_IMAGE_BYTES at GUEST_LOAD,
@@ -217,8 +271,10 @@ fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
 /// What one run showed.
 struct Summary {
     secs: u64,
+    /// KCore entries traced (0 for the production image).
     entries: usize,
-    trace: PathBuf,
+    /// Where its trace was written (none for the production image).
+    trace: Option<PathBuf>,
     /// `corevisor check-trace`'s line for the trace.
     check: String,
     checksum: String,
@@ -229,9 +285,26 @@ struct Summary {
     counts: serde_json::Map<String, Value>,
 }
 
-fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, String> {
+fn boot(
+    root: &Path,
+    bin: &Path,
+    bundle: &Path,
+    cpu: &str,
+    image: Image,
+) -> Result<Summary, String> {
     let out = root.join("target/qemu");
-    let console = out.join(format!("console-{cpu}.log"));
+    let (console, trace) = match image {
+        Image::Traced => (
+            out.join(format!("console-{cpu}.log")),
+            // target/qemu-trace.jsonl for the first CPU, target/qemu-trace-CPU.jsonl else.
+            Some(root.join("target").join(if cpu == CPUS[0] {
+                "qemu-trace.jsonl".to_string()
+            } else {
+                format!("qemu-trace-{cpu}.jsonl")
+            })),
+        ),
+        Image::Production => (out.join(format!("console-prod-{cpu}.log")), None),
+    };
     let qemu_args: Vec<String> = vec![
         "-M".into(),
         "virt,virtualization=on".into(),
@@ -248,7 +321,7 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
         "-icount".into(),
         "shift=0".into(),
         "-kernel".into(),
-        bin.join("kcore-el2").display().to_string(),
+        bin.join(image.file()).display().to_string(),
         "-device".into(),
         format!("loader,file={}", bin.join("host-stub").display()),
         "-device".into(),
@@ -277,18 +350,13 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
     let secs = start.elapsed().as_secs();
     let text =
         std::fs::read_to_string(&console).map_err(|e| format!("{}: {e}", console.display()))?;
-    let trace = out.join(if cpu == CPUS[0] {
-        "../qemu-trace.jsonl".to_string()
-    } else {
-        format!("../qemu-trace-{cpu}.jsonl")
-    });
-    let trace = normalize(&trace);
-    let r = check(&text, status.code(), &trace);
+    let r = check(&text, status.code(), trace.as_deref());
     match r {
         Ok(mut s) => {
             s.secs = secs;
             println!(
-                "    -cpu {cpu}: console checked ({} lines, {secs} s) -> {}",
+                "    -cpu {cpu} ({}): console checked ({} lines, {secs} s) -> {}",
+                image.file(),
                 text.lines().count(),
                 console.display()
             );
@@ -302,7 +370,8 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
                 println!("    (QEMU was stopped by the {TIMEOUT_S} s timeout)");
             }
             Err(format!(
-                "-cpu {cpu}: {} problem(s) in the QEMU run; console in {}",
+                "-cpu {cpu} ({}): {} problem(s) in the QEMU run; console in {}",
+                image.file(),
                 errors.len(),
                 console.display()
             ))
@@ -310,21 +379,11 @@ fn boot(root: &Path, bin: &Path, bundle: &Path, cpu: &str) -> Result<Summary, St
     }
 }
 
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Checks a console (`exit`: QEMU's exit status) and writes its trace lines to `trace`.
-fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<String>> {
+/// Checks a console (`exit`: QEMU's exit status) and writes its trace lines to `trace`; with
+/// no `trace` (the production image) the console must have no trace line at all and end
+/// with KCore's halt, and everything else is checked as for the traced image.
+fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary, Vec<String>> {
+    let traced = trace.is_some();
     let mut errors = Vec::new();
     let mut trace_lines: Vec<&str> = Vec::new();
     let mut steps: Vec<Value> = Vec::new();
@@ -349,6 +408,17 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
         if fin.is_some() {
             errors.push(format!(
                 "line {at}: output after the final trace line: {line}"
+            ));
+            continue;
+        }
+        if !traced && halt_at.is_some() {
+            errors.push(format!("line {at}: output after KCore's halt: {line}"));
+            continue;
+        }
+        if !traced && line.starts_with('{') {
+            errors.push(format!(
+                "line {at}: a trace line from the production image (built without the trace): {}",
+                line.get(..80).unwrap_or(line)
             ));
             continue;
         }
@@ -403,7 +473,7 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
             errors.push(format!("line {at}: unexpected console output: {line}"));
         }
     }
-    if !header {
+    if traced && !header {
         errors.push("no trace header".into());
     }
     let find = |v: &[&str], p: &str| v.iter().find(|l| l.starts_with(p)).map(|s| s.to_string());
@@ -484,69 +554,81 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
     if halts.len() != 1 {
         errors.push(format!("{} KCORE HALT lines (expected 1)", halts.len()));
     }
-    for (i, s) in steps.iter().enumerate() {
-        let last = i + 1 == steps.len();
-        let result = s["result"].as_str().unwrap_or("?");
-        if !last && result != "ok" {
+    // KCore's own words on the end: the host's load, in host_npt_handler (both images).
+    if let [h] = halts[..] {
+        if !h.contains(" in host_npt_handler (HostLoad by the host") {
             errors.push(format!(
-                "trace seq {i}: result {result} before the end of the run"
+                "KCore halted elsewhere than on the host's load: {h}"
             ));
         }
     }
-    match steps.last() {
-        Some(s)
-            if s["result"] == "halt"
-                && s["entry"][0] == "host_npt_handler"
-                && s["principal"] == "host"
-                && s["action"] == "host_load" => {}
-        _ => errors
-            .push("the last KCore entry is not the host's load halting in host_npt_handler".into()),
-    }
-    if !steps
-        .iter()
-        .any(|s| s["principal"] == "vm 1" && s["action"] == "guest_psci")
-    {
-        errors.push("VM 1 never powered itself off (no guest_psci exit)".into());
-    }
-    if steps.iter().any(|s| s["action"] == "guest_hvc_other") {
-        errors.push("a guest made an unknown hypercall (its failure signal)".into());
-    }
-    for a in ["guest_store", "guest_wfx", "guest_sysreg"] {
-        if !steps.iter().any(|s| s["action"] == a) {
-            errors.push(format!("no {a} exit in the trace"));
-        }
-    }
-    if !steps
-        .iter()
-        .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "grant")
-    {
-        errors.push("no GRANT in the trace".into());
-    }
-    if !steps
-        .iter()
-        .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "revoke")
-    {
-        errors.push("no REVOKE in the trace".into());
-    }
-    match &fin {
-        Some(f) => {
-            if f["final"]["halted"] != true {
-                errors.push("the final line says kcore did not halt".into());
-            }
-            if f["final"]["entries"].as_u64() != Some(steps.len() as u64) {
+    // The trace: every entry, and what the demo must show in it.
+    if let Some(trace) = trace {
+        for (i, s) in steps.iter().enumerate() {
+            let last = i + 1 == steps.len();
+            let result = s["result"].as_str().unwrap_or("?");
+            if !last && result != "ok" {
                 errors.push(format!(
-                    "the final line counts {} entries, the console has {}",
-                    f["final"]["entries"],
-                    steps.len()
+                    "trace seq {i}: result {result} before the end of the run"
                 ));
             }
         }
-        None => errors.push("no final trace line".into()),
-    }
-    let mut body = trace_lines.join("\n");
-    body.push('\n');
-    if let Err(e) = std::fs::write(trace, body) {
-        errors.push(format!("{}: {e}", trace.display()));
+        match steps.last() {
+            Some(s)
+                if s["result"] == "halt"
+                    && s["entry"][0] == "host_npt_handler"
+                    && s["principal"] == "host"
+                    && s["action"] == "host_load" => {}
+            _ => errors.push(
+                "the last KCore entry is not the host's load halting in host_npt_handler".into(),
+            ),
+        }
+        if !steps
+            .iter()
+            .any(|s| s["principal"] == "vm 1" && s["action"] == "guest_psci")
+        {
+            errors.push("VM 1 never powered itself off (no guest_psci exit)".into());
+        }
+        if steps.iter().any(|s| s["action"] == "guest_hvc_other") {
+            errors.push("a guest made an unknown hypercall (its failure signal)".into());
+        }
+        for a in ["guest_store", "guest_wfx", "guest_sysreg"] {
+            if !steps.iter().any(|s| s["action"] == a) {
+                errors.push(format!("no {a} exit in the trace"));
+            }
+        }
+        if !steps
+            .iter()
+            .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "grant")
+        {
+            errors.push("no GRANT in the trace".into());
+        }
+        if !steps
+            .iter()
+            .any(|s| s["action"] == "guest_hvc" && s["arguments"]["op"] == "revoke")
+        {
+            errors.push("no REVOKE in the trace".into());
+        }
+        match &fin {
+            Some(f) => {
+                if f["final"]["halted"] != true {
+                    errors.push("the final line says kcore did not halt".into());
+                }
+                if f["final"]["entries"].as_u64() != Some(steps.len() as u64) {
+                    errors.push(format!(
+                        "the final line counts {} entries, the console has {}",
+                        f["final"]["entries"],
+                        steps.len()
+                    ));
+                }
+            }
+            None => errors.push("no final trace line".into()),
+        }
+        let mut body = trace_lines.join("\n");
+        body.push('\n');
+        if let Err(e) = std::fs::write(trace, body) {
+            errors.push(format!("{}: {e}", trace.display()));
+        }
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -554,7 +636,7 @@ fn check(text: &str, exit: Option<i32>, trace: &Path) -> Result<Summary, Vec<Str
     Ok(Summary {
         secs: 0,
         entries: steps.len(),
-        trace: trace.to_path_buf(),
+        trace: trace.map(Path::to_path_buf),
         check: String::new(),
         checksum: checksum.unwrap_or_default(),
         tampered: tampered.unwrap_or_default(),
@@ -579,6 +661,8 @@ mod tests {
         )
     }
 
+    const HALT: &str = "KCORE HALT: kcore halted (its defined panic) on cpu 0 in host_npt_handler (HostLoad by the host, result Halt); KCore stops the machine";
+
     /// A console with everything the check wants (not a real run: the check's own test).
     fn good() -> Vec<String> {
         let mut v = vec![
@@ -602,16 +686,25 @@ mod tests {
             "[host] attack: reading VM 4's image page at 0x1 (KCore must halt)".into(),
         ];
         v.push(line(6, "host_load", "halt"));
-        v.push("KCORE HALT: kcore halted".into());
+        v.push(HALT.into());
         v.push("{\"final\":{\"halted\":true,\"entries\":7,\"end\":\"kcore halted\"}}".into());
         v
     }
 
     fn run(lines: &[String], exit: Option<i32>) -> Result<Summary, Vec<String>> {
         let t = std::env::temp_dir().join(format!("xtask-qemu-check-{}.jsonl", std::process::id()));
-        let r = check(&lines.join("\n"), exit, &t);
+        let r = check(&lines.join("\n"), exit, Some(&t));
         let _ = std::fs::remove_file(&t);
         r
+    }
+
+    /// The production image's console: the traced one without its trace lines.
+    fn good_production() -> Vec<String> {
+        good().into_iter().filter(|l| !l.starts_with('{')).collect()
+    }
+
+    fn run_production(lines: &[String], exit: Option<i32>) -> Result<Summary, Vec<String>> {
+        check(&lines.join("\n"), exit, None)
     }
 
     #[test]
@@ -644,5 +737,43 @@ mod tests {
         let mut v = g.clone();
         v[8] = v[8].replace("\"ok\"", "\"halt\"");
         assert!(run(&v, Some(0)).is_err(), "an early halt must fail");
+    }
+
+    #[test]
+    fn a_production_console_passes_without_a_trace_and_fails_with_one() {
+        let g = good_production();
+        let s = run_production(&g, Some(0)).expect("passes");
+        assert_eq!(s.entries, 0);
+        assert!(s.trace.is_none());
+        assert_eq!(s.counts["null_hvc"], 1);
+        // Any one line missing, a trace line, output after the halt, a halt elsewhere.
+        for i in 0..g.len() {
+            let mut v = g.clone();
+            v.remove(i);
+            assert!(
+                run_production(&v, Some(0)).is_err(),
+                "passed without line {i}: {}",
+                g[i]
+            );
+        }
+        assert!(
+            run_production(&good(), Some(0)).is_err(),
+            "a traced console is not the production image's"
+        );
+        assert!(run(&g, Some(0)).is_err(), "a traced run needs its trace");
+        let mut v = g.clone();
+        v.insert(2, good()[5].clone());
+        assert!(run_production(&v, Some(0)).is_err());
+        let mut v = g.clone();
+        v.push("[kcore] after the end".into());
+        assert!(run_production(&v, Some(0)).is_err());
+        let mut v = g.clone();
+        let last = v.len() - 1;
+        v[last] = v[last].replace("host_npt_handler", "host_hvc_handler");
+        assert!(run_production(&v, Some(0)).is_err());
+        assert!(
+            run_production(&g, Some(124)).is_err(),
+            "a timeout must fail"
+        );
     }
 }
