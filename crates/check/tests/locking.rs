@@ -23,9 +23,9 @@ fn no_trap_returns_with_a_lock_held() {
     }
 }
 
-#[test]
-fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
-    let mut m = CoreMachine::new(MachineShape {
+/// Two CPUs, 36 MiB of RAM, KCore from 12 MiB in.
+fn machine() -> CoreMachine {
+    CoreMachine::new(MachineShape {
         cpus: 2,
         ram_base: 0x4000_0000,
         ram_end: 0x4240_0000,
@@ -33,18 +33,25 @@ fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
         smmus: 2,
         mmio: MachineShape::default_mmio(2),
     })
-    .expect("KCore's region holds its state");
-    let hvc = |n: &str, a: &[i128]| {
-        Step::new(
-            0,
-            Action::Hvc {
-                call: corevisor_sim::scenario::HvcCall::Named(
-                    corevisor_sim::scenario::HvcName::parse(n).unwrap(),
-                ),
-                args: a.to_vec(),
-            },
-        )
-    };
+    .expect("KCore's region holds its state")
+}
+
+/// Hypercall `n` with arguments `a` by CPU 0's host.
+fn hvc(n: &str, a: &[i128]) -> Step {
+    Step::new(
+        0,
+        Action::Hvc {
+            call: corevisor_sim::scenario::HvcCall::Named(
+                corevisor_sim::scenario::HvcName::parse(n).unwrap(),
+            ),
+            args: a.to_vec(),
+        },
+    )
+}
+
+#[test]
+fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
+    let mut m = machine();
     for s in [
         hvc("REGISTER_KVM", &[]),
         hvc("REGISTER_VCPU", &[1, 0]),
@@ -77,26 +84,7 @@ fn a_halt_keeps_the_locks_it_poisons_and_nothing_locks_after_it() {
 /// CLEAR_VM_S2_RANGE scrubs a 512-page batch under one hold; the seed takes it per page.
 #[test]
 fn a_loop_changes_a_batch_of_pages_under_one_hold_of_s2page() {
-    let mut m = CoreMachine::new(MachineShape {
-        cpus: 2,
-        ram_base: 0x4000_0000,
-        ram_end: 0x4240_0000,
-        kcore_base: 0x40C0_0000,
-        smmus: 2,
-        mmio: MachineShape::default_mmio(2),
-    })
-    .expect("KCore's region holds its state");
-    let hvc = |n: &str, a: &[i128]| {
-        Step::new(
-            0,
-            Action::Hvc {
-                call: corevisor_sim::scenario::HvcCall::Named(
-                    corevisor_sim::scenario::HvcName::parse(n).unwrap(),
-                ),
-                args: a.to_vec(),
-            },
-        )
-    };
+    let mut m = machine();
     let s2page = |r: &corevisor_sim::machine::StepResult| {
         r.rec
             .locks

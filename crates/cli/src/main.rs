@@ -645,6 +645,32 @@ fn bench(traps: u64, hvcs: u64, rounds: usize) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A soak's failing steps, if any, written to `out` as a scenario: exit status 1 then.
+fn write_failing(
+    failing: &Option<(Vec<corevisor_sim::scenario::Step>, Vec<String>)>,
+    cpus: usize,
+    seed: u64,
+    out: &str,
+    what: &str,
+) -> ExitCode {
+    let Some((steps, why)) = failing else {
+        return ExitCode::SUCCESS;
+    };
+    let doc = corevisor_check::soak::scenario_json(cpus, seed, steps, why);
+    match std::fs::write(
+        out,
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+    ) {
+        Ok(()) => say!(
+            "{what} ({} steps) written to {out}: {}",
+            steps.len(),
+            why.join("; ")
+        ),
+        Err(e) => eprintln!("{out}: {e}"),
+    }
+    ExitCode::from(1)
+}
+
 /// `corevisor soak --parallel`.
 fn soak_parallel(
     steps: u64,
@@ -654,27 +680,18 @@ fn soak_parallel(
     tty: bool,
     progress: impl FnMut(u64),
 ) -> ExitCode {
-    use corevisor_check::{soak, threads};
+    use corevisor_check::threads;
     let rep = threads::soak_parallel(steps, seed, cpus, progress);
     if tty {
         eprintln!();
     }
-    let mut status = ExitCode::SUCCESS;
-    if let Some((steps, why)) = &rep.failing {
-        let doc = soak::scenario_json(cpus, seed, steps, why);
-        match std::fs::write(
-            out,
-            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-        ) {
-            Ok(()) => say!(
-                "failing round's linearization ({} steps) written to {out}: {}",
-                steps.len(),
-                why.join("; ")
-            ),
-            Err(e) => eprintln!("{out}: {e}"),
-        }
-        status = ExitCode::from(1);
-    }
+    let status = write_failing(
+        &rep.failing,
+        cpus,
+        seed,
+        out,
+        "failing round's linearization",
+    );
     say!(
         "{}",
         json!({
@@ -738,22 +755,7 @@ fn soak(
     if tty {
         eprintln!();
     }
-    let mut status = ExitCode::SUCCESS;
-    if let Some((steps, why)) = &rep.failing {
-        let doc = soak::scenario_json(cpus, seed, steps, why);
-        match std::fs::write(
-            out,
-            serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-        ) {
-            Ok(()) => say!(
-                "failing sequence ({} steps, shrunk) written to {out}: {}",
-                steps.len(),
-                why.join("; ")
-            ),
-            Err(e) => eprintln!("{out}: {e}"),
-        }
-        status = ExitCode::from(1);
-    }
+    let status = write_failing(&rep.failing, cpus, seed, out, "failing sequence, shrunk");
     say!(
         "{}",
         json!({
