@@ -185,7 +185,7 @@ fn relax(spins: u32) {
     #[cfg(feature = "shuttle")]
     shuttle::thread::yield_now();
     #[cfg(all(feature = "hosted", not(feature = "shuttle")))]
-    if spins % 64 == 0 {
+    if spins.is_multiple_of(64) {
         std::thread::yield_now();
         return;
     }
