@@ -310,6 +310,8 @@ impl Lockstep {
         self.update_shadow(st, &core, access, model.result, &before);
         let mut mismatches = inputs;
         mismatches.extend(self.scrubbed_pages_are_zero());
+        // What the lock-release check found inside the step (`SimMemory::watch_locks`).
+        mismatches.extend(self.core.core.hw.take_release_breaks());
         let mut diff = |what: &str, a: String, b: String| {
             if a != b {
                 mismatches.push(format!("{what}: core {a}, model {b}"));

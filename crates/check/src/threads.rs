@@ -183,6 +183,8 @@ pub fn run_parallel(
         .collect::<Result<_, _>>()
         .map_err(EngineError)?;
     let (order, interleaved) = linearize(&logs);
+    // The parallel machine's lock-release check (every CPU's releases of S2PAGE).
+    let released = par.core.hw.take_release_breaks();
     // Each replayed step is compared on what it changed, the whole machine at both ends
     // (the soak's relation: `incremental.rs`).
     l.set_incremental(true);
@@ -196,6 +198,8 @@ pub fn run_parallel(
     };
     out.diverged
         .extend(boot.into_iter().map(|m| format!("at boot: {m}")));
+    out.diverged
+        .extend(released.into_iter().map(|m| format!("in parallel: {m}")));
     for (k, &(cpu, i)) in order.iter().enumerate() {
         let ran = &logs[cpu][i];
         let st = Step {

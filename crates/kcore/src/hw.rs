@@ -47,6 +47,13 @@ pub trait Hw {
         let _ = (pa, width, v);
         Err(MmioAbort)
     }
+    /// Lock `lock` is about to be released by this CPU, which still holds it: a checker may
+    /// inspect what the lock guards (its lock invariant must hold whenever it is free, since
+    /// any CPU may take it next). Hardware: nothing.
+    #[inline(always)]
+    fn releasing(&self, lock: u32) {
+        let _ = lock;
+    }
     /// Zero the 4 KiB page at `pa`.
     fn zero_page(&self, pa: u64) {
         self.zero_range(pa, 4096);

@@ -104,8 +104,9 @@ impl<H: Hw> Core<H> {
         revoke: bool,
         input: &mut impl Untrusted,
     ) -> Res {
-        if !revoke && mutant(Fault::GrantSkipsS2PageLock) {
-            // The planted missing lock: each grant on its own, without S2PAGE.
+        if !revoke && (mutant(Fault::GrantSkipsS2PageLock) || mutant(Fault::GrantTearsOwner)) {
+            // The planted lock faults: each grant on its own (`local_grant_vm_page`), without
+            // S2PAGE or over two holds of it.
             for i in 0..n {
                 let pfn = self.vm_page(vmid, addr / PAGE_SIZE + i, input)?;
                 if pfn != 0 {

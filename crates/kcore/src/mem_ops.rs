@@ -11,7 +11,7 @@ use crate::meta::S2Page;
 use crate::mutants::{mutant, Fault};
 use crate::pt::{self, Pool};
 use crate::smmu::{self, BANKS};
-use crate::state::{Core, Guard, Res, S2Pages, SMMU_BANKS};
+use crate::state::{Core, Held, Res, S2Pages, SMMU_BANKS};
 
 /// Who owns which SMMU bank (lock SMMU).
 pub type Banks = [u32; SMMU_BANKS];
@@ -35,7 +35,7 @@ impl<H: Hw> Core<H> {
     pub(crate) fn pages_and_host(
         &self,
         input: &mut impl Untrusted,
-    ) -> Res<(Guard<'_, S2Pages>, Guard<'_, Pool>)> {
+    ) -> Res<(Held<'_, S2Pages, H>, Held<'_, Pool, H>)> {
         let pages = self.take(&self.s2page, input)?;
         let host = self.take(&self.npt[HOSTVISOR as usize], input)?;
         Ok((pages, host))
@@ -190,6 +190,22 @@ impl<H: Hw> Core<H> {
             &mut unheld
         } else {
             held = self.take(&self.s2page, input)?;
+            let p = held.get(&self.hw, pfn);
+            if mutant(Fault::GrantTearsOwner) && p.owner == vmid {
+                // The update split over two holds of S2PAGE: between them the page has
+                // no owner, for any CPU that takes the lock (the end state is right).
+                held.set(
+                    &self.hw,
+                    pfn,
+                    S2Page {
+                        owner: INVALID,
+                        ..p
+                    },
+                );
+                drop(held);
+                held = self.take(&self.s2page, input)?;
+                held.set(&self.hw, pfn, p);
+            }
             &mut held
         };
         self.local_grant_vm_page_held(pages, vmid, pfn)
@@ -259,9 +275,9 @@ impl<H: Hw> Core<H> {
         cbndx: u32,
         input: &mut impl Untrusted,
     ) -> Res<(
-        Guard<'_, Banks>,
+        Held<'_, Banks, H>,
         u32,
-        Option<Guard<'_, crate::vm_info::VmInfo>>,
+        Option<Held<'_, crate::vm_info::VmInfo, H>>,
     )> {
         let banks = self.take(&self.smmu, input)?;
         let v = banks

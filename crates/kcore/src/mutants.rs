@@ -37,10 +37,13 @@ pub enum Fault {
     /// A guest's GRANT updates the page's share count without holding S2PAGE (issue 11):
     /// a missing lock, found only by an interleaving.
     GrantSkipsS2PageLock,
+    /// A guest's GRANT updates the page's metadata in two holds of S2PAGE, the page
+    /// ownerless in between (issue 11): a torn update, found by the lock-release check.
+    GrantTearsOwner,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 12] = [
+    pub const ALL: [Fault; 13] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -53,6 +56,7 @@ impl Fault {
         Fault::MissedSmmuTlbi,
         Fault::DeviceOutsideMmioMapped,
         Fault::GrantSkipsS2PageLock,
+        Fault::GrantTearsOwner,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -70,6 +74,7 @@ impl Fault {
             Fault::MissedSmmuTlbi => "missed_smmu_tlbi",
             Fault::DeviceOutsideMmioMapped => "device_outside_mmio_mapped",
             Fault::GrantSkipsS2PageLock => "grant_skips_s2page_lock",
+            Fault::GrantTearsOwner => "grant_tears_owner",
         }
     }
 

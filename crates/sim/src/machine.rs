@@ -323,7 +323,9 @@ impl CoreMachine {
     /// Boots KCore on a machine of this shape (its region planned by `Layout::plan`).
     pub fn new(shape: MachineShape) -> Result<Self, RegionTooSmall> {
         let layout = shape.layout()?;
-        let mut core = Box::new(Core::boot(SimMemory::new(), layout));
+        let mut mem = SimMemory::new();
+        mem.watch_locks(layout);
+        let mut core = Box::new(Core::boot(mem, layout));
         let mut smmus = [(0, 0, 0); SMMU_NUM as usize];
         for (i, s) in smmus.iter_mut().enumerate() {
             *s = (

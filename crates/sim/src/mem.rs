@@ -4,7 +4,10 @@
 //! stale translation.
 
 use crate::smmu::{SmmuBus, SmmuConfig, Width};
+use corevisor_kcore::consts::{COREVISOR, INVALID, S2PAGE_ID};
 use corevisor_kcore::hw::{Hw, MmioAbort, MmioWidth};
+use corevisor_kcore::layout::Layout;
+use corevisor_kcore::meta::PageMeta;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -131,6 +134,10 @@ pub struct SimMemory {
     /// Frames written (or dropped) since [`SimMemory::take_dirty`] was last called: what a
     /// checker must look at after a step (`crates/check/src/shadow.rs`).
     dirty: Mutex<HashSet<u64>>,
+    /// KCore's layout, for the lock-release check ([`SimMemory::watch_locks`]).
+    watch: Option<Layout>,
+    /// What the lock-release check found, until [`SimMemory::take_release_breaks`].
+    breaks: Mutex<Vec<String>>,
 }
 
 impl Clone for SimMemory {
@@ -141,6 +148,8 @@ impl Clone for SimMemory {
             tlb: Mutex::new(lock(&self.tlb).clone()),
             tlbi_count: AtomicU64::new(self.tlbi_count()),
             dirty: Mutex::new(lock(&self.dirty).clone()),
+            watch: self.watch,
+            breaks: Mutex::new(lock(&self.breaks).clone()),
         }
     }
 }
@@ -170,6 +179,57 @@ impl SimMemory {
 
     fn note_dirty(&self, pfn: u64) {
         lock(&self.dirty).insert(pfn);
+    }
+
+    /// Check, at every release of S2PAGE, the metadata words written so far (see
+    /// [`SimMemory::take_dirty`]) against the lock's invariant: every RAM page has an
+    /// owner, and KCore's region is KCore's. A handler that leaves a torn update between two
+    /// holds of the lock breaks it, though its step ends right (issue 11).
+    pub fn watch_locks(&mut self, layout: Layout) {
+        self.watch = Some(layout);
+    }
+
+    /// Lock-invariant breaks found at lock releases since the last call.
+    pub fn take_release_breaks(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.breaks))
+    }
+
+    /// S2PAGE's invariant on the metadata frames written so far (S2PAGE is held: no CPU is
+    /// writing them).
+    fn check_metadata(&self, l: &Layout) {
+        let (first, pages) = (l.ram_base >> 12, (l.ram_end - l.ram_base) >> 12);
+        let meta_end = l.meta_base + pages * 8;
+        let frames: Vec<u64> = lock(&self.dirty)
+            .iter()
+            .copied()
+            .filter(|&f| (l.meta_base >> 12..meta_end.div_ceil(4096)).contains(&f))
+            .collect();
+        let mut found = Vec::new();
+        for f in frames {
+            let words = self.phys.page_words(f);
+            for (w, &word) in words.iter().enumerate() {
+                let at = (f << 12) + 8 * w as u64;
+                if at < l.meta_base || at >= meta_end {
+                    continue;
+                }
+                let pfn = first + (at - l.meta_base) / 8;
+                let owner = PageMeta(word).unpack(pfn).owner;
+                let kcore = pfn >= l.kcore_base >> 12;
+                if owner == INVALID || owner > COREVISOR {
+                    found.push(format!("page {pfn:#x} has no owner (metadata {word:#x})"));
+                } else if kcore && owner != COREVISOR {
+                    found.push(format!("KCore's page {pfn:#x} is owned by {owner}"));
+                }
+            }
+        }
+        if !found.is_empty() {
+            let mut b = lock(&self.breaks);
+            b.extend(
+                found
+                    .into_iter()
+                    .map(|m| format!("at a release of S2PAGE: {m}")),
+            );
+        }
     }
 
     /// TLB invalidations so far.
@@ -286,6 +346,12 @@ impl SimMemory {
 }
 
 impl Hw for SimMemory {
+    fn releasing(&self, id: u32) {
+        if let (Some(l), S2PAGE_ID) = (&self.watch, id) {
+            self.check_metadata(l);
+        }
+    }
+
     fn read64(&self, pa: u64) -> u64 {
         crate::smmu::TableMemory::read64(&self.phys, pa)
     }

@@ -110,6 +110,34 @@ pub struct Core<H: Hw> {
     halted: AtomicBool,
 }
 
+/// A lock KCore holds in a handler: its guard, and the machine to tell when it is released
+/// ([`Hw::releasing`], while still held, so a checker sees the state the next holder will).
+pub struct Held<'a, T, H: Hw> {
+    guard: Guard<'a, T>,
+    hw: &'a H,
+    id: u32,
+}
+
+impl<T, H: Hw> core::ops::Deref for Held<'_, T, H> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T, H: Hw> core::ops::DerefMut for Held<'_, T, H> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
+}
+
+impl<T, H: Hw> Drop for Held<'_, T, H> {
+    fn drop(&mut self) {
+        // Runs before `guard` is dropped: the lock is still held here.
+        self.hw.releasing(self.id);
+    }
+}
+
 impl<H: Hw + Clone> Clone for Core<H> {
     fn clone(&self) -> Self {
         Core {
@@ -223,10 +251,14 @@ impl<H: Hw> Core<H> {
         &'a self,
         l: &'a Locked<T>,
         input: &mut impl Untrusted,
-    ) -> Res<Guard<'a, T>> {
+    ) -> Res<Held<'a, T, H>> {
         let (g, ticket) = l.lock(&self.halted)?;
         input.acquired(l.id(), ticket);
-        Ok(g)
+        Ok(Held {
+            guard: g,
+            hw: &self.hw,
+            id: l.id(),
+        })
     }
 
     /// The metadata of `pfn`, read under S2PAGE (for checkers and tests).
