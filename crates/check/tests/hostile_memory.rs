@@ -332,7 +332,7 @@ fn first_mismatch(steps: &[Step]) -> Option<String> {
         if !r.mismatches.is_empty() {
             return Some(format!("{}: {:?}", r.model.what, r.mismatches));
         }
-        if l.core.core.halted {
+        if l.core.core.halted() {
             break;
         }
     }

@@ -16,6 +16,13 @@ use crate::state::{Core, Held, Res, S2Pages, SMMU_BANKS};
 /// Who owns which SMMU bank (lock SMMU).
 pub type Banks = [u32; SMMU_BANKS];
 
+/// SMMU held, the bank's owner, and (a VM's bank) its INFO held.
+type BankAndOwner<'a, H> = (
+    Held<'a, Banks, H>,
+    u32,
+    Option<Held<'a, crate::vm_info::VmInfo, H>>,
+);
+
 impl<H: Hw> Core<H> {
     /// Installs `pte` at `addr`/`level` in principal `v`'s table (its NPT guard's pool).
     pub(crate) fn mmap_in(&self, npt: &mut Pool, v: u32, addr: u64, level: u32, pte: u64) -> bool {
@@ -274,11 +281,7 @@ impl<H: Hw> Core<H> {
         index: u32,
         cbndx: u32,
         input: &mut impl Untrusted,
-    ) -> Res<(
-        Held<'_, Banks, H>,
-        u32,
-        Option<Held<'_, crate::vm_info::VmInfo, H>>,
-    )> {
+    ) -> Res<BankAndOwner<'_, H>> {
         let banks = self.take(&self.smmu, input)?;
         let v = banks
             .get(Self::bank(index, cbndx))
