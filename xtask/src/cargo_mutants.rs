@@ -5,9 +5,7 @@
 //! value, an operator swapped, a condition negated...) and runs the tests: a mutant is
 //! *caught* when a test fails, *missed* when all pass, *unviable* when it does not build.
 //! kcore's real tests are the checker's (the core beside the model), so the tests run are
-//! those of `corevisor-check`, limited to `--suites` (default [`SUITES`]: every scenario and
-//! attack in lockstep, the hostile host, the boundaries, noninterference, crypto and the
-//! SMMU's IOTLB). `crates/kcore/src/mutants.rs` (the planted faults themselves) is left
+//! those of `corevisor-check`, limited to `--suites` (default [`SUITES`]). `crates/kcore/src/mutants.rs` (the planted faults themselves) is left
 //! out. The sample is shard K of N, round-robin over cargo-mutants' list (`0/13` is about
 //! 150 of the ~1,960 mutants). Installs cargo-mutants from crates.io when missing. Prints
 //! the figure and the missed mutants; the full outcome is in `DIR/mutants.out`.
@@ -15,13 +13,13 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The suites of `crates/check` run against each mutant.
-const SUITES: [&str; 8] = [
+/// The suites of `crates/check` run against each mutant: every scenario and attack in
+/// lockstep, the boundaries and hostile host, crypto, the SMMU's IOTLB, parallel CPUs
+/// (`attacks` and `noninterference` add half a minute per mutant: `--suites` to widen).
+const SUITES: [&str; 6] = [
     "lockstep",
-    "attacks",
     "hypercall_boundaries",
     "hostile_host",
-    "noninterference",
     "crypto_paths",
     "smmu_iotlb_wired",
     "threads",
