@@ -46,8 +46,8 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
         "mutants",
         "-p",
         "corevisor-kcore",
-        "--test-package",
-        "corevisor-check",
+        // (`--test-package X` as two arguments was not applied by cargo-mutants 27.)
+        "--test-package=corevisor-check",
     ])
     .args(["--exclude", "crates/kcore/src/mutants.rs"])
     .args([
