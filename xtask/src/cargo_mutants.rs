@@ -7,7 +7,7 @@
 //! kcore's real tests are the checker's (the core beside the model), so the tests run are
 //! those of `corevisor-check`, limited to `--suites` (default [`SUITES`]). `crates/kcore/src/mutants.rs` (the planted faults themselves) is left
 //! out. The sample is shard K of N, round-robin over cargo-mutants' list (`0/11` is about
-//! 177 of the 1,944). Installs cargo-mutants from crates.io when missing. Prints
+//! 163 of the 1,944). Installs cargo-mutants from crates.io when missing. Prints
 //! the figure and the missed mutants; the full outcome is in `DIR/mutants.out`.
 
 use std::path::Path;
