@@ -283,3 +283,55 @@ fn a_saved_vcpu_restores_into_a_new_vm_and_a_tampered_record_is_refused() {
         }
     }
 }
+
+/// The export primitives bind what their comments say (found by cargo-mutants: constant
+/// nonces and header words survived the end-to-end tests, which only round-trip).
+#[test]
+fn each_export_gets_its_own_nonce_and_its_header_words_carry_its_fields() {
+    use corevisor_kcore::crypto::{open_page, seal_page, ExportHeader, ExportKey, EXPORT_MAGIC};
+    use corevisor_kcore::crypto::PAGE_BYTES;
+    let key = ExportKey([7; 32]);
+    let page = [0x5a; PAGE_BYTES];
+    let (mut a, mut b, mut c) = (page, page, page);
+    let ha = seal_page(&key, 1, 1, &mut a);
+    seal_page(&key, 1, 2, &mut b);
+    seal_page(&key, 2, 1, &mut c);
+    // One nonce per (VM, sequence number): one page never encrypts the same way twice.
+    assert!(a != b && a != c && b != c, "a nonce was reused");
+    let w = ha.to_words();
+    assert_eq!(w[..3], [EXPORT_MAGIC, 1, 1]);
+    let back = ExportHeader::from_words(&w);
+    assert_eq!(
+        (back.magic, back.vmid, back.seq, back.tag),
+        (ha.magic, ha.vmid, ha.seq, ha.tag)
+    );
+    // A header that names another VM, sequence number or magic is refused as it stands,
+    // whatever the tag (the contract of `open_page`), and the page is left as it was.
+    let sealed = a;
+    for h in [
+        ExportHeader { vmid: 2, ..back },
+        ExportHeader { seq: 2, ..back },
+        ExportHeader { magic: 0, ..back },
+    ] {
+        assert!(!open_page(&key, 1, 1, &h, &mut a));
+        assert_eq!(a, sealed);
+    }
+    assert!(open_page(&key, 1, 1, &back, &mut a));
+    assert_eq!(a, page);
+}
+
+/// An image digest whose segment got fewer or more bytes than its size has no prehash
+/// (`verify_image` then refuses it); one that got exactly its size has one.
+#[test]
+fn an_image_digest_is_signed_only_when_every_segment_got_its_size() {
+    use corevisor_kcore::crypto::ImageDigest;
+    let digest = |size: u64, bytes: usize| {
+        let mut d = ImageDigest::new();
+        d.segment(0x8000_0000, size);
+        d.update(&vec![1u8; bytes]);
+        d.into_prehash().is_some()
+    };
+    assert!(digest(8, 8));
+    assert!(!digest(8, 4), "a segment short of its size");
+    assert!(!digest(4, 8), "a segment past its size");
+}

@@ -31,6 +31,20 @@ pub const UART_BASE: u64 = 0x0900_0000;
 /// The register every scripted load/store uses (x1).
 pub const ACCESS_REG: u64 = 1;
 
+/// ESR_EL2 as the architecture encodes it (Arm ARM D17.2.40), written here rather than
+/// taken from kcore: the machine's syndromes must not change when kcore's decoding does.
+mod esr {
+    pub const EC_SHIFT: u32 = 26;
+    pub const EC_WFX: u64 = 0x01;
+    pub const EC_HVC64: u64 = 0x16;
+    pub const EC_SYS64: u64 = 0x18;
+    pub const EC_IABT_LOW: u64 = 0x20;
+    pub const EC_DABT_LOW: u64 = 0x24;
+    pub const SAS_SHIFT: u32 = 22;
+    pub const SRT_SHIFT: u32 = 16;
+    pub const WNR: u64 = 1 << 6;
+}
+
 /// One of KCore's entry points, as the machine calls it on a trap.
 type Handler = fn(&Core<SimMemory>, &mut Cpu, &mut Recorded) -> Trap;
 
@@ -306,17 +320,17 @@ pub fn dabt_esr(write: bool) -> u64 {
 
 /// The same for an access of `bytes` (1, 2, 4 or 8: ESR_EL2.SAS).
 pub fn dabt_esr_sized(write: bool, bytes: u64) -> u64 {
-    (ESR_ELX_EC_DABT_LOW << ESR_ELX_EC_SHIFT)
+    (esr::EC_DABT_LOW << esr::EC_SHIFT)
         | (1 << 24)
-        | ((bytes.trailing_zeros() as u64 & 3) << ESR_ELX_SAS_SHIFT)
-        | (ACCESS_REG << ESR_ELX_SRT_SHIFT)
-        | if write { ESR_ELX_WNR } else { 0 }
+        | ((bytes.trailing_zeros() as u64 & 3) << esr::SAS_SHIFT)
+        | (ACCESS_REG << esr::SRT_SHIFT)
+        | if write { esr::WNR } else { 0 }
 }
 
 /// ESR of an instruction abort from a lower EL: EC = IABT_LOW, IL, IFSC = translation
 /// fault level 3 (Arm ARM D17.2.40).
 pub fn iabt_esr() -> u64 {
-    (ESR_ELX_EC_IABT_LOW << ESR_ELX_EC_SHIFT) | (1 << 25) | 0b00_0111
+    (esr::EC_IABT_LOW << esr::EC_SHIFT) | (1 << 25) | 0b00_0111
 }
 
 impl CoreMachine {
@@ -455,26 +469,26 @@ impl On<'_, '_> {
                     ShareOp::Grant => hvc::KVM_SET_DESC_PFN,
                     ShareOp::Revoke => hvc::KVM_UNSET_DESC_PFN,
                 };
-                let esr = ESR_ELX_EC_HVC64 << ESR_ELX_EC_SHIFT;
+                let esr = esr::EC_HVC64 << esr::EC_SHIFT;
                 let x = [(0, call), (1, reg(*gpa)), (2, reg(*gpa)), (3, reg(*size))];
                 self.guest_exit(i, ARM_EXCEPTION_TRAP, esr, &x, &mut r)
             }
             Action::GuestPsciSystemOff => {
-                let esr = ESR_ELX_EC_HVC64 << ESR_ELX_EC_SHIFT;
+                let esr = esr::EC_HVC64 << esr::EC_SHIFT;
                 let x = [(0, hvc::PSCI_0_2_FN_SYSTEM_OFF)];
                 self.guest_exit(i, ARM_EXCEPTION_TRAP, esr, &x, &mut r)
             }
             Action::GuestWfx => self.guest_exit(
                 i,
                 ARM_EXCEPTION_TRAP,
-                ESR_ELX_EC_WFX << ESR_ELX_EC_SHIFT,
+                esr::EC_WFX << esr::EC_SHIFT,
                 &[],
                 &mut r,
             ),
             Action::GuestSysreg => self.guest_exit(
                 i,
                 ARM_EXCEPTION_TRAP,
-                ESR_ELX_EC_SYS64 << ESR_ELX_EC_SHIFT,
+                esr::EC_SYS64 << esr::EC_SHIFT,
                 &[],
                 &mut r,
             ),
