@@ -1,14 +1,15 @@
-//! `cargo xtask cargo-mutants [--shard K/N] [--suites a,b,..] [--out DIR]`: cargo-mutants
-//! over `crates/kcore` (issue 10), tested by the checker's suites in `crates/check`.
+//! `cargo xtask cargo-mutants [--shard K/N] [--suites a,b,..] [--out DIR] [--iterate]`:
+//! cargo-mutants over `crates/kcore` (issue 10), tested by the checker's suites.
 //!
 //! cargo-mutants rewrites one function of kcore at a time (a body replaced by a default
 //! value, an operator swapped, a condition negated...) and runs the tests: a mutant is
 //! *caught* when a test fails, *missed* when all pass, *unviable* when it does not build.
 //! kcore's real tests are the checker's (the core beside the model), so the tests run are
-//! those of `corevisor-check`, limited to `--suites` (default [`SUITES`]). `crates/kcore/src/mutants.rs` (the planted faults themselves) is left
-//! out. The sample is shard K of N, round-robin over cargo-mutants' list (`0/11` is about
-//! 163 of the 1,944). Installs cargo-mutants from crates.io when missing. Prints
-//! the figure and the missed mutants; the full outcome is in `DIR/mutants.out`.
+//! those of `corevisor-check`, limited to `--suites` (default [`SUITES`]).
+//! `crates/kcore/src/mutants.rs` (the planted faults themselves) is left out. The sample
+//! is shard K of N, round-robin over cargo-mutants' list (`0/11`: 163 of the 1,944).
+//! Installs cargo-mutants from crates.io when missing. Prints the figure and the missed
+//! mutants; the full outcome is in `DIR/mutants.out`.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,6 +30,7 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     let mut shard = "0/11".to_string();
     let mut suites: Vec<String> = SUITES.iter().map(|s| s.to_string()).collect();
     let mut out = root.join("target/cargo-mutants");
+    let mut iterate = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a}: needs a value"));
@@ -36,6 +38,8 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
             "--shard" => shard = value()?,
             "--suites" => suites = value()?.split(',').map(str::to_string).collect(),
             "--out" => out = value()?.into(),
+            // Test again only what the last run in `--out` did not catch.
+            "--iterate" => iterate = true,
             _ => return Err(format!("cargo-mutants: unknown option {a}")),
         }
     }
@@ -64,6 +68,9 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     .args(["--timeout", "300", "--build-timeout", "900", "--no-shuffle"])
     .arg("--output")
     .arg(&out);
+    if iterate {
+        c.arg("--iterate");
+    }
     for s in &suites {
         c.arg(format!("--cargo-test-arg=--test={s}"));
     }

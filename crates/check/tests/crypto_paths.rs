@@ -288,8 +288,8 @@ fn a_saved_vcpu_restores_into_a_new_vm_and_a_tampered_record_is_refused() {
 /// nonces and header words survived the end-to-end tests, which only round-trip).
 #[test]
 fn each_export_gets_its_own_nonce_and_its_header_words_carry_its_fields() {
-    use corevisor_kcore::crypto::{open_page, seal_page, ExportHeader, ExportKey, EXPORT_MAGIC};
     use corevisor_kcore::crypto::PAGE_BYTES;
+    use corevisor_kcore::crypto::{open_page, seal_page, ExportHeader, ExportKey, EXPORT_MAGIC};
     let key = ExportKey([7; 32]);
     let page = [0x5a; PAGE_BYTES];
     let (mut a, mut b, mut c) = (page, page, page);
