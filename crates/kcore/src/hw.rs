@@ -12,15 +12,6 @@ pub enum MmioWidth {
     W64,
 }
 
-impl MmioWidth {
-    pub const fn bytes(self) -> u64 {
-        match self {
-            MmioWidth::W32 => 4,
-            MmioWidth::W64 => 8,
-        }
-    }
-}
-
 /// The device refused a register access (on hardware: an external abort, fatal at EL2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmioAbort;
