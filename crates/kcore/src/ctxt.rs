@@ -3,6 +3,7 @@
 //! `TrapRegs`, `Ctxt`; spec-digest §1.8), with the register movers of a world switch
 //! (§4.2–§4.4). Field names are the seed's, so abs() maps them one to one.
 
+use crate::consts::{ESR_ELX_EC_UNKNOWN, PSTATE_FAULT_BITS_64};
 use crate::mutants::{mutant, Fault};
 
 /// General, FP/SIMD, EL1 and EL2 registers (the seed's 100 integer registers).
@@ -210,6 +211,19 @@ impl Ctxt {
         if let Some(f) = self.field_mut(i) {
             *f = v;
         }
+    }
+
+    /// `update_exception_gp_regs`: enter the guest's synchronous exception vector, as
+    /// hardware takes an exception to EL1 (Arm ARM D1.10.2): ELR_EL1 and SPSR_EL1 keep the
+    /// interrupted PC and PSTATE, ESR_EL1 says "unknown reason", PSTATE becomes EL1h with
+    /// DAIF masked, and the PC the vector's entry (the Arm profile; the seed drops it, §7.2.2).
+    pub fn update_exception_gp_regs(&mut self) {
+        let (pc, pstate) = (self.states.pc, self.states.pstate);
+        self.regs.elr_el1 = pc;
+        self.states.spsr_0 = pstate;
+        self.states.esr_el1 = ESR_ELX_EC_UNKNOWN;
+        self.states.pstate = PSTATE_FAULT_BITS_64;
+        self.states.pc = self.regs.vbar_el1.wrapping_add(exception_vector(pstate));
     }
 }
 

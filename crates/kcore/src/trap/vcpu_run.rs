@@ -7,7 +7,7 @@
 //! increasing register order. All of it is untrusted and recorded as it is read.
 
 use super::*;
-use crate::ctxt::{exception_vector, idx, reg_desc};
+use crate::ctxt::{idx, reg_desc};
 use crate::mutants::{mutant, Fault};
 
 impl<H: Hw> Core<H> {
@@ -81,13 +81,7 @@ impl<H: Hw> Core<H> {
             }
         }
         if dirty & PENDING_EXCEPT_INJECT_FLAG != 0 {
-            // `update_exception_gp_regs`: enter the guest's synchronous exception vector.
-            let (pc, pstate) = (s.states.pc, s.states.pstate);
-            s.regs.elr_el1 = pc;
-            s.states.spsr_0 = pstate;
-            s.states.esr_el1 = ESR_ELX_EC_UNKNOWN;
-            s.states.pstate = PSTATE_FAULT_BITS_64;
-            s.states.pc = s.regs.vbar_el1.wrapping_add(exception_vector(pstate));
+            s.update_exception_gp_regs();
         }
         if dirty & DIRTY_PC_FLAG != 0 {
             s.states.pc = s.states.pc.wrapping_add(4);
