@@ -123,3 +123,42 @@ fn a_loop_changes_a_batch_of_pages_under_one_hold_of_s2page() {
     assert_eq!(m.core.page(0x40200).owner, 0, "scrubbed and given back");
     assert_eq!(s2page(&clear), 2, "513 pages: a batch of 512, then one");
 }
+
+/// `held` names each lock by the seed's id (the model's `hlock` index, which the poisoned
+/// bits of a halt are compared against): every lock of the core, taken alone.
+#[test]
+fn held_names_each_lock_by_the_seeds_id() {
+    use corevisor_spec::consts as seed;
+    use std::sync::atomic::AtomicBool;
+    let m = machine();
+    let c = &m.core;
+    let running = AtomicBool::new(false);
+    let bit = |id: corevisor_spec::Z| 1u64 << id;
+    let z = |v: usize| v as corevisor_spec::Z;
+    let one = |want: u64, taken: u64| assert_eq!(taken, want, "held() {taken:#x}, want {want:#x}");
+    for v in 0..c.npt.len() {
+        let _g = c.npt[v].lock(&running).unwrap();
+        one(bit(seed::NPT_ID + z(v)), c.held());
+    }
+    for v in 0..c.vms.len() {
+        let _g = c.vms[v].lock(&running).unwrap();
+        one(bit(seed::INFO_ID + z(v)), c.held());
+    }
+    {
+        let _g = c.s2page.lock(&running).unwrap();
+        one(bit(seed::S2PAGE_ID), c.held());
+    }
+    {
+        let _g = c.core_data.lock(&running).unwrap();
+        one(bit(seed::CORE_ID), c.held());
+    }
+    {
+        let _g = c.smmu.lock(&running).unwrap();
+        one(bit(seed::SMMU_ID), c.held());
+    }
+    {
+        let _g = c.spt.lock(&running).unwrap();
+        one(bit(seed::SPT_ID), c.held());
+    }
+    assert_eq!(c.held(), 0);
+}

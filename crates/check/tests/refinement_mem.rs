@@ -130,19 +130,22 @@ struct Pair {
 }
 
 impl Pair {
-    fn new(squeeze: &[(u32, u64)]) -> Pair {
+    /// `squeeze`: principal `v`'s pool sections (level-1, level-2, leaf tables) left with
+    /// `k` free pages each.
+    fn new(squeeze: &[(u32, [u64; 3])]) -> Pair {
         let m = machine();
         let mut core = Core::boot(SimMemory::new(), layout(&m));
         let mut model = m.initial_shared(P);
-        for &(v, k) in squeeze {
+        for &(v, [k1, k2, k3]) in squeeze {
             let pool = core.npt[v as usize].get_mut();
-            pool.pgd_next = kc::pud_start(v) - k * 4096;
-            pool.pud_next = kc::pmd_start(v) - k * 4096;
-            pool.pmd_next = kc::pool_end(v) - k * 4096;
+            pool.pgd_next = kc::pud_start(v) - k1 * 4096;
+            pool.pud_next = kc::pmd_start(v) - k2 * 4096;
+            pool.pmd_next = kc::pool_end(v) - k3 * 4096;
             let mut n = model.npts.get(Z::from(v)).clone();
-            n.pt_pgd_next = P.c.pools.pud_start(Z::from(v)) - Z::from(k) * 4096;
-            n.pt_pud_next = P.c.pools.pmd_start(Z::from(v)) - Z::from(k) * 4096;
-            n.pt_pmd_next = P.c.pools.pool_end(Z::from(v)) - Z::from(k) * 4096;
+            let pages = |k: u64| Z::from(k) * 4096;
+            n.pt_pgd_next = P.c.pools.pud_start(Z::from(v)) - pages(k1);
+            n.pt_pud_next = P.c.pools.pmd_start(Z::from(v)) - pages(k2);
+            n.pt_pmd_next = P.c.pools.pool_end(Z::from(v)) - pages(k3);
             model.npts.set_mut(Z::from(v), n);
         }
         Pair { core, model }
@@ -455,7 +458,7 @@ fn walker_agrees(pair: &Pair) -> Result<(), String> {
     Ok(())
 }
 
-fn run_sequence(squeeze: &[(u32, u64)], ops: &[Op]) -> Result<(), TestCaseError> {
+fn run_sequence(squeeze: &[(u32, [u64; 3])], ops: &[Op]) -> Result<(), TestCaseError> {
     let mut pair = Pair::new(squeeze);
     prop_assert_eq!(pair.abs(), pair.model.clone(), "boot states differ");
     for (i, op) in ops.iter().enumerate() {
@@ -562,7 +565,7 @@ proptest! {
 
     #[test]
     fn pool_exhaustion_refines_the_model(v in 0u32..3, k in 0u64..3, ops in prop::collection::vec(op(), 1..30)) {
-        run_sequence(&[(v, k)], &ops)?;
+        run_sequence(&[(v, [k; 3])], &ops)?;
     }
 }
 
@@ -620,6 +623,36 @@ fn table_pages_per_gib() {
 #[test]
 fn metadata_is_eight_bytes_per_page() {
     assert_eq!(std::mem::size_of::<corevisor_kcore::meta::PageMeta>(), 8);
+}
+
+/// A 2 MiB block in a new GiB needs a level-2 table, and in a new 512 GiB also a level-1
+/// table: the map is refused (KCore halts, as the model does) when either section is empty,
+/// though the other has room.
+#[test]
+fn a_block_map_needs_room_in_both_upper_sections() {
+    let block = |gpa: u64| Op::ProtMap(1, gpa, (RAM + 0x20_0000) / 4096, 2);
+    // VM 1 has no tables: a block needs one of each.
+    for sections in [[0, 4, 4], [4, 0, 4], [4, 4, 0], [1, 1, 0]] {
+        run_sequence(&[(1, sections)], &[block(0x8000_0000)]).unwrap();
+    }
+    let mut pair = Pair::new(&[(1, [0, 1, 1])]);
+    assert_eq!(
+        pair.apply(&block(0x8000_0000)),
+        (true, true),
+        "no level-1 table left"
+    );
+    let mut pair = Pair::new(&[(1, [1, 0, 1])]);
+    assert_eq!(
+        pair.apply(&block(0x8000_0000)),
+        (true, true),
+        "no level-2 table left"
+    );
+    let mut pair = Pair::new(&[(1, [1, 1, 0])]);
+    assert_eq!(
+        pair.apply(&block(0x8000_0000)),
+        (false, false),
+        "a block needs no leaf table"
+    );
 }
 
 #[test]
