@@ -620,6 +620,40 @@ fn table_pages_per_gib() {
     assert_eq!((pages - 2) * 4 + 2, 514, "per GiB of 4 KiB pages");
 }
 
+/// Boot forgets whatever KCore's region held (a warm reset, a previous image): booted on
+/// memory whose metadata, table pools and SMMU pool are full of garbage, KCore's view of
+/// every page and every table word is the one it has on clean memory.
+#[test]
+fn boot_forgets_what_the_region_held() {
+    let m = machine();
+    let l = layout(&m);
+    let dirty = SimMemory::new();
+    let garbage = |from: u64, to: u64| {
+        for pa in (from..to).step_by(8) {
+            dirty.write64(pa, pa ^ 0x5a5a_5a5a_5a5a_5a5a);
+        }
+    };
+    let ram_pages = (l.ram_end - l.ram_base) / 4096;
+    garbage(l.meta_base, l.meta_base + ram_pages * 8);
+    let tables = [(l.pt.pt_base, l.smmu_base), (l.smmu_base, l.end)];
+    for (from, to) in tables {
+        for page in (from..to).step_by(4096) {
+            garbage(page, page + 64);
+        }
+    }
+    let core = Core::boot(dirty, l);
+    let clean = Core::boot(SimMemory::new(), l);
+    for pfn in l.ram_base / 4096..l.ram_end / 4096 {
+        assert_eq!(core.page(pfn), clean.page(pfn), "page {pfn:#x}");
+    }
+    for (from, to) in tables {
+        for page in (from..to).step_by(4096) {
+            assert_eq!(core.hw.read64(page + 8), 0, "table page {page:#x}");
+        }
+    }
+    assert_eq!(abs_npt(&core, 1), abs_npt(&clean, 1));
+}
+
 #[test]
 fn metadata_is_eight_bytes_per_page() {
     assert_eq!(std::mem::size_of::<corevisor_kcore::meta::PageMeta>(), 8);
