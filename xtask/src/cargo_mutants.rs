@@ -73,7 +73,7 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     .args(["--exclude", "crates/kcore/src/mutants.rs"])
     // The baseline is skipped: cargo-mutants 27 runs it with the mutated package's own
     // tests, not `--test-package`'s (so `--test=lockstep` fails there). The same suites
-    // pass on the healthy tree in `cargo xtask test`; a mutant's tests get 400 s (they take about 100 s).
+    // pass on the healthy tree in `cargo xtask test`; a mutant's tests get 240 s (they take about 90 s).
     .args([
         "--shard",
         &shard,
@@ -86,7 +86,7 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
         "--baseline",
         "skip",
     ])
-    .args(["--timeout", "400", "--build-timeout", "900", "--no-shuffle"])
+    .args(["--timeout", "240", "--build-timeout", "900", "--no-shuffle"])
     .arg("--output")
     .arg(&out);
     if iterate {
