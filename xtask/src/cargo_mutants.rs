@@ -55,13 +55,29 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
             "--shard" => shard = value()?,
             "--suites" => suites = value()?.split(',').map(str::to_string).collect(),
             "--out" => out = value()?.into(),
-            // Test again only what the last run in `--out` did not catch.
+            // Test again, by name, the mutants the last run in `--out` missed (after new
+            // tests); their new outcomes replace the old in its lists.
             "--iterate" => iterate = true,
             _ => return Err(format!("cargo-mutants: unknown option {a}")),
         }
     }
     install()?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let sample = out.join("mutants.out");
+    // `--iterate`: the sample's missed mutants, by name (cargo-mutants' own `--iterate`
+    // re-shards what is left, which tests a different sample).
+    let again = if iterate {
+        let missed = lines(&sample, "missed.txt");
+        if missed.is_empty() {
+            return Err(format!(
+                "{}: no missed mutants to test again",
+                sample.display()
+            ));
+        }
+        Some(missed)
+    } else {
+        None
+    };
     let mut c = super::cargo();
     c.args([
         "mutants",
@@ -74,23 +90,23 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     // The baseline is skipped: cargo-mutants 27 runs it with the mutated package's own
     // tests, not `--test-package`'s (so `--test=lockstep` fails there). The same suites
     // pass on the healthy tree in `cargo xtask test`; a mutant's tests get 240 s (they take about 90 s).
-    .args([
-        "--shard",
-        &shard,
-        // Mutant i goes to shard i mod N: a sample spread over every file (the default,
-        // "slice", gives shard 0 the first files of the list alone).
-        "--sharding",
-        "round-robin",
-        "--profile",
-        "mutants",
-        "--baseline",
-        "skip",
-    ])
-    .args(["--timeout", "240", "--build-timeout", "900", "--no-shuffle"])
-    .arg("--output")
-    .arg(&out);
-    if iterate {
-        c.arg("--iterate");
+    .args(["--profile", "mutants", "--baseline", "skip"])
+    .args(["--timeout", "240", "--build-timeout", "900", "--no-shuffle"]);
+    match &again {
+        None => {
+            c.args(["--shard", &shard])
+                // Mutant i goes to shard i mod N: a sample spread over every file (the
+                // default, "slice", gives shard 0 the first files of the list alone).
+                .args(["--sharding", "round-robin"])
+                .arg("--output")
+                .arg(&out);
+        }
+        Some(names) => {
+            for n in names {
+                c.arg(format!("--re={}", regex_escape(n)));
+            }
+            c.arg("--output").arg(out.join("again"));
+        }
     }
     for s in &suites {
         c.arg(format!("--cargo-test-arg=--test={s}"));
@@ -102,7 +118,64 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     if matches!(status.code(), Some(1) | Some(4) | None) {
         return Err(format!("cargo mutants failed: {status}"));
     }
-    report(&out.join("mutants.out"))
+    if let Some(names) = again {
+        merge(&sample, &out.join("again/mutants.out"), &names)?;
+    }
+    report(&sample)
+}
+
+/// The mutant names of list `file` of a cargo-mutants output directory.
+fn lines(dir: &Path, file: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(file))
+        .map(|t| t.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// `name` as a regex matching itself.
+fn regex_escape(name: &str) -> String {
+    let mut r = String::new();
+    for ch in name.chars() {
+        if "\\.+*?()|[]{}^$".contains(ch) {
+            r.push('\\');
+        }
+        r.push(ch);
+    }
+    r
+}
+
+/// The sample's lists after testing `names` (its missed mutants) again: each moves to the
+/// list of its new outcome (cargo-mutants also tests a few mutants `--re` does not select,
+/// which are ignored). The lists before are kept in `missed-before.txt`.
+fn merge(sample: &Path, again: &Path, names: &[String]) -> Result<(), String> {
+    let write = |f: &str, v: &[String]| {
+        let mut t = v.join("\n");
+        if !t.is_empty() {
+            t.push('\n');
+        }
+        std::fs::write(sample.join(f), t).map_err(|e| format!("{f}: {e}"))
+    };
+    write("missed-before.txt", names)?;
+    let mut missed = Vec::new();
+    for f in ["caught.txt", "timeout.txt", "unviable.txt"] {
+        let now = lines(again, f);
+        let mut list = lines(sample, f);
+        list.extend(names.iter().filter(|n| now.contains(n)).cloned());
+        write(f, &list)?;
+    }
+    let still = lines(again, "missed.txt");
+    missed.extend(names.iter().filter(|n| still.contains(n)).cloned());
+    let untested: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            ["caught.txt", "timeout.txt", "unviable.txt", "missed.txt"]
+                .iter()
+                .all(|f| !lines(again, f).contains(n))
+        })
+        .collect();
+    if !untested.is_empty() {
+        return Err(format!("not tested again: {untested:?}"));
+    }
+    write("missed.txt", &missed)
 }
 
 fn install() -> Result<(), String> {
@@ -124,16 +197,11 @@ fn install() -> Result<(), String> {
 
 /// Caught / missed / unviable / timeout, from cargo-mutants' list files.
 fn report(dir: &Path) -> Result<(), String> {
-    let lines = |f: &str| -> Vec<String> {
-        std::fs::read_to_string(dir.join(f))
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default()
-    };
     let (caught, missed, unviable, timeout) = (
-        lines("caught.txt"),
-        lines("missed.txt"),
-        lines("unviable.txt"),
-        lines("timeout.txt"),
+        lines(dir, "caught.txt"),
+        lines(dir, "missed.txt"),
+        lines(dir, "unviable.txt"),
+        lines(dir, "timeout.txt"),
     );
     let viable = caught.len() + missed.len() + timeout.len();
     let pct = |n: usize| 100.0 * n as f64 / viable.max(1) as f64;
