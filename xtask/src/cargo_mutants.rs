@@ -1,4 +1,4 @@
-//! `cargo xtask cargo-mutants [--shard K/N] [--suites a,b,..] [--out DIR] [--iterate]`:
+//! `cargo xtask cargo-mutants [--shard K/N] [--suites a,b,..] [--out DIR] [--iterate [--only S,..]]`:
 //! cargo-mutants over `crates/kcore` (issue 10), tested by the checker's suites.
 //!
 //! cargo-mutants rewrites one function of kcore at a time (a body replaced by a default
@@ -48,6 +48,7 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     let mut suites: Vec<String> = SUITES.iter().map(|s| s.to_string()).collect();
     let mut out = root.join("target/cargo-mutants");
     let mut iterate = false;
+    let mut only: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a}: needs a value"));
@@ -58,6 +59,8 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
             // Test again, by name, the mutants the last run in `--out` missed (after new
             // tests); their new outcomes replace the old in its lists.
             "--iterate" => iterate = true,
+            // With `--iterate`: only the missed mutants whose names contain one of these.
+            "--only" => only = value()?.split(',').map(str::to_string).collect(),
             _ => return Err(format!("cargo-mutants: unknown option {a}")),
         }
     }
@@ -67,7 +70,10 @@ pub fn cargo_mutants(root: &Path, args: &[String]) -> Result<(), String> {
     // `--iterate`: the sample's missed mutants, by name (cargo-mutants' own `--iterate`
     // re-shards what is left, which tests a different sample).
     let again = if iterate {
-        let missed = lines(&sample, "missed.txt");
+        let missed: Vec<String> = lines(&sample, "missed.txt")
+            .into_iter()
+            .filter(|n| only.is_empty() || only.iter().any(|o| n.contains(o.as_str())))
+            .collect();
         if missed.is_empty() {
             return Err(format!(
                 "{}: no missed mutants to test again",
@@ -145,7 +151,7 @@ fn regex_escape(name: &str) -> String {
 
 /// The sample's lists after testing `names` (its missed mutants) again: each moves to the
 /// list of its new outcome (cargo-mutants also tests a few mutants `--re` does not select,
-/// which are ignored). The lists before are kept in `missed-before.txt`.
+/// which are ignored). The names tested again are kept in `retested.txt`.
 fn merge(sample: &Path, again: &Path, names: &[String]) -> Result<(), String> {
     let write = |f: &str, v: &[String]| {
         let mut t = v.join("\n");
@@ -154,7 +160,7 @@ fn merge(sample: &Path, again: &Path, names: &[String]) -> Result<(), String> {
         }
         std::fs::write(sample.join(f), t).map_err(|e| format!("{f}: {e}"))
     };
-    write("missed-before.txt", names)?;
+    write("retested.txt", names)?;
     let mut missed = Vec::new();
     for f in ["caught.txt", "timeout.txt", "unviable.txt"] {
         let now = lines(again, f);
@@ -175,7 +181,11 @@ fn merge(sample: &Path, again: &Path, names: &[String]) -> Result<(), String> {
     if !untested.is_empty() {
         return Err(format!("not tested again: {untested:?}"));
     }
-    write("missed.txt", &missed)
+    // Missed mutants `--only` left out stay missed.
+    let before = lines(sample, "missed.txt");
+    let mut kept: Vec<String> = before.into_iter().filter(|n| !names.contains(n)).collect();
+    kept.extend(missed);
+    write("missed.txt", &kept)
 }
 
 fn install() -> Result<(), String> {
