@@ -12,6 +12,10 @@ use corevisor_sim::smmu::Width;
 use corevisor_spec::profile::ProfileKind;
 
 const SMMU0: u64 = 0x0B00_0000;
+/// A bank's SCTLR as KCore programs it (SMMUv2 16.6.26): M (translate), TRE (TEX remap), AFE
+/// (access flag), CFRE and CFIE (report context faults, with an interrupt); E (big-endian)
+/// and the rest clear.
+const BANK_SCTLR: u64 = 1 | (1 << 1) | (1 << 2) | (1 << 5) | (1 << 6);
 
 fn machine() -> Lockstep {
     let sc = parse("t.json", r#"{"name": "t", "profile": "arm", "steps": []}"#).unwrap();
@@ -112,9 +116,9 @@ fn kcore_programs_the_smmus_at_boot() {
         for cb in 0..8u64 {
             let page = base + 0x8000 + cb * 0x1000;
             assert_eq!(
-                device(&mut l, page, Width::W32) & 1,
-                1,
-                "SCTLR.M of bank {cb}"
+                device(&mut l, page, Width::W32),
+                BANK_SCTLR,
+                "SCTLR of bank {cb}"
             );
             assert_eq!(
                 device(&mut l, page + 0x30, Width::W32),
@@ -172,4 +176,20 @@ fn bank_reuse_reroutes_streams_and_resets_the_vmid() {
         store(&mut l.clone(), SMMU0 + 0xC00 + 4 * 9, 3, 4),
         Outcome::Halt
     );
+    // A free bank (3) goes to VM 1: stream 3 alone reaches it, through a bank programmed
+    // afresh with the VM's VMID; the host's group 9 still reaches only its own bank.
+    hvc(&mut l, HvcName::RegisterKvm, &[]);
+    hvc(&mut l, HvcName::SmmuAllocPgd, &[3, 1, 0]);
+    let s2cr = |l: &mut Lockstep, k: u64| device(l, SMMU0 + 0xC00 + 4 * k, Width::W32);
+    assert_eq!(s2cr(&mut l, 3), 3, "S2CR 3 translates through bank 3");
+    assert_eq!(s2cr(&mut l, 9), 2, "S2CR 9 still the host's route");
+    let smr3 = device(&mut l, SMMU0 + 0x800 + 4 * 3, Width::W32);
+    assert_eq!(smr3, 0x8000_0003, "SMR 3 matches stream 3 exactly");
+    assert_eq!(
+        device(&mut l, SMMU0 + 0x100C, Width::W32) & 0xFF,
+        1,
+        "CBAR VMID"
+    );
+    let sctlr = device(&mut l, SMMU0 + 0x8000 + 3 * 0x1000, Width::W32);
+    assert_eq!(sctlr, BANK_SCTLR);
 }
