@@ -176,20 +176,27 @@ fn bank_reuse_reroutes_streams_and_resets_the_vmid() {
         store(&mut l.clone(), SMMU0 + 0xC00 + 4 * 9, 3, 4),
         Outcome::Halt
     );
-    // A free bank (3) goes to VM 1: stream 3 alone reaches it, through a bank programmed
-    // afresh with the VM's VMID; the host's group 9 still reaches only its own bank.
-    hvc(&mut l, HvcName::RegisterKvm, &[]);
-    hvc(&mut l, HvcName::SmmuAllocPgd, &[3, 1, 0]);
-    let s2cr = |l: &mut Lockstep, k: u64| device(l, SMMU0 + 0xC00 + 4 * k, Width::W32);
-    assert_eq!(s2cr(&mut l, 3), 3, "S2CR 3 translates through bank 3");
-    assert_eq!(s2cr(&mut l, 9), 2, "S2CR 9 still the host's route");
-    let smr3 = device(&mut l, SMMU0 + 0x800 + 4 * 3, Width::W32);
-    assert_eq!(smr3, 0x8000_0003, "SMR 3 matches stream 3 exactly");
+    // A free bank (0) goes to VM 1: stream 0 alone reaches it, through a bank programmed
+    // afresh with the VM's VMID; the host's group 9 keeps its route to the host's bank 2.
+    // Group 9 now matches stream 0, which no VM has yet: allowed, and undone at the alloc.
     assert_eq!(
-        device(&mut l, SMMU0 + 0x100C, Width::W32) & 0xFF,
+        store(&mut l, SMMU0 + 0x800 + 4 * 9, 0x8000_0000, 4),
+        Outcome::Ok
+    );
+    hvc(&mut l, HvcName::RegisterKvm, &[]);
+    hvc(&mut l, HvcName::SmmuAllocPgd, &[0, 1, 0]);
+    let smr9 = device(&mut l, SMMU0 + 0x800 + 4 * 9, Width::W32);
+    assert_eq!(smr9, 0, "SMR 9 no longer matches the VM's stream");
+    let s2cr = |l: &mut Lockstep, k: u64| device(l, SMMU0 + 0xC00 + 4 * k, Width::W32);
+    assert_eq!(s2cr(&mut l, 0), 0, "S2CR 0 translates through bank 0");
+    assert_eq!(s2cr(&mut l, 9), 2, "S2CR 9 still the host's route");
+    let smr0 = device(&mut l, SMMU0 + 0x800, Width::W32);
+    assert_eq!(smr0, 0x8000_0000, "SMR 0 matches stream 0 exactly");
+    assert_eq!(
+        device(&mut l, SMMU0 + 0x1000, Width::W32) & 0xFF,
         1,
         "CBAR VMID"
     );
-    let sctlr = device(&mut l, SMMU0 + 0x8000 + 3 * 0x1000, Width::W32);
+    let sctlr = device(&mut l, SMMU0 + 0x8000, Width::W32);
     assert_eq!(sctlr, BANK_SCTLR);
 }
