@@ -199,4 +199,17 @@ fn bank_reuse_reroutes_streams_and_resets_the_vmid() {
     );
     let sctlr = device(&mut l, SMMU0 + 0x8000, Width::W32);
     assert_eq!(sctlr, BANK_SCTLR);
+    // The VM's group is frozen: the host may not route it to its own bank, nor re-match it.
+    assert_eq!(store(&mut l.clone(), SMMU0 + 0xC00, 2, 4), Outcome::Halt);
+    assert_eq!(
+        store(&mut l.clone(), SMMU0 + 0x800, 0x8000_0030, 4),
+        Outcome::Halt
+    );
+    // The host's bank stays a stage-2 bank (CBAR.TYPE 0) with VMID 0.
+    assert_eq!(
+        store(&mut l.clone(), SMMU0 + 0x1008, 1 << 16, 4),
+        Outcome::Halt
+    );
+    assert_eq!(store(&mut l.clone(), SMMU0 + 0x1008, 5, 4), Outcome::Halt);
+    assert_eq!(store(&mut l, SMMU0 + 0x1008, 0, 4), Outcome::Ok);
 }
