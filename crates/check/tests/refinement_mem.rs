@@ -689,6 +689,24 @@ fn a_block_map_needs_room_in_both_upper_sections() {
     );
 }
 
+/// A device mapping that finds VM 1's pools empty halts, poisoning the locks the seed
+/// names (the VM's INFO and NPT locks and S2PAGE), as the model does.
+#[test]
+fn a_device_mapping_on_empty_pools_halts_with_the_seeds_locks() {
+    let ops = [
+        Op::GenVmid,
+        Op::RegisterKvm(1),
+        Op::MapIo(1, 0x1000_0000, 0x900_0000),
+    ];
+    run_sequence(&[(1, [0, 0, 0])], &ops).unwrap();
+    let mut pair = Pair::new(&[(1, [0, 0, 0])]);
+    assert_eq!(pair.apply(&ops[0]), (false, false));
+    assert_eq!(pair.apply(&ops[1]), (false, false));
+    assert_eq!(pair.apply(&ops[2]), (true, true), "no table page left");
+    let want = [kc::INFO_ID + 1, kc::S2PAGE_ID, kc::NPT_ID + 1].map(|id| 1u64 << id);
+    assert_eq!(pair.core.poisoned(), want.iter().fold(0, |a, b| a | b));
+}
+
 #[test]
 fn a_known_sequence_refines() {
     let pfn = RAM / 4096 + 0x201;
