@@ -15,7 +15,7 @@
 //! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
 //!   installs QEMU when missing, builds, boots, checks the console, writes the trace
 //!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
-//! * `cargo xtask cargo-mutants [--shard K/N]` — cargo-mutants over `crates/kcore`, tested
+//! * `cargo xtask cargo-mutants [--shard K/N] [--iterate [--only S,..]]` — cargo-mutants over `crates/kcore`, tested
 //!   by the checker's suites (xtask/src/cargo_mutants.rs; the figure: docs/assurance.md).
 //! * `cargo xtask fuzz TARGET [--time S]` — a libFuzzer campaign on `fuzz/` (xtask/src/fuzz.rs);
 //!   `cargo xtask test` runs a short one of each target.
@@ -39,7 +39,7 @@ fn main() {
         Some("cargo-mutants") => cargo_mutants::cargo_mutants(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR]>"
+                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR] [--iterate [--only S,..]]>"
             );
             exit(2);
         }
