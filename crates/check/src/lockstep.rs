@@ -511,18 +511,15 @@ impl Lockstep {
             }
             // A resume that did not halt took every dirty register's value: one it did not
             // take is a register the host's emulation never reached.
-            let required = if dirty == corevisor_spec::consts::INVALID64 {
-                0
-            } else {
-                want.len()
-            };
-            if core.outcome != Outcome::Halt {
-                let took = data.iter().filter(|d| d.0 == vmid as u32).count();
-                if let Some((v, src)) = want.get(took).filter(|_| took < required) {
-                    out.push(format!(
-                        "input: value {took} of principal {vmid}: the core took none, {src} holds {v:#x}"
-                    ));
-                }
+            let took = data.iter().filter(|d| d.0 == vmid as u32).count();
+            let resumed = dirty != corevisor_spec::consts::INVALID64;
+            if let Some((v, src)) = want
+                .get(took)
+                .filter(|_| resumed && core.outcome != Outcome::Halt)
+            {
+                out.push(format!(
+                    "input: value {took} of principal {vmid}: the core took none, {src} holds {v:#x}"
+                ));
             }
             // Then the first word of every host page the proposed mapping gives the VM,
             // as the host left it.
