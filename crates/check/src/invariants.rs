@@ -35,11 +35,11 @@ pub const ALL: [(&str, &str); 18] = [
     ("host_flatmap", "the host's stage-2 is an identity map"),
     (
         "host_iso",
-        "the host maps only device pages, its own pages, and pages a VM shares",
+        "the host maps only device pages, its own pages, and pages a VM shares (0 < count < INVALID)",
     ),
     (
         "vm_iso",
-        "a live VM maps only its own RAM pages (and devices)",
+        "every VM, whatever its state, maps only its own RAM pages (and devices)",
     ),
     (
         "spt_cons",
@@ -51,7 +51,7 @@ pub const ALL: [(&str, &str); 18] = [
     ),
     (
         "smmu_iso",
-        "a bank maps only pages its owner owns, at the gfn they are bound to",
+        "every assigned bank, whatever its owner's state, maps only pages its owner owns, at their gfn",
     ),
     (
         "smmu_count",
@@ -178,6 +178,15 @@ impl PageTally {
     }
 }
 
+/// The pages the host may map: devices (owner INVALID), its own, and a VM's page while the
+/// VM shares it. Count INVALID marks a page a VM gave its device (SMMU_LPAE_MAP): it is as
+/// private as count 0, so "count > 0" (the seed's `local_map_host` test, issue 20 hole 1)
+/// is not the shared range; KCore pages are `kcore_unmapped`'s.
+fn host_may_map(pg: &S2Page) -> bool {
+    let shared = 0 < pg.s2_count && pg.s2_count < INVALID;
+    pg.s2_owner == INVALID || pg.s2_owner == HOSTVISOR || pg.s2_owner == COREVISOR || shared
+}
+
 /// The host's stage-2 (reads `npts[HOSTVISOR]`, `s2page`).
 fn host_part(sh: &Shared) -> BTreeSet<&'static str> {
     let mut bad = BTreeSet::new();
@@ -192,7 +201,7 @@ fn host_part(sh: &Shared) -> BTreeSet<&'static str> {
             bad.insert("host_flatmap");
         }
         let pg = sh.s2page.get(pfn);
-        if !(pg.s2_owner == INVALID || pg.s2_owner == HOSTVISOR || pg.s2_count > 0) {
+        if !host_may_map(pg) {
             bad.insert("host_iso");
         }
         if pg.s2_owner == COREVISOR {
@@ -203,18 +212,20 @@ fn host_part(sh: &Shared) -> BTreeSet<&'static str> {
     bad
 }
 
-/// The VMs' stage-2 tables (reads `npts`, the VMs' states, `s2page`).
+/// The VMs' stage-2 tables (reads `npts`, `s2page`). No VM is exempt whatever its state: a
+/// stage-2 entry is a translation a vCPU still running (or its TLB) can use after the VM
+/// powered off (issue 20 hole 2), so every entry of every VM must name its own page or a
+/// device. A KCore page is reported as `kcore_unmapped` alone.
 fn vm_part(sh: &Shared) -> BTreeSet<&'static str> {
     let mut bad = BTreeSet::new();
     let owner = |pfn: Z| sh.s2page.get(pfn).s2_owner;
     for v in 1..COREVISOR {
-        let live = sh.vminfos.get(v).VS.vm_state <= VERIFIED;
         for (_, &(pfn, _, _)) in sh.npts.get(v).pt.entries() {
             if pfn == 0 {
                 continue;
             }
             let o = owner(pfn);
-            if live && o != INVALID && o != v {
+            if o != INVALID && o != v && o != COREVISOR {
                 bad.insert("vm_iso");
             }
             if o == COREVISOR {
@@ -226,7 +237,9 @@ fn vm_part(sh: &Shared) -> BTreeSet<&'static str> {
     bad
 }
 
-/// The SMMU tables (reads `smmu_vmid`, `spts`, the VMs' states, `s2page`).
+/// The SMMU tables (reads `smmu_vmid`, `spts`, `s2page`). Every bank with an owner is
+/// checked whatever the owner's state: a device DMAs through a bank of a powered-off VM as
+/// well as through a live one's (issue 20 hole 2). A KCore page is `kcore_unmapped`'s.
 fn smmu_part(sh: &Shared) -> BTreeSet<&'static str> {
     let mut bad = BTreeSet::new();
     let owner = |pfn: Z| sh.s2page.get(pfn).s2_owner;
@@ -238,14 +251,13 @@ fn smmu_part(sh: &Shared) -> BTreeSet<&'static str> {
         if !(HOSTVISOR..COREVISOR).contains(&v) {
             bad.insert("smmu_vm");
         }
-        let checked = v == HOSTVISOR || sh.vminfos.get(v).VS.vm_state <= VERIFIED;
         let ttbr = SMMU_TTBR(cfg / SMMU_NUM_CTXT_BANKS, cfg % SMMU_NUM_CTXT_BANKS);
         for (g, &(pfn, _)) in sh.spts.spt_pt.get(ttbr).entries() {
             if pfn == 0 {
                 continue;
             }
             let pg = sh.s2page.get(pfn);
-            if checked && !(pg.s2_owner == v && pg.s2_gfn == g) {
+            if pg.s2_owner != COREVISOR && !(pg.s2_owner == v && pg.s2_gfn == g) {
                 bad.insert("smmu_iso");
             }
             if pg.s2_owner == COREVISOR {
@@ -328,8 +340,8 @@ type Memo<K> = Option<(K, Verdict)>;
 pub struct SharedMemo {
     pages: Option<(ZMap<S2Page>, PageTally)>,
     host: Memo<(NPT, ZMap<S2Page>)>,
-    vms: Memo<(ZMap<NPT>, Vec<Z>, ZMap<S2Page>)>,
-    smmu: Memo<(ZMap<Z>, SPT, Vec<Z>, Pages)>,
+    vms: Memo<(ZMap<NPT>, ZMap<S2Page>)>,
+    smmu: Memo<(ZMap<Z>, SPT, Pages)>,
     remap: Memo<(CoreData, NPT, ZMap<VMInfo>)>,
 }
 
@@ -359,26 +371,17 @@ impl SharedMemo {
         };
         let mut bad = tally.verdict(machine, &sh.s2page);
         self.pages = Some((sh.s2page.clone(), tally));
-        let states: Vec<Z> = (1..COREVISOR)
-            .map(|v| sh.vminfos.get(v).VS.vm_state)
-            .collect();
         let s2 = || sh.s2page.clone();
         bad.extend(memo(
             &mut self.host,
             (sh.npts.get(HOSTVISOR).clone(), s2()),
             || host_part(sh),
         ));
-        bad.extend(memo(&mut self.vms, (sh.npts.clone(), states, s2()), || {
-            vm_part(sh)
-        }));
-        let bank_states: Vec<Z> = sh
-            .smmu_vmid
-            .entries()
-            .map(|(_, &v)| sh.vminfos.get(v).VS.vm_state)
-            .collect();
+        // No part reads a VM's state: the invariants exempt none (issue 20).
+        bad.extend(memo(&mut self.vms, (sh.npts.clone(), s2()), || vm_part(sh)));
         bad.extend(memo(
             &mut self.smmu,
-            (sh.smmu_vmid.clone(), sh.spts.clone(), bank_states, s2()),
+            (sh.smmu_vmid.clone(), sh.spts.clone(), s2()),
             || smmu_part(sh),
         ));
         bad.extend(memo(
@@ -450,6 +453,56 @@ mod tests {
     #[test]
     fn boot_state_satisfies_every_invariant() {
         assert_eq!(broken(|_, _, _| {}), Vec::<&str>::new());
+    }
+
+    /// Issue 20: a powered-off VM's stage-2 entry and bank, and a host mapping of a page a
+    /// VM gave its device (count INVALID), are checked like any other.
+    #[test]
+    fn no_state_or_count_is_exempt() {
+        let ram = Machine::default().ram_base / PAGE_SIZE;
+        let poweroff = |sh: &mut Shared, v: Z| {
+            let mut info = sh.vminfos.get(v).clone();
+            info.VS.vm_state = POWEROFF;
+            sh.vminfos.set_mut(v, info);
+        };
+        // VM 1 powered off, its table still mapping a host page (reclaimed under it).
+        let vm = broken(|_, sh, _| {
+            poweroff(sh, 1);
+            let mut n = sh.npts.get(1).clone();
+            n.pt.set_mut(7, (ram, 3, (ram * 4096) | PAGE_S2_KERNEL));
+            sh.npts.set_mut(1, n);
+        });
+        assert_eq!(vm, vec!["vm_iso"]);
+        // The same VM with the page still its own: nothing is broken.
+        let own = broken(|_, sh, _| {
+            poweroff(sh, 1);
+            sh.s2page.set_mut(ram, mkS2Page(1, 0, 7));
+            let mut n = sh.npts.get(1).clone();
+            n.pt.set_mut(7, (ram, 3, (ram * 4096) | PAGE_S2_KERNEL));
+            sh.npts.set_mut(1, n);
+        });
+        assert_eq!(own, Vec::<&str>::new());
+        // A powered-off VM's bank mapping a host page.
+        let bank = broken(|_, sh, _| {
+            poweroff(sh, 2);
+            sh.smmu_vmid.set_mut(0, 2);
+            sh.spts.spt_pt = sh
+                .spts
+                .spt_pt
+                .update(SMMU_TTBR(0, 0), |t| t.set(3, (ram, ram * 4096)));
+        });
+        assert_eq!(bank, vec!["smmu_iso"]);
+        // The host mapping a VM's page at each count: only 0 < count < INVALID is shared.
+        for (count, ok) in [(0, false), (1, true), (INVALID - 1, true), (INVALID, false)] {
+            let got = broken(|_, sh, _| {
+                sh.s2page.set_mut(ram, mkS2Page(1, count, 7));
+                let mut n = sh.npts.get(0).clone();
+                n.pt.set_mut(ram, (ram, 3, (ram * 4096) | PAGE_S2_KERNEL));
+                sh.npts.set_mut(0, n);
+            });
+            let want: Vec<&str> = if ok { vec![] } else { vec!["host_iso"] };
+            assert_eq!(got, want, "count {count}");
+        }
     }
 
     #[test]
