@@ -188,6 +188,11 @@ impl Hw for El2Hw {
         }
     }
 
+    fn tlbi_vmid(&self, vmid: u32) {
+        let vttbr = self.pt.root(vmid) | ((vmid as u64) << 48);
+        regs::s2_invalidate_vmid(vttbr);
+    }
+
     fn zero_page(&self, pa: u64) {
         phys::scrub_page(pa);
     }
@@ -522,6 +527,29 @@ fn trace_state(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
 #[inline(never)]
 #[cold]
 fn trace_state_slow(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
+    trace_pages(core, tr);
+    trace_vm(core, tr, vm);
+}
+
+/// [`trace_state`] for a CLEAR_VM_S2_RANGE of VM `v`, which had the leaves `had` before:
+/// each is listed as it is now (the VM's stage-2 may be gone as a whole), after the pages'
+/// own leaves and before the VM record.
+#[cfg(feature = "trace")]
+#[inline(never)]
+#[cold]
+fn trace_state_clear(core: &Core<El2Hw>, tr: &mut Trace, v: u32, had: &[(u64, u64)]) {
+    trace_pages(core, tr);
+    for &(gfn, pages) in had {
+        for k in 0..pages {
+            trace_s2(core, tr, v, gfn + k);
+        }
+    }
+    trace_vm(core, tr, Some(v as u64));
+}
+
+/// The pages whose metadata the entry wrote, and their stage-2 leaves.
+#[cfg(feature = "trace")]
+fn trace_pages(core: &Core<El2Hw>, tr: &mut Trace) {
     let hw = &core.hw;
     let first = RAM_BASE / PAGE_SIZE;
     let mut runs = hw.meta_runs.get();
@@ -555,6 +583,11 @@ fn trace_state_slow(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
             }
         }
     }
+}
+
+/// The record of VM `vm`, if the entry names one.
+#[cfg(feature = "trace")]
+fn trace_vm(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
     if let Some(v) = vm.filter(|&v| v >= 1 && (v as usize) < core.vms.len()) {
         let info = core.vms[v as usize].read();
         let mut vcpus = [0; 8];
@@ -567,6 +600,54 @@ fn trace_state_slow(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
             vcpus,
         });
     }
+}
+
+/// Runs of leaves [`vm_leaves`] reports at most (a VM here has a few blocks and pages).
+#[cfg(feature = "trace")]
+const MAX_LEAF_RUNS: usize = 128;
+
+/// Every valid leaf of VM `v`'s stage-2 as `(gfn, pages)` runs (a 2 MiB block: 512 pages),
+/// at most `out.len()` of them; returns how many.
+#[cfg(feature = "trace")]
+fn vm_leaves(core: &Core<El2Hw>, v: u32, out: &mut [(u64, u64)]) -> usize {
+    let rd = |t: u64, i: u64| phys::read64(t + i * 8);
+    let mut n = 0;
+    let mut push = |gfn: u64, pages: u64| {
+        if n < out.len() {
+            out[n] = (gfn, pages);
+            n += 1;
+        }
+    };
+    let root = core.layout.pt.root(v);
+    for i0 in 0..512 {
+        let d0 = rd(root, i0);
+        if !pt::is_table(d0) {
+            continue;
+        }
+        for i1 in 0..512 {
+            let d1 = rd(corevisor_kcore::consts::phys_page(d0), i1);
+            if !pt::is_table(d1) {
+                continue;
+            }
+            for i2 in 0..512 {
+                let d2 = rd(corevisor_kcore::consts::phys_page(d1), i2);
+                let base = (i0 << 27) | (i1 << 18) | (i2 << 9);
+                if !pt::is_valid(d2) {
+                    continue;
+                }
+                if !pt::is_table(d2) {
+                    push(base, 512);
+                    continue;
+                }
+                for i3 in 0..512 {
+                    if pt::is_valid(rd(corevisor_kcore::consts::phys_page(d2), i3)) {
+                        push(base | i3, 1);
+                    }
+                }
+            }
+        }
+    }
+    n
 }
 
 /// Into the trace: principal `vmid`'s stage-2 leaf at `gfn` (descriptor 0: unmapped).
@@ -625,6 +706,16 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         saved = core::array::from_fn(|i| x[i + 1]);
         &saved[..n.min(9)]
     };
+    // CLEAR_VM_S2_RANGE may tear down a VM's whole stage-2: the trace lists every leaf
+    // the VM had, as it is after the call.
+    #[cfg(feature = "trace")]
+    let mut had = [(0u64, 0u64); MAX_LEAF_RUNS];
+    #[cfg(feature = "trace")]
+    let nhad = if call == hvc::CLEAR_VM_S2_RANGE && (1..COREVISOR as u64).contains(&x1) {
+        vm_leaves(&g.core, x1 as u32, &mut had)
+    } else {
+        0
+    };
     take(&mut kc.regs, esr);
     let t = g.core.host_hvc_handler(kc, &mut input(tr));
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
@@ -633,7 +724,11 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     g.core.hw.finish();
     let x0_after = kc.regs.regs.x[0];
     #[cfg(feature = "trace")]
-    trace_state(&g.core, tr, vm_of_call(call, x1, x0_after));
+    if nhad > 0 {
+        trace_state_clear(&g.core, tr, x1 as u32, &had[..nhad]);
+    } else {
+        trace_state(&g.core, tr, vm_of_call(call, x1, x0_after));
+    }
     let step = Step {
         cpu: cpu as u8,
         principal: 0,

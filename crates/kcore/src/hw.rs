@@ -25,6 +25,9 @@ pub trait Hw {
     fn write64(&self, pa: u64, v: u64);
     /// Invalidate stage-2 translations of `ipa` for `vmid` (TLBI IPAS2E1IS + VMALLE1IS).
     fn tlbi_ipa(&self, vmid: u32, ipa: u64);
+    /// Invalidate every stage-1 and stage-2 translation of `vmid` on every CPU (TLBI
+    /// VMALLS12E1IS): its stage-2 is gone as a whole (deviation `clear_while_reachable`).
+    fn tlbi_vmid(&self, vmid: u32);
     /// One single-copy-atomic load of exactly `width` from device register `pa` (aligned to
     /// `width`, inside a device window KCore owns: an SMMU's). `&mut`: reads of status
     /// registers have effects (a completed TLB synchronisation is observed). A machine with

@@ -123,6 +123,11 @@ impl Layout {
     }
 
     /// Is page `pfn` RAM (and not page 0, which never is)?
+    /// Pages of RAM: the most any principal can own.
+    pub fn ram_pages(&self) -> u64 {
+        (self.ram_end - self.ram_base) / PAGE_SIZE
+    }
+
     pub fn is_ram(&self, pfn: u64) -> bool {
         pfn != 0 && (self.ram_base / PAGE_SIZE..self.ram_end / PAGE_SIZE).contains(&pfn)
     }
@@ -160,6 +165,13 @@ impl Platform {
             mmio_num: 3,
         }
     };
+
+    /// Is `pa` inside an SMMU's register window?
+    pub fn is_smmu_window(&self, pa: u64) -> bool {
+        self.smmus[..(self.smmu_num as usize).min(self.smmus.len())]
+            .iter()
+            .any(|&(b, s, _)| b <= pa && pa - b < s)
+    }
 
     /// Is `pa` inside a declared device range?
     pub fn is_mmio(&self, pa: u64) -> bool {

@@ -52,6 +52,47 @@ impl<H: Hw> Core<H> {
         self.local_map_pfn_vm(vmid, addr, pte, 3, input)
     }
 
+    /// CLEAR_VM_S2_RANGE: a powered-off VM's pages in `[pfn, pfn + n)` go back to the host,
+    /// scrubbed, once nothing can reach them: no vCPU of the VM ACTIVE (its stage-2 is live
+    /// on that CPU) and no SMMU bank the VM's (a device translates through it). Then the
+    /// VM's stage-2 goes first, TLB entries included (deviation `clear_while_reachable`).
+    /// Otherwise a no-op, as for a VM not powered off. A powered-off VM never gets a vCPU
+    /// running or a bank again, so what was checked stays true.
+    pub fn clear_vm_s2_range(
+        &self,
+        vmid: u32,
+        pfn: u64,
+        n: u64,
+        input: &mut impl Untrusted,
+    ) -> Res {
+        let (state, reachable) = {
+            let banks = self.take(&self.smmu, input)?;
+            let vm = self.take(&self.vms[vmid as usize], input)?;
+            let running = vm.vcpu_state.contains(&crate::vm_info::ACTIVE);
+            (vm.state, running || banks.contains(&vmid))
+        };
+        if state != POWEROFF {
+            return Ok(());
+        }
+        if !mutant(Fault::ClearWhileReachable) {
+            if reachable {
+                return Ok(());
+            }
+            self.teardown_vm_s2(vmid, input)?;
+        }
+        self.clear_vm_range(vmid, pfn, n, input)
+    }
+
+    /// A dead VM's whole stage-2 goes: its root table zeroed (every walk from it faults),
+    /// then every CPU's TLB entries of its VMID invalidated. The tables below the root stay
+    /// in the VM's pool, unreachable; its cursors do not move back.
+    fn teardown_vm_s2(&self, vmid: u32, input: &mut impl Untrusted) -> Res {
+        let _npt = self.take(&self.npt[vmid as usize], input)?;
+        self.hw.zero_page(self.layout.pt.root(vmid));
+        self.hw.tlbi_vmid(vmid);
+        Ok(())
+    }
+
     /// `clear_vm_loop_h`: scrub and return `n` pages from `pfn` (those the VM owns).
     pub fn clear_vm_range(&self, vmid: u32, pfn: u64, n: u64, input: &mut impl Untrusted) -> Res {
         let end = pfn.saturating_add(n);
@@ -160,6 +201,9 @@ impl<H: Hw> Core<H> {
             let mut target = la;
             let mut remap = ra;
             let num = (la + mp * PAGE_SIZE - start).div_ceil(PMD_SIZE);
+            if !self.image_bound(la, ra, mp) && !mutant(Fault::ImageBlockUnbound) {
+                return self.fail(&[]);
+            }
             for _ in 0..num {
                 let pte = self.remapped(remap);
                 if pte == 0 {
@@ -173,6 +217,30 @@ impl<H: Hw> Core<H> {
             }
         }
         Ok(())
+    }
+
+    /// Are the signed pages the pages the VM receives? Each 2 MiB chunk of the segment
+    /// loaded at `la` becomes the block of the chunk's first remapped page, while the
+    /// signature covers the remapped pages: every one must be that block's page for its
+    /// guest address (same offset in 2 MiB, same block), else the host could remap signed
+    /// pages from elsewhere and let the VM run the block's other contents (deviation
+    /// `image_blocks_unbound`).
+    fn image_bound(&self, la: u64, ra: u64, pages: u64) -> bool {
+        let mut block = 0;
+        for k in 0..pages {
+            let gpa = la + k * PAGE_SIZE;
+            let pte = self.remapped(ra + k * PAGE_SIZE);
+            let pa = phys_page(pte);
+            if pte == 0 || pa % PMD_SIZE != gpa % PMD_SIZE {
+                return false;
+            }
+            let first_of_chunk = k == 0 || gpa.is_multiple_of(PMD_SIZE);
+            if !first_of_chunk && pa / PMD_SIZE != block {
+                return false;
+            }
+            block = pa / PMD_SIZE;
+        }
+        true
     }
 
     /// KCore's remap-window entry for `va` (0: none). Read without KCore's NPT lock: the

@@ -54,9 +54,12 @@ impl<H: Hw> Core<H> {
         let (pages, mut host) = self.pages_and_host(input)?;
         let pfn = addr / PAGE_SIZE;
         let p = pages.get(&self.hw, pfn);
+        // A VM's page only while it shares it: an SMMU-assigned page's count is INVALID
+        // (deviation `host_maps_smmu_pages`).
+        let shared = p.count > 0 && (p.count != INVALID || mutant(Fault::HostMapsSmmuPage));
         if !(p.owner == INVALID
             || p.owner == HOSTVISOR
-            || p.count > 0
+            || shared
             || mutant(Fault::MapSkipsOwnerCheck))
         {
             return self.fail(&[S2PAGE_ID]);
@@ -266,14 +269,6 @@ impl<H: Hw> Core<H> {
         0 < v && v < COREVISOR
     }
 
-    /// A VM's state, read under its INFO lock (UNUSED for no principal).
-    pub(crate) fn state_of(&self, v: u32, input: &mut impl Untrusted) -> Res<u32> {
-        match self.vms.get(v as usize) {
-            Some(l) => Ok(self.take(l, input)?.state),
-            None => Ok(UNUSED),
-        }
-    }
-
     /// SMMU, then the INFO lock of the bank's owner if it has one: the lock set of the
     /// SMMU operations, taken in nesting order (the owner is read under SMMU).
     fn smmu_and_owner(
@@ -329,6 +324,11 @@ impl<H: Hw> Core<H> {
             return Ok(());
         }
         if Self::is_vm(vmid) && info.state == VERIFIED {
+            return self.fail(&[INFO_ID + vmid, SMMU_ID]);
+        }
+        // A dead VM gets no bank: once CLEAR saw it with none, it keeps none (deviation
+        // `clear_while_reachable`).
+        if Self::is_vm(vmid) && info.state == POWEROFF && !mutant(Fault::ClearWhileReachable) {
             return self.fail(&[INFO_ID + vmid, SMMU_ID]);
         }
         banks[Self::bank(index, cbndx)] = vmid;

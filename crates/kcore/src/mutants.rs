@@ -40,10 +40,21 @@ pub enum Fault {
     /// A guest's GRANT updates the page's metadata in two holds of S2PAGE, the page
     /// ownerless in between (issue 11): a torn update, found by the lock-release check.
     GrantTearsOwner,
+    /// Issue 20, hole 1 put back: the host's stage-2 fault maps a page given to a VM's
+    /// device (count INVALID counted as shared).
+    HostMapsSmmuPage,
+    /// Issue 20, hole 2 put back: CLEAR reclaims a powered-off VM's pages while a vCPU of
+    /// it runs or a bank is its, without tearing down its stage-2; a dead VM gets banks.
+    ClearWhileReachable,
+    /// Issue 20, hole 3 put back: VERIFY maps each chunk's block without checking that the
+    /// signed (remapped) pages are the block's pages.
+    ImageBlockUnbound,
+    /// Issue 20, hole 4 put back: PHYS_ADDR_IOREMAP maps an SMMU register window into a VM.
+    IoremapSmmuWindow,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 13] = [
+    pub const ALL: [Fault; 17] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -57,6 +68,10 @@ impl Fault {
         Fault::DeviceOutsideMmioMapped,
         Fault::GrantSkipsS2PageLock,
         Fault::GrantTearsOwner,
+        Fault::HostMapsSmmuPage,
+        Fault::ClearWhileReachable,
+        Fault::ImageBlockUnbound,
+        Fault::IoremapSmmuWindow,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -75,6 +90,10 @@ impl Fault {
             Fault::DeviceOutsideMmioMapped => "device_outside_mmio_mapped",
             Fault::GrantSkipsS2PageLock => "grant_skips_s2page_lock",
             Fault::GrantTearsOwner => "grant_tears_owner",
+            Fault::HostMapsSmmuPage => "host_maps_smmu_page",
+            Fault::ClearWhileReachable => "clear_while_reachable",
+            Fault::ImageBlockUnbound => "image_block_unbound",
+            Fault::IoremapSmmuWindow => "ioremap_smmu_window",
         }
     }
 

@@ -4,6 +4,7 @@
 
 use crate::consts::*;
 use crate::hw::{Hw, Untrusted};
+use crate::mutants::{mutant, Fault};
 use crate::state::{Core, Res};
 
 pub const VCPU_PER_VM: usize = 8;
@@ -210,6 +211,11 @@ impl<H: Hw> Core<H> {
         if !self.platform.is_mmio(pa) {
             // Not a device the platform declares, e.g. KCore's own UART: skipped like RAM
             // (deviation `device_outside_mmio`).
+            return Ok(());
+        }
+        if self.platform.is_smmu_window(pa) && !mutant(Fault::IoremapSmmuWindow) {
+            // An SMMU's registers route every stream: mapped into a VM they would bypass
+            // KCore's policing (deviation `ioremap_smmu_window`); skipped likewise.
             return Ok(());
         }
         if !self.mmap_in(

@@ -18,6 +18,7 @@ impl Hw for Words {
         self.0.borrow_mut().insert(pa, v);
     }
     fn tlbi_ipa(&self, _vmid: u32, _ipa: u64) {}
+    fn tlbi_vmid(&self, _vmid: u32) {}
 }
 
 #[test]

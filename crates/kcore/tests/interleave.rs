@@ -53,6 +53,7 @@ impl Hw for Mem {
         }
     }
     fn tlbi_ipa(&self, _vmid: u32, _ipa: u64) {}
+    fn tlbi_vmid(&self, _vmid: u32) {}
     fn zero_range(&self, pa: u64, len: u64) {
         self.words
             .lock()

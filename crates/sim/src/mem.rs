@@ -380,6 +380,11 @@ impl Hw for SimMemory {
         lock(&self.tlb).remove(&(vmid, ipa >> 12));
     }
 
+    fn tlbi_vmid(&self, vmid: u32) {
+        self.tlbi_count.fetch_add(1, Ordering::Relaxed);
+        lock(&self.tlb).retain(|&(v, _), _| v != vmid);
+    }
+
     fn mmio_read(&self, pa: u64, width: MmioWidth) -> Result<u64, MmioAbort> {
         match self.smmus().read(pa, sim_width(width)) {
             Some(Ok(v)) => Ok(v),

@@ -343,6 +343,29 @@ pub fn unmap_and_load_loop_h(
     Some((s, t, r, cur))
 }
 
+/// Deviation `image_blocks_unbound`: the VM receives, for each 2 MiB chunk of a segment,
+/// the physical block of the chunk's first remapped page; the signature covers the
+/// remapped pages. They are the same pages only if every remapped page is that block's
+/// page for its guest address: same offset in 2 MiB, same block as the chunk's first.
+pub fn image_bound(adt: &RData, load_addr: Z, remap_addr: Z, mapped: Z) -> bool {
+    let window = &adt.shared.npts.get(COREVISOR).pt;
+    let mut chunk_block = None;
+    for k in 0..mapped.max(0) {
+        let gpa = load_addr + k * PAGE_SIZE;
+        let (_, _, pte) = *window.get(zdiv(remap_addr + k * PAGE_SIZE, PAGE_SIZE));
+        let pa = phys_page(pte);
+        if pte == 0 || pa % PMD_SIZE != gpa % PMD_SIZE {
+            return false;
+        }
+        let first_of_chunk = k == 0 || gpa % PMD_SIZE == 0;
+        match chunk_block {
+            Some(b) if !first_of_chunk && b != zdiv(pa, PMD_SIZE) => return false,
+            _ => chunk_block = Some(zdiv(pa, PMD_SIZE)),
+        }
+    }
+    true
+}
+
 pub fn verify_and_load_loop_h(
     p: &Profile,
     n: Z,
@@ -360,6 +383,14 @@ pub fn verify_and_load_loop_h(
         let start = zdiv(load_addr, PMD_SIZE) * PMD_SIZE;
         let end = load_addr + mapped * PAGE_SIZE;
         let num = zdiv(end - start + 2097151, PMD_SIZE);
+        if !p.q.image_blocks_unbound
+            && !cur.halt
+            && !image_bound(&cur, load_addr, remap_addr, mapped)
+        {
+            cov!("verify_and_load_loop_h.image_unbound");
+            cur.halt = true;
+            return Some((idx, cur));
+        }
         let (_, _, _, next) =
             unmap_and_load_loop_h(p, num, vmid, start, load_addr, remap_addr, &cur)?;
         cur = next;
@@ -398,7 +429,8 @@ pub fn kvm_phys_addr_ioremap_loop_h(
                 return None;
             }
             let mmio = &adt1.smmu_conf.mmio;
-            let (sdt, halt) = local_map_io_declared(p, mmio, vmid, g, a, &adt1.shared);
+            let windows = smmu_windows(&adt1.smmu_conf);
+            let (sdt, halt) = local_map_io_declared(p, mmio, &windows, vmid, g, a, &adt1.shared);
             log(&mut adt1, AtomicEvent::OMAP_IO(vmid, g, a));
             adt1.shared = sdt;
             adt1.halt = halt;
@@ -408,6 +440,13 @@ pub fn kvm_phys_addr_ioremap_loop_h(
         a += PAGE_SIZE;
     }
     Some((g, a, cur))
+}
+
+/// The SMMUs' register windows, `(base, size)` (deviation `ioremap_smmu_window`).
+pub fn smmu_windows(conf: &SMMUConf) -> Vec<(Z, Z)> {
+    (0..conf.smmu_num.max(0))
+        .map(|i| (*conf.smmu_phys_base.get(i), *conf.smmu_size.get(i)))
+        .collect()
 }
 
 /// Which SMMU register window holds `addr` (last match wins; `res` when none).
@@ -728,6 +767,14 @@ pub fn vm_exit_dispatcher_spec_h(
     if exit_type == ESR_ELx_EC_HVC64 {
         let (arg, addr, size) = (cregs.x[0], cregs.x[2], cregs.x[3]);
         let len = zdiv(size + 4095, PAGE_SIZE);
+        let shares = arg == p.c.HVC_KVM_SET_DESC_PFN || arg == p.c.HVC_KVM_UNSET_DESC_PFN;
+        // Deviation `share_loop_unbounded`: no VM owns more pages than the RAM has, so a
+        // longer range is refused before the loop (it would hold the CPU at EL2 for up to
+        // 2^52 iterations); the guest resumes with nothing changed.
+        if shares && !p.q.share_loop_unbounded && len > adt.smmu_conf.ram_pages {
+            cov!("vm_exit_dispatcher_spec_h.share_too_long");
+            return Some((adt.clone(), 0));
+        }
         return if arg == p.c.HVC_KVM_SET_DESC_PFN {
             cov!("vm_exit_dispatcher_spec_h.grant");
             Some((grant_stage2_loop(p, len, vmid, addr, adt)?.1, 0))

@@ -77,7 +77,7 @@ fn leave_host(
 pub fn local_map_host(p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
     let pfn = zdiv(addr, PAGE_SIZE);
     let page = *sdt.s2page.get(pfn);
-    if page.s2_owner == INVALID || page.s2_owner == HOSTVISOR || page.s2_count > 0 {
+    if page.s2_owner == INVALID || page.s2_owner == HOSTVISOR || host_may_map(p, &page) {
         let pte = if page.s2_owner == INVALID {
             (pfn * PAGE_SIZE) | (PAGE_S2_DEVICE | S2_RDWR)
         } else {
@@ -101,6 +101,18 @@ pub fn local_map_host(p: &Profile, addr: Z, sdt: &Shared) -> (Shared, bool) {
     }
 }
 
+/// Whether the host may map a page some VM owns: the seed says whenever `count > 0`, and an
+/// SMMU-assigned page carries `count = INVALID` (> 0), so the host maps pages given to a
+/// VM's device (deviation `host_maps_smmu_pages`). Intent: only while the VM shares it
+/// (`0 < count < INVALID`, the GRANT counter).
+fn host_may_map(p: &Profile, page: &S2Page) -> bool {
+    if p.q.host_maps_smmu_pages {
+        page.s2_count > 0
+    } else {
+        page.s2_count > 0 && page.s2_count != INVALID
+    }
+}
+
 /// Extension (deviation `device_outside_mmio`): the host's stage-2 fault on an address
 /// that is not RAM is served by `local_map_host` (which maps it as device memory) only
 /// inside a device range the platform declares; elsewhere it is refused like a page the
@@ -118,6 +130,30 @@ pub fn local_map_host_declared(
     }
     cov!("local_map_host_declared.declared_or_ram");
     local_map_host(p, addr, sdt)
+}
+
+/// Deviation `clear_while_reachable`: may CLEAR_VM_S2_RANGE reclaim a POWEROFF VM's pages?
+/// Not while a vCPU of it still runs (its stage-2 and TLB entries are live on that CPU)
+/// or an SMMU bank is its (a device still translates through the bank's leaves).
+pub fn vm_unreachable(vmid: Z, sdt: &Shared) -> bool {
+    let info = sdt.vminfos.get(vmid);
+    let running = (0..VCPU_PER_VM).any(|c| *info.VS.vm_vcpu_state.get(c) == ACTIVE);
+    let banked = sdt.smmu_vmid.entries().any(|(_, &v)| v == vmid);
+    !running && !banked
+}
+
+/// Deviation `clear_while_reachable`: before any page leaves a dead VM its whole stage-2
+/// goes (the core zeroes the root table and invalidates the VMID's TLB entries); the pool
+/// cursors stay, as the pages behind them stay KCore's.
+pub fn teardown_vm_s2(vmid: Z, sdt: &Shared) -> Shared {
+    let npt = sdt.npts.get(vmid);
+    let empty = NPT {
+        pt_pgd_next: npt.pt_pgd_next,
+        pt_pud_next: npt.pt_pud_next,
+        pt_pmd_next: npt.pt_pmd_next,
+        ..NPT::default()
+    };
+    with_npt(sdt, vmid, empty)
 }
 
 pub fn local_clear_vm_page(p: &Profile, vmid: Z, pfn: Z, sdt: &Shared) -> (Shared, bool) {
@@ -261,6 +297,7 @@ pub fn local_map_io(p: &Profile, vmid: Z, gpa: Z, pa: Z, sdt: &Shared) -> (Share
 pub fn local_map_io_declared(
     p: &Profile,
     mmio: &[(Z, Z)],
+    smmu_windows: &[(Z, Z)],
     vmid: Z,
     gpa: Z,
     pa: Z,
@@ -274,6 +311,16 @@ pub fn local_map_io_declared(
         && !crate::init::in_ranges(mmio, pa)
     {
         cov!("local_map_io_declared.undeclared_device");
+        return (sdt.clone(), false);
+    }
+    // Deviation `ioremap_smmu_window`: an SMMU's registers reach every stream and bank;
+    // mapped into a VM they would bypass KCore's policing (skipped like an undeclared device).
+    if !p.q.ioremap_smmu_window
+        && info.VS.vm_state == READY
+        && owner == INVALID
+        && crate::init::in_ranges(smmu_windows, pa)
+    {
+        cov!("local_map_io_declared.smmu_window");
         return (sdt.clone(), false);
     }
     cov!("local_map_io_declared.seed");
@@ -558,7 +605,7 @@ pub fn local_free_smmu_pgd(_p: &Profile, cbndx: Z, index: Z, sdt: &Shared) -> (S
 }
 
 pub fn local_alloc_smmu_pgd(
-    _p: &Profile,
+    p: &Profile,
     cbndx: Z,
     vmid: Z,
     index: Z,
@@ -576,6 +623,12 @@ pub fn local_alloc_smmu_pgd(
     }
     if is_vm(vmid) && sdt.vminfos.get(vmid).VS.vm_state == VERIFIED {
         cov!("local_alloc_smmu_pgd.vm_verified");
+        return (poison(sdt, &[INFO_ID + vmid, SMMU_ID]), true);
+    }
+    // Deviation `clear_while_reachable`: a powered-off VM gets no new bank, so once CLEAR
+    // saw it with none it keeps none.
+    if !p.q.clear_while_reachable && is_vm(vmid) && sdt.vminfos.get(vmid).VS.vm_state == POWEROFF {
+        cov!("local_alloc_smmu_pgd.vm_poweroff");
         return (poison(sdt, &[INFO_ID + vmid, SMMU_ID]), true);
     }
     cov!("local_alloc_smmu_pgd.assigned");

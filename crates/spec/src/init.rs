@@ -166,6 +166,7 @@ impl Machine {
             c.smmu_dev_context_banks.set_mut(i, SMMU_NUM_CTXT_BANKS);
         }
         c.mmio = self.mmio.clone();
+        c.ram_pages = self.ram_mib * 0x100;
         c
     }
 

@@ -246,6 +246,30 @@ pub struct Quirks {
     /// the address. Intent: the output address is `phys_page(a2)` and only the descriptor
     /// type, S2AP, MemAttr and XN come from `a3` ([`crate::aux::SMMU_LEAF_ALLOWED`]).
     pub smmu_leaf_attrs_unchecked: bool,
+    /// Issue 20, hole 1: `local_map_host` maps any page whose count is > 0, and the SMMU's
+    /// INVALID count is > 0, so the host maps a page given to a VM's device; the owned-page
+    /// branch of `local_assign_pfn_to_vm` makes such a page private without unmapping the
+    /// host. Intent: the host maps a VM's page only while `0 < count < INVALID` (a GRANT),
+    /// and every transition that makes a page private unmaps the host.
+    pub host_maps_smmu_pages: bool,
+    /// Issue 20, hole 2: `CLEAR_VM_S2_RANGE` reclaims a POWEROFF VM's pages while another
+    /// vCPU of it is still ACTIVE or an SMMU bank still maps them, and leaves the VM's
+    /// stage-2 in place; `SMMU_ALLOC_PGD` gives a bank to a POWEROFF VM. Intent: CLEAR is a
+    /// refused no-op until no vCPU is ACTIVE and no bank is the VM's, then tears down the
+    /// VM's stage-2 (and TLB) before any page leaves; a VM gets a bank only while READY.
+    pub clear_while_reachable: bool,
+    /// Issue 20, hole 3: VERIFY hashes the pages REMAP_VM_IMAGE placed in the remap window
+    /// but gives the VM, per 2 MiB chunk, the block holding the chunk's first remapped page,
+    /// so scattered remapped pages let the host put unsigned code in the block. Intent:
+    /// every remapped page must be the block's page at that address, or VERIFY halts.
+    pub image_blocks_unbound: bool,
+    /// Issue 20, hole 4: `PHYS_ADDR_IOREMAP` maps any declared device range into a VM, the
+    /// SMMU's register windows included. Intent: an SMMU window is never ioremapped (halt).
+    pub ioremap_smmu_window: bool,
+    /// Issue 20: a guest GRANT/REVOKE loops over as many pages as the guest names (2^52 for
+    /// a size of 2^64 - 1). Intent: a range longer than the VM's IPA space is refused
+    /// (the VM gets nothing shared; no loop runs).
+    pub share_loop_unbounded: bool,
 }
 
 impl Quirks {
@@ -284,6 +308,11 @@ impl Quirks {
         smmu_bank_config_unpoliced: true,
         smmu_cbar_loose: true,
         smmu_leaf_attrs_unchecked: true,
+        host_maps_smmu_pages: true,
+        clear_while_reachable: true,
+        image_blocks_unbound: true,
+        ioremap_smmu_window: true,
+        share_loop_unbounded: true,
     };
 
     pub const INTENT: Quirks = Quirks {
@@ -321,6 +350,11 @@ impl Quirks {
         smmu_bank_config_unpoliced: false,
         smmu_cbar_loose: false,
         smmu_leaf_attrs_unchecked: false,
+        host_maps_smmu_pages: false,
+        clear_while_reachable: false,
+        image_blocks_unbound: false,
+        ioremap_smmu_window: false,
+        share_loop_unbounded: false,
     };
 }
 

@@ -202,6 +202,9 @@ pub struct SMMUConf {
     /// Extension (not a seed field): the device ranges the platform declares, `(base,
     /// size)`; read only under `arm` (deviation `device_outside_mmio`).
     pub mmio: Vec<(Z, Z)>,
+    /// Extension (not a seed field): pages of RAM, the most any principal can own; read
+    /// only under `arm` (deviation `share_loop_unbounded`).
+    pub ram_pages: Z,
 }
 
 /// Names the data oracle a logged event carried (`doracle adt` partially applied in the

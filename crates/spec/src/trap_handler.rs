@@ -105,8 +105,14 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             &mut s,
             AtomicEvent::OVM_GET(if p.q.info_lock_cur_vmid { vmid } else { a1 }),
         );
-        if state == POWEROFF {
+        if state == POWEROFF && !p.q.clear_while_reachable && !vm_unreachable(a1, &s.shared) {
+            cov!("host_hvc_handler_spec.clear_vm_s2_range.still_reachable");
+            Some(s)
+        } else if state == POWEROFF {
             cov!("host_hvc_handler_spec.clear_vm_s2_range.clear");
+            if !p.q.clear_while_reachable {
+                s.shared = teardown_vm_s2(a1, &s.shared);
+            }
             Some(clear_vm_loop_h(p, zdiv(a3, PAGE_SIZE), zdiv(a2, PAGE_SIZE), a1, &s)?.1)
         } else {
             cov!("host_hvc_handler_spec.clear_vm_s2_range.not_poweroff");

@@ -209,6 +209,25 @@ pub fn dsb_ish() {
     unsafe { asm!("dsb ish", options(nostack, preserves_flags)) }
 }
 
+/// Invalidates every stage-1 and stage-2 translation of the VMID in `target_vttbr`, on
+/// every CPU of the inner-shareable domain (TLBI VMALLS12E1IS, Arm ARM D8.13).
+pub fn s2_invalidate_vmid(target_vttbr: u64) {
+    let cur = vttbr();
+    // SAFETY: as `s2_invalidate_ipa`: TLB maintenance and a VTTBR_EL2 switch at EL2,
+    // restored before returning; EL2's own translation (TTBR0_EL2) is not affected.
+    unsafe {
+        asm!("dsb ishst", options(nostack, preserves_flags));
+        if cur != target_vttbr {
+            asm!("msr vttbr_el2, {}", "isb", in(reg) target_vttbr, options(nostack, preserves_flags));
+        }
+        asm!("tlbi vmalls12e1is", "dsb ish", options(nostack, preserves_flags));
+        if cur != target_vttbr {
+            asm!("msr vttbr_el2, {}", in(reg) cur, options(nostack, preserves_flags));
+        }
+        asm!("isb", options(nostack, preserves_flags));
+    }
+}
+
 /// Invalidates stage-2 (and combined stage-1) translations of `ipa` in the guest whose
 /// VTTBR_EL2 is `target_vttbr`, on every CPU of the inner-shareable domain, and waits for
 /// completion (Arm ARM D8.16.1 break-before-make; D8.17 TLBI IPAS2E1IS, VMALLE1IS).

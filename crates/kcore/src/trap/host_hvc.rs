@@ -44,10 +44,7 @@ impl<H: Hw> Core<H> {
                 if !(is_vm(a1) && is_paddr(a2) && is_paddr(a3)) {
                     return self.fail(&[]);
                 }
-                if self.state_of(v1, input)? == POWEROFF {
-                    self.clear_vm_range(v1, a2 / PAGE_SIZE, a3 / PAGE_SIZE, input)?;
-                }
-                Ok(())
+                self.clear_vm_s2_range(v1, a2 / PAGE_SIZE, a3 / PAGE_SIZE, input)
             }
             hvc::SET_BOOT_INFO => {
                 let end = a2.saturating_add(a3);

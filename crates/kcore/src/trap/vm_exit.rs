@@ -74,6 +74,12 @@ impl<H: Hw> Core<H> {
             ESR_ELX_EC_HVC64 => {
                 let (call, addr, size) = (x0, x2, x3);
                 let pages = size.div_ceil(PAGE_SIZE);
+                let shares = call == hvc::KVM_SET_DESC_PFN || call == hvc::KVM_UNSET_DESC_PFN;
+                if shares && pages > self.layout.ram_pages() {
+                    // No VM owns more pages than the RAM has: a longer range is refused
+                    // before any loop runs (deviation `share_loop_unbounded`).
+                    return Ok(false);
+                }
                 match call {
                     hvc::KVM_SET_DESC_PFN => self.share_range(vmid, addr, pages, false, input)?,
                     hvc::KVM_UNSET_DESC_PFN => self.share_range(vmid, addr, pages, true, input)?,
