@@ -10,6 +10,7 @@ pub mod invariants;
 pub mod lockstep;
 pub mod runner;
 pub mod scaling;
+pub mod secrecy;
 pub mod shadow;
 pub mod soak;
 pub mod threads;

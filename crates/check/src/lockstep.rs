@@ -28,10 +28,21 @@
 //!
 //! An invariant on the core itself: a page that goes from a VM back to the host is zero in
 //! all 512 words (`scrubbed_page_zero`).
+//!
+//! Secrecy (issue 20, `secrecy.rs`): every step's bus accesses are judged by the secrecy
+//! oracle, whatever the model says of the step; a leak is a mismatch of the step.
+//!
+//! An access the machine's translations carry out but the model calls undefined (a vCPU
+//! still running after its VM powered off, a device on a dead VM's bank: outside the seed's
+//! contract, `mem_load_spec`/`dev_load_spec`) is still judged: the step reports what the
+//! machine did, its stores go into the checker's copy of memory, the secrecy oracle and the
+//! invariants judge it, and the run goes on ("outside the contract" stops the model, never
+//! the check).
 
 use crate::abs::{abs_ctxt, abs_shared, abs_shared_but_pages, s2page_differs};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
 use crate::incremental::{compare_step, AbsInputs, Before};
+use crate::secrecy::Secrecy;
 use crate::shadow::WordShadow;
 use corevisor_kcore::consts::{self as kc, hvc};
 use corevisor_kcore::hw::Hw;
@@ -61,6 +72,8 @@ pub struct Lockstep {
     inc: Option<AbsInputs>,
     /// The last comparison found nothing (the premise of an incremental one).
     agreed: bool,
+    /// Every VM's private words, and the leaks of the steps (`secrecy.rs`).
+    pub secrecy: Secrecy,
 }
 
 /// A principal's access: who, the frame and word the model translates it to, the value
@@ -166,6 +179,7 @@ impl Lockstep {
             meta,
             inc: None,
             agreed: false,
+            secrecy: Secrecy::new(),
         })
     }
 
@@ -278,7 +292,12 @@ impl Lockstep {
         }
         let before = self.model.global.shared.s2page.clone();
         let prior = self.inc.is_some().then(|| Before::of(self));
+        let granter = self.vm_on(st);
         let core = self.core.step(st);
+        // The oracle judges the machine's accesses before anything of the model is looked at.
+        let leaks = self.secrecy.judge(&self.core.core, st, granter, &core);
+        let frames = self.dirty_frames(|_| true);
+        self.secrecy.prune(&self.core.core.hw, frames);
         let mut inputs = Vec::new();
         let data = self.derive_inputs(st, &core, access, &mut inputs);
         self.model.inject = Some(Injection {
@@ -294,8 +313,9 @@ impl Lockstep {
                 .as_ref()
                 .map(|r| abs_ctxt(r, &self.core.core)),
         });
-        let model = self.model.step(st)?;
-        if model.result == Outcome::Undefined && core.outcome != Outcome::Undefined {
+        let mut model = self.model.step(st)?;
+        let carried = self.carried_out(st, &core, &model);
+        if model.result == Outcome::Undefined && core.outcome != Outcome::Undefined && !carried {
             self.core.core.hw.take_dirty();
             self.shadow.take_changed();
             // Nothing was compared: the next step is compared whole.
@@ -303,12 +323,21 @@ impl Lockstep {
             return Ok(CheckedStep {
                 model,
                 core,
-                mismatches: vec![],
+                mismatches: leaks,
                 outside_contract: true,
             });
         }
-        self.update_shadow(st, &core, access, model.result, &before);
-        let mut mismatches = inputs;
+        if carried {
+            self.adopt(st, &core, &mut model);
+        }
+        let result = if carried {
+            Outcome::Undefined // the model translated nothing: its access is not applied
+        } else {
+            model.result
+        };
+        self.update_shadow(st, &core, access, result, &before);
+        let mut mismatches = leaks;
+        mismatches.extend(inputs);
         mismatches.extend(self.scrubbed_pages_are_zero());
         // What the lock-release check found inside the step (`SimMemory::watch_locks`).
         mismatches.extend(self.core.core.hw.take_release_breaks());
@@ -357,6 +386,56 @@ impl Lockstep {
             mismatches,
             outside_contract: false,
         })
+    }
+
+    /// The VM whose vCPU runs on the step's CPU of the core machine now (before the step).
+    fn vm_on(&self, st: &Step) -> Option<u32> {
+        let cpu = self.core.cpus.get(usize::try_from(st.cpu).ok()?)?.run;
+        (!cpu.ihost && !cpu.icore && (1..kc::COREVISOR).contains(&cpu.cur_vmid))
+            .then_some(cpu.cur_vmid)
+    }
+
+    /// A principal's access the machine carried out through its translations, with no KCore
+    /// handler, that the model calls undefined (outside the seed's contract).
+    fn carried_out(&self, st: &Step, core: &StepResult, model: &StepReport) -> bool {
+        let access = matches!(
+            st.action,
+            Action::HostLoad { .. }
+                | Action::HostStore { .. }
+                | Action::GuestLoad { .. }
+                | Action::GuestStore { .. }
+                | Action::GuestFetch { .. }
+                | Action::DmaLoad { .. }
+                | Action::DmaStore { .. }
+        );
+        access
+            && core.traps.is_empty()
+            && core.outcome != Outcome::Undefined
+            && model.result == Outcome::Undefined
+    }
+
+    /// The step as the machine did it, for a carried-out access the model calls undefined:
+    /// its result and value are the machine's, its stores land in the checker's copy where
+    /// the machine's translation put them (RAM outside KCore's region: a store there is a
+    /// breach the memory comparison reports), and a CPU's load writes the CPU's x1 in the
+    /// model too, so the steps after it are compared as usual.
+    fn adopt(&mut self, st: &Step, core: &StepResult, model: &mut StepReport) {
+        model.result = core.outcome;
+        model.value = core.value.map(z);
+        for &(pa, v) in &core.stores {
+            let pfn = pa / 4096;
+            if self.is_ram(pfn) && !self.in_kcore(pfn) {
+                self.shadow.set(pfn, (pa & 4095) / 8, v);
+            }
+        }
+        let cpu_load = matches!(
+            st.action,
+            Action::HostLoad { .. } | Action::GuestLoad { .. }
+        );
+        if let (true, Some(v)) = (cpu_load, core.value) {
+            let cpu = &mut self.model.cpus[st.cpu as usize];
+            cpu.regs.ctxt_regs.x[corevisor_sim::machine::ACCESS_REG as usize] = z(v);
+        }
     }
 
     /// `abs(core)` against the model's state.

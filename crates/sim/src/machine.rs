@@ -130,6 +130,24 @@ pub struct Recorded {
     /// cache line every CPU writes: benchmarks of KCore's own scaling leave it out); the
     /// lock's ticket is recorded instead.
     pub untimed: bool,
+    /// Every word a principal's access moved to or from RAM this step, as a bus monitor
+    /// sees it, with who made it: what a secrecy oracle judges (not an input: two
+    /// recordings with the same values are equal whatever their bus).
+    pub bus: Vec<BusAccess>,
+}
+
+/// One word a principal's access moved: a CPU's load, store or instruction fetch through
+/// its stage-2, or a device's DMA through an SMMU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusAccess {
+    /// The principal: the host, a VM, or the owner of the bank that translated a DMA.
+    pub principal: u32,
+    /// A device's DMA (not a CPU's access).
+    pub device: bool,
+    /// The physical address of the 8-byte word.
+    pub pa: u64,
+    pub value: u64,
+    pub write: bool,
 }
 
 /// Two recordings are the same input when their values are: when the locks were taken is
@@ -287,6 +305,16 @@ struct On<'a, 'c> {
 
 fn reg(v: i128) -> u64 {
     v as u64
+}
+
+fn bus(principal: u32, device: bool, pa: u64, value: u64, write: bool) -> BusAccess {
+    BusAccess {
+        principal,
+        device,
+        pa,
+        value,
+        write,
+    }
 }
 
 /// The `arm` call number of a named hypercall.
@@ -459,9 +487,12 @@ impl On<'_, '_> {
             Action::HostStore { addr, value } => {
                 self.host_access(i, reg(*addr), step.access_size(), Some(reg(*value)), &mut r)
             }
-            Action::GuestLoad { gpa } => self.guest_access(i, reg(*gpa), None, &mut r),
+            Action::GuestLoad { gpa } => {
+                self.guest_access(i, reg(*gpa), step.access_size(), None, &mut r)
+            }
             Action::GuestStore { gpa, value } => {
-                self.guest_access(i, reg(*gpa), Some(reg(*value)), &mut r)
+                let v = Some(reg(*value));
+                self.guest_access(i, reg(*gpa), step.access_size(), v, &mut r)
             }
             Action::GuestFetch { gpa } => self.guest_fetch(i, reg(*gpa), &mut r),
             Action::GuestHvc { op, gpa, size } => {
@@ -704,32 +735,44 @@ impl On<'_, '_> {
                 return Outcome::Fault;
             }
         }
-        self.access(i, HOSTVISOR, root, addr, store, r)
+        self.access(i, HOSTVISOR, root, addr, bytes, store, r)
     }
 
-    /// A translated access by the principal running on CPU `i`.
+    /// A translated access of `bytes` by the principal running on CPU `i`: to RAM (a
+    /// whole word), or to a device's registers when the translation lands in an SMMU's
+    /// window (a VM given the window by ioremap reaches the SMMU itself, as on hardware:
+    /// issue 20 hole 4).
+    #[allow(clippy::too_many_arguments)]
     fn access(
         &mut self,
         i: usize,
         v: u32,
         root: u64,
         addr: u64,
+        bytes: u64,
         store: Option<u64>,
         r: &mut StepResult,
     ) -> Outcome {
         let Some(t) = self.lookup(v, root, addr) else {
             return Outcome::Fault;
         };
+        if store.is_some() && !t.perms.write {
+            return Outcome::Fault;
+        }
+        if self.core.hw.smmus().decode(t.pa).is_some() {
+            return self.smmu_register_access(i, v, t.pa, bytes, store, r);
+        }
         let pa = t.pa & !7;
         match store {
-            Some(val) if t.perms.write => {
+            Some(val) => {
                 self.core.hw.write64(pa, val);
                 r.stores.push((pa, val));
+                r.rec.bus.push(bus(v, false, pa, val, true));
             }
-            Some(_) => return Outcome::Fault,
             None => {
                 let val = self.core.hw.read64(pa);
                 r.rec.record(v, val);
+                r.rec.bus.push(bus(v, false, pa, val, false));
                 self.regs(i).regs.x[ACCESS_REG as usize] = val;
                 r.value = Some(val);
             }
@@ -737,11 +780,49 @@ impl On<'_, '_> {
         Outcome::Ok
     }
 
+    /// A CPU's access that its stage-2 sends into an SMMU's register window: the SMMU's
+    /// register model takes it at its width (a store to an S2CR really reroutes a stream).
+    /// An access the SMMU does not accept is an external abort (`fault`).
+    fn smmu_register_access(
+        &mut self,
+        i: usize,
+        v: u32,
+        pa: u64,
+        bytes: u64,
+        store: Option<u64>,
+        r: &mut StepResult,
+    ) -> Outcome {
+        use crate::smmu::Width;
+        let Some(w) = Width::from_bytes(bytes) else {
+            return Outcome::Fault;
+        };
+        let mut smmus = self.core.hw.smmus();
+        match store {
+            Some(val) => match smmus.write(pa, w, val) {
+                Some(Ok(())) => Outcome::Ok,
+                _ => Outcome::Fault,
+            },
+            None => match smmus.read(pa, w) {
+                Some(Ok(val)) => {
+                    drop(smmus);
+                    r.rec.record(v, val);
+                    self.regs(i).regs.x[ACCESS_REG as usize] = val;
+                    r.value = Some(val);
+                    Outcome::Ok
+                }
+                _ => Outcome::Fault,
+            },
+        }
+    }
+
     /// The running VM's load or store of `gpa` (x1); a missing mapping exits to KCore.
+    /// A translation that exists is used whatever the VM's state: a vCPU still running after
+    /// its VM powered off reaches what its stage-2 (or TLB) still maps, as on hardware.
     fn guest_access(
         &mut self,
         i: usize,
         gpa: u64,
+        bytes: u64,
         store: Option<u64>,
         r: &mut StepResult,
     ) -> Outcome {
@@ -753,14 +834,10 @@ impl On<'_, '_> {
             self.regs(i).regs.x[ACCESS_REG as usize] = v;
         }
         let root = self.core.layout.pt.root(vm);
-        let translated = self.lookup(vm, root, gpa).is_some();
-        if translated && self.core.vms[vm as usize].read().state != VERIFIED {
-            return Outcome::Undefined; // outside the seed's contract (mem_load_spec)
-        }
-        if !translated {
+        if self.lookup(vm, root, gpa).is_none() {
             return self.stage2_abort(i, gpa, dabt_esr(store.is_some()), r);
         }
-        self.access(i, vm, root, gpa, store, r)
+        self.access(i, vm, root, gpa, bytes, store, r)
     }
 
     /// The running VM fetches an instruction at `gpa`: an instruction abort if unmapped.
@@ -770,7 +847,13 @@ impl On<'_, '_> {
         }
         let vm = self.cpu.run.cur_vmid;
         let root = self.core.layout.pt.root(vm);
-        if self.lookup(vm, root, gpa).is_some() {
+        if let Some(t) = self.lookup(vm, root, gpa) {
+            // The fetched word goes on the bus (RAM only: device memory is never fetched).
+            if self.core.hw.smmus().decode(t.pa).is_none() {
+                let pa = t.pa & !7;
+                let val = self.core.hw.read64(pa);
+                r.rec.bus.push(bus(vm, false, pa, val, false));
+            }
             return Outcome::Ok;
         }
         self.stage2_abort(i, gpa, iabt_esr(), r)
@@ -852,27 +935,130 @@ impl On<'_, '_> {
             Route::Bank(n) => self.core.smmu.read()[(smmu * BANKS + n) as usize],
             Route::Bypass(_) => HOSTVISOR,
         };
-        let verified = self
-            .core
-            .vms
-            .get(owner as usize)
-            .is_some_and(|vm| vm.read().state == VERIFIED);
-        if owner != HOSTVISOR && !verified {
-            return Outcome::Undefined; // outside the seed's contract (dev_load_spec)
-        }
+        // Whatever the owner's state: a device on a bank of a powered-off VM still DMAs
+        // through the bank's leaves, as on hardware (issue 20 hole 2).
         let pa = t.pa & !7;
         match store {
             // The SMMU checked the access's direction against the leaf's S2AP.
             Some(v) => {
                 self.core.hw.write64(pa, v);
                 r.stores.push((pa, v));
+                r.rec.bus.push(bus(owner, true, pa, v, true));
             }
             None => {
                 let v = self.core.hw.read64(pa);
                 r.rec.record(owner, v);
+                r.rec.bus.push(bus(owner, true, pa, v, false));
                 r.value = Some(v);
             }
         }
         Outcome::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smmu::regs::{gr0, s2cr, smr};
+    use crate::smmu::Width;
+
+    /// A stage-2 table of four frames at `base` mapping IPA `ipa` to `pa`, read/write
+    /// (Arm ARM D8.3: table descriptors 0b11, page descriptor 0b11, S2AP = 0b11, AF).
+    fn map_one(m: &CoreMachine, base: u64, ipa: u64, pa: u64) -> u64 {
+        let hw = &m.core.hw;
+        for level in 0..3u64 {
+            let table = base + level * PAGE_SIZE;
+            let index = (ipa >> (39 - 9 * level)) & 511;
+            hw.write64(table + index * 8, (table + PAGE_SIZE) | 3);
+        }
+        let leaf = base + 3 * PAGE_SIZE + ((ipa >> 12) & 511) * 8;
+        hw.write64(leaf, pa | 3 | (3 << 6) | (1 << 10));
+        base
+    }
+
+    /// Issue 20 hole 4: a principal whose stage-2 maps an SMMU's register window reaches the
+    /// SMMU itself (not memory behind it): its store to an S2CR turns the stream to bypass,
+    /// and the device on that stream then reads physical memory untranslated.
+    #[test]
+    fn a_translated_store_to_an_s2cr_reroutes_the_stream() {
+        let mut cm = CoreMachine::new(MachineShape {
+            cpus: 2,
+            ram_base: 0x4000_0000,
+            ram_end: 0x8000_0000,
+            kcore_base: 0x7000_0000,
+            smmus: 2,
+            mmio: MachineShape::default_mmio(2),
+        })
+        .unwrap();
+        let marker_pa = 0x4060_0000;
+        cm.core.hw.write64(marker_pa, 0x5ec2e7);
+        let dma_load = |cm: &mut CoreMachine| {
+            let step = Step {
+                index: 0,
+                line: None,
+                cpu: 0,
+                oracle: vec![],
+                size: None,
+                action: Action::DmaLoad {
+                    smmu: 0,
+                    cb: 3,
+                    iova: marker_pa as i128,
+                    stream: None,
+                },
+            };
+            cm.step(&step)
+        };
+        // KCore leaves every stream unmatched until a bank is attached: the device faults.
+        assert_eq!(dma_load(&mut cm).outcome, Outcome::Fault);
+        let s2cr3 = SMMU_WINDOW_BASE + gr0::s2cr(3);
+        let root = map_one(&cm, 0x4800_0000, 0x1000, SMMU_WINDOW_BASE);
+        let bypass = u64::from(s2cr::TYPE_BYPASS << s2cr::TYPE_SHIFT);
+        let (m, cpus) = cm.parts();
+        let mut on = On {
+            core: m.core,
+            shape: m.shape,
+            staged: m.staged,
+            gauge: None,
+            untimed: false,
+            cpu: &mut cpus[1],
+        };
+        let mut r = StepResult {
+            outcome: Outcome::Ok,
+            x0: None,
+            value: None,
+            rec: Recorded::default(),
+            trap_regs: None,
+            traps: vec![],
+            stores: vec![],
+        };
+        let ipa = 0x1000 + gr0::s2cr(3);
+        // The SMMU takes 32-bit accesses to S2CR only: an 8-byte store is an external abort.
+        assert_eq!(
+            on.access(1, 9, root, ipa, 8, Some(bypass), &mut r),
+            Outcome::Fault
+        );
+        assert_eq!(
+            on.access(1, 9, root, ipa, 4, Some(bypass), &mut r),
+            Outcome::Ok
+        );
+        // A stream match for stream 3 in group 3, through the same translation.
+        let smr = u64::from(smr::VALID) | 3;
+        let smr_ipa = 0x1000 + gr0::smr(3);
+        assert_eq!(
+            on.access(1, 9, root, smr_ipa, 4, Some(smr), &mut r),
+            Outcome::Ok
+        );
+        // Nothing reached memory: the window is the SMMU's, not RAM.
+        assert_eq!((r.stores.len(), r.rec.bus.len()), (0, 0));
+        assert_eq!(on.core.hw.read64(s2cr3 & !7), 0);
+        assert_eq!(on.core.hw.smmus().read(s2cr3, Width::W32), Some(Ok(bypass)));
+        // A load through the same translation reads the register, as the principal's input.
+        assert_eq!(on.access(1, 9, root, ipa, 4, None, &mut r), Outcome::Ok);
+        assert_eq!(r.value, Some(bypass));
+        assert_eq!(r.rec.data, vec![(9, bypass)]);
+        // The device on stream 3 now bypasses translation: it reads the host's page.
+        let done = dma_load(&mut cm);
+        assert_eq!((done.outcome, done.value), (Outcome::Ok, Some(0x5ec2e7)));
+        assert_eq!(done.rec.bus[0].principal, HOSTVISOR);
     }
 }
