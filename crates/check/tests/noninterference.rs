@@ -7,8 +7,13 @@
 //!
 //! Run on KCore itself (not the model): a world switch that left a guest register in a host
 //! register, or a scrub that missed a word, shows up here.
+//!
+//! The secrecy oracle (`corevisor_check::secrecy`, issue 20) runs beside the first run of
+//! each and must find no leak: it judges each read by what the word holds, not by
+//! comparing runs.
 
 use corevisor_check::abs::abs_npt;
+use corevisor_check::secrecy::Secrecy;
 use corevisor_kcore::consts::HOSTVISOR;
 use corevisor_kcore::hw::Hw;
 use corevisor_sim::machine::{CoreMachine, MachineShape, StepResult};
@@ -117,6 +122,17 @@ fn step() -> impl Strategy<Value = Option<(i128, Action)>> {
     ]
 }
 
+/// Steps `m` with the secrecy oracle beside it: the step's result and every leak found.
+fn judged(s: &mut Secrecy, m: &mut CoreMachine, st: &Step) -> (StepResult, Vec<String>) {
+    let run = m.cpus[st.cpu as usize].run;
+    let granter = (!run.ihost && !run.icore).then_some(run.cur_vmid);
+    let r = m.step(st);
+    let leaks = s.judge(&m.core, st, granter, &r);
+    let dirty = m.core.hw.take_dirty();
+    s.prune(&m.core.hw, dirty);
+    (r, leaks)
+}
+
 /// What the host may see of the machine now.
 fn host_view(m: &CoreMachine) -> Vec<u64> {
     let c = &m.core;
@@ -221,6 +237,7 @@ proptest! {
         // The secret sits at a random word of one of VM 1's two image pages (issue 10).
         let at = SECRET_GPA + page * 4096 + word * 8;
         let (mut a, mut b) = (machine(), machine());
+        let mut oracle = Secrecy::new();
         let mut all: Vec<Option<(i128, Action)>> = setup().into_iter().map(|s| Some((s.cpu, s.action))).collect();
         all.extend(steps);
         for (k, s) in all.iter().enumerate() {
@@ -231,7 +248,8 @@ proptest! {
                     Step::new(1, Action::GuestStore { gpa: at, value: s2 as i128 }),
                 ),
             };
-            let (ra, rb) = (a.step(&sa), b.step(&sb));
+            let ((ra, leaks), rb) = (judged(&mut oracle, &mut a, &sa), b.step(&sb));
+            prop_assert!(leaks.is_empty(), "step {}: {:?}", k, leaks);
             prop_assert_eq!(host_result(&sa, &ra), host_result(&sb, &rb), "step {}: {:?}", k, sa.action);
             prop_assert!(host_view(&a) == host_view(&b), "step {}: the host's view differs after {:?}", k, sa.action);
             if a.core.halted() {
@@ -329,6 +347,7 @@ proptest! {
     fn nothing_the_host_writes_reaches_vm1s_private_state(steps in prop::collection::vec(step(), 1..30),
                                                          salt in 1u64..u64::MAX) {
         let (mut a, mut b) = (machine(), machine());
+        let mut oracle = Secrecy::new();
         let mut all: Vec<Option<(i128, Action)>> = setup().into_iter().map(|s| Some((s.cpu, s.action))).collect();
         let setup_len = all.len();
         all.extend(steps);
@@ -343,7 +362,8 @@ proptest! {
                 }
                 _ => sa.clone(),
             };
-            let (ra, rb) = (a.step(&sa), b.step(&sb));
+            let ((ra, leaks), rb) = (judged(&mut oracle, &mut a, &sa), b.step(&sb));
+            prop_assert!(leaks.is_empty(), "step {}: {:?}", k, leaks);
             if a.core.halted() && b.core.halted() {
                 break;
             }
