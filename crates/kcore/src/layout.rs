@@ -166,6 +166,14 @@ impl Platform {
         }
     };
 
+    /// Pages of every declared device range: the most device pages a VM can be given.
+    pub fn declared_pages(&self) -> u64 {
+        self.mmio[..self.mmio_num.min(MAX_MMIO_RANGES)]
+            .iter()
+            .map(|&(_, s)| s.div_ceil(PAGE_SIZE))
+            .sum()
+    }
+
     /// Is `pa` inside an SMMU's register window?
     pub fn is_smmu_window(&self, pa: u64) -> bool {
         self.smmus[..(self.smmu_num as usize).min(self.smmus.len())]

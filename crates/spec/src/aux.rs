@@ -449,6 +449,14 @@ pub fn smmu_windows(conf: &SMMUConf) -> Vec<(Z, Z)> {
         .collect()
 }
 
+/// Pages of every device range the platform declares (deviation `share_loop_unbounded`).
+pub fn declared_pages(conf: &SMMUConf) -> Z {
+    conf.mmio
+        .iter()
+        .map(|&(_, s)| zdiv(s + 4095, PAGE_SIZE))
+        .sum()
+}
+
 /// Which SMMU register window holds `addr` (last match wins; `res` when none).
 pub fn is_smmu_range_loop_h(n: Z, addr: Z, i: Z, res: Z, conf: &SMMUConf) -> (Z, Z) {
     let (mut i, mut res) = (i, res);

@@ -264,11 +264,14 @@ pub struct Quirks {
     /// every remapped page must be the block's page at that address, or VERIFY halts.
     pub image_blocks_unbound: bool,
     /// Issue 20, hole 4: `PHYS_ADDR_IOREMAP` maps any declared device range into a VM, the
-    /// SMMU's register windows included. Intent: an SMMU window is never ioremapped (halt).
+    /// SMMU's register windows included. Intent: an SMMU window is never ioremapped
+    /// (skipped, like an undeclared device).
     pub ioremap_smmu_window: bool,
     /// Issue 20: a guest GRANT/REVOKE loops over as many pages as the guest names (2^52 for
-    /// a size of 2^64 - 1). Intent: a range longer than the VM's IPA space is refused
-    /// (the VM gets nothing shared; no loop runs).
+    /// a size of 2^64 - 1), CLEAR and IOREMAP over as many as the host names. Intent: no
+    /// loop longer than what the principal can own: a GRANT/REVOKE or CLEAR range longer
+    /// than the RAM's pages, an IOREMAP longer than the declared device pages, is refused
+    /// (the guest resumes with nothing shared; the host's call halts as for bad arguments).
     pub share_loop_unbounded: bool,
 }
 

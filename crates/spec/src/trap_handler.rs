@@ -97,6 +97,11 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             cov!("host_hvc_handler_spec.clear_vm_s2_range.bad_args");
             return bad();
         }
+        // Deviation `share_loop_unbounded`: no VM owns more pages than the RAM has.
+        if !p.q.share_loop_unbounded && zdiv(a3, PAGE_SIZE) > adt1.smmu_conf.ram_pages {
+            cov!("host_hvc_handler_spec.clear_vm_s2_range.longer_than_ram");
+            return bad();
+        }
         let mut s = query_oracle(p, adt1);
         need(&s, &[NPT_ID + a1])?;
         let state = s.shared.vminfos.get(a1).VS.vm_state;
@@ -294,6 +299,13 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             && 0 <= a4;
         if !ok {
             cov!("host_hvc_handler_spec.phys_addr_ioremap.bad_args");
+            return bad();
+        }
+        // Deviation `share_loop_unbounded`: no VM is given more device pages than the
+        // platform declares.
+        if !p.q.share_loop_unbounded && zdiv(a4 + 4095, PAGE_SIZE) > declared_pages(&adt1.smmu_conf)
+        {
+            cov!("host_hvc_handler_spec.phys_addr_ioremap.longer_than_devices");
             return bad();
         }
         cov!("host_hvc_handler_spec.phys_addr_ioremap.ok");

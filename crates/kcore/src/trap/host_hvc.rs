@@ -41,7 +41,10 @@ impl<H: Hw> Core<H> {
         match x[0] {
             hvc::TIMER_SET_CNTVOFF => Ok(()),
             hvc::CLEAR_VM_S2_RANGE => {
-                if !(is_vm(a1) && is_paddr(a2) && is_paddr(a3)) {
+                // No VM owns more pages than the RAM has (deviation `share_loop_unbounded`).
+                if !(is_vm(a1) && is_paddr(a2) && is_paddr(a3))
+                    || a3 / PAGE_SIZE > self.layout.ram_pages()
+                {
                     return self.fail(&[]);
                 }
                 self.clear_vm_s2_range(v1, a2 / PAGE_SIZE, a3 / PAGE_SIZE, input)
@@ -117,7 +120,9 @@ impl<H: Hw> Core<H> {
                     && is_paddr(a4)
                     && is_addr(a2 + pages * PAGE_SIZE)
                     && is_paddr(a3 + pages * PAGE_SIZE);
-                if !ok {
+                // No VM gets more device pages than the platform declares (deviation
+                // `share_loop_unbounded`).
+                if !ok || pages > self.platform.declared_pages() {
                     return self.fail(&[]);
                 }
                 self.ioremap_range(v1, a2, a3, pages, input)
