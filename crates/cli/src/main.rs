@@ -756,17 +756,19 @@ fn soak(
         eprintln!();
     }
     let status = write_failing(&rep.failing, cpus, seed, out, "failing sequence, shrunk");
-    say!(
-        "{}",
-        json!({
-            "steps": rep.steps,
-            "sequences": rep.sequences,
-            "nontrivial_steps": rep.nontrivial_steps,
-            "mismatches": rep.mismatches,
-            "invariant_breaks": rep.invariant_breaks,
-            "steps_per_s": (rep.steps as f64 / rep.seconds.max(1e-9)).round(),
-            "seed": rep.seed,
-        })
-    );
+    let mut line = json!({
+        "steps": rep.steps,
+        "sequences": rep.sequences,
+        "nontrivial_steps": rep.nontrivial_steps,
+        "mismatches": rep.mismatches,
+        "invariant_breaks": rep.invariant_breaks,
+        "steps_per_s": (rep.steps as f64 / rep.seconds.max(1e-9)).round(),
+        "seed": rep.seed,
+    });
+    // Fractions of sequences, to two decimals.
+    for (name, f) in rep.fractions() {
+        line[name] = json!((f * 100.0).round() / 100.0);
+    }
+    say!("{line}");
     status
 }
