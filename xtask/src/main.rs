@@ -250,6 +250,15 @@ const SHUTTLE_SUITES: [&str; 9] = [
     "interleave",
 ];
 
+/// Faults no run of the `arm` core can reach since another defence closed the way to them,
+/// with the reason; each keeps a targeted test that plants it together with the fault
+/// that re-opens the way (crates/check/tests/mutants.rs). The broad suites are not asked
+/// to catch them.
+const UNREACHABLE: [(&str, &str); 1] = [(
+    "grant_skips_owner_check",
+    "a VM's stage-2 maps only pages it owns since the reclaim waits for every vCPU (issue 20, hole 2)",
+)];
+
 /// The two planted bugs of issue 10: always run, also in `--fast`.
 const ISSUE_BUGS: [&str; 2] = ["scrub_first_word_only", "mmio_results_from_x9"];
 
@@ -297,6 +306,10 @@ fn mutants(fast: bool) -> Result<(), String> {
     let mut survived = Vec::new();
     for name in &names {
         if fast && !ISSUE_BUGS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some((_, why)) = UNREACHABLE.iter().find(|(n, _)| n == name) {
+            println!("==> planted fault {name}: unreachable on arm ({why}); its targeted test plants it with its partner");
             continue;
         }
         println!("==> planted fault {name}: some broad suite must fail");

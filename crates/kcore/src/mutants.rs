@@ -113,7 +113,7 @@ pub const fn mutant(_f: Fault) -> bool {
 }
 
 #[cfg(feature = "mutants")]
-pub use imp::{active, mutant, with};
+pub use imp::{active, mutant, with, with_all};
 
 #[cfg(feature = "mutants")]
 mod imp {
@@ -123,42 +123,61 @@ mod imp {
     use std::sync::OnceLock;
 
     std::thread_local! {
-        static LOCAL: Cell<Option<Option<Fault>>> = const { Cell::new(None) };
+        static LOCAL: Cell<Option<u32>> = const { Cell::new(None) };
     }
-    static GLOBAL: OnceLock<Option<Fault>> = OnceLock::new();
+    static GLOBAL: OnceLock<u32> = OnceLock::new();
 
-    fn from_env() -> Option<Fault> {
-        let name = std::env::var("COREVISOR_MUTANT").ok()?;
-        if name.is_empty() {
-            return None;
-        }
-        match Fault::from_name(&name) {
-            Some(f) => Some(f),
-            None => panic!("COREVISOR_MUTANT={name}: no such fault"),
-        }
+    fn bit(f: Fault) -> u32 {
+        1 << (f as u32)
     }
 
-    /// The fault planted for the calling thread, if any.
-    pub fn active() -> Option<Fault> {
+    /// `COREVISOR_MUTANT`: one fault's name, or several separated by commas (a fault that
+    /// is only observable once another defence is gone needs both planted).
+    fn from_env() -> u32 {
+        let Ok(names) = std::env::var("COREVISOR_MUTANT") else {
+            return 0;
+        };
+        let mut set = 0;
+        for name in names.split(',').filter(|n| !n.is_empty()) {
+            match Fault::from_name(name) {
+                Some(f) => set |= bit(f),
+                None => panic!("COREVISOR_MUTANT={name}: no such fault"),
+            }
+        }
+        set
+    }
+
+    fn planted() -> u32 {
         LOCAL
             .with(Cell::get)
             .unwrap_or_else(|| *GLOBAL.get_or_init(from_env))
     }
 
+    /// The first fault planted for the calling thread, if any.
+    pub fn active() -> Option<Fault> {
+        Fault::ALL.into_iter().find(|&f| mutant(f))
+    }
+
     /// Is fault `f` planted?
     pub fn mutant(f: Fault) -> bool {
-        active() == Some(f)
+        planted() & bit(f) != 0
     }
 
     /// Runs `body` with `f` planted (or none) on this thread.
     pub fn with<R>(f: Option<Fault>, body: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Option<Fault>>);
+        with_all(f.as_slice(), body)
+    }
+
+    /// Runs `body` with every fault of `fs` planted (none if empty) on this thread.
+    pub fn with_all<R>(fs: &[Fault], body: impl FnOnce() -> R) -> R {
+        struct Restore(Option<u32>);
         impl Drop for Restore {
             fn drop(&mut self) {
                 LOCAL.with(|l| l.set(self.0));
             }
         }
-        let _restore = Restore(LOCAL.with(|l| l.replace(Some(f))));
+        let set = fs.iter().fold(0, |s, &f| s | bit(f));
+        let _restore = Restore(LOCAL.with(|l| l.replace(Some(set))));
         body()
     }
 }
