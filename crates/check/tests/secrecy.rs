@@ -141,6 +141,7 @@ fn a_scrubbed_page_carries_no_tag() {
 mod planted {
     use super::*;
     use corevisor_kcore::mutants::{self, Fault};
+    use corevisor_sim::scenario::{Action, Step};
 
     /// The leak a fault plants, as the oracle alone and `Lockstep` report it; the healthy
     /// core gives neither.
@@ -166,6 +167,123 @@ mod planted {
         assert!(
             seen.iter().any(|m| m.starts_with(&tagged)),
             "{fault:?}: lockstep said {seen:#?}"
+        );
+    }
+
+    /// An attack scenario's steps (`scenarios/attacks/NAME.json`) but its last `drop`, then
+    /// `extra`, on a machine of `cpus` CPUs.
+    fn attack(name: &str, drop: usize, extra: &str, cpus: u32) -> Scenario {
+        let path = format!(
+            "{}/../../scenarios/attacks/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut steps = file["steps"].as_array().unwrap().clone();
+        steps.truncate(steps.len() - drop);
+        let extra: Vec<serde_json::Value> =
+            serde_json::from_str(&format!("[{}]", extra.trim().trim_end_matches(','))).unwrap();
+        steps.extend(extra);
+        let doc = serde_json::json!({
+            "name": name, "profile": "arm", "machine": {"cpus": cpus}, "steps": steps
+        });
+        parse("attack.json", &doc.to_string()).unwrap()
+    }
+
+    /// [`leak_found`] for a whole scenario.
+    fn leak_in(fault: Fault, sc: &Scenario, want: &str) {
+        let (healthy, _) = mutants::with(None, || oracle_alone(sc));
+        assert_eq!(healthy, Vec::<String>::new(), "{fault:?}: healthy core");
+        let (alone, _) = mutants::with(Some(fault), || oracle_alone(sc));
+        assert!(
+            alone.iter().any(|m| m.starts_with(want)),
+            "{fault:?}: the oracle alone said {alone:#?}"
+        );
+        let seen = mutants::with(Some(fault), || checked(sc));
+        assert!(
+            seen.iter().any(|m| m.contains(want)),
+            "{fault:?}: lockstep said {seen:#?}"
+        );
+    }
+
+    /// Issue 20 hole 1 put back: the host maps the page VM 1's device wrote (count INVALID)
+    /// and reads the device's secret.
+    #[test]
+    fn hole_1_host_maps_smmu_page_is_a_leak() {
+        let sc = attack("hole1_host_reads_vm_device_page", 0, "", 2);
+        leak_in(
+            Fault::HostMapsSmmuPage,
+            &sc,
+            "leak: the host read VM 1's private word at 0x40410000",
+        );
+    }
+
+    /// Issue 20 hole 2 put back: VM 1's image page is reclaimed while its vCPU 1 runs and
+    /// handed to VM 2; VM 2's secret there is read by VM 1's vCPU through its old stage-2.
+    #[test]
+    fn hole_2_clear_while_reachable_is_a_leak() {
+        let sc = attack(
+            "hole2_reclaimed_page_mapped_into_vm2",
+            0,
+            r#"{"cpu": 0, "guest_store": ["0x8400010", "0x5ec2e7"]},
+               {"cpu": 1, "guest_load": "0x8001010"}"#,
+            2,
+        );
+        leak_in(
+            Fault::ClearWhileReachable,
+            &sc,
+            "leak: VM 1 read VM 2's private word at 0x40201010",
+        );
+    }
+
+    /// Issue 20 hole 4 put back: the SMMU's register window ioremapped into VM 1, which (for
+    /// the host) routes stream 5 to bypass with two 32-bit stores (SMR5, S2CR5); the host's
+    /// device on stream 5 then reads VM 2's private page untranslated.
+    #[test]
+    fn hole_4_ioremap_smmu_window_is_a_leak() {
+        let mut sc = attack(
+            "hole4_guest_stores_to_smmu_window",
+            1,
+            r#"{"cpu": 0, "hvc": ["REGISTER_KVM"]},
+               {"cpu": 0, "hvc": ["REGISTER_VCPU", 2, 0]},
+               {"cpu": 0, "hvc": ["SET_BOOT_INFO", 2, "0x8000000", 4096]},
+               {"cpu": 0, "hvc": ["REMAP_VM_IMAGE", 2, "0x40600", 0]},
+               {"cpu": 0, "hvc": ["VERIFY_VM_IMAGE", 2]},
+               {"cpu": 2, "vcpu_run": {"vm": 2, "vcpu": 0}},
+               {"cpu": 2, "guest_store": ["0x8000010", "0x5ec2e7"]}"#,
+            3,
+        );
+        // The VM's 32-bit register stores (a scenario file's `size` is the host's only).
+        let window = 0x2000_0000;
+        let regs = [(0x800 + 4 * 5, (1 << 31) | 5), (0xC00 + 4 * 5, 1 << 16)];
+        let at = sc.steps.len() - 6;
+        for (k, (off, v)) in regs.into_iter().enumerate() {
+            let mut st = Step::new(
+                1,
+                Action::GuestStore {
+                    gpa: window + off,
+                    value: v,
+                },
+            );
+            st.size = Some(4);
+            sc.steps.insert(at + k, st);
+        }
+        sc.steps.push(Step::new(
+            0,
+            Action::DmaLoad {
+                smmu: 0,
+                cb: 5,
+                iova: 0x4060_0010,
+                stream: Some(5),
+            },
+        ));
+        for (i, st) in sc.steps.iter_mut().enumerate() {
+            st.index = i;
+        }
+        leak_in(
+            Fault::IoremapSmmuWindow,
+            &sc,
+            "leak: the host's device read VM 2's private word at 0x40600010",
         );
     }
 
