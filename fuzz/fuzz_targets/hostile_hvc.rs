@@ -1,56 +1,25 @@
-//! A hostile host, coverage-guided: the fuzzer's bytes choose a sequence of hypercalls (any
-//! number, arguments near the checks' edges or anything), host loads and stores, vCPU runs
-//! and guest steps, on a machine with a running VM and a VM being built. Each step runs on
-//! the core beside the model: they must agree after every step and the invariants hold.
+//! A hostile host where the isolation holes live, coverage-guided. The fuzzer's bytes make
+//! every choice of the soak's steered generator (`corevisor_check::soak::explore`: up to
+//! three VMs at once with two vCPUs on two CPUs, power-off from one vCPU while another runs,
+//! reclaim and reuse of the pages by another VM, banks mapping a VM's RAM at IOVA = GPA and
+//! never freed, ioremap of every declared device range, images remapped out of order or
+//! scattered, DMA by the devices of live and dead VMs); the bytes left over become raw
+//! hypercalls (any number, arguments near the checks' edges or anything), host loads and
+//! stores and guest loads on the machine that sequence left. Every step runs on the core
+//! beside the model: they must agree after every step and the invariants hold.
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
 use corevisor_check::lockstep::Lockstep;
-use corevisor_sim::scenario::{parse, Action, HvcCall, Step};
-use corevisor_spec::profile::ProfileKind;
+use corevisor_check::soak::{explore, Rng};
+use corevisor_sim::scenario::{Action, HvcCall, Step};
 use libfuzzer_sys::fuzz_target;
-use std::sync::OnceLock;
-
-const MACHINE: &str = r#"{"name": "fuzz", "profile": "arm",
-  "machine": {"cpus": 2, "ram_base": "0x40000000", "ram_mib": 36, "kcore_mib": 24}, "steps": []}"#;
 
 fn hvc(num: i128, args: Vec<i128>) -> Action {
     Action::Hvc {
         call: HvcCall::Raw(num),
         args,
     }
-}
-
-/// VM 1 verified and running on CPU 1; VM 2 registered with one image page.
-fn base() -> &'static Lockstep {
-    static BASE: OnceLock<Lockstep> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let sc = parse("fuzz.json", MACHINE).unwrap();
-        let mut l = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm)).unwrap();
-        let run = Action::VcpuRun {
-            vm: 1,
-            vcpu: 0,
-            map: None,
-            pc: None,
-        };
-        let setup = [
-            (0, hvc(13, vec![])),
-            (0, hvc(14, vec![1, 0])),
-            (0, hvc(10, vec![1, 0x8000_0000, 4096])),
-            (0, hvc(11, vec![1, 0x40200, 0])),
-            (0, hvc(12, vec![1])),
-            (1, run),
-            (0, hvc(13, vec![])),
-            (0, hvc(14, vec![2, 0])),
-            (0, hvc(10, vec![2, 0x8000_0000, 4096])),
-            (0, hvc(11, vec![2, 0x40400, 0])),
-        ];
-        for (cpu, a) in setup {
-            let r = l.step(&Step::new(cpu, a)).unwrap();
-            assert!(r.mismatches.is_empty(), "setup: {:?}", r.mismatches);
-        }
-        l
-    })
 }
 
 /// An argument near the edges the checks use, or anything.
@@ -77,7 +46,19 @@ fn arg(u: &mut Unstructured) -> Result<i128> {
     })
 }
 
-fn step(u: &mut Unstructured) -> Result<Step> {
+/// A CPU where the host runs (`host`) or where a vCPU runs, if any.
+fn cpu_in(l: &Lockstep, host: bool) -> Option<i128> {
+    (0..l.model.cpus.len())
+        .find(|&c| {
+            let k = &l.model.cpus[c];
+            !k.icore && k.ihost == host
+        })
+        .map(|c| c as i128)
+}
+
+/// A raw step on the machine `l`: `None` when no CPU is in the mode it needs.
+fn step(u: &mut Unstructured, l: &Lockstep) -> Result<Option<Step>> {
+    let (host, guest) = (cpu_in(l, true), cpu_in(l, false));
     Ok(match u.int_in_range(0..=5)? {
         0..=2 => {
             let num = u.int_in_range(0..=31)?;
@@ -92,35 +73,38 @@ fn step(u: &mut Unstructured) -> Result<Step> {
             if let Some(a) = size_arg.and_then(|i| args.get_mut(i)) {
                 *a &= 0xF_FFFF;
             }
-            Step::new(0, hvc(num as i128, args))
+            host.map(|c| Step::new(c, hvc(num as i128, args)))
         }
-        3 => Step::new(
-            0,
-            Action::HostLoad {
-                addr: arg(u)? & ((1 << 48) - 1) & !0xFFF,
-            },
-        ),
-        4 => Step::new(
-            0,
-            Action::HostStore {
-                addr: arg(u)? & ((1 << 48) - 1) & !0xFFF,
-                value: u.arbitrary::<u64>()? as i128,
-            },
-        ),
-        _ => Step::new(
-            1,
-            Action::GuestLoad {
-                gpa: 0x8000_0000 + u.int_in_range(0..=3i128)? * 4096,
-            },
-        ),
+        3 => {
+            let addr = arg(u)? & ((1 << 48) - 1) & !0xFFF;
+            host.map(|c| Step::new(c, Action::HostLoad { addr }))
+        }
+        4 => {
+            let addr = arg(u)? & ((1 << 48) - 1) & !0xFFF;
+            let value = u.arbitrary::<u64>()? as i128;
+            host.map(|c| Step::new(c, Action::HostStore { addr, value }))
+        }
+        _ => {
+            let gpa = 0x8000_0000 + u.int_in_range(0..=3i128)? * 4096;
+            guest.map(|c| Step::new(c, Action::GuestLoad { gpa }))
+        }
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut u = Unstructured::new(data);
-    let mut l = base().clone();
+    let mut r = Rng::from_bytes(data);
+    let ops = 4 + r.below(28);
+    let (mut l, failed) = explore(2, &mut r, ops);
+    if let Some(why) = failed {
+        panic!("steered sequence: {why:?}");
+    }
+    if l.core.core.halted() {
+        return;
+    }
+    let mut u = Unstructured::new(&data[r.consumed().min(data.len())..]);
     for _ in 0..16 {
-        let Ok(st) = step(&mut u) else { return };
+        let Ok(st) = step(&mut u, &l) else { return };
+        let Some(st) = st else { continue };
         let r = l.step(&st).expect("a generated step is well formed");
         assert!(
             r.mismatches.is_empty(),

@@ -77,23 +77,58 @@ fn machine(cpus: usize) -> String {
     )
 }
 
-/// A small, fast, seedable generator (SplitMix64).
+/// A small, fast, seedable generator (SplitMix64); or, for the fuzz target, one that takes
+/// its choices from the fuzzer's bytes first (a byte per small choice, eight per word) so
+/// that coverage guidance steers every decision, and SplitMix64 once they run out.
 #[derive(Clone)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    tape: Vec<u8>,
+    pos: usize,
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng {
+            state: seed,
+            tape: Vec::new(),
+            pos: 0,
+        }
+    }
+    /// Choices read from `bytes` while they last; then SplitMix64 seeded with their FNV-1a
+    /// hash, so inputs that differ go on differently.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        Rng {
+            state: hash,
+            tape: bytes.to_vec(),
+            pos: 0,
+        }
+    }
+    /// How many of the bytes the choices used.
+    pub fn consumed(&self) -> usize {
+        self.pos
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+        if let Some(b) = self.tape.get(self.pos..self.pos + 8) {
+            self.pos += 8;
+            return u64::from_le_bytes(b.try_into().expect("eight bytes"));
+        }
+        self.pos = self.pos.max(self.tape.len());
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    /// Uniform in `0..n` (`n > 0`).
+    /// Uniform in `0..n` (`n > 0`; from the tape, one byte when `n <= 256`).
     pub fn below(&mut self, n: u64) -> u64 {
+        if let Some(&b) = self.tape.get(self.pos).filter(|_| n <= 256) {
+            self.pos += 1;
+            return b as u64 % n;
+        }
         self.next_u64() % n
     }
     /// True once in `n`.
@@ -991,6 +1026,19 @@ pub fn shrink(cpus: usize, mut steps: Vec<Step>) -> (Vec<Step>, Vec<String>) {
         s.index = k;
     }
     (steps, why)
+}
+
+/// One steered sequence of `ops` draws from `r` (the fuzz target's): the machine after it
+/// (to go on from) and, if a step mismatched or broke an invariant, what failed.
+pub fn explore(cpus: usize, r: &mut Rng, ops: u64) -> (Lockstep, Option<Vec<String>>) {
+    let mut s = Sequence::new(cpus.max(2));
+    s.run(r, ops);
+    let why = s.seen.last().filter(|_| s.failed()).map(|last| {
+        let mut why = last.mismatches.clone();
+        why.extend(last.broken.iter().map(|b| format!("invariant {b} broken")));
+        why
+    });
+    (s.l, why)
 }
 
 /// Runs sequences until `steps` steps have run; `progress(done)` after each sequence.
