@@ -337,7 +337,7 @@ fn every_named_fault_is_planted_by_a_test() {
             "{f:?} has no test"
         );
     }
-    assert_eq!(Fault::ALL.len(), 17);
+    assert_eq!(Fault::ALL.len(), 20);
 }
 
 /// `corevisor soak` finds a planted bug on its own, and shrinks the failing sequence to a
@@ -438,6 +438,69 @@ fn an_ioremap_of_an_smmu_window_is_caught() {
         2,
         steps,
         "page tables differ",
+        nothing,
+    );
+}
+
+/// Issue 20: a world switch that drops any one EL1 register is caught, whichever it is
+/// (the host has EL1 state of its own on every CPU; the VM's comes from its reset and
+/// stays the VM's across the exit and the next run).
+#[test]
+fn a_world_switch_that_drops_any_el1_register_is_caught() {
+    let steps = prefix(1)
+        + r#"{"cpu": 1, "vcpu_run": {"vm": 1, "vcpu": 0}},
+             {"cpu": 1, "guest_wfx": true},
+             {"cpu": 1, "vcpu_run": {"vm": 1, "vcpu": 0}}"#;
+    for reg in mutants::EL1_REGS {
+        mutants::with_arg(reg, || {
+            caught(
+                Fault::WorldSwitchDropsEl1Reg,
+                2,
+                &steps,
+                " differ",
+                nothing,
+            )
+        });
+    }
+}
+
+/// Issue 20: SMMU_LPAE_MAP of the VM's own image page (not the host's to give): the
+/// assign's precondition refuses it (KCore halts).
+#[test]
+fn an_smmu_assign_without_the_owner_check_is_caught() {
+    let steps = r#"{"cpu": 0, "hvc": ["REGISTER_KVM"]},
+        {"cpu": 0, "hvc": ["REGISTER_VCPU", 1, 0]},
+        {"cpu": 0, "hvc": ["REGISTER_KVM"]},
+        {"cpu": 0, "hvc": ["REGISTER_VCPU", 2, 0]},
+        {"cpu": 0, "hvc": ["SET_BOOT_INFO", 1, "0x80000000", 8192]},
+        {"cpu": 0, "hvc": ["REMAP_VM_IMAGE", 1, "0x40200", 0]},
+        {"cpu": 0, "hvc": ["REMAP_VM_IMAGE", 1, "0x40201", 0]},
+        {"cpu": 0, "hvc": ["VERIFY_VM_IMAGE", 1]},
+        {"cpu": 0, "hvc": ["SMMU_ALLOC_PGD", 0, 2, 0]},
+        {"cpu": 0, "hvc": ["SMMU_LPAE_MAP", "0x90000000", "0x40200000", "0xc3", 0, 0]}"#;
+    caught(
+        Fault::SmmuAssignSkipsOwnerCheck,
+        2,
+        steps,
+        "result: core Ok, model Halt",
+        nothing,
+    );
+}
+
+/// Issue 20: a page the VM's device was given at IOVA 0x9000_0000 mapped again at another
+/// IOVA: the map's precondition (the page's gfn is the IOVA) refuses it.
+#[test]
+fn an_smmu_map_without_the_owner_check_is_caught() {
+    let steps = r#"{"cpu": 0, "hvc": ["REGISTER_KVM"]},
+        {"cpu": 0, "hvc": ["REGISTER_VCPU", 1, 0]},
+        {"cpu": 0, "hvc": ["SMMU_ALLOC_PGD", 0, 1, 0]},
+        {"cpu": 0, "hvc": ["SMMU_LPAE_MAP", "0x90000000", "0x40410000", "0xc3", 0, 0]},
+        {"cpu": 0, "hvc": ["SMMU_LPAE_MAP", "0x90001000", "0x40410000", "0xc3", 0, 0]}"#;
+    caught(
+        Fault::SmmuMapSkipsOwnerCheck,
+        2,
+        steps,
+        "result: core Ok, model Halt",
         nothing,
     );
 }

@@ -4,7 +4,7 @@
 //! (§4.2–§4.4). Field names are the seed's, so abs() maps them one to one.
 
 use crate::consts::{ESR_ELX_EC_UNKNOWN, PSTATE_FAULT_BITS_64};
-use crate::mutants::{mutant, Fault};
+use crate::mutants::{dropped, mutant, Fault};
 
 /// General, FP/SIMD, EL1 and EL2 registers (the seed's 100 integer registers).
 ///
@@ -230,32 +230,41 @@ impl Ctxt {
 impl CtxtRegs {
     /// The EL1 registers a world switch saves and restores.
     fn copy_el1_from(&mut self, src: &CtxtRegs) {
-        self.csselr_el1 = src.csselr_el1;
         if !mutant(Fault::WorldSwitchForgetsSctlr) {
             self.sctlr_el1 = src.sctlr_el1;
         }
-        self.cpacr_el1 = src.cpacr_el1;
-        self.ttbr0_el1 = src.ttbr0_el1;
-        self.ttbr1_el1 = src.ttbr1_el1;
-        self.tcr_el1 = src.tcr_el1;
-        self.afsr0_el1 = src.afsr0_el1;
-        self.afsr1_el1 = src.afsr1_el1;
-        self.far_el1 = src.far_el1;
-        self.mair_el1 = src.mair_el1;
-        self.vbar_el1 = src.vbar_el1;
-        self.contextidr_el1 = src.contextidr_el1;
-        self.amair_el1 = src.amair_el1;
-        self.cntkctl_el1 = src.cntkctl_el1;
-        self.par_el1 = src.par_el1;
-        self.tpidr_el1 = src.tpidr_el1;
-        self.spsr_el1 = src.spsr_el1;
-        self.mdscr_el1 = src.mdscr_el1;
-        self.sp_el0 = src.sp_el0;
-        self.tpidr_el0 = src.tpidr_el0;
-        self.tpidrro_el0 = src.tpidrro_el0;
-        self.actlr_el1 = src.actlr_el1;
-        self.sp_el1 = src.sp_el1;
-        self.elr_el1 = src.elr_el1;
+        macro_rules! copy {
+            ($($r:ident),*) => {$(
+                if !dropped(Fault::WorldSwitchDropsEl1Reg, stringify!($r)) {
+                    self.$r = src.$r;
+                }
+            )*};
+        }
+        copy!(
+            csselr_el1,
+            cpacr_el1,
+            ttbr0_el1,
+            ttbr1_el1,
+            tcr_el1,
+            afsr0_el1,
+            afsr1_el1,
+            far_el1,
+            mair_el1,
+            vbar_el1,
+            contextidr_el1,
+            amair_el1,
+            cntkctl_el1,
+            par_el1,
+            tpidr_el1,
+            spsr_el1,
+            mdscr_el1,
+            sp_el0,
+            tpidr_el0,
+            tpidrro_el0,
+            actlr_el1,
+            sp_el1,
+            elr_el1
+        );
     }
 
     /// `save_sysregs`: the EL1 registers from the physical file; MPIDR from VMPIDR_EL2.

@@ -360,7 +360,7 @@ impl<H: Hw> Core<H> {
         if p.owner == v {
             return Ok(());
         }
-        if p.owner != HOSTVISOR || p.count != 0 {
+        if (p.owner != HOSTVISOR || p.count != 0) && !mutant(Fault::SmmuAssignSkipsOwnerCheck) {
             return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
         }
         if !self.unmap_host(&mut host, pfn) {
@@ -395,7 +395,7 @@ impl<H: Hw> Core<H> {
         }
         let pfn = phys_page(pte) / PAGE_SIZE;
         let p = pages.get(&self.hw, pfn);
-        if !(p.owner == v && p.gfn == iova / PAGE_SIZE) {
+        if !(p.owner == v && p.gfn == iova / PAGE_SIZE) && !mutant(Fault::SmmuMapSkipsOwnerCheck) {
             return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
         }
         let old = smmu::leaf(&self.hw, &spt, index, cbndx, iova);

@@ -51,10 +51,47 @@ pub enum Fault {
     ImageBlockUnbound,
     /// Issue 20, hole 4 put back: PHYS_ADDR_IOREMAP maps an SMMU register window into a VM.
     IoremapSmmuWindow,
+    /// Issue 20: a world switch drops one EL1 register, the one `COREVISOR_MUTANT_ARG` (or
+    /// [`with_arg`]) names, one of [`EL1_REGS`].
+    WorldSwitchDropsEl1Reg,
+    /// Issue 20: SMMU_LPAE_MAP gives the VM's device a page the host does not own (or
+    /// shares), skipping the assign's ownership precondition.
+    SmmuAssignSkipsOwnerCheck,
+    /// Issue 20: SMMU_LPAE_MAP maps an IOVA to a page the bank's owner owns at another gfn
+    /// (or does not own), skipping the map's precondition.
+    SmmuMapSkipsOwnerCheck,
 }
 
+/// The EL1 registers a world switch saves and restores besides SCTLR_EL1 (which has its own
+/// fault): the arguments [`Fault::WorldSwitchDropsEl1Reg`] takes.
+pub const EL1_REGS: [&str; 23] = [
+    "csselr_el1",
+    "cpacr_el1",
+    "ttbr0_el1",
+    "ttbr1_el1",
+    "tcr_el1",
+    "afsr0_el1",
+    "afsr1_el1",
+    "far_el1",
+    "mair_el1",
+    "vbar_el1",
+    "contextidr_el1",
+    "amair_el1",
+    "cntkctl_el1",
+    "par_el1",
+    "tpidr_el1",
+    "spsr_el1",
+    "mdscr_el1",
+    "sp_el0",
+    "tpidr_el0",
+    "tpidrro_el0",
+    "actlr_el1",
+    "sp_el1",
+    "elr_el1",
+];
+
 impl Fault {
-    pub const ALL: [Fault; 17] = [
+    pub const ALL: [Fault; 20] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -72,6 +109,9 @@ impl Fault {
         Fault::ClearWhileReachable,
         Fault::ImageBlockUnbound,
         Fault::IoremapSmmuWindow,
+        Fault::WorldSwitchDropsEl1Reg,
+        Fault::SmmuAssignSkipsOwnerCheck,
+        Fault::SmmuMapSkipsOwnerCheck,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -94,6 +134,9 @@ impl Fault {
             Fault::ClearWhileReachable => "clear_while_reachable",
             Fault::ImageBlockUnbound => "image_block_unbound",
             Fault::IoremapSmmuWindow => "ioremap_smmu_window",
+            Fault::WorldSwitchDropsEl1Reg => "world_switch_drops_el1_reg",
+            Fault::SmmuAssignSkipsOwnerCheck => "smmu_assign_skips_owner_check",
+            Fault::SmmuMapSkipsOwnerCheck => "smmu_map_skips_owner_check",
         }
     }
 
@@ -112,8 +155,15 @@ pub const fn mutant(_f: Fault) -> bool {
     false
 }
 
+/// Is fault `f` planted with argument `arg`? Always `false` without the `mutants` feature.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub const fn dropped(_f: Fault, _arg: &str) -> bool {
+    false
+}
+
 #[cfg(feature = "mutants")]
-pub use imp::{active, mutant, with, with_all};
+pub use imp::{active, dropped, mutant, with, with_all, with_arg};
 
 #[cfg(feature = "mutants")]
 mod imp {
@@ -124,8 +174,38 @@ mod imp {
 
     std::thread_local! {
         static LOCAL: Cell<Option<u32>> = const { Cell::new(None) };
+        static LOCAL_ARG: Cell<Option<&'static str>> = const { Cell::new(None) };
     }
     static GLOBAL: OnceLock<u32> = OnceLock::new();
+    static GLOBAL_ARG: OnceLock<Option<&'static str>> = OnceLock::new();
+
+    /// The planted fault's argument: `COREVISOR_MUTANT_ARG`, or [`with_arg`]'s.
+    fn arg() -> Option<&'static str> {
+        LOCAL_ARG.with(Cell::get).or_else(|| {
+            *GLOBAL_ARG.get_or_init(|| {
+                let a = std::env::var("COREVISOR_MUTANT_ARG").ok()?;
+                let known = super::EL1_REGS.iter().find(|r| **r == a);
+                Some(*known.unwrap_or_else(|| panic!("COREVISOR_MUTANT_ARG={a}: unknown")))
+            })
+        })
+    }
+
+    /// Is `f` planted with argument `a`?
+    pub fn dropped(f: Fault, a: &str) -> bool {
+        mutant(f) && arg() == Some(a)
+    }
+
+    /// Runs `body` with the planted faults' argument `a` on this thread.
+    pub fn with_arg<R>(a: &'static str, body: impl FnOnce() -> R) -> R {
+        struct Restore(Option<&'static str>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                LOCAL_ARG.with(|l| l.set(self.0));
+            }
+        }
+        let _restore = Restore(LOCAL_ARG.with(|l| l.replace(Some(a))));
+        body()
+    }
 
     fn bit(f: Fault) -> u32 {
         1 << (f as u32)
