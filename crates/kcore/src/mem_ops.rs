@@ -395,7 +395,8 @@ impl<H: Hw> Core<H> {
         }
         let pfn = phys_page(pte) / PAGE_SIZE;
         let p = pages.get(&self.hw, pfn);
-        if !(p.owner == v && p.gfn == iova / PAGE_SIZE) && !mutant(Fault::SmmuMapSkipsOwnerCheck) {
+        let bound = p.owner == v && p.gfn == iova / PAGE_SIZE;
+        if !(bound || mutant(Fault::SmmuMapSkipsOwnerCheck)) {
             return self.fail(&[SMMU_ID, INFO_ID + v, S2PAGE_ID]);
         }
         let old = smmu::leaf(&self.hw, &spt, index, cbndx, iova);
