@@ -957,6 +957,34 @@ impl On<'_, '_> {
     }
 }
 
+/// The rest of a host kernel's EL1 state on one CPU (`tag` tells the CPUs apart): a value of
+/// its own in every register a world switch saves and restores, none a fresh vCPU's reset
+/// value, so a switch that drops any one of them shows (issue 20).
+fn host_el1_state(r: &mut corevisor_kcore::ctxt::CtxtRegs, tag: u64) {
+    let v = |k: u64| 0xE100_0000 | (k << 12) | tag;
+    r.csselr_el1 = 2 | tag << 4;
+    r.cpacr_el1 = 0x30_0000 | tag;
+    r.ttbr0_el1 = v(1);
+    r.ttbr1_el1 = v(2);
+    r.tcr_el1 = v(3);
+    r.afsr0_el1 = v(4);
+    r.afsr1_el1 = v(5);
+    r.far_el1 = v(6);
+    r.mair_el1 = v(7);
+    r.contextidr_el1 = v(8);
+    r.amair_el1 = v(9);
+    r.cntkctl_el1 = v(10);
+    r.par_el1 = v(11);
+    r.spsr_el1 = v(12);
+    r.mdscr_el1 = v(13);
+    r.sp_el0 = v(14);
+    r.tpidr_el0 = v(15);
+    r.tpidrro_el0 = v(16);
+    r.actlr_el1 = v(17);
+    r.sp_el1 = v(18);
+    r.elr_el1 = v(19);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1062,32 +1090,4 @@ mod tests {
         assert_eq!((done.outcome, done.value), (Outcome::Ok, Some(0x5ec2e7)));
         assert_eq!(done.rec.bus[0].principal, HOSTVISOR);
     }
-}
-
-/// The rest of a host kernel's EL1 state on one CPU (`tag` tells the CPUs apart): a value of
-/// its own in every register a world switch saves and restores, none a fresh vCPU's reset
-/// value, so a switch that drops any one of them shows (issue 20).
-fn host_el1_state(r: &mut corevisor_kcore::ctxt::CtxtRegs, tag: u64) {
-    let v = |k: u64| 0xE100_0000 | (k << 12) | tag;
-    r.csselr_el1 = 2 | tag << 4;
-    r.cpacr_el1 = 0x30_0000 | tag;
-    r.ttbr0_el1 = v(1);
-    r.ttbr1_el1 = v(2);
-    r.tcr_el1 = v(3);
-    r.afsr0_el1 = v(4);
-    r.afsr1_el1 = v(5);
-    r.far_el1 = v(6);
-    r.mair_el1 = v(7);
-    r.contextidr_el1 = v(8);
-    r.amair_el1 = v(9);
-    r.cntkctl_el1 = v(10);
-    r.par_el1 = v(11);
-    r.spsr_el1 = v(12);
-    r.mdscr_el1 = v(13);
-    r.sp_el0 = v(14);
-    r.tpidr_el0 = v(15);
-    r.tpidrro_el0 = v(16);
-    r.actlr_el1 = v(17);
-    r.sp_el1 = v(18);
-    r.elr_el1 = v(19);
 }
