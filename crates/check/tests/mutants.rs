@@ -453,13 +453,7 @@ fn a_world_switch_that_drops_any_el1_register_is_caught() {
              {"cpu": 1, "vcpu_run": {"vm": 1, "vcpu": 0}}"#;
     for reg in mutants::EL1_REGS {
         mutants::with_arg(reg, || {
-            caught(
-                Fault::WorldSwitchDropsEl1Reg,
-                2,
-                &steps,
-                " differ",
-                nothing,
-            )
+            caught(Fault::WorldSwitchDropsEl1Reg, 2, &steps, " differ", nothing)
         });
     }
 }
