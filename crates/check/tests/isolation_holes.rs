@@ -563,11 +563,24 @@ mod core {
     /// Runs `prefix` then `attack` on the core alone with the secrecy oracle beside it until
     /// KCore halts: each step's outcome and value, and the oracle's reports.
     pub fn on_core(prefix: &str, attack: &str) -> (Vec<(Outcome, Option<u64>)>, Vec<String>) {
+        on_core_sized(prefix, attack, None)
+    }
+
+    /// As [`on_core`], the last step an access of `size` bytes (a VM's 32-bit register
+    /// access; a scenario file's `size` is the host's only).
+    pub fn on_core_sized(
+        prefix: &str,
+        attack: &str,
+        size: Option<u8>,
+    ) -> (Vec<(Outcome, Option<u64>)>, Vec<String>) {
         let text = format!(
             r#"{{"name": "hole", "profile": "arm", "steps": [{prefix}{}]}}"#,
             attack.trim().trim_end_matches(',')
         );
-        let sc = parse("hole.json", &text).unwrap();
+        let mut sc = parse("hole.json", &text).unwrap();
+        if let Some(st) = sc.steps.last_mut() {
+            st.size = size.or(st.size);
+        }
         let mut m = Lockstep::for_scenario(&sc, Some(ProfileKind::Arm))
             .unwrap()
             .core;
@@ -652,9 +665,17 @@ mod core {
 
         #[test]
         fn ioremap_smmu_window_lets_the_vm_reach_the_smmu() {
-            let store = r#"{"cpu": 1, "guest_store": ["0x20000000", 1]}"#;
-            let r = mutants::with(Some(Fault::IoremapSmmuWindow), || on_core(WINDOW, store));
-            assert_eq!(last(&r).0, Outcome::Ok);
+            // SMMU 0's IDR0 (offset 0x20), a 32-bit load: the VM reads the SMMU's own
+            // register through its stage-2; a store there would reroute streams.
+            let load = r#"{"cpu": 1, "guest_load": "0x20000020"}"#;
+            let healthy = on_core_sized(WINDOW, load, Some(4));
+            assert_eq!(last(&healthy), (Outcome::Fault, None));
+            let r = mutants::with(Some(Fault::IoremapSmmuWindow), || {
+                on_core_sized(WINDOW, load, Some(4))
+            });
+            let (outcome, value) = last(&r);
+            assert_eq!(outcome, Outcome::Ok, "{r:?}");
+            assert!(value.is_some_and(|v| v != 0), "IDR0 reads as {value:?}");
         }
     }
 }
