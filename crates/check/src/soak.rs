@@ -1160,10 +1160,11 @@ mod tests {
     use super::*;
     use crate::engine::describe;
 
-    /// Issue 20, "honest soak figures": a refused CLEAR of a live VM, a null hypercall and
-    /// an SMMU query of a bank nobody owns change nothing and are trivial; the boot of the
-    /// first VM is not counted; a store the guest completes, a world switch and a page the
-    /// host serves are non-trivial.
+    /// Issue 20, "honest soak figures": a refused CLEAR of a live VM, a null hypercall, an
+    /// SMMU query of a bank nobody owns, a GRANT of nothing and a REVOKE of what was never
+    /// granted change nothing and are trivial; the boot of the first VM is not counted; a
+    /// store the guest completes, a GRANT, a world switch and a page the host serves are
+    /// non-trivial.
     #[test]
     fn refusals_and_null_hypercalls_are_trivial() {
         let mut r = Rng::new(7);
@@ -1194,6 +1195,26 @@ mod tests {
         };
         assert_eq!(s.go(c as i128, store).unwrap().model.result, Outcome::Ok);
         assert!(s.seen.last().unwrap().nontrivial, "a completed store");
+        for (op, gpa) in [
+            (ShareOp::Grant, FAULT_GPA + 0x2000),
+            (ShareOp::Revoke, LOAD_ADDR),
+        ] {
+            let res = s
+                .go(
+                    c as i128,
+                    Action::GuestHvc {
+                        op,
+                        gpa,
+                        size: 4096,
+                    },
+                )
+                .unwrap();
+            eprintln!(
+                "{op:?} {:?} {}",
+                res.model.result,
+                s.seen.last().unwrap().nontrivial
+            );
+        }
         s.go(c as i128, Action::GuestWfx).expect("runs");
         let map = MapProposal {
             gpa: FAULT_GPA,
