@@ -645,10 +645,10 @@ impl Sequence {
     }
 
     /// A guest load or store on a CPU that runs the VM (also after the VM powered off, by
-    /// a vCPU still running).
+    /// a vCPU still running, even once the host took its pages back).
     fn guest_access(&mut self, r: &mut Rng) {
         let Some(vm) = self.pick_vm(r, |s, v| {
-            !v.cleared && (s.vm_state(v.id) == VERIFIED || !s.cpus_of(v.id).is_empty())
+            s.vm_state(v.id) == VERIFIED || !s.cpus_of(v.id).is_empty()
         }) else {
             return;
         };
