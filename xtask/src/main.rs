@@ -15,6 +15,9 @@
 //! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
 //!   installs QEMU when missing, builds, boots, checks the console, writes the trace
 //!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
+//! * `cargo xtask soak-faults [--steps N] [--judge isolation]` — `corevisor soak` (default
+//!   seed, 100,000 steps) must pass on the healthy core and fail with each of issue 20's
+//!   planted faults (xtask/src/soak_faults.rs).
 //! * `cargo xtask cargo-mutants [--shard K/N] [--iterate [--only S,..]]` — cargo-mutants over `crates/kcore`, tested
 //!   by the checker's suites (xtask/src/cargo_mutants.rs; the figure: docs/assurance.md).
 //! * `cargo xtask fuzz TARGET [--time S]` — a libFuzzer campaign on `fuzz/` (xtask/src/fuzz.rs);
@@ -27,6 +30,7 @@ use std::process::{exit, Command};
 mod cargo_mutants;
 mod fuzz;
 mod qemu;
+mod soak_faults;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,9 +41,10 @@ fn main() {
         Some("fuzz") => fuzz::fuzz(&root(), &args[1..]),
         Some("mutants") => mutants(args.iter().any(|a| a == "--fast")),
         Some("cargo-mutants") => cargo_mutants::cargo_mutants(&root(), &args[1..]),
+        Some("soak-faults") => soak_faults::soak_faults(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR] [--iterate [--only S,..]]>"
+                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]|soak-faults [--steps N] [--judge isolation]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR] [--iterate [--only S,..]]>"
             );
             exit(2);
         }

@@ -375,14 +375,13 @@ fn image_blocks_unbound_alone() {
     );
 }
 
-/// Still open under `arm` (found writing these tests): two segments whose load addresses
-/// share one 2 MiB chunk, each remapped from its own block at the right offsets, pass
-/// `image_bound` segment by segment; VERIFY then maps the chunk to the second segment's
-/// block, so at 0x800_0000 the VM runs page 0 of that block (the host's word 0xE7118),
-/// not the signed page 0x40600 (0x51600); both blocks become the VM's with the same gfns.
-/// The intent is that VERIFY halts.
+/// Found writing these tests: two segments whose load addresses share one 2 MiB chunk,
+/// each remapped from its own block at the right offsets. Checked segment by segment, each
+/// looked bound; VERIFY then mapped the chunk to the second segment's block, so at
+/// 0x800_0000 the VM ran page 0 of that block (the host's word 0xE7118), not the signed
+/// page 0x40600. `image_bound` now binds each chunk to one block across all segments, so
+/// VERIFY halts.
 #[test]
-#[ignore = "open under arm: two image segments in one 2 MiB chunk bound to different blocks"]
 fn image_blocks_unbound_two_segments_one_chunk() {
     let steps = r#"{"cpu": 0, "hvc": ["REGISTER_KVM"]},
         {"cpu": 0, "hvc": ["REGISTER_VCPU", 1, 0]},

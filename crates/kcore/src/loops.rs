@@ -195,15 +195,15 @@ impl<H: Hw> Core<H> {
         vm: &VmInfo,
         input: &mut impl Untrusted,
     ) -> Res {
+        if !self.image_bound(vm) && !mutant(Fault::ImageBlockUnbound) {
+            return self.fail(&[]);
+        }
         for idx in 0..vm.next_load_info as usize {
             let (la, ra, mp) = (vm.load_addr[idx], vm.remap_addr[idx], vm.mapped_pages[idx]);
             let mut start = la / PMD_SIZE * PMD_SIZE;
             let mut target = la;
             let mut remap = ra;
             let num = (la + mp * PAGE_SIZE - start).div_ceil(PMD_SIZE);
-            if !self.image_bound(la, ra, mp) && !mutant(Fault::ImageBlockUnbound) {
-                return self.fail(&[]);
-            }
             for _ in 0..num {
                 let pte = self.remapped(remap);
                 if pte == 0 {
@@ -219,26 +219,42 @@ impl<H: Hw> Core<H> {
         Ok(())
     }
 
-    /// Are the signed pages the pages the VM receives? Each 2 MiB chunk of the segment
-    /// loaded at `la` becomes the block of the chunk's first remapped page, while the
-    /// signature covers the remapped pages: every one must be that block's page for its
-    /// guest address (same offset in 2 MiB, same block), else the host could remap signed
-    /// pages from elsewhere and let the VM run the block's other contents (deviation
-    /// `image_blocks_unbound`).
-    fn image_bound(&self, la: u64, ra: u64, pages: u64) -> bool {
-        let mut block = 0;
-        for k in 0..pages {
-            let gpa = la + k * PAGE_SIZE;
-            let pte = self.remapped(ra + k * PAGE_SIZE);
-            let pa = phys_page(pte);
-            if pte == 0 || pa % PMD_SIZE != gpa % PMD_SIZE {
-                return false;
+    /// Are the signed pages the pages the VM receives? Each 2 MiB chunk of the image becomes
+    /// the block of a remapped page in it, while the signature covers the remapped pages:
+    /// every one, of every segment, must be the page at its guest address of one block per
+    /// chunk, the block of the chunk's first remapped page in segment order (segments may
+    /// share a chunk); else the host could remap signed pages from elsewhere and let the VM
+    /// run the block's other contents (deviation `image_blocks_unbound`).
+    fn image_bound(&self, vm: &VmInfo) -> bool {
+        let n = (vm.next_load_info as usize).min(vm.load_addr.len());
+        let seg = |i: usize| (vm.load_addr[i], vm.remap_addr[i], vm.mapped_pages[i]);
+        let chunk_block = |chunk: u64| {
+            (0..n).find_map(|i| {
+                let (la, ra, mp) = seg(i);
+                let lo = la.max(chunk * PMD_SIZE);
+                let hi = (la + mp * PAGE_SIZE).min((chunk + 1) * PMD_SIZE);
+                let first = ra + (lo - la) / PAGE_SIZE * PAGE_SIZE;
+                (lo < hi).then(|| phys_page(self.remapped(first)) / PMD_SIZE)
+            })
+        };
+        let offset = |a: u64| (a / PAGE_SIZE) % 512;
+        for i in 0..n {
+            let (la, ra, mp) = seg(i);
+            let mut block = None;
+            for k in 0..mp {
+                let gpa = la + k * PAGE_SIZE;
+                let pte = self.remapped(ra + k * PAGE_SIZE);
+                let pa = phys_page(pte);
+                if pte == 0 || offset(pa) != offset(gpa) {
+                    return false;
+                }
+                if k == 0 || gpa % PMD_SIZE < PAGE_SIZE {
+                    block = chunk_block(gpa / PMD_SIZE);
+                }
+                if block != Some(pa / PMD_SIZE) {
+                    return false;
+                }
             }
-            let first_of_chunk = k == 0 || gpa.is_multiple_of(PMD_SIZE);
-            if !first_of_chunk && pa / PMD_SIZE != block {
-                return false;
-            }
-            block = pa / PMD_SIZE;
         }
         true
     }

@@ -343,24 +343,48 @@ pub fn unmap_and_load_loop_h(
     Some((s, t, r, cur))
 }
 
-/// Deviation `image_blocks_unbound`: the VM receives, for each 2 MiB chunk of a segment,
-/// the physical block of the chunk's first remapped page; the signature covers the
-/// remapped pages. They are the same pages only if every remapped page is that block's
-/// page for its guest address: same offset in 2 MiB, same block as the chunk's first.
-pub fn image_bound(adt: &RData, load_addr: Z, remap_addr: Z, mapped: Z) -> bool {
+/// Deviation `image_blocks_unbound`: the VM receives, for each 2 MiB chunk of its image,
+/// the physical block holding a remapped page of that chunk; the signature covers the
+/// remapped pages. They are the same pages only if every remapped page, of every segment,
+/// is the page at its guest address of one block per chunk: the block of the chunk's first
+/// remapped page in segment order (two segments may share a chunk).
+pub fn image_bound(adt: &RData, vb: &BootInfo) -> bool {
     let window = &adt.shared.npts.get(COREVISOR).pt;
-    let mut chunk_block = None;
-    for k in 0..mapped.max(0) {
-        let gpa = load_addr + k * PAGE_SIZE;
-        let (_, _, pte) = *window.get(zdiv(remap_addr + k * PAGE_SIZE, PAGE_SIZE));
-        let pa = phys_page(pte);
-        if pte == 0 || pa % PMD_SIZE != gpa % PMD_SIZE {
-            return false;
-        }
-        let first_of_chunk = k == 0 || gpa % PMD_SIZE == 0;
-        match chunk_block {
-            Some(b) if !first_of_chunk && b != zdiv(pa, PMD_SIZE) => return false,
-            _ => chunk_block = Some(zdiv(pa, PMD_SIZE)),
+    let segs: Vec<(Z, Z, Z)> = (0..vb.vm_next_load_info.clamp(0, MAX_LOAD_INFO_NUM))
+        .map(|i| {
+            (
+                *vb.vm_load_addr.get(i),
+                *vb.vm_remap_addr.get(i),
+                *vb.vm_mapped_pages.get(i),
+            )
+        })
+        .collect();
+    let remapped = |va: Z| window.get(zdiv(va, PAGE_SIZE)).2;
+    // The block of the first remapped page (segment order) that falls in `chunk`.
+    let chunk_block = |chunk: Z| {
+        segs.iter().find_map(|&(la, ra, mp)| {
+            let lo = la.max(chunk * PMD_SIZE);
+            let hi = (la + mp * PAGE_SIZE).min((chunk + 1) * PMD_SIZE);
+            let first = ra + zdiv(lo - la, PAGE_SIZE) * PAGE_SIZE;
+            (lo < hi).then(|| zdiv(phys_page(remapped(first)), PMD_SIZE))
+        })
+    };
+    for &(la, ra, mp) in &segs {
+        let mut block = None;
+        for k in 0..mp.max(0) {
+            let gpa = la + k * PAGE_SIZE;
+            let pte = remapped(ra + k * PAGE_SIZE);
+            let pa = phys_page(pte);
+            let offset = |a: Z| zdiv(a, PAGE_SIZE) % PTRS_PER_PMD;
+            if pte == 0 || offset(pa) != offset(gpa) {
+                return false;
+            }
+            if k == 0 || gpa % PMD_SIZE < PAGE_SIZE {
+                block = chunk_block(zdiv(gpa, PMD_SIZE));
+            }
+            if block != Some(zdiv(pa, PMD_SIZE)) {
+                return false;
+            }
         }
     }
     true
@@ -383,14 +407,6 @@ pub fn verify_and_load_loop_h(
         let start = zdiv(load_addr, PMD_SIZE) * PMD_SIZE;
         let end = load_addr + mapped * PAGE_SIZE;
         let num = zdiv(end - start + 2097151, PMD_SIZE);
-        if !p.q.image_blocks_unbound
-            && !cur.halt
-            && !image_bound(&cur, load_addr, remap_addr, mapped)
-        {
-            cov!("verify_and_load_loop_h.image_unbound");
-            cur.halt = true;
-            return Some((idx, cur));
-        }
         let (_, _, _, next) =
             unmap_and_load_loop_h(p, num, vmid, start, load_addr, remap_addr, &cur)?;
         cur = next;

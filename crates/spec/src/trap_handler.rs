@@ -169,6 +169,11 @@ fn host_hvc_dispatch(p: &Profile, adt1: &RData, ctxtid: Z) -> Option<RData> {
             cov!("host_hvc_handler_spec.verify_vm_image.not_ready");
             return Some(halted(&s));
         }
+        // Deviation `image_blocks_unbound`: the signed pages must be the pages loaded.
+        if !p.q.image_blocks_unbound && !image_bound(&s, &info.VB) {
+            cov!("host_hvc_handler_spec.verify_vm_image.image_unbound");
+            return Some(halted(&s));
+        }
         let (_, mut s0) = verify_and_load_loop_h(p, info.VB.vm_next_load_info, a1, 0, &s)?;
         if s0.halt {
             cov!("host_hvc_handler_spec.verify_vm_image.load_halted");
