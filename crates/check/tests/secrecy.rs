@@ -236,6 +236,23 @@ mod planted {
         );
     }
 
+    /// The same hole, read by an instruction fetch: a fetch is a read of the word.
+    #[test]
+    fn hole_2_a_fetch_of_the_other_vms_word_is_a_leak() {
+        let sc = attack(
+            "hole2_reclaimed_page_mapped_into_vm2",
+            0,
+            r#"{"cpu": 0, "guest_store": ["0x8400010", "0x5ec2e7"]},
+               {"cpu": 1, "guest_fetch": "0x8001010"}"#,
+            2,
+        );
+        leak_in(
+            Fault::ClearWhileReachable,
+            &sc,
+            "leak: VM 1 read VM 2's private word at 0x40201010",
+        );
+    }
+
     /// Issue 20 hole 4 put back: the SMMU's register window ioremapped into VM 1, which (for
     /// the host) routes stream 5 to bypass with two 32-bit stores (SMR5, S2CR5); the host's
     /// device on stream 5 then reads VM 2's private page untranslated.
