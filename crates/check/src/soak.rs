@@ -40,6 +40,8 @@ const FAULT_PAGES: i128 = 3;
 const DEVICE_IOVA: i128 = 0x9000_0000;
 /// Where the host ioremaps declared device range `k` into a VM: `IOREMAP_GPA + k MiB`.
 const IOREMAP_GPA: i128 = 0xA000_0000;
+/// Where a device's bank would map another VM's page or its buffer again (KCore refuses).
+const STOLEN_IOVA: i128 = 0x9100_0000;
 
 /// The 2 MiB host block holding slot `s`'s image (the VM receives the whole block).
 fn image_block(s: usize) -> i128 {
@@ -606,6 +608,20 @@ impl Sequence {
                 let map = [FAULT_GPA + i * 4096, fault_page(s, i), 0xc3, cb, 0];
                 steps.push(hvc("SMMU_LPAE_MAP", &map));
             }
+            // Rarely (KCore halts on both): a page of another live VM for this device, or
+            // the device's own buffer again at a second IOVA.
+            let other = self.pick_vm(r, |q, v| v.id != id && q.vm_state(v.id) == VERIFIED);
+            match (r.below(32), other) {
+                (0, Some(o)) => {
+                    let page = image_block(o.slot) + r.below(2) as i128 * 4096;
+                    steps.push(hvc("SMMU_LPAE_MAP", &[STOLEN_IOVA, page, 0xc3, cb, 0]));
+                }
+                (1, _) => {
+                    let alias = [STOLEN_IOVA, device_page(s), 0xc3, cb, 0];
+                    steps.push(hvc("SMMU_LPAE_MAP", &alias));
+                }
+                _ => {}
+            }
             self.vm_mut(id).bank = Some(cb);
         }
         // Device memory before VERIFY (KCore maps it only for a READY VM): the UART, or
@@ -627,6 +643,19 @@ impl Sequence {
             1 => [img, img + 3],
             _ => [img, img + 1],
         };
+        // The image's words, written by the host into its pages; with scattered pages, the
+        // host's own word in the page the VM receives at LOAD_ADDR + 4 KiB, never hashed.
+        let mut written = pages.to_vec();
+        if pages[1] != img + 1 {
+            written.push(img + 1);
+        }
+        for p in written {
+            let store = Action::HostStore {
+                addr: p * 4096 + r.below(512) as i128 * 8,
+                value: r.next_u64() as i128,
+            };
+            steps.insert(steps.len() - 1, store);
+        }
         for p in pages {
             steps.push(hvc("REMAP_VM_IMAGE", &[id, p, 0]));
         }
@@ -766,10 +795,10 @@ impl Sequence {
         };
         let cb = vm.bank.unwrap_or(0);
         let word = r.below(512) as i128 * 8;
-        let iova = if r.one_in(2) {
-            DEVICE_IOVA + word
-        } else {
-            FAULT_GPA + r.below(FAULT_PAGES as u64) as i128 * 4096 + word
+        let iova = match r.below(16) {
+            0 => STOLEN_IOVA + word,
+            1..=7 => DEVICE_IOVA + word,
+            _ => FAULT_GPA + r.below(FAULT_PAGES as u64) as i128 * 4096 + word,
         };
         let a = if r.one_in(2) {
             Action::DmaLoad {
@@ -929,7 +958,8 @@ impl Sequence {
 
     /// Requests KCore refuses, mostly by halting: an SMMU mapping of a VM's image at
     /// IOVA = GPA after VERIFY, an ioremap after VERIFY, the host loading a page a VM's
-    /// device was given, a bank for a verified VM, a second VERIFY, a vCPU out of range.
+    /// device was given or a VM's image page, a bank for a verified VM, a second VERIFY, a
+    /// vCPU out of range.
     fn hostile(&mut self, r: &mut Rng) {
         let Some(h) = self.host_cpu(r, None) else {
             return;
@@ -949,7 +979,12 @@ impl Sequence {
                 self.go(h, hvc("PHYS_ADDR_IOREMAP", &uart));
             }
             2 => {
-                let addr = fault_page(vm.slot, r.below(FAULT_PAGES as u64) as i128);
+                let page = if r.one_in(2) {
+                    fault_page(vm.slot, r.below(FAULT_PAGES as u64) as i128)
+                } else {
+                    image_block(vm.slot) + r.below(2) as i128 * 4096
+                };
+                let addr = page + r.below(512) as i128 * 8;
                 self.go(h, Action::HostLoad { addr });
             }
             3 => {
