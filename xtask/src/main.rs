@@ -288,7 +288,7 @@ fn mutants(fast: bool) -> Result<(), String> {
         "mutants",
     ];
     run(
-        "cargo test --features mutants --test mutants --test smmu_iotlb_wired --test hostile_memory (each fault caught by its test)",
+        "cargo test --features mutants --test mutants --test smmu_iotlb_wired --test hostile_memory --test secrecy --test isolation_holes (each fault caught by its test)",
         cargo()
             .args(["test", "-q"])
             .args(feature)
@@ -299,6 +299,10 @@ fn mutants(fast: bool) -> Result<(), String> {
                 "smmu_iotlb_wired",
                 "--test",
                 "hostile_memory",
+                "--test",
+                "secrecy",
+                "--test",
+                "isolation_holes",
             ]),
     )?;
     run(

@@ -42,15 +42,6 @@ type Row = (&'static str, Vec<Z>, Vec<(usize, Z, Z)>);
 fn rows(kind: ProfileKind) -> Vec<Row> {
     let vm = |i| [(i, 1, 0), (i, 15, 16)];
     let mut r: Vec<Row> = vec![
-        (
-            "CLEAR_VM_S2_RANGE",
-            vec![1, RAM, 4096],
-            [
-                vm(0).to_vec(),
-                vec![(1, P40 - 1, P40), (1, 0, -1), (2, P40 - 1, P40), (2, 0, -1)],
-            ]
-            .concat(),
-        ),
         ("VERIFY_VM_IMAGE", vec![1], vm(0).to_vec()),
         (
             "SMMU_FREE_PGD",
@@ -144,6 +135,34 @@ fn rows(kind: ProfileKind) -> Vec<Row> {
             [vm(0).to_vec(), vec![(1, 7, 8), (1, 0, -1)]].concat(),
         ),
     ];
+    // CLEAR's size: any paddr under the seed; under `arm` at most the RAM's pages (256 MiB
+    // here; the rest of a page is ignored), and IOREMAP at most the declared device pages
+    // (two SMMU windows of 32 pages and the UART's page) (deviation `share_loop_unbounded`).
+    let (clear_max, ioremap_max) = match kind {
+        ProfileKind::Seed => (P40 - 1, None),
+        ProfileKind::Arm => ((256 << 20) + 4095, Some(65 * 4096)),
+    };
+    r.push((
+        "CLEAR_VM_S2_RANGE",
+        vec![1, RAM, 4096],
+        [
+            vm(0).to_vec(),
+            vec![
+                (1, P40 - 1, P40),
+                (1, 0, -1),
+                (2, clear_max, clear_max + 1),
+                (2, 0, -1),
+            ],
+        ]
+        .concat(),
+    ));
+    if let Some(max) = ioremap_max {
+        r.push((
+            "PHYS_ADDR_IOREMAP",
+            vec![1, 0x1000_0000, 0x0900_0000, 4096],
+            vec![(3, max, max + 1)],
+        ));
+    }
     match kind {
         // Literal checks (§7.2.15): SET_BOOT_INFO bounds `a2 + a3` by 2^28 (`is_pfn`),
         // REMAP_VM_IMAGE checks a3 as a pfn and never the pfn a2.
