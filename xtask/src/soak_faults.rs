@@ -68,7 +68,12 @@ pub fn soak_faults(root: &Path, args: &[String]) -> Result<(), String> {
             "mutants",
         ]),
     )?;
-    let bin = root.join("target/release/corevisor");
+    // Its own copy: another build of the workspace (without the feature) may replace
+    // target/release/corevisor while the soaks run.
+    let bin = root.join("target/soak-faults/corevisor");
+    std::fs::create_dir_all(root.join("target/soak-faults"))
+        .and_then(|_| std::fs::copy(root.join("target/release/corevisor"), &bin))
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
     let out_dir = root.join("target/soak-faults");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     let soak = |fault: &str, arg: &str| -> Result<(bool, String), String> {

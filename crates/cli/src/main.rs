@@ -580,7 +580,15 @@ fn check_trace(file: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    // A planted fault asked of a build that cannot plant any would run the healthy core
+    // and pass: refuse instead (`cargo build -p corevisor --features mutants`).
+    let asked = std::env::var("COREVISOR_MUTANT").is_ok_and(|m| !m.is_empty());
+    if asked && !corevisor_kcore::mutants::ENABLED {
+        eprintln!("corevisor: COREVISOR_MUTANT is set but this build has no planted faults (build with --features mutants)");
+        return ExitCode::from(2);
+    }
+    match cli.cmd {
         Cmd::Demo => demo(),
         Cmd::Run {
             file,
