@@ -25,7 +25,7 @@ use corevisor_spec::state::{Ctxt, Shared};
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const RAM: i128 = 0x4000_0000;
 /// VMs alive at once at most: each has a slot of host RAM its pages come from.
@@ -180,6 +180,8 @@ pub struct SoakReport {
     pub with_vcpu_running_at_poweroff: u64,
     /// Sequences in which a VM's bank got a mapping (SMMU_LPAE_MAP completed).
     pub with_device_bank: u64,
+    /// Per hostile situation, the sequences that tried it.
+    pub tried: BTreeMap<&'static str, u64>,
     /// The first failing sequence, shrunk, with what failed.
     pub failing: Option<(Vec<Step>, Vec<String>)>,
 }
@@ -212,6 +214,9 @@ struct Seen {
 struct Reached {
     two_live_vms: bool,
     three_live_vms: bool,
+    /// The hostile situations tried ([`Sequence::event`], and images remapped out of
+    /// order or scattered).
+    events: BTreeSet<&'static str>,
     page_reused: bool,
     running_at_poweroff: bool,
     device_bank: bool,
@@ -394,6 +399,9 @@ impl Sequence {
             action,
         };
         let before = Snapshot::of(&self.l);
+        if let Some(e) = self.event(cpu, &st.action) {
+            self.reached.events.insert(e);
+        }
         let r = self.l.step(&st).expect("soak steps are well formed");
         self.seen.push(Seen {
             nontrivial: self.counted && before.nontrivial(&self.l, &r),
@@ -403,6 +411,52 @@ impl Sequence {
         self.note(&st.action, &r);
         self.steps.push(st);
         Some(r)
+    }
+
+    /// The hostile situation a step about to run on `cpu` tries, if any (from the
+    /// model's state before it): what the soak must keep trying, whatever KCore answers.
+    fn event(&self, cpu: i128, a: &Action) -> Option<&'static str> {
+        let m = &self.l.model.global.shared;
+        let off = |v: Z| (1..COREVISOR).contains(&v) && self.vm_state(v) == POWEROFF;
+        let banked = |v: Z| (0..2).any(|i| (0..8).any(|cb| *m.smmu_vmid.get(smmu_id(i, cb)) == v));
+        let runs = |v: Z| (0..8).any(|k| self.vcpu_active(v, k));
+        match a {
+            Action::GuestLoad { .. } | Action::GuestStore { .. } => {
+                let c = usize::try_from(cpu).ok()?;
+                off(self.running(c)?.0).then_some("guest access after power-off")
+            }
+            Action::DmaLoad { cb, .. } | Action::DmaStore { cb, .. } => {
+                off(*m.smmu_vmid.get(smmu_id(0, *cb))).then_some("DMA by a dead VM's device")
+            }
+            Action::HostLoad { addr } => {
+                let o = self.owner(*addr);
+                (1..COREVISOR)
+                    .contains(&o)
+                    .then_some("host load of a VM's page")
+            }
+            Action::Hvc {
+                call: HvcCall::Named(n),
+                args,
+            } => match n {
+                HvcName::ClearVmS2Range if off(args[0]) && runs(args[0]) => {
+                    Some("CLEAR with a vCPU active")
+                }
+                HvcName::ClearVmS2Range if off(args[0]) && banked(args[0]) => {
+                    Some("CLEAR with a bank attached")
+                }
+                HvcName::PhysAddrIoremap if args[2] != UART_BASE => {
+                    Some("ioremap of an SMMU window")
+                }
+                HvcName::SmmuLpaeMap => {
+                    let owner = *m.smmu_vmid.get(smmu_id(args[4], args[3]));
+                    let verified =
+                        (1..COREVISOR).contains(&owner) && self.vm_state(owner) == VERIFIED;
+                    verified.then_some("SMMU map after VERIFY")
+                }
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The figures this step reaches, read from the model.
@@ -655,6 +709,11 @@ impl Sequence {
                 value: r.next_u64() as i128,
             };
             steps.insert(steps.len() - 1, store);
+        }
+        if pages != [img, img + 1] {
+            self.reached
+                .events
+                .insert("image remapped out of order or scattered");
         }
         for p in pages {
             steps.push(hvc("REMAP_VM_IMAGE", &[id, p, 0]));
@@ -1099,6 +1158,9 @@ pub fn soak(steps: u64, seed: u64, cpus: usize, mut progress: impl FnMut(u64)) -
         rep.with_page_reused += s.reached.page_reused as u64;
         rep.with_vcpu_running_at_poweroff += s.reached.running_at_poweroff as u64;
         rep.with_device_bank += s.reached.device_bank as u64;
+        for &e in &s.reached.events {
+            *rep.tried.entry(e).or_default() += 1;
+        }
         rep.steps += s.seen.len() as u64;
         for seen in &s.seen {
             rep.nontrivial_steps += seen.nontrivial as u64;
@@ -1270,8 +1332,9 @@ mod tests {
     /// Issue 20, "exploration where the holes live": with the default settings (seed
     /// 0x5eed, 2 CPUs) at least 20% of sequences have two live VMs at once, a page reused
     /// across VMs, a vCPU running when its VM powers off, and a device bank (and 10% three
-    /// live VMs at once); the healthy core gives no mismatch and breaks no invariant;
-    /// non-trivial steps are fewer than the steps run (the boots are not counted).
+    /// live VMs at once); each hostile situation is tried in a few sequences at least; the
+    /// healthy core gives no mismatch and breaks no invariant; non-trivial steps are fewer
+    /// than the steps run (the boots are not counted).
     #[test]
     fn default_soak_reaches_the_hole_states_and_is_clean() {
         let rep = soak(20_000, 0x5eed, 2, |_| {});
@@ -1286,5 +1349,20 @@ mod tests {
         eprintln!("three_live_vms: {three:.2}");
         assert!(three >= 0.10, "three live VMs: {three:.2}");
         assert!(rep.nontrivial_steps < rep.steps, "{rep:?}");
+        // And every hostile situation is tried, whatever KCore answers (halts included).
+        for e in [
+            "CLEAR with a bank attached",
+            "CLEAR with a vCPU active",
+            "DMA by a dead VM's device",
+            "SMMU map after VERIFY",
+            "guest access after power-off",
+            "host load of a VM's page",
+            "image remapped out of order or scattered",
+            "ioremap of an SMMU window",
+        ] {
+            let n = rep.tried.get(e).copied().unwrap_or(0);
+            eprintln!("{e}: {n}");
+            assert!(n >= 3, "{e}: tried in {n} sequences");
+        }
     }
 }
