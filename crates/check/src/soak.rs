@@ -7,8 +7,11 @@
 //! before VERIFY, guest steps on a CPU that runs the VM (also after the VM powered off), a
 //! fault page served with the VM's own page or one a dead VM had (reuse), DMA through the
 //! banks of live and dead VMs, power-off from one vCPU while another runs, reclaim with
-//! the vCPUs stopped and the bank freed or (hostile) not, the UART ioremapped, images
-//! remapped out of order or scattered (rare), and rarely requests KCore halts on.
+//! the vCPUs stopped and the bank freed or (hostile) not, the UART and (rarely) each
+//! declared device range ioremapped, and, rarely since KCore halts on most of them and a
+//! halt ends a sequence: images remapped out of order or scattered, a bank mapping another
+//! VM's page, SMMU maps after VERIFY, host loads of a VM's pages. `SoakReport` counts the
+//! sequences that reached each of these states.
 //!
 //! Each step is compared on what it changed (`incremental.rs`: the same relation, at the
 //! cost of the step), and the whole machine at boot and at the end of every sequence.
