@@ -43,12 +43,14 @@ use crate::abs::{abs_ctxt, abs_shared, abs_shared_but_pages, s2page_differs};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
 use crate::incremental::{compare_step, AbsInputs, Before};
 use crate::secrecy::Secrecy;
-use crate::shadow::WordShadow;
+use crate::shadow::{Exports, WordShadow};
 use corevisor_kcore::consts::{self as kc, hvc};
+use corevisor_kcore::ctxt::idx as kidx;
 use corevisor_kcore::hw::Hw;
 use corevisor_kcore::trap::NO_VCPU;
 use corevisor_sim::machine::{hvc_number, CoreMachine, MachineShape, StepResult};
 use corevisor_sim::scenario::{Action, HvcCall, Scenario, Step};
+use corevisor_spec::am::get_shadow_ctxt_specx;
 use corevisor_spec::consts::{ctxt_id, HOSTVISOR, SMMU_TTBR};
 use corevisor_spec::profile::ProfileKind;
 use corevisor_spec::state::{Ctxt, Shared};
@@ -74,6 +76,8 @@ pub struct Lockstep {
     agreed: bool,
     /// Every VM's private words, and the leaks of the steps (`secrecy.rs`).
     pub secrecy: Secrecy,
+    /// The exports KCore must have made, as the checker counts and seals them (issue 22).
+    pub exports: Exports,
 }
 
 /// A principal's access: who, the frame and word the model translates it to, the value
@@ -98,6 +102,10 @@ pub struct CheckedStep {
     /// (ARCHITECTURE.md: "model None = outside the contract, not a failure").
     pub outside_contract: bool,
 }
+
+/// Words of a sealed vCPU record: x0..x30, pc, pstate, the 24 shadow system registers
+/// (`docs/kcore-abi.md`).
+const VCPU_RECORD_WORDS: usize = 33 + kidx::SHADOW_SYS_REGS_SIZE as usize;
 
 fn z(v: u64) -> Z {
     Z::from(v)
@@ -180,6 +188,7 @@ impl Lockstep {
             inc: None,
             agreed: false,
             secrecy: Secrecy::new(),
+            exports: Exports::default(),
         })
     }
 
@@ -300,6 +309,8 @@ impl Lockstep {
         self.secrecy.prune(&self.core.core.hw, frames);
         let mut inputs = Vec::new();
         let data = self.derive_inputs(st, &core, access, &mut inputs);
+        // What an export must seal, as the model has it before the step.
+        let plain = call_of(&st.action).and_then(|(n, args)| self.export_plaintext(n, &args));
         self.model.inject = Some(Injection {
             data: data.iter().map(|&(v, x)| (Z::from(v), z(x))).collect(),
             core: core
@@ -335,9 +346,10 @@ impl Lockstep {
         } else {
             model.result
         };
-        self.update_shadow(st, &core, access, result, &before);
+        let cipher = self.update_shadow(st, &core, access, result, &before, plain);
         let mut mismatches = leaks;
         mismatches.extend(inputs);
+        mismatches.extend(cipher);
         mismatches.extend(self.scrubbed_pages_are_zero());
         // What the lock-release check found inside the step (`SimMemory::watch_locks`).
         mismatches.extend(self.core.core.hw.take_release_breaks());
@@ -545,6 +557,7 @@ impl Lockstep {
         out: &mut Vec<String>,
     ) -> Vec<(u32, u64)> {
         let mut data = core.rec.data.clone();
+        self.derive_cipher_inputs(st, &mut data, out);
         let Some(regs) = core.trap_regs.as_ref() else {
             return data;
         };
@@ -674,8 +687,188 @@ impl Lockstep {
         data
     }
 
+    /// What the cipher hypercalls take from the host's stream, as the checker derives it
+    /// (issue 22): an export's first ciphertext word (the model's plaintext sealed under the
+    /// export's nonce), an import's verdict (the checker's own record of the export
+    /// authenticates the host's buffer in its copy of memory, or not) and the plaintext it
+    /// opens to.
+    fn derive_cipher_inputs(&self, st: &Step, data: &mut [(u32, u64)], out: &mut Vec<String>) {
+        let Some((num, args)) = call_of(&st.action) else {
+            return;
+        };
+        let a = |k: usize| args.get(k).copied().unwrap_or(0);
+        let host = HOSTVISOR as u32;
+        match num {
+            hvc::ENCRYPT_BUF | hvc::SAVE_CRYPT_VCPU => {
+                let Some(plain) = self.export_plaintext(num, &args).filter(|p| p.1[0]) else {
+                    return;
+                };
+                let (sealed, _) = self.exports.seal(a(0) as u32, &plain.0);
+                let src = format!(
+                    "the model's plaintext sealed as export {}",
+                    self.exports.next_seq()
+                );
+                expect(out, data, host, 0, sealed[0], &src);
+            }
+            hvc::DECRYPT_BUF | hvc::LOAD_CRYPT_VCPU => {
+                let (buf, handle) = if num == hvc::DECRYPT_BUF {
+                    (a(1) / 4096, a(2))
+                } else {
+                    (kc::phys_page(a(2)) / 4096, a(3))
+                };
+                let opened = (num == hvc::DECRYPT_BUF || a(2) < kc::KVM_PHYS_SIZE)
+                    .then(|| self.exports.open(handle, &self.shadow.page(buf)))
+                    .flatten();
+                let src = format!("the checker's verdict on handle {handle}");
+                expect(out, data, host, 0, opened.is_some() as u64, &src);
+                if let Some((_, plain)) = opened {
+                    let n = if num == hvc::DECRYPT_BUF {
+                        1
+                    } else {
+                        VCPU_RECORD_WORDS
+                    };
+                    for (k, w) in plain.iter().take(n).enumerate() {
+                        let src = format!("word {k} of export {handle} opened");
+                        expect(out, data, host, k + 1, *w, &src);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What an export call must seal, as the model says (before the step): VM `a0`'s page
+    /// `a1` in the checker's copy (ENCRYPT_BUF), or vCPU (`a0`, `a1`)'s record from the
+    /// model's shadow context (SAVE_CRYPT_VCPU), with the words the model does not know
+    /// (x0..x30 of a context running on a CPU: hardware holds them) flagged.
+    fn export_plaintext(&self, num: u64, args: &[u64]) -> Option<([u64; 512], [bool; 512])> {
+        let a = |k: usize| args.get(k).copied().unwrap_or(0);
+        let mut known = [true; 512];
+        if num == hvc::ENCRYPT_BUF {
+            return Some((self.shadow.page(a(1) / 4096), known));
+        }
+        if num != hvc::SAVE_CRYPT_VCPU {
+            return None;
+        }
+        let (vmid, vcpu) = (a(0), a(1));
+        if !(1..kc::COREVISOR as u64).contains(&vmid) || vcpu >= 8 {
+            return None;
+        }
+        let id = ctxt_id(z(vmid), z(vcpu));
+        let c = self.model.global.shadow_ctxts.get(id);
+        let mut page = [0u64; 512];
+        for (k, w) in page.iter_mut().enumerate().take(VCPU_RECORD_WORDS) {
+            let i = match k {
+                0..=30 => k as u64,
+                31 => kidx::PC,
+                32 => kidx::PSTATE,
+                _ => kidx::SYSREGS_START + (k - 33) as u64,
+            };
+            *w = get_shadow_ctxt_specx(z(i), &c.ctxt_regs, &c.ctxt_states) as u64;
+        }
+        if usize::try_from(id).is_ok_and(|id| self.live_contexts().contains(&id)) {
+            known[..31].fill(false);
+        }
+        Some((page, known))
+    }
+
+    /// After an export or import the model accepted: the page KCore wrote must be the one
+    /// the checker computes (an export decrypts, under its nonce, to the model's
+    /// plaintext; an import is the plaintext of the host's buffer), and that page goes into
+    /// the checker's copy.
+    fn check_cipher_pages(
+        &mut self,
+        num: u64,
+        args: &[u64],
+        plain: Option<([u64; 512], [bool; 512])>,
+    ) -> Vec<String> {
+        let a = |k: usize| args.get(k).copied().unwrap_or(0);
+        let mut out = Vec::new();
+        let name = |n| match n {
+            hvc::ENCRYPT_BUF => "ENCRYPT_BUF",
+            hvc::SAVE_CRYPT_VCPU => "SAVE_CRYPT_VCPU",
+            _ => "DECRYPT_BUF",
+        };
+        match num {
+            hvc::ENCRYPT_BUF | hvc::SAVE_CRYPT_VCPU => {
+                let Some((mut want, known)) = plain else {
+                    return out;
+                };
+                let (vmid, outpfn) = (a(0) as u32, a(2) / 4096);
+                let seq = self.exports.next_seq();
+                let have = self.core.core.hw.page_words(outpfn);
+                let opened = Exports::decrypt(vmid, seq, &have);
+                for w in 0..512 {
+                    if !known[w] {
+                        want[w] = opened[w];
+                    }
+                }
+                let bad: Vec<String> = (0..512)
+                    .filter(|&w| opened[w] != want[w])
+                    .take(3)
+                    .map(|w| {
+                        format!(
+                            "word {w}: {:#x}, the model's plaintext {:#x}",
+                            opened[w], want[w]
+                        )
+                    })
+                    .collect();
+                if !bad.is_empty() {
+                    out.push(format!(
+                        "export: {} of VM {vmid} into frame {outpfn:#x} does not decrypt under export {seq}'s nonce to the model's plaintext ({})",
+                        name(num),
+                        bad.join("; ")
+                    ));
+                }
+                let (sealed, hdr) = self.exports.seal(vmid, &want);
+                if self.is_ram(outpfn) {
+                    self.shadow.resync(outpfn, sealed);
+                }
+                self.exports.commit(hdr);
+            }
+            hvc::DECRYPT_BUF => {
+                let (pfn, handle) = (a(1) / 4096, a(2));
+                let Some((_, want)) = self.exports.open(handle, &self.shadow.page(pfn)) else {
+                    out.push(format!(
+                        "import: DECRYPT_BUF of handle {handle} at frame {pfn:#x} accepted, the checker's record does not authenticate it"
+                    ));
+                    return out;
+                };
+                self.exports.consume(handle);
+                let have = self.core.core.hw.page_words(pfn);
+                let bad: Vec<String> = (0..512)
+                    .filter(|&w| have[w] != want[w])
+                    .take(3)
+                    .map(|w| {
+                        format!(
+                            "word {w}: core {:#x}, the model's plaintext {:#x}",
+                            have[w], want[w]
+                        )
+                    })
+                    .collect();
+                if !bad.is_empty() {
+                    out.push(format!(
+                        "import: DECRYPT_BUF of handle {handle} into frame {pfn:#x} ({})",
+                        bad.join("; ")
+                    ));
+                }
+                if self.is_ram(pfn) {
+                    self.shadow.resync(pfn, want);
+                }
+            }
+            hvc::LOAD_CRYPT_VCPU => {
+                let (buf, handle) = (kc::phys_page(a(2)) / 4096, a(3));
+                if self.exports.open(handle, &self.shadow.page(buf)).is_some() {
+                    self.exports.consume(handle);
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
     /// The checker's copy after the step: principals' stores where the model put them,
-    /// scrubs, cipher-written pages, KCore's own writes to its region.
+    /// scrubs, cipher-written pages (checked), KCore's own writes to its region.
     fn update_shadow(
         &mut self,
         st: &Step,
@@ -683,7 +876,9 @@ impl Lockstep {
         access: Option<Access>,
         result: Outcome,
         before: &ZMap<corevisor_spec::state::S2Page>,
-    ) {
+        plain: Option<([u64; 512], [bool; 512])>,
+    ) -> Vec<String> {
+        let mut cipher = Vec::new();
         if result == Outcome::Ok {
             if let Some(Access {
                 pfn,
@@ -712,16 +907,8 @@ impl Lockstep {
                     self.shadow.zero(pfn);
                 }
             }
-            let written = match num {
-                hvc::ENCRYPT_BUF | hvc::SAVE_CRYPT_VCPU => Some(a(2) / 4096),
-                hvc::DECRYPT_BUF => Some(a(1) / 4096),
-                _ => None,
-            };
-            if let Some(pfn) = written.filter(|&p| self.is_ram(p)) {
-                if result == Outcome::Ok {
-                    let words = self.core.core.hw.page_words(pfn);
-                    self.shadow.resync(pfn, words);
-                }
+            if result == Outcome::Ok {
+                cipher = self.check_cipher_pages(num, &args, plain);
             }
         }
         for pfn in self.dirty_frames(|p| self.in_kcore(p)) {
@@ -736,6 +923,7 @@ impl Lockstep {
                 self.shadow.resync(pfn, words);
             }
         }
+        cipher
     }
 
     /// The core's frames written in this step that `keep` selects.

@@ -337,7 +337,7 @@ fn every_named_fault_is_planted_by_a_test() {
             "{f:?} has no test"
         );
     }
-    assert_eq!(Fault::ALL.len(), 20);
+    assert_eq!(Fault::ALL.len(), 22);
 }
 
 /// `corevisor soak` finds a planted bug on its own, and shrinks the failing sequence to a
@@ -495,6 +495,52 @@ fn an_smmu_map_without_the_owner_check_is_caught() {
         2,
         steps,
         "result: core Ok, model Halt",
+        nothing,
+    );
+}
+
+/// Issue 22: VM 1's image page exported twice (handles 0 and 1) and its vCPU once (handle
+/// 2), into host pages; VM 2 registered (READY) imports the first page.
+const EXPORTS: &str = r#"{"cpu": 0, "hvc": ["ENCRYPT_BUF", 1, "0x40200000", "0x40500000"]},
+    {"cpu": 0, "hvc": ["ENCRYPT_BUF", 1, "0x40200000", "0x40501000"]},
+    {"cpu": 0, "hvc": ["SAVE_CRYPT_VCPU", 1, 0, "0x40502000"]},
+    {"cpu": 0, "hvc": ["REGISTER_KVM"]},
+    {"cpu": 0, "hvc": ["DECRYPT_BUF", 2, "0x40500000", 0]}"#;
+
+/// Issue 22: an export that writes the VM's plaintext into the host's page is caught by
+/// lockstep itself: the page does not decrypt, under the nonce the checker derives, to the
+/// model's plaintext.
+#[test]
+fn an_export_that_writes_plaintext_is_caught() {
+    let steps = prefix(1) + EXPORTS;
+    caught(
+        Fault::ExportWritesPlaintext,
+        2,
+        &steps,
+        "export: ENCRYPT_BUF of VM 1",
+        nothing,
+    );
+    // The vCPU record too.
+    let steps = prefix(1) + r#"{"cpu": 0, "hvc": ["SAVE_CRYPT_VCPU", 1, 0, "0x40502000"]}"#;
+    caught(
+        Fault::ExportWritesPlaintext,
+        2,
+        &steps,
+        "export: SAVE_CRYPT_VCPU of VM 1",
+        nothing,
+    );
+}
+
+/// Issue 22: exports sealed under a reused nonce still import (KCore opens them under the
+/// same nonce), so no functional test sees it; lockstep does, at the second export.
+#[test]
+fn an_export_under_a_reused_nonce_is_caught() {
+    let steps = prefix(1) + EXPORTS;
+    caught(
+        Fault::ExportNonceReused,
+        2,
+        &steps,
+        "does not decrypt under export 1's nonce",
         nothing,
     );
 }

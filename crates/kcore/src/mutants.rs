@@ -60,6 +60,13 @@ pub enum Fault {
     /// Issue 20: SMMU_LPAE_MAP maps an IOVA to a page the bank's owner owns at another gfn
     /// (or does not own), skipping the map's precondition.
     SmmuMapSkipsOwnerCheck,
+    /// Issue 22: ENCRYPT_BUF and SAVE_CRYPT_VCPU write the plaintext into the host's page
+    /// instead of the ciphertext (the header KCore keeps is still the ciphertext's).
+    ExportWritesPlaintext,
+    /// Issue 22: every export is sealed under its VM's first nonce (sequence number 0), and
+    /// opened under it too: exports and imports still round-trip, but two exports of one VM
+    /// share a keystream.
+    ExportNonceReused,
 }
 
 /// The EL1 registers a world switch saves and restores besides SCTLR_EL1 (which has its own
@@ -91,7 +98,7 @@ pub const EL1_REGS: [&str; 23] = [
 ];
 
 impl Fault {
-    pub const ALL: [Fault; 20] = [
+    pub const ALL: [Fault; 22] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -112,6 +119,8 @@ impl Fault {
         Fault::WorldSwitchDropsEl1Reg,
         Fault::SmmuAssignSkipsOwnerCheck,
         Fault::SmmuMapSkipsOwnerCheck,
+        Fault::ExportWritesPlaintext,
+        Fault::ExportNonceReused,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -137,6 +146,8 @@ impl Fault {
             Fault::WorldSwitchDropsEl1Reg => "world_switch_drops_el1_reg",
             Fault::SmmuAssignSkipsOwnerCheck => "smmu_assign_skips_owner_check",
             Fault::SmmuMapSkipsOwnerCheck => "smmu_map_skips_owner_check",
+            Fault::ExportWritesPlaintext => "export_writes_plaintext",
+            Fault::ExportNonceReused => "export_nonce_reused",
         }
     }
 

@@ -17,6 +17,7 @@ use crate::crypto::{
     open_page, seal_page, verify_image, ExportHeader, ExportKey, ImageDigest, IMAGE_PUBKEY,
 };
 use crate::ctxt::idx;
+use crate::mutants::{mutant, Fault};
 
 /// Exports whose headers KCore keeps (a handle older than this many exports is dead).
 pub const EXPORT_SLOTS: usize = 64;
@@ -41,6 +42,16 @@ impl Exports {
             next_seq: 0,
             slots: [None; EXPORT_SLOTS],
         }
+    }
+}
+
+/// The sequence number an export's nonce is made from: its own (its handle), or 0 under
+/// the planted fault `export_nonce_reused`.
+fn nonce_seq(seq: u64) -> u64 {
+    if mutant(Fault::ExportNonceReused) {
+        0
+    } else {
+        seq
     }
 }
 
@@ -111,9 +122,13 @@ impl<H: Hw> Core<H> {
     ) -> Res<u64> {
         let mut ex = self.take(&self.exports, input)?;
         let seq = ex.next_seq;
-        let hdr = seal_page(&ExportKey(ex.key), vmid, seq, page);
-        ex.slots[seq as usize % EXPORT_SLOTS] = Some(hdr);
+        let plain = *page;
+        let hdr = seal_page(&ExportKey(ex.key), vmid, nonce_seq(seq), page);
+        ex.slots[seq as usize % EXPORT_SLOTS] = Some(ExportHeader { seq, ..hdr });
         ex.next_seq = seq + 1;
+        if mutant(Fault::ExportWritesPlaintext) {
+            *page = plain;
+        }
         write_page(&self.hw, outpfn * PAGE_SIZE, page);
         Ok(word(page, 0))
     }
@@ -131,7 +146,9 @@ impl<H: Hw> Core<H> {
             return Ok(None);
         };
         let mut page = read_page(&self.hw, pa);
-        if !open_page(&ExportKey(ex.key), hdr.vmid, handle, &hdr, &mut page) {
+        let n = nonce_seq(handle);
+        let hdr = ExportHeader { seq: n, ..hdr };
+        if !open_page(&ExportKey(ex.key), hdr.vmid, n, &hdr, &mut page) {
             return Ok(None);
         }
         ex.slots[slot] = None;
