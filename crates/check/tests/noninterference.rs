@@ -11,19 +11,34 @@
 //! The secrecy oracle (`corevisor_check::secrecy`, issue 20) runs beside the first run of
 //! each and must find no leak: it judges each read by what the word holds, not by
 //! comparing runs.
+//!
+//! Exports (issue 22): the host exports VM 1's pages and vCPU (ENCRYPT_BUF,
+//! SAVE_CRYPT_VCPU) and imports them into a READY VM 3 (DECRYPT_BUF, LOAD_CRYPT_VCPU). A
+//! ciphertext differs between the runs by design; the host's view counts a word of an
+//! export page as "sealed" (the same in both runs) exactly when it is the word KCore must
+//! have written: the run's plaintext sealed with KCore's key under the nonce of the
+//! export's own sequence number, which this harness counts itself. Any other word is seen
+//! as it is, so a plaintext written in place of the ciphertext, or a keystream reused, is a
+//! difference the host sees.
 
 use corevisor_check::abs::abs_npt;
 use corevisor_check::secrecy::Secrecy;
-use corevisor_kcore::consts::HOSTVISOR;
+use corevisor_check::shadow::Exports;
+use corevisor_kcore::consts::{ctxt_id, HOSTVISOR};
+use corevisor_kcore::ctxt::idx;
 use corevisor_kcore::hw::Hw;
 use corevisor_sim::machine::{CoreMachine, MachineShape, StepResult};
 use corevisor_sim::scenario::{Action, HvcCall, HvcName, MapProposal, ShareOp, Step};
 use proptest::prelude::*;
+use std::collections::HashMap;
 
 const RAM: u64 = 0x4000_0000;
 /// VM 1's image page (guest 0x8000_0000) holds the secret; VM 1 shares only 0x8040_0000.
 const SECRET_GPA: i128 = 0x8000_0000;
 const SHARED_GPA: i128 = 0x8040_0000;
+/// The host pages exports are written to (the host stores there, never loads: a load of
+/// a ciphertext word would put it in a register, which the view compares as it is).
+const EXPORT_PA: u64 = RAM + 0x74_0000;
 
 fn machine() -> CoreMachine {
     CoreMachine::new(MachineShape {
@@ -116,6 +131,13 @@ fn step() -> impl Strategy<Value = Option<(i128, Action)>> {
         1 => Just(Some((0, Action::DmaLoad { smmu: 0, cb: 0, iova: 0x9000_0000, stream: None }))),
         1 => Just(Some((0, hvc("SMMU_LPAE_IOVA_TO_PHYS", &[0x9000_0000, 0, 0])))),
         1 => Just(Some((0, hvc("REGISTER_KVM", &[])))),
+        // Exports of VM 1's image pages and vCPU, imports into VM 3 (issue 22).
+        2 => (0i128..2, 0i128..2).prop_map(|(p, o)| Some((0, hvc("ENCRYPT_BUF", &[1, (RAM + 0x20_0000) as i128 + p * 4096, EXPORT_PA as i128 + o * 4096])))),
+        1 => (0i128..2).prop_map(|o| Some((0, hvc("SAVE_CRYPT_VCPU", &[1, 0, EXPORT_PA as i128 + o * 4096])))),
+        1 => Just(Some((0, hvc("REGISTER_VCPU", &[3, 0])))),
+        1 => (0i128..2, 0i128..3).prop_map(|(o, h)| Some((0, hvc("DECRYPT_BUF", &[3, EXPORT_PA as i128 + o * 4096, h])))),
+        1 => (0i128..2, 0i128..3).prop_map(|(o, h)| Some((0, hvc("LOAD_CRYPT_VCPU", &[3, 0, EXPORT_PA as i128 + o * 4096, h])))),
+        1 => (0i128..2, any::<u16>()).prop_map(|(o, v)| Some((0, Action::HostStore { addr: EXPORT_PA as i128 + o * 4096, value: v as i128 }))),
         // VM 1 powers off and the host reclaims its image block: the secret must be gone.
         1 => Just(Some((1, Action::GuestPsciSystemOff))),
         1 => Just(Some((0, hvc("CLEAR_VM_S2_RANGE", &[1, (RAM + 0x20_0000) as i128, 0x20_0000])))),
@@ -133,8 +155,77 @@ fn judged(s: &mut Secrecy, m: &mut CoreMachine, st: &Step) -> (StepResult, Vec<S
     (r, leaks)
 }
 
+/// The exports of one run: what KCore must have written to each export page, counted and
+/// sealed by the harness (the plaintext is the run's own: the VM's page or vCPU as KCore
+/// held them before the call).
+#[derive(Default)]
+struct Sealed {
+    exports: Exports,
+    pages: HashMap<u64, [u64; 512]>,
+}
+
+/// Words of a sealed vCPU record (`docs/kcore-abi.md`): x0..x30, pc, pstate, the shadow
+/// system registers.
+const RECORD_WORDS: usize = 33 + idx::SHADOW_SYS_REGS_SIZE as usize;
+
+impl Sealed {
+    /// Before step `st` of machine `m`: what an export call would seal.
+    fn plaintext(m: &CoreMachine, st: &Step) -> Option<(u32, u64, [u64; 512])> {
+        let Action::Hvc {
+            call: HvcCall::Named(n),
+            args,
+        } = &st.action
+        else {
+            return None;
+        };
+        let a = |k: usize| args.get(k).copied().unwrap_or(0) as u64;
+        match n {
+            HvcName::EncryptBuf => {
+                Some((a(0) as u32, a(2) / 4096, m.core.hw.page_words(a(1) / 4096)))
+            }
+            HvcName::SaveCryptVcpu if (1..8).contains(&a(0)) && a(1) < 8 => {
+                let c = m.core.shadow[ctxt_id(a(0) as u32, a(1) as u32)].read();
+                let mut p = [0u64; 512];
+                for (k, w) in p.iter_mut().enumerate().take(RECORD_WORDS) {
+                    *w = c.get_shadow(match k {
+                        0..=30 => k as u64,
+                        31 => idx::PC,
+                        32 => idx::PSTATE,
+                        _ => idx::SYSREGS_START + (k - 33) as u64,
+                    });
+                }
+                Some((a(0) as u32, a(2) / 4096, p))
+            }
+            _ => None,
+        }
+    }
+
+    /// After the step: an export KCore made (it did not halt) is recorded.
+    fn after(&mut self, m: &CoreMachine, export: Option<(u32, u64, [u64; 512])>) {
+        if let (Some((vmid, pfn, plain)), false) = (export, m.core.halted()) {
+            let (page, hdr) = self.exports.seal(vmid, &plain);
+            self.exports.commit(hdr);
+            self.pages.insert(pfn, page);
+        }
+    }
+}
+
+/// Steps `m`, keeping `sealed` up to date.
+fn sealed_step(sealed: &mut Sealed, m: &mut CoreMachine, st: &Step) -> StepResult {
+    let export = Sealed::plaintext(m, st);
+    let r = m.step(st);
+    sealed.after(m, export);
+    r
+}
+
 /// What the host may see of the machine now.
 fn host_view(m: &CoreMachine) -> Vec<u64> {
+    host_view_sealed(m, &Sealed::default())
+}
+
+/// What the host may see of the machine now, a word of an export page that is what KCore
+/// must have written seen as "sealed".
+fn host_view_sealed(m: &CoreMachine, sealed: &Sealed) -> Vec<u64> {
     let c = &m.core;
     let mut v = vec![c.halted() as u64];
     for (i, cpu) in m.cpus.iter().map(|k| k.run).enumerate().take(m.shape.cpus) {
@@ -199,7 +290,15 @@ fn host_view(m: &CoreMachine) -> Vec<u64> {
     written.sort_unstable();
     for pfn in written {
         v.push(pfn);
-        v.extend((0..512).map(|w| c.hw.read64(pfn * 4096 + w * 8)));
+        let want = sealed.pages.get(&pfn);
+        for w in 0..512 {
+            let have = c.hw.read64(pfn * 4096 + w * 8);
+            if want.is_some_and(|p| p[w as usize] == have) {
+                v.extend([1, 0]);
+            } else {
+                v.extend([0, have]);
+            }
+        }
     }
     // The host's stage-2 view: its table's leaves, to host-owned pages only.
     for (gfn, &(pfn, level, pte)) in abs_npt(c, HOSTVISOR).pt.entries() {
@@ -234,29 +333,72 @@ proptest! {
     fn the_host_sees_nothing_of_vm1s_secret(steps in prop::collection::vec(step(), 1..30),
                                             s1 in any::<u64>(), s2 in any::<u64>(),
                                             page in 0i128..2, word in 0i128..512) {
-        // The secret sits at a random word of one of VM 1's two image pages (issue 10).
-        let at = SECRET_GPA + page * 4096 + word * 8;
-        let (mut a, mut b) = (machine(), machine());
-        let mut oracle = Secrecy::new();
-        let mut all: Vec<Option<(i128, Action)>> = setup().into_iter().map(|s| Some((s.cpu, s.action))).collect();
-        all.extend(steps);
-        for (k, s) in all.iter().enumerate() {
-            let (sa, sb) = match s {
-                Some((cpu, act)) => (Step::new(*cpu, act.clone()), Step::new(*cpu, act.clone())),
-                None => (
-                    Step::new(1, Action::GuestStore { gpa: at, value: s1 as i128 }),
-                    Step::new(1, Action::GuestStore { gpa: at, value: s2 as i128 }),
+        host_sees_nothing(steps, s1, s2, page, word)?;
+    }
+}
+
+/// The first property on one case: `Err` at the first step where the runs differ to the
+/// host (or the oracle finds a leak).
+fn host_sees_nothing(
+    steps: Vec<Option<(i128, Action)>>,
+    s1: u64,
+    s2: u64,
+    page: i128,
+    word: i128,
+) -> Result<(), TestCaseError> {
+    // The secret sits at a random word of one of VM 1's two image pages (issue 10).
+    let at = SECRET_GPA + page * 4096 + word * 8;
+    let (mut a, mut b) = (machine(), machine());
+    let (mut sealed_a, mut sealed_b) = (Sealed::default(), Sealed::default());
+    let mut oracle = Secrecy::new();
+    let mut all: Vec<Option<(i128, Action)>> = setup()
+        .into_iter()
+        .map(|s| Some((s.cpu, s.action)))
+        .collect();
+    all.extend(steps);
+    for (k, s) in all.iter().enumerate() {
+        let (sa, sb) = match s {
+            Some((cpu, act)) => (Step::new(*cpu, act.clone()), Step::new(*cpu, act.clone())),
+            None => (
+                Step::new(
+                    1,
+                    Action::GuestStore {
+                        gpa: at,
+                        value: s1 as i128,
+                    },
                 ),
-            };
-            let ((ra, leaks), rb) = (judged(&mut oracle, &mut a, &sa), b.step(&sb));
-            prop_assert!(leaks.is_empty(), "step {}: {:?}", k, leaks);
-            prop_assert_eq!(host_result(&sa, &ra), host_result(&sb, &rb), "step {}: {:?}", k, sa.action);
-            prop_assert!(host_view(&a) == host_view(&b), "step {}: the host's view differs after {:?}", k, sa.action);
-            if a.core.halted() {
-                break;
-            }
+                Step::new(
+                    1,
+                    Action::GuestStore {
+                        gpa: at,
+                        value: s2 as i128,
+                    },
+                ),
+            ),
+        };
+        let export = Sealed::plaintext(&a, &sa);
+        let (ra, leaks) = judged(&mut oracle, &mut a, &sa);
+        sealed_a.after(&a, export);
+        let rb = sealed_step(&mut sealed_b, &mut b, &sb);
+        prop_assert!(leaks.is_empty(), "step {}: {:?}", k, leaks);
+        prop_assert_eq!(
+            host_result(&sa, &ra),
+            host_result(&sb, &rb),
+            "step {}: {:?}",
+            k,
+            sa.action
+        );
+        prop_assert!(
+            host_view_sealed(&a, &sealed_a) == host_view_sealed(&b, &sealed_b),
+            "step {}: the host's view differs after {:?}",
+            k,
+            sa.action
+        );
+        if a.core.halted() {
+            break;
         }
     }
+    Ok(())
 }
 
 /// The scrub on reclaim, directly: VM 1 stores its secret, powers off, the host reclaims
@@ -370,5 +512,83 @@ proptest! {
             prop_assert_eq!(ra.outcome as u8, rb.outcome as u8, "step {}: {:?}", k, sa.action);
             prop_assert!(vm1_view(&a) == vm1_view(&b), "step {}: VM 1's view differs after {:?}", k, sa.action);
         }
+    }
+}
+
+/// Issue 22: VM 1 stores its secret, the host exports the page twice and the vCPU once, and
+/// imports the first export into VM 3 (the steps of the random runs, in a fixed order).
+fn export_case() -> Vec<Option<(i128, Action)>> {
+    let img = (RAM + 0x20_0000) as i128;
+    let out = EXPORT_PA as i128;
+    vec![
+        None,
+        Some((0, hvc("ENCRYPT_BUF", &[1, img, out]))),
+        Some((0, hvc("ENCRYPT_BUF", &[1, img, out + 4096]))),
+        Some((0, hvc("REGISTER_KVM", &[]))),
+        Some((0, hvc("REGISTER_VCPU", &[3, 0]))),
+        Some((0, hvc("DECRYPT_BUF", &[3, out, 0]))),
+        Some((0, hvc("SAVE_CRYPT_VCPU", &[1, 0, out + 4096]))),
+    ]
+}
+
+/// The export case runs clean on the healthy core: the exports and the import happen
+/// (none halts) and the host sees nothing of the secret.
+#[test]
+fn exports_and_imports_show_the_host_nothing() {
+    host_sees_nothing(export_case(), 0x5ec7e7, 0x0dd, 0, 3).unwrap();
+    let mut m = machine();
+    let mut sealed = Sealed::default();
+    let mut all: Vec<Step> = setup();
+    all.extend(
+        export_case()
+            .into_iter()
+            .flatten()
+            .map(|(c, a)| Step::new(c, a)),
+    );
+    for s in &all {
+        sealed_step(&mut sealed, &mut m, s);
+        assert!(!m.core.halted(), "{:?} halts", s.action);
+    }
+    assert_eq!(sealed.exports.next_seq(), 3, "three exports were made");
+    assert_eq!(
+        m.core.page(EXPORT_PA / 4096).owner,
+        3,
+        "the import moved the page to VM 3"
+    );
+}
+
+/// Issue 22, must-show 2: with an export fault planted, the noninterference property
+/// fails, both on the fixed export case and in the random runs (the same strategy and seed
+/// as `the_host_sees_nothing_of_vm1s_secret`).
+#[cfg(feature = "mutants")]
+#[test]
+fn a_planted_export_fault_breaks_noninterference() {
+    use corevisor_kcore::mutants::{with, Fault};
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    for f in [Fault::ExportWritesPlaintext, Fault::ExportNonceReused] {
+        let err = with(Some(f), || {
+            host_sees_nothing(export_case(), 0x5ec7e7, 0x0dd, 0, 3)
+        });
+        let msg = format!("{:?}", err.expect_err("the planted fault shows"));
+        assert!(msg.contains("the host's view differs"), "{f:?}: {msg}");
+        let strategy = (
+            prop::collection::vec(step(), 1..30),
+            any::<u64>(),
+            any::<u64>(),
+            0i128..2,
+            0i128..512,
+        );
+        let mut runner = TestRunner::new(Config {
+            cases: 800,
+            rng_seed: RngSeed::Fixed(0x5ec7e7),
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let found = with(Some(f), || {
+            runner.run(&strategy, |(steps, s1, s2, page, word)| {
+                host_sees_nothing(steps, s1, s2, page, word)
+            })
+        });
+        assert!(found.is_err(), "{f:?}: the random runs never saw it");
     }
 }
