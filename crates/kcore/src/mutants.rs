@@ -67,6 +67,27 @@ pub enum Fault {
     /// opened under it too: exports and imports still round-trip, but two exports of one VM
     /// share a keystream.
     ExportNonceReused,
+    /// Issue 22: the SMMU boot leaves one stream match register group as firmware left it:
+    /// it skips clearing the SMR or the S2CR that `COREVISOR_MUTANT_ARG` (or [`with_arg`])
+    /// names, `"smr:N"` or `"s2cr:N"` (N below `smmu_hw::STREAM_GROUPS`); without an
+    /// argument, [`SMMU_BOOT_SKIPS_DEFAULT`].
+    SmmuBootSkipsOne,
+}
+
+/// What [`Fault::SmmuBootSkipsOne`] skips when planted without an argument (as the broad
+/// suites of `cargo xtask mutants` plant it).
+pub const SMMU_BOOT_SKIPS_DEFAULT: &str = "s2cr:0";
+
+/// Whether `a` is an argument [`Fault::SmmuBootSkipsOne`] takes: `smr:N` or `s2cr:N`.
+pub fn is_smmu_group_arg(a: &str) -> bool {
+    smmu_group_arg(a).is_some()
+}
+
+/// `"smr:N"` / `"s2cr:N"` split into the register and N (below the groups KCore routes).
+pub fn smmu_group_arg(a: &str) -> Option<(&str, u64)> {
+    let (kind, n) = a.split_once(':')?;
+    let n: u64 = n.parse().ok()?;
+    ((kind == "smr" || kind == "s2cr") && n < crate::smmu_hw::STREAM_GROUPS).then_some((kind, n))
 }
 
 /// The EL1 registers a world switch saves and restores besides SCTLR_EL1 (which has its own
@@ -98,7 +119,7 @@ pub const EL1_REGS: [&str; 23] = [
 ];
 
 impl Fault {
-    pub const ALL: [Fault; 22] = [
+    pub const ALL: [Fault; 23] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -121,6 +142,7 @@ impl Fault {
         Fault::SmmuMapSkipsOwnerCheck,
         Fault::ExportWritesPlaintext,
         Fault::ExportNonceReused,
+        Fault::SmmuBootSkipsOne,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -148,6 +170,7 @@ impl Fault {
             Fault::SmmuMapSkipsOwnerCheck => "smmu_map_skips_owner_check",
             Fault::ExportWritesPlaintext => "export_writes_plaintext",
             Fault::ExportNonceReused => "export_nonce_reused",
+            Fault::SmmuBootSkipsOne => "smmu_boot_skips_one",
         }
     }
 
@@ -173,8 +196,16 @@ pub const fn dropped(_f: Fault, _arg: &str) -> bool {
     false
 }
 
+/// Is fault `f` planted with the argument `"{kind}:{n}"`? Always `false` without the
+/// `mutants` feature.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub const fn dropped_at(_f: Fault, _kind: &str, _n: u64) -> bool {
+    false
+}
+
 #[cfg(feature = "mutants")]
-pub use imp::{active, dropped, mutant, with, with_all, with_arg};
+pub use imp::{active, dropped, dropped_at, mutant, with, with_all, with_arg};
 
 #[cfg(feature = "mutants")]
 mod imp {
@@ -195,8 +226,13 @@ mod imp {
         LOCAL_ARG.with(Cell::get).or_else(|| {
             *GLOBAL_ARG.get_or_init(|| {
                 let a = std::env::var("COREVISOR_MUTANT_ARG").ok()?;
-                let known = super::EL1_REGS.iter().find(|r| **r == a);
-                Some(*known.unwrap_or_else(|| panic!("COREVISOR_MUTANT_ARG={a}: unknown")))
+                if let Some(known) = super::EL1_REGS.iter().find(|r| **r == a) {
+                    return Some(*known);
+                }
+                if super::is_smmu_group_arg(&a) {
+                    return Some(&*std::boxed::Box::leak(a.into_boxed_str()));
+                }
+                panic!("COREVISOR_MUTANT_ARG={a}: unknown")
             })
         })
     }
@@ -204,6 +240,20 @@ mod imp {
     /// Is `f` planted with argument `a`?
     pub fn dropped(f: Fault, a: &str) -> bool {
         mutant(f) && arg() == Some(a)
+    }
+
+    /// Is `f` planted with argument `"{kind}:{n}"` (for [`Fault::SmmuBootSkipsOne`] without
+    /// an argument: [`super::SMMU_BOOT_SKIPS_DEFAULT`])?
+    pub fn dropped_at(f: Fault, kind: &str, n: u64) -> bool {
+        if !mutant(f) {
+            return false;
+        }
+        let a = match arg() {
+            Some(a) => a,
+            None if f == Fault::SmmuBootSkipsOne => super::SMMU_BOOT_SKIPS_DEFAULT,
+            None => return false,
+        };
+        super::smmu_group_arg(a) == Some((kind, n))
     }
 
     /// Runs `body` with the planted faults' argument `a` on this thread.

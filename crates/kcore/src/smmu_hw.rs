@@ -257,8 +257,13 @@ impl<H: Hw> Core<H> {
                     let vmid = hw_vmid(banks[Self::bank(index, cb)]);
                     self.smmu_program_bank(index, cb, vmid)
                 }) && (0..STREAM_GROUPS).all(|k| {
-                    self.smmu_w(index, reg::S2CR + 4 * k, 4, S2CR_FAULT << S2CR_TYPE_SHIFT)
-                        && self.smmu_w(index, reg::SMR + 4 * k, 4, 0)
+                    // Planted fault `smmu_boot_skips_one` (issue 22): one group's SMR or
+                    // S2CR stays as firmware left it.
+                    use crate::mutants::{dropped_at, Fault::SmmuBootSkipsOne};
+                    (dropped_at(SmmuBootSkipsOne, "s2cr", k)
+                        || self.smmu_w(index, reg::S2CR + 4 * k, 4, S2CR_FAULT << S2CR_TYPE_SHIFT))
+                        && (dropped_at(SmmuBootSkipsOne, "smr", k)
+                            || self.smmu_w(index, reg::SMR + 4 * k, 4, 0))
                 }) && self.smmu_w(index, reg::TLBIALLNSNH, 4, 0)
                     && self.smmu_sync(index)
                     && self.smmu_w(

@@ -14,6 +14,7 @@
 use crate::mem::SimMemory;
 use crate::scenario::{Action, HvcCall, HvcName, ShareOp, Step};
 use crate::signing::sign_image;
+use crate::smmu::SmmuReset;
 use corevisor_kcore::consts::*;
 use corevisor_kcore::ctxt::Ctxt;
 use corevisor_kcore::hw::{Hw, Untrusted};
@@ -361,11 +362,53 @@ pub fn iabt_esr() -> u64 {
     (esr::EC_IABT_LOW << esr::EC_SHIFT) | (1 << 25) | 0b00_0111
 }
 
+std::thread_local! {
+    /// How machines built on this thread find their SMMUs (see [`with_smmu_reset`]).
+    static SMMU_RESET: std::cell::Cell<SmmuReset> = const { std::cell::Cell::new(SmmuReset::Clean) };
+}
+
+/// Runs `body` with every machine [`CoreMachine::new`] builds on this thread booting from
+/// SMMUs in state `reset` (issue 22): e.g. `Lockstep::for_scenario` inside it checks a
+/// machine whose SMMUs firmware left hostile.
+pub fn with_smmu_reset<R>(reset: SmmuReset, body: impl FnOnce() -> R) -> R {
+    struct Restore(SmmuReset);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SMMU_RESET.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(SMMU_RESET.with(|c| c.replace(reset)));
+    body()
+}
+
 impl CoreMachine {
-    /// Boots KCore on a machine of this shape (its region planned by `Layout::plan`).
+    /// Boots KCore on a machine of this shape (its region planned by `Layout::plan`), its
+    /// SMMUs out of a clean reset (or as [`with_smmu_reset`] says).
     pub fn new(shape: MachineShape) -> Result<Self, RegionTooSmall> {
+        Self::new_with_smmu_reset(shape, SMMU_RESET.with(|c| c.get()))
+    }
+
+    /// [`CoreMachine::new`] with the machine's SMMUs in state `reset` when KCore boots
+    /// (`machine.smmu_reset` of a scenario; issue 22).
+    pub fn new_with_smmu_reset(
+        shape: MachineShape,
+        reset: SmmuReset,
+    ) -> Result<Self, RegionTooSmall> {
         let layout = shape.layout()?;
         let mut mem = SimMemory::new();
+        {
+            let mut smmus = mem.smmus();
+            for i in 0..(shape.smmus as usize).min(smmus.len()) {
+                // Each SMMU its own contents.
+                let r = match reset {
+                    SmmuReset::Hostile(seed) => {
+                        SmmuReset::Hostile(seed.wrapping_add((i as u64) << 32))
+                    }
+                    r => r,
+                };
+                smmus.smmu(i).reset_to(r, (shape.ram_base, shape.ram_end));
+            }
+        }
         mem.watch_locks(layout);
         let mut core = Box::new(Core::boot(mem, layout));
         let mut smmus = [(0, 0, 0); SMMU_NUM as usize];

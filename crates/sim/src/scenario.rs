@@ -270,6 +270,9 @@ pub struct MachineSpec {
     pub smmus: Option<i128>,
     /// Declared device ranges `[base, size]`; `None` = the default (SMMU windows, UART).
     pub mmio: Option<Vec<(i128, i128)>>,
+    /// How the SMMUs come out of reset (`"clean"` or `{"hostile": seed}`, issue 22);
+    /// `None` = clean.
+    pub smmu_reset: Option<crate::smmu::SmmuReset>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -486,8 +489,37 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
             let m = ctx.object(
                 "machine",
                 v,
-                &["cpus", "ram_base", "ram_mib", "kcore_mib", "smmus", "mmio"],
+                &[
+                    "cpus",
+                    "ram_base",
+                    "ram_mib",
+                    "kcore_mib",
+                    "smmus",
+                    "mmio",
+                    "smmu_reset",
+                ],
             )?;
+            let smmu_reset = match m.get("smmu_reset") {
+                None => None,
+                Some(Value::String(s)) if s == "clean" => Some(crate::smmu::SmmuReset::Clean),
+                Some(v @ Value::Object(_)) => {
+                    let o = ctx.object("machine.smmu_reset", v, &["hostile"])?;
+                    let seed = ctx.req(o, "machine.smmu_reset", "hostile")?;
+                    let seed = u64::try_from(seed).map_err(|_| {
+                        ctx.err(
+                            Some("machine.smmu_reset.hostile"),
+                            format!("expected a seed in 0..2^64, got {seed}"),
+                        )
+                    })?;
+                    Some(crate::smmu::SmmuReset::Hostile(seed))
+                }
+                Some(v) => {
+                    return Err(ctx.err(
+                        Some("machine.smmu_reset"),
+                        format!("expected \"clean\" or {{\"hostile\": seed}}, got {v}"),
+                    ))
+                }
+            };
             let mmio = match m.get("mmio") {
                 None => None,
                 Some(v) => {
@@ -512,6 +544,7 @@ pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
                 kcore_mib: ctx.opt(m, "machine", "kcore_mib")?,
                 smmus: ctx.opt(m, "machine", "smmus")?,
                 mmio,
+                smmu_reset,
             }
         }
     };
@@ -858,6 +891,37 @@ mod tests {
 
     fn err_of(text: &str) -> String {
         parse("x.json", text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_smmu_reset_is_clean_or_hostile_with_a_seed() {
+        use crate::smmu::SmmuReset;
+        let with = |m: &str| {
+            parse(
+                "x.json",
+                &format!(r#"{{"name": "t", "machine": {{{m}}}, "steps": []}}"#),
+            )
+        };
+        assert_eq!(with("").unwrap().machine.smmu_reset, None);
+        assert_eq!(
+            with(r#""smmu_reset": "clean""#).unwrap().machine.smmu_reset,
+            Some(SmmuReset::Clean)
+        );
+        assert_eq!(
+            with(r#""smmu_reset": {"hostile": "0x2a"}"#)
+                .unwrap()
+                .machine
+                .smmu_reset,
+            Some(SmmuReset::Hostile(42))
+        );
+        for bad in [
+            r#""smmu_reset": "dirty""#,
+            r#""smmu_reset": {"hostile": -1}"#,
+            r#""smmu_reset": {"seed": 1}"#,
+        ] {
+            let e = with(bad).unwrap_err().to_string();
+            assert!(e.contains("machine.smmu_reset"), "{e}");
+        }
     }
 
     #[test]

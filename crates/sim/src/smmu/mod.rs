@@ -69,6 +69,7 @@ mod dma;
 pub mod iotlb;
 mod mmio;
 pub mod regs;
+mod reset;
 pub mod walk;
 
 pub use bus::SmmuBus;
@@ -76,6 +77,7 @@ use corevisor_kcore::hw::Hw;
 pub use dma::{Access, Bypass, DmaFault, Fault, Response, Route, Translated};
 pub use iotlb::IotlbSharing;
 pub use mmio::{BusError, Width};
+pub use reset::{SmmuReset, LIKELY_IOVAS};
 
 /// Physical memory as the SMMU's table walker reads it (any [`Hw`], e.g. `SimMemory`).
 pub trait TableMemory {
@@ -178,7 +180,8 @@ pub struct Smmu {
 }
 
 impl Smmu {
-    /// An SMMU as it comes out of reset: client ports disabled (sCR0.CLIENTPD = 1, every
+    /// An SMMU as it comes out of a clean reset (for what firmware may leave instead, see
+    /// [`Smmu::reset_to`]): client ports disabled (sCR0.CLIENTPD = 1, every
     /// access bypasses), no valid SMR, every S2CR of type fault, every bank disabled.
     pub fn new(cfg: SmmuConfig) -> Smmu {
         assert!(cfg.numpagendxb <= 7, "IDR1.NUMPAGENDXB is a 3-bit field");
