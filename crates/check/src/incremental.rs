@@ -252,6 +252,7 @@ pub fn compare_step(l: &Lockstep, inp: &mut AbsInputs, before: &Before) -> Vec<S
 
     out.extend(l.compare_cpus());
     out.extend(l.compare_memory());
+    out.extend(l.compare_smmus());
 
     // Shadow contexts: those either side wrote, and those that went on or off a CPU.
     let model_ctxts = before.ctxts.changed_keys(&g.shadow_ctxts);

@@ -39,6 +39,9 @@
 //! invariants judge it, and the run goes on ("outside the contract" stops the model, never
 //! the check).
 
+#[path = "smmu_abs.rs"]
+mod smmu_abs;
+
 use crate::abs::{abs_ctxt, abs_shared, abs_shared_but_pages, s2page_differs};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
 use crate::incremental::{compare_step, AbsInputs, Before};
@@ -50,6 +53,7 @@ use corevisor_kcore::hw::Hw;
 use corevisor_kcore::trap::NO_VCPU;
 use corevisor_sim::machine::{hvc_number, CoreMachine, MachineShape, StepResult};
 use corevisor_sim::scenario::{Action, HvcCall, Scenario, Step};
+use corevisor_sim::smmu::LIKELY_IOVAS;
 use corevisor_spec::am::get_shadow_ctxt_specx;
 use corevisor_spec::consts::{ctxt_id, HOSTVISOR, SMMU_TTBR};
 use corevisor_spec::profile::ProfileKind;
@@ -78,6 +82,9 @@ pub struct Lockstep {
     pub secrecy: Secrecy,
     /// The exports KCore must have made, as the checker counts and seals them (issue 22).
     pub exports: Exports,
+    /// The IOVA pages (per SMMU) a device accessed or a bank's table mapped: where the
+    /// IOTLB can hold an entry (`smmu_abs.rs`).
+    iovas: BTreeSet<(u32, u64)>,
 }
 
 /// A principal's access: who, the frame and word the model translates it to, the value
@@ -189,6 +196,10 @@ impl Lockstep {
             agreed: false,
             secrecy: Secrecy::new(),
             exports: Exports::default(),
+            // Where a device is likely to find an entry firmware left in the IOTLB.
+            iovas: (0..corevisor_kcore::smmu::SMMU_NUM)
+                .flat_map(|i| LIKELY_IOVAS.iter().map(move |&v| (i, v)))
+                .collect(),
         })
     }
 
@@ -299,6 +310,7 @@ impl Lockstep {
             let w = self.shadow.word(a.pfn, a.word);
             self.model.global.shared.flatmem.set_mut(z(a.pfn), z(w));
         }
+        self.note_iova(st);
         let before = self.model.global.shared.s2page.clone();
         let prior = self.inc.is_some().then(|| Before::of(self));
         let granter = self.vm_on(st);
@@ -351,6 +363,7 @@ impl Lockstep {
         mismatches.extend(inputs);
         mismatches.extend(cipher);
         mismatches.extend(self.scrubbed_pages_are_zero());
+        mismatches.extend(self.writes_outside_ram());
         // What the lock-release check found inside the step (`SimMemory::watch_locks`).
         mismatches.extend(self.core.core.hw.take_release_breaks());
         let mut diff = |what: &str, a: String, b: String| {
@@ -486,6 +499,7 @@ impl Lockstep {
         }
         out.extend(self.compare_cpus());
         out.extend(self.compare_memory());
+        out.extend(self.compare_smmus());
         let live = self.live_contexts();
         for id in 0..c.shadow.len() {
             out.extend(self.compare_context(id, live.contains(&id)));
@@ -495,6 +509,56 @@ impl Lockstep {
 }
 
 impl Lockstep {
+    /// Where the step can put an entry in an IOTLB: a device's access, a bank's new leaf.
+    fn note_iova(&mut self, st: &Step) {
+        let (smmu, iova) = match st.action {
+            Action::DmaLoad { smmu, iova, .. } | Action::DmaStore { smmu, iova, .. } => {
+                (smmu, iova)
+            }
+            _ => match call_of(&st.action) {
+                Some((hvc::SMMU_LPAE_MAP, args)) => (
+                    args.get(4).copied().unwrap_or(0) as i128,
+                    args.first().copied().unwrap_or(0) as i128,
+                ),
+                _ => return,
+            },
+        };
+        if let (Ok(i), Ok(v)) = (u32::try_from(smmu), u64::try_from(iova)) {
+            if i < corevisor_kcore::smmu::SMMU_NUM {
+                self.iovas.insert((i, v & !0xFFF));
+            }
+        }
+    }
+
+    /// The SMMUs' registers and IOTLBs against what the model says KCore programmed
+    /// (`smmu_abs.rs`).
+    pub(crate) fn compare_smmus(&self) -> Vec<String> {
+        let c = &self.core.core;
+        smmu_abs::compare_smmus(
+            self.core.shape.smmus,
+            &c.hw,
+            c.layout.smmu_base,
+            &self.model.global.shared,
+            &self.iovas,
+        )
+    }
+
+    /// Writes of the step outside RAM that land in no declared device: none is expected
+    /// (the model has no memory there).
+    fn writes_outside_ram(&self) -> Vec<String> {
+        let mmio = &self.core.shape.mmio;
+        let device = |pfn: u64| {
+            mmio.iter()
+                .any(|&(b, n)| (b / 4096..(b + n).div_ceil(4096)).contains(&pfn))
+        };
+        let mut frames = self.dirty_frames(|p| !self.is_ram(p) && !device(p));
+        frames.sort_unstable();
+        frames
+            .iter()
+            .map(|pfn| format!("a write outside RAM and every device, at frame {pfn:#x}"))
+            .collect()
+    }
+
     /// The shadow contexts running on a CPU (hardware holds their x0..x30).
     pub(crate) fn live_contexts(&self) -> BTreeSet<usize> {
         self.model

@@ -324,7 +324,8 @@ fn a_grant_that_tears_its_update_over_two_holds_is_caught_at_the_release() {
 #[test]
 fn every_named_fault_is_planted_by_a_test() {
     // The SMMU's IOTLB is a device's cache no scenario inside the spec's contract can
-    // observe (docs/smmu-model.md, finding 9): its fault is planted by smmu_iotlb_wired.rs.
+    // observe (docs/smmu-model.md, finding 9): its fault is planted by smmu_iotlb_wired.rs,
+    // and caught by lockstep's SMMU relation here (issue 22).
     let src = [
         include_str!("mutants.rs"),
         include_str!("smmu_iotlb_wired.rs"),
@@ -542,6 +543,26 @@ fn an_export_under_a_reused_nonce_is_caught() {
         2,
         &steps,
         "does not decrypt under export 1's nonce",
+        nothing,
+    );
+}
+
+/// Issue 22: VM 1's device on bank 1 of SMMU 0 reads IOVA 0x9000_0000 (the IOTLB caches
+/// the translation), then the host clears the leaf. Without KCore's TLBIVMID + sync the
+/// IOTLB keeps a translation the tables no longer hold: lockstep's SMMU relation reports
+/// it at the SMMU_CLEAR itself, before any device uses it.
+#[test]
+fn a_missed_smmu_tlbi_is_caught_by_lockstep() {
+    let steps = r#"{"cpu": 0, "hvc": ["REGISTER_KVM"]},
+        {"cpu": 0, "hvc": ["SMMU_ALLOC_PGD", 1, 1, 0]},
+        {"cpu": 0, "hvc": ["SMMU_LPAE_MAP", "0x90000000", "0x47000000", "0xc3", 1, 0]},
+        {"cpu": 0, "dma_load": {"smmu": 0, "cb": 1, "iova": "0x90000000"}},
+        {"cpu": 0, "hvc": ["SMMU_CLEAR", "0x90000000", 1, 0]}"#;
+    caught(
+        Fault::MissedSmmuTlbi,
+        2,
+        steps,
+        "SmmuClear), args: [2415919104, 1, 0] }): SMMU 0 IOTLB: bank 1 (VMID 1) translates IOVA 0x90000000 to 0x47000000 from a cached entry",
         nothing,
     );
 }
