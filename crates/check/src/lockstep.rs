@@ -7,7 +7,8 @@
 //! SMMU tables and bank owners, the VM records and allocators, the poisoned locks, `halt`;
 //! every shadow context (except x0..x30 of a context running on a CPU: hardware holds
 //! those); each CPU's mode and physical register file; each step's result, x0 and loaded
-//! value.
+//! value; each SMMU's registers and IOTLB as KCore must have programmed them
+//! (`smmu_abs.rs`, issue 22); no write outside RAM that lands in no declared device.
 //!
 //! Memory, word by word (issue 10): the seed keeps one word per page (`flatmem`); the
 //! checker keeps all 512 words of every frame in its own copy (`shadow.rs`), built from the
@@ -20,8 +21,16 @@
 //! derived by the checker from the step, the trapping register file and its copy of memory
 //! (a load's value, the host's registers a vCPU run takes, the syndrome of an abort); a
 //! value that differs is an `input` mismatch, and the model is fed the derived value. What
-//! cannot be derived is fed as the core read it: signature and AEAD verdicts, what the
-//! cipher wrote, and SMMU register reads.
+//! cannot be derived is fed as the core read it: signature verdicts and SMMU register reads.
+//!
+//! The cipher (issue 22, `shadow::Exports`): the checker counts the exports itself and
+//! seals the model's plaintext (the VM page in its copy of memory, the vCPU's record from
+//! the model's shadow context) with KCore's key under the nonce of the export's sequence
+//! number; the page an export wrote must decrypt under that nonce to the model's plaintext
+//! (an `export:` mismatch otherwise), and the checker's copy takes the ciphertext it
+//! computed. An import's verdict is the checker's (its own record of the export
+//! authenticates the host's buffer in its copy of memory, or not), and the page or
+//! registers it opens to are the plaintext the checker opens (`import:`).
 //!
 //! `corevisor soak` compares each step on the state it can have changed
 //! ([`Lockstep::set_incremental`], `incremental.rs`) and the whole machine at sequence end.
