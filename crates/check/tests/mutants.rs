@@ -566,3 +566,17 @@ fn a_missed_smmu_tlbi_is_caught_by_lockstep() {
         nothing,
     );
 }
+
+/// Issue 22: stores outside RAM are in the relation. The host's store to an address that is
+/// neither RAM nor a declared device, mapped under `device_outside_mmio_mapped`, lands on
+/// the bus: lockstep reports the write itself, besides the result.
+#[test]
+fn a_store_outside_ram_and_every_device_is_caught() {
+    caught(
+        Fault::DeviceOutsideMmioMapped,
+        2,
+        r#"{"cpu": 0, "host_store": ["0x10000001c000", "0x4000"]}"#,
+        "a write outside RAM and every device, at frame 0x10000001c",
+        nothing,
+    );
+}
