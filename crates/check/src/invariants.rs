@@ -77,7 +77,7 @@ pub const ALL: [(&str, &str); 18] = [
     ("kcore_pages", "KCore owns exactly its boot region"),
     (
         "kcore_unmapped",
-        "no host, VM or SMMU table maps a KCore page",
+        "no host, VM or SMMU table maps a KCore page or an SMMU register window",
     ),
     (
         "state_inv",
@@ -115,6 +115,7 @@ pub fn check_shared(machine: &Machine, sh: &Shared) -> BTreeSet<&'static str> {
     let mut bad = PageTally::of(machine, &sh.s2page).verdict(machine, &sh.s2page);
     bad.extend(host_part(sh));
     bad.extend(vm_part(sh));
+    bad.extend(smmu_windows_part(machine, sh));
     bad.extend(smmu_part(sh));
     bad.extend(remap_part(sh));
     bad
@@ -209,6 +210,33 @@ fn host_part(sh: &Shared) -> BTreeSet<&'static str> {
         }
     }
 
+    bad
+}
+
+/// `kcore_unmapped` for KCore's own devices: no principal's stage-2 maps an SMMU's
+/// register window (the host's accesses there trap to KCore, which polices them; a VM's
+/// would not: issue 20, hole 4). Reads `npts` and the machine's SMMU windows.
+fn smmu_windows_part(machine: &Machine, sh: &Shared) -> BTreeSet<&'static str> {
+    let windows: Vec<(Z, Z)> = (0..machine.smmus)
+        .map(|i| (machine.smmu_base(i), corevisor_spec::init::SMMU_WINDOW_SIZE))
+        .collect();
+    let in_window = |pfn: Z| {
+        windows
+            .iter()
+            .any(|&(b, s)| b <= pfn * PAGE_SIZE && pfn * PAGE_SIZE < b + s)
+    };
+    let mut bad = BTreeSet::new();
+    for v in HOSTVISOR..COREVISOR {
+        if sh
+            .npts
+            .get(v)
+            .pt
+            .entries()
+            .any(|(_, &(pfn, _, _))| in_window(pfn))
+        {
+            bad.insert("kcore_unmapped");
+        }
+    }
     bad
 }
 
@@ -380,7 +408,11 @@ impl SharedMemo {
             || host_part(sh),
         ));
         // No part reads a VM's state: the invariants exempt none (issue 20).
-        bad.extend(memo(&mut self.vms, (sh.npts.clone(), s2()), || vm_part(sh)));
+        bad.extend(memo(&mut self.vms, (sh.npts.clone(), s2()), || {
+            let mut v = vm_part(sh);
+            v.extend(smmu_windows_part(machine, sh));
+            v
+        }));
         bad.extend(memo(
             &mut self.smmu,
             (sh.smmu_vmid.clone(), sh.spts.clone(), s2()),
@@ -680,5 +712,22 @@ mod tests {
                 assert_eq!(memo.check(&m, s), check_shared(&m, s), "{name}");
             }
         }
+    }
+
+    /// Issue 20, hole 4: a VM's stage-2 leaf into an SMMU's register window (a device page,
+    /// owner INVALID, so `vm_iso` allows it) breaks `kcore_unmapped`, in both checks.
+    #[test]
+    fn an_smmu_window_in_a_stage2_table_is_kcore_unmapped() {
+        let (m, base, _, _) = setup();
+        let window = m.smmu_base(0) / 4096;
+        let mut sh = base.clone();
+        let mut npt = sh.npts.get(1).clone();
+        npt.pt.set_mut(0x9_0000, (window, 3, window * 4096));
+        sh.npts.set_mut(1, npt);
+        let want: BTreeSet<&str> = ["kcore_unmapped"].into();
+        assert_eq!(check_shared(&m, &sh), want);
+        let mut memo = SharedMemo::default();
+        assert_eq!(memo.check(&m, &base), BTreeSet::new());
+        assert_eq!(memo.check(&m, &sh), want);
     }
 }

@@ -617,3 +617,39 @@ fn a_boot_that_skips_an_s2cr_shows_in_the_smmu_relation() {
         eprintln!("{arg}: {seen}");
     }
 }
+
+/// Issue 20: each hole put back is found by the soak judged by isolation alone (the secrecy
+/// oracle, the invariants on the core's own state, `image_signed`), never by a difference
+/// from the model; the healthy core passes the same soak. (`cargo xtask soak-faults --judge
+/// isolation` runs 100,000 steps; here a shorter healthy run.)
+#[test]
+fn the_soak_judged_by_isolation_alone_finds_each_hole() {
+    use corevisor_check::soak::{self, Judge};
+    for (fault, names) in [
+        (Fault::HostMapsSmmuPage, "host_iso"),
+        (Fault::ClearWhileReachable, "vm_iso"),
+        (Fault::ImageBlockUnbound, "image_signed"),
+        (Fault::IoremapSmmuWindow, "kcore_unmapped"),
+    ] {
+        let rep = mutants::with(Some(fault), || {
+            soak::soak_judged(100_000, 0x5eed, 2, Judge::Isolation, |_| {})
+        });
+        let (_, why) = rep
+            .failing
+            .unwrap_or_else(|| panic!("{fault:?}: not found"));
+        assert!(
+            why.iter()
+                .all(|w| w.starts_with("leak:") || w.contains("broken on the core")),
+            "{fault:?}: {why:?}"
+        );
+        assert!(
+            why.iter()
+                .any(|w| w.contains(names) || w.starts_with("leak:")),
+            "{fault:?}: {why:?}"
+        );
+    }
+    let healthy = mutants::with(None, || {
+        soak::soak_judged(3_000, 0x5eed, 2, Judge::Isolation, |_| {})
+    });
+    assert!(healthy.failing.is_none(), "{:?}", healthy.failing);
+}

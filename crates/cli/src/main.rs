@@ -121,6 +121,11 @@ enum Cmd {
         /// replayed beside the model. The JSON adds `max_in_core`.
         #[arg(long)]
         parallel: bool,
+        /// What fails a sequence: `refinement` (any difference from the model, a leak or a
+        /// broken invariant) or `isolation` (only a leak, a tamper or an invariant the core
+        /// breaks on its own: checks that do not trust the seed; issue 20).
+        #[arg(long, value_enum, default_value_t = JudgeArg::Refinement)]
+        judge: JudgeArg,
     },
     /// Turn a trace (`run --trace`) into one self-contained HTML page: memory ownership over
     /// time, a timeline per VM, the table of traps.
@@ -579,6 +584,13 @@ fn check_trace(file: &str) -> ExitCode {
     }
 }
 
+/// `corevisor soak --judge`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum JudgeArg {
+    Refinement,
+    Isolation,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A planted fault asked of a build that cannot plant any would run the healthy core
@@ -607,7 +619,8 @@ fn main() -> ExitCode {
             profile,
             out,
             parallel,
-        } => soak(steps, seed, cpus, profile, &out, parallel),
+            judge,
+        } => soak(steps, seed, cpus, profile, &out, parallel, judge),
         Cmd::Layout { file, profile } => layout_of(file.as_deref(), profile),
         Cmd::Bench {
             traps,
@@ -726,6 +739,7 @@ fn soak(
     profile: Option<ProfileArg>,
     out: &str,
     parallel: bool,
+    judge: JudgeArg,
 ) -> ExitCode {
     use corevisor_check::soak;
     use std::io::{IsTerminal, Write};
@@ -759,7 +773,11 @@ fn soak(
     if parallel {
         return soak_parallel(steps, seed, cpus, out, tty, progress);
     }
-    let rep = soak::soak(steps, seed, cpus, progress);
+    let judge = match judge {
+        JudgeArg::Refinement => soak::Judge::Refinement,
+        JudgeArg::Isolation => soak::Judge::Isolation,
+    };
+    let rep = soak::soak_judged(steps, seed, cpus, judge, progress);
     if tty {
         eprintln!();
     }

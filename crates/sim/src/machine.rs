@@ -460,6 +460,29 @@ impl CoreMachine {
         })
     }
 
+    /// Issue 20, hole 3: does VM `vm` run the pages its vendor signed? The signature covers
+    /// the host pages staged with REMAP_VM_IMAGE (`vendor_signature`); once the VM is
+    /// VERIFIED its stage-2 must translate each image page to exactly that staged page.
+    /// The first page that it does not, as `(gpa, signed pa, mapped pa or None)`.
+    pub fn unsigned_image_page(&self, vm: u32) -> Option<(u64, u64, Option<u64>)> {
+        let staged = self.staged.lock().unwrap_or_else(|e| e.into_inner());
+        let root = self.core.layout.pt.root(vm);
+        for seg in staged.get(vm as usize)? {
+            for (k, &pfn) in seg.pfns.iter().enumerate() {
+                let gpa = seg.load_addr / PAGE_SIZE * PAGE_SIZE + k as u64 * PAGE_SIZE;
+                let got = self
+                    .core
+                    .hw
+                    .walk(root, gpa)
+                    .map(|t| t.pa & !(PAGE_SIZE - 1));
+                if got != Some(pfn.wrapping_mul(PAGE_SIZE)) {
+                    return Some((gpa, pfn.wrapping_mul(PAGE_SIZE), got));
+                }
+            }
+        }
+        None
+    }
+
     /// Runs one step on CPU `step.cpu` (the caller checked it exists).
     pub fn step(&mut self, step: &Step) -> StepResult {
         let (m, cpus) = self.parts();
