@@ -171,7 +171,12 @@ impl Lockstep {
             ));
         }
         let m = &model.machine;
-        let mut core = CoreMachine::new(shape_of(m)).map_err(|e| {
+        // A scenario may boot the SMMUs from hostile register contents (issue 22).
+        let core = match sc.machine.smmu_reset {
+            Some(reset) => CoreMachine::new_with_smmu_reset(shape_of(m), reset),
+            None => CoreMachine::new(shape_of(m)),
+        };
+        let mut core = core.map_err(|e| {
             EngineError(format!(
                 "field \"machine.kcore_mib\": KCore's region is too small (needs {} bytes)",
                 e.needed

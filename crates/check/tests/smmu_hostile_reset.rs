@@ -419,3 +419,58 @@ fn a_boot_that_skips_clearing_any_one_smr_or_s2cr_is_caught() {
     }
     eprintln!("{}", report.join("\n"));
 }
+
+/// A scenario file's `machine.smmu_reset` reaches the checked machine: booted from hostile
+/// firmware state, every stream's DMA still faults until KCore gives a bank a mapping, with
+/// the core beside the model.
+#[test]
+fn a_scenario_file_boots_its_smmus_hostile() {
+    use corevisor_check::lockstep::Lockstep;
+    use corevisor_sim::scenario::parse;
+    let steps: Vec<String> = (0..8)
+        .map(|s| {
+            format!(
+                r#"{{"cpu": 0, "dma_load": {{"smmu": 0, "cb": 0, "stream": {s}, "iova": "0x90000000"}}}}"#
+            )
+        })
+        .collect();
+    let text = format!(
+        r#"{{"name": "t", "profile": "arm", "machine": {{"smmu_reset": {{"hostile": 7}}}}, "steps": [{}]}}"#,
+        steps.join(",")
+    );
+    let sc = parse("t.json", &text).unwrap();
+    let arm = Some(corevisor_spec::profile::ProfileKind::Arm);
+    let mut l = Lockstep::for_scenario(&sc, arm).unwrap();
+    // The registers KCore's boot leaves alone keep the firmware's values: the machine was
+    // booted from the file's hostile reset, not clean.
+    let clean_text = text.replace(r#""smmu_reset": {"hostile": 7}"#, "");
+    let clean = Lockstep::for_scenario(&parse("c.json", &clean_text).unwrap(), arm).unwrap();
+    let dump = |l: &Lockstep| {
+        use corevisor_kcore::hw::{Hw, MmioWidth};
+        (0..0x1_0000u64)
+            .step_by(4)
+            .map(|o| {
+                l.core
+                    .core
+                    .hw
+                    .mmio_read(0x0B00_0000 + o, MmioWidth::W32)
+                    .ok()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(
+        dump(&l),
+        dump(&clean),
+        "the scenario's smmu_reset was not applied"
+    );
+    for st in &sc.steps {
+        let r = l.step(st).unwrap();
+        assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+        assert_eq!(
+            r.core.outcome,
+            corevisor_sim::machine::Outcome::Fault,
+            "step {}",
+            st.index
+        );
+    }
+}
