@@ -76,8 +76,13 @@ pub fn run(root: &Path, target: &str, secs: u64) -> Result<(), String> {
     }
     let bin = dir.join(&triple).join("release").join(target);
     println!("==> fuzz {target}: {secs} s");
+    // hostile_hvc draws every choice of its generator from the input: without a length
+    // limit libFuzzer grows inputs a few bytes at a time and the fuzzer steers only the
+    // first draws of a sequence.
+    let max_len = if target == "hostile_hvc" { 4096 } else { 65536 };
     let status = Command::new(&bin)
         .arg(format!("-max_total_time={secs}"))
+        .arg(format!("-max_len={max_len}"))
         .arg("-timeout=20")
         .arg("-rss_limit_mb=4096")
         .arg("-print_final_stats=1")

@@ -95,6 +95,8 @@ impl fmt::Display for Failure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     pub entries: usize,
+    /// Entries that differ in more than their sequence number and CPU.
+    pub distinct: usize,
     /// Entries per entry point, in a fixed order.
     pub by_entry: Vec<(&'static str, usize)>,
     /// Pages whose metadata the trace shows written, checked against the model.
@@ -117,8 +119,9 @@ impl fmt::Display for Summary {
             .collect();
         write!(
             f,
-            "check-trace: {} steps, 0 mismatches ({}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values; {})",
+            "check-trace: {} steps, 0 mismatches ({} distinct; {}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values; {})",
             self.entries,
+            self.distinct,
             by.join(", "),
             self.pages,
             self.leaves,
@@ -225,6 +228,9 @@ pub struct Trace {
     machine: Machine,
     entries: Vec<Entry>,
     fin: Final,
+    /// Entries that differ in more than their sequence number and CPU (a measured loop
+    /// repeats one entry thousands of times: the total alone says more than was tried).
+    distinct: usize,
 }
 
 impl Trace {
@@ -711,6 +717,7 @@ const STATE_NAMES: [&str; 6] = [
 pub fn parse(text: &str) -> Result<Trace, Malformed> {
     let mut machine = None;
     let mut entries = Vec::new();
+    let mut shapes = std::collections::BTreeSet::new();
     let mut fin: Option<Final> = None;
     let mut last = 0;
     for (n, raw) in text.lines().enumerate() {
@@ -751,6 +758,12 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
             return Err(bad(line, "trace", "a second trace header"));
         }
         entries.push(entry(&v, line, m.cpus as usize)?);
+        let mut shape = v;
+        if let Some(o) = shape.as_object_mut() {
+            o.remove("seq");
+            o.remove("cpu");
+        }
+        shapes.insert(shape.to_string());
     }
     let machine = machine.ok_or_else(|| bad(1, "trace", "empty trace: no header"))?;
     let fin = fin.ok_or_else(|| {
@@ -764,6 +777,7 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
         machine,
         entries,
         fin,
+        distinct: shapes.len(),
     })
 }
 
@@ -821,6 +835,7 @@ impl Replay {
             model: ModelMachine::new(profile, machine),
             summary: Summary {
                 entries: 0,
+                distinct: 0,
                 by_entry: ENTRY_POINTS.iter().map(|n| (*n, 0)).collect(),
                 pages: 0,
                 leaves: 0,
@@ -1158,6 +1173,7 @@ pub fn replay(t: &Trace) -> Result<Summary, Box<Mismatch>> {
         ));
     }
     r.summary.halted = halted;
+    r.summary.distinct = t.distinct;
     Ok(r.summary)
 }
 

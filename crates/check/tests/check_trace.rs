@@ -65,6 +65,8 @@ fn drop_entry(v: &[Value], seq: u64, renumber: bool) -> Vec<Value> {
 fn the_real_excerpt_agrees_at_every_entry() {
     let s = check(EXCERPT).expect("the excerpt agrees with the model");
     assert_eq!(s.entries, 92);
+    // Distinct: all but the repeated entries (the same call or fault, seq and CPU aside).
+    assert_eq!(s.distinct, 87);
     assert!(!s.halted);
     let line = s.to_string();
     assert!(
