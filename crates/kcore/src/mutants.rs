@@ -90,6 +90,9 @@ pub fn smmu_group_arg(a: &str) -> Option<(&str, u64)> {
     ((kind == "smr" || kind == "s2cr") && n < crate::smmu_hw::STREAM_GROUPS).then_some((kind, n))
 }
 
+/// The register [`Fault::WorldSwitchDropsEl1Reg`] drops when no argument names one.
+pub const EL1_DROP_DEFAULT: &str = "ttbr0_el1";
+
 /// The EL1 registers a world switch saves and restores besides SCTLR_EL1 (which has its own
 /// fault): the arguments [`Fault::WorldSwitchDropsEl1Reg`] takes.
 pub const EL1_REGS: [&str; 23] = [
@@ -237,9 +240,16 @@ mod imp {
         })
     }
 
-    /// Is `f` planted with argument `a`?
+    /// Is `f` planted with argument `a` (for [`Fault::WorldSwitchDropsEl1Reg`] without an
+    /// argument: [`super::EL1_DROP_DEFAULT`], so `cargo xtask mutants` can plant it)?
     pub fn dropped(f: Fault, a: &str) -> bool {
-        mutant(f) && arg() == Some(a)
+        if !mutant(f) {
+            return false;
+        }
+        match arg() {
+            Some(x) => x == a,
+            None => f == Fault::WorldSwitchDropsEl1Reg && a == super::EL1_DROP_DEFAULT,
+        }
     }
 
     /// Is `f` planted with argument `"{kind}:{n}"` (for [`Fault::SmmuBootSkipsOne`] without
