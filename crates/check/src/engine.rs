@@ -278,6 +278,35 @@ pub fn kcore_layout(
 }
 
 /// A KCore region too small for what KCore keeps in it is refused, naming the field.
+/// The host's stage-2 maps 4 KiB pages only: every 2 MiB region it may touch (its RAM below
+/// KCore's region, each declared device range) takes one level-3 table of its pool, and
+/// KCore halts on the host's own access once the pool is spent (docs/deviations.md, "The
+/// host's 4 KiB map capacity"). A machine that needs more tables than the pool holds is
+/// refused before it runs.
+fn check_host_capacity(profile: &Profile, m: &Machine) -> Result<(), EngineError> {
+    const REGION: Z = 0x20_0000;
+    let p = &profile.c.pools;
+    let tables = (p.pt_pool_per_vm - p.pmd_offset) / PAGE_SIZE;
+    let mut regions = std::collections::BTreeSet::new();
+    let mut cover = |from: Z, to: Z| {
+        for r in from / REGION..(to + REGION - 1) / REGION {
+            regions.insert(r);
+        }
+    };
+    cover(m.ram_base, m.kcore_base());
+    for &(b, s) in &m.mmio {
+        cover(b, b + s);
+    }
+    if regions.len() as Z > tables {
+        return Err(EngineError(format!(
+            "field \"machine.ram_mib\": the host's RAM below KCore's region and the declared devices span {} regions of 2 MiB, and the host's stage-2 pool has level-3 tables for {tables} ({} profile): KCore would halt on the host's own access (raise kcore_mib or lower ram_mib)",
+            regions.len(),
+            profile.name()
+        )));
+    }
+    Ok(())
+}
+
 fn check_region(profile: &Profile, m: &Machine) -> Result<(), EngineError> {
     kcore_layout(profile, m).map(|_| ()).map_err(|e| {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
@@ -341,6 +370,7 @@ impl ModelMachine {
             .validate()
             .map_err(|(field, msg)| EngineError(format!("field \"machine.{field}\": {msg}")))?;
         check_region(profile, &machine)?;
+        check_host_capacity(profile, &machine)?;
         Ok(Self::new(*profile, machine))
     }
 

@@ -251,6 +251,39 @@ fn help_names_every_command_and_option() {
 }
 
 #[test]
+fn more_host_ram_than_its_stage2_pool_maps_is_refused() {
+    // Issue 20: 1 GiB with 32 MiB for KCore leaves the host 992 MiB, 496 regions of 2 MiB;
+    // its pool has 235 level-3 tables under arm (docs/deviations.md).
+    let big = GOOD.replace(
+        "\"profile\": \"arm\",",
+        "\"profile\": \"arm\", \"machine\": { \"ram_mib\": 1024, \"kcore_mib\": 32 },",
+    );
+    for engine in ["model", "core"] {
+        let p = scenario_file("big.json", &big);
+        let out = corevisor(&["run", p.to_str().unwrap(), "--engine", engine]);
+        assert_eq!(out.status.code(), Some(2), "{engine}: exit status");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{engine}: one line, got {err:?}");
+        assert!(
+            err.contains("\"machine.ram_mib\"") && err.contains("235"),
+            "{engine}: {err}"
+        );
+    }
+    // Within the pool (466 MiB below KCore, 233 regions and the 2 of the devices), it runs.
+    let p = scenario_file(
+        "fits.json",
+        &big.replace("\"kcore_mib\": 32", "\"kcore_mib\": 558"),
+    );
+    let out = corevisor(&["run", p.to_str().unwrap(), "--engine", "core"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
 fn a_kcore_region_too_small_for_its_pools_is_refused() {
     // Issue 9: 4 MiB cannot hold the arm profile's 17 MiB of table pools.
     let small = GOOD.replace(
