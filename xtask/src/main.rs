@@ -271,13 +271,14 @@ const ISSUE_BUGS: [&str; 2] = ["scrub_first_word_only", "mmio_results_from_x9"];
 /// and every attack on the core in lockstep, the random sequences, noninterference, and the
 /// devices' IOTLB on the wired SMMU model, and the SMMUs booted from what firmware may
 /// leave (issue 22: every other suite boots them clean).
-const BROAD: [&str; 6] = [
+const BROAD: [&str; 7] = [
     "lockstep",
     "attacks",
     "lockstep_random",
     "noninterference",
     "smmu_iotlb_wired",
     "smmu_hostile_reset",
+    "threads",
 ];
 
 fn mutants(fast: bool) -> Result<(), String> {

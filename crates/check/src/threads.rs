@@ -17,11 +17,12 @@
 use crate::engine::{EngineError, Outcome};
 use crate::lockstep::{abstract_machine, CheckedStep, Lockstep};
 use corevisor_kcore::consts::{HOSTVISOR, NPT_ID};
+use corevisor_kcore::mutants::Fault;
 use corevisor_kcore::trap::Cpu;
-use corevisor_sim::host::{Driver, HostMacro, HostModel, Raw, DATA_GPA};
+use corevisor_sim::host::{Driver, HostMacro, HostModel, Raw, DATA_GPA, LOAD_ADDR};
 use corevisor_sim::machine::{event, CoreMachine, Gauge, MachineRef, StepResult};
-use corevisor_sim::scenario::Action;
 use corevisor_sim::scenario::Step;
+use corevisor_sim::scenario::{Action, HvcCall, HvcName, MapProposal, ShareOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Barrier;
 
@@ -132,11 +133,7 @@ pub fn run_cpus(l: Lockstep, images: &[&str]) -> Result<Parallel, EngineError> {
 }
 
 /// [`run_cpus`] with `runs` guest runs per VM.
-pub fn run_parallel(
-    mut l: Lockstep,
-    images: &[&str],
-    runs: usize,
-) -> Result<Parallel, EngineError> {
+pub fn run_parallel(l: Lockstep, images: &[&str], runs: usize) -> Result<Parallel, EngineError> {
     let m = &l.model.machine;
     let (ram, kcore) = (m.ram_base as u64, m.kcore_base() as u64);
     let n = images.len();
@@ -182,7 +179,18 @@ pub fn run_parallel(
         .into_iter()
         .collect::<Result<_, _>>()
         .map_err(EngineError)?;
-    let (order, interleaved) = linearize(&logs);
+    replay(l, &par, &logs, gauge.max())
+}
+
+/// The parallel run `par` (each CPU's steps in `logs`) linearized and replayed through the
+/// lockstep checker `l` (booted like `par` was).
+fn replay(
+    mut l: Lockstep,
+    par: &CoreMachine,
+    logs: &[Vec<Ran>],
+    max_in_core: usize,
+) -> Result<Parallel, EngineError> {
+    let (order, interleaved) = linearize(logs);
     // The parallel machine's lock-release check (every CPU's releases of S2PAGE).
     let released = par.core.hw.take_release_breaks();
     // Each replayed step is compared on what it changed, the whole machine at both ends
@@ -193,7 +201,7 @@ pub fn run_parallel(
         steps: Vec::new(),
         log: Vec::new(),
         diverged: Vec::new(),
-        max_in_core: gauge.max(),
+        max_in_core,
         interleaved,
     };
     out.diverged
@@ -235,8 +243,200 @@ pub fn run_parallel(
             .into_iter()
             .map(|m| format!("at the end, model: {m}")),
     );
-    out.diverged.extend(same_state(&par, &l));
+    out.diverged.extend(same_state(par, &l));
     Ok(out)
+}
+
+/// Runs `body` on this thread with `faults` planted (a `mutants` build; none otherwise).
+/// Without faults, the thread keeps the process's (`COREVISOR_MUTANT`: `cargo xtask
+/// mutants` plants each fault in the whole test binary that way).
+fn planted<R>(faults: &[Fault], body: impl FnOnce() -> R) -> R {
+    #[cfg(feature = "mutants")]
+    if !faults.is_empty() {
+        return corevisor_kcore::mutants::with_all(faults, body);
+    }
+    let _ = faults;
+    body()
+}
+
+/// A contended round (issue 22): ONE VM with two vCPUs, vCPU `c` run on CPU `c` (CPUs 0
+/// and 1) at the same time. CPU 0's host creates and verifies the VM first; then both CPUs
+/// at once, `iters` times: run the vCPU (VM entry: the VM's INFO record, its vCPU's
+/// context), a guest load of an image page, a store that faults (stage-2 fault exit), the
+/// host serving it (VM run with a map proposal: S2PAGE and the VM's stage-2 table), the
+/// store again, a GRANT of that page (S2PAGE, the VM's and the host's tables), a WFx exit
+/// (INFO again); the host reads the granted page and writes a reply (its own stage-2 fault
+/// on a page of the running VM, while the other CPU runs the VM); the vCPU runs again,
+/// reads the reply, REVOKEs the page, exits. Then CPU 0 powers the VM off and CLEARs every
+/// page it had. Every step's `faults` are planted on the CPU threads only (the replay runs
+/// the sound core).
+pub fn run_contended(l: Lockstep, iters: usize, faults: &[Fault]) -> Result<Parallel, EngineError> {
+    let m = &l.model.machine;
+    let (ram, kcore) = (m.ram_base as u64, m.kcore_base() as u64);
+    let slice = ((kcore - ram) / 3) & !0x1F_FFFF;
+    // The block `HostModel` gives the first VM's image (its first block).
+    let image_block = (ram + 0x20_0000) & !0x1F_FFFF;
+    // The host page serving vCPU `c`'s `k`th data page, from the slice after CPU 0's host.
+    let page = move |c: usize, k: usize| ram + (1 + c as u64) * slice + k as u64 * 4096;
+    let gpa = move |c: usize, k: usize| DATA_GPA + ((c * iters + k) as u64) * 4096;
+    let mut par = l.core.clone();
+    let gauge = Gauge::default();
+    let (created, finished) = (Barrier::new(2), Barrier::new(2));
+    let vmid = std::sync::atomic::AtomicU32::new(0);
+    let logs: Vec<Result<Vec<Ran>, String>> = {
+        let (shared, cpus) = par.parts();
+        let shared = shared.with_gauge(&gauge);
+        let (created, finished, vmid) = (&created, &finished, &vmid);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = cpus
+                .iter_mut()
+                .take(2)
+                .enumerate()
+                .map(|(c, cpu)| {
+                    s.spawn(move || -> Result<Vec<Ran>, String> {
+                        planted(faults, || {
+                            let mut d = Direct {
+                                m: shared,
+                                cpu,
+                                log: Vec::new(),
+                            };
+                            let mut setup = Ok(());
+                            if c == 0 {
+                                let mut host = HostModel::for_region(ram, ram + slice);
+                                let create = HostMacro::CreateVm {
+                                    vcpus: 2,
+                                    image: "demo".into(),
+                                    tamper: false,
+                                    device: None,
+                                };
+                                setup = host.exec(0, &create, &mut d);
+                                let vm = host.last_vm().unwrap_or(0);
+                                vmid.store(vm, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            created.wait();
+                            let vm = vmid.load(std::sync::atomic::Ordering::SeqCst);
+                            if setup.is_ok() && vm != 0 {
+                                contend(&mut d, c, vm as i128, iters, page, gpa);
+                            }
+                            finished.wait();
+                            if c == 0 && setup.is_ok() && vm != 0 {
+                                teardown(&mut d, vm as i128, iters, image_block, page);
+                            }
+                            setup.map(|()| d.log)
+                        })
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a CPU thread panicked".into()))
+                })
+                .collect()
+        })
+    };
+    let logs: Vec<Vec<Ran>> = logs
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(EngineError)?;
+    replay(l, &par, &logs, gauge.max())
+}
+
+/// One raw step; `None` once KCore has halted or the step did not return `want`.
+fn go(d: &mut Direct<'_, '_>, action: Action, want: Outcome) -> Option<Raw> {
+    let cpu = d.cpu.id as i128;
+    let r = d.raw(&Step::new(cpu, action), "contended").ok()?;
+    (r.outcome == want).then_some(r)
+}
+
+/// vCPU `c` of `vm` on CPU `c`: see [`run_contended`].
+fn contend(
+    d: &mut Direct<'_, '_>,
+    c: usize,
+    vm: i128,
+    iters: usize,
+    page: impl Fn(usize, usize) -> u64,
+    gpa: impl Fn(usize, usize) -> u64,
+) -> Option<()> {
+    let run = |map: Option<MapProposal>| Action::VcpuRun {
+        vm,
+        vcpu: c as i128,
+        map,
+        pc: None,
+    };
+    let share = |op, g: u64| Action::GuestHvc {
+        op,
+        gpa: g as i128,
+        size: 4096,
+    };
+    for k in 0..iters {
+        let (g, pa) = (gpa(c, k), page(c, k));
+        let stored = (0xC0DE_0000 + (c * 0x100 + k) as i128, g as i128);
+        go(d, run(None), Outcome::Ok)?;
+        let image = (LOAD_ADDR + c as u64 * 4096) as i128;
+        go(d, Action::GuestLoad { gpa: image }, Outcome::Ok)?;
+        let store = Action::GuestStore {
+            gpa: stored.1,
+            value: stored.0,
+        };
+        go(d, store.clone(), Outcome::Fault)?;
+        let map = MapProposal {
+            gpa: g as i128,
+            pte: pa as i128,
+            level: 3,
+        };
+        go(d, run(Some(map)), Outcome::Ok)?;
+        go(d, store, Outcome::Ok)?;
+        go(d, share(ShareOp::Grant, g), Outcome::Ok)?;
+        go(d, Action::GuestWfx, Outcome::Ok)?;
+        let pa = pa as i128;
+        let r = go(d, Action::HostLoad { addr: pa }, Outcome::Ok)?;
+        let reply = r.value.unwrap_or(0).wrapping_add(1) as i128;
+        go(
+            d,
+            Action::HostStore {
+                addr: pa,
+                value: reply,
+            },
+            Outcome::Ok,
+        )?;
+        go(d, run(None), Outcome::Ok)?;
+        go(d, Action::GuestLoad { gpa: stored.1 }, Outcome::Ok)?;
+        go(d, share(ShareOp::Revoke, g), Outcome::Ok)?;
+        go(d, Action::GuestWfx, Outcome::Ok)?;
+    }
+    Some(())
+}
+
+/// CPU 0 powers `vm` off from vCPU 0 and CLEARs its image block and every data page.
+fn teardown(
+    d: &mut Direct<'_, '_>,
+    vm: i128,
+    iters: usize,
+    image_block: u64,
+    page: impl Fn(usize, usize) -> u64,
+) -> Option<()> {
+    let run = Action::VcpuRun {
+        vm,
+        vcpu: 0,
+        map: None,
+        pc: None,
+    };
+    go(d, run, Outcome::Ok)?;
+    go(d, Action::GuestPsciSystemOff, Outcome::Ok)?;
+    let pages = (0..2).flat_map(|c| (0..iters).map(move |k| (c, k)));
+    let ranges = [(image_block, 512)]
+        .into_iter()
+        .chain(pages.map(|(c, k)| (page(c, k), 1)));
+    for (pa, n) in ranges {
+        let clear = Action::Hvc {
+            call: HvcCall::Named(HvcName::ClearVmS2Range),
+            args: vec![vm, pa as i128, n * 4096],
+        };
+        go(d, clear, Outcome::Ok)?;
+    }
+    Some(())
 }
 
 /// The order the steps replay in: CPUs' program order and, for each lock, the order its

@@ -330,6 +330,7 @@ fn every_named_fault_is_planted_by_a_test() {
         include_str!("mutants.rs"),
         include_str!("smmu_iotlb_wired.rs"),
         include_str!("smmu_hostile_reset.rs"),
+        include_str!("threads.rs"),
         include_str!("../../kcore/tests/interleave.rs"),
     ]
     .concat();
@@ -339,7 +340,7 @@ fn every_named_fault_is_planted_by_a_test() {
             "{f:?} has no test"
         );
     }
-    assert_eq!(Fault::ALL.len(), 23);
+    assert_eq!(Fault::ALL.len(), 24);
 }
 
 /// `corevisor soak` finds a planted bug on its own, and shrinks the failing sequence to a

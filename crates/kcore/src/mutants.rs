@@ -72,6 +72,12 @@ pub enum Fault {
     /// names, `"smr:N"` or `"s2cr:N"` (N below `smmu_hw::STREAM_GROUPS`); without an
     /// argument, [`SMMU_BOOT_SKIPS_DEFAULT`].
     SmmuBootSkipsOne,
+    /// Issue 22: a vCPU starting or stopping (`local_set_vcpu_active` / `_inactive`, every
+    /// VM run and VM exit) decides and updates its state in the VM's INFO record on a copy
+    /// read without holding INFO; the lock is taken only to store the copy back. Two vCPUs
+    /// of one VM starting or stopping on two CPUs at once lose one's update: found only by
+    /// a contended parallel round (`crates/check/tests/threads.rs`).
+    VmInfoSkipsLock,
 }
 
 /// What [`Fault::SmmuBootSkipsOne`] skips when planted without an argument (as the broad
@@ -122,7 +128,7 @@ pub const EL1_REGS: [&str; 23] = [
 ];
 
 impl Fault {
-    pub const ALL: [Fault; 23] = [
+    pub const ALL: [Fault; 24] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -146,6 +152,7 @@ impl Fault {
         Fault::ExportWritesPlaintext,
         Fault::ExportNonceReused,
         Fault::SmmuBootSkipsOne,
+        Fault::VmInfoSkipsLock,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -174,6 +181,7 @@ impl Fault {
             Fault::ExportWritesPlaintext => "export_writes_plaintext",
             Fault::ExportNonceReused => "export_nonce_reused",
             Fault::SmmuBootSkipsOne => "smmu_boot_skips_one",
+            Fault::VmInfoSkipsLock => "vm_info_skips_lock",
         }
     }
 
@@ -207,8 +215,14 @@ pub const fn dropped_at(_f: Fault, _kind: &str, _n: u64) -> bool {
     false
 }
 
+/// The window of a planted missing lock (between the unlocked read and the write): a no-op
+/// without the `mutants` feature.
+#[cfg(not(feature = "mutants"))]
+#[inline(always)]
+pub fn widen() {}
+
 #[cfg(feature = "mutants")]
-pub use imp::{active, dropped, dropped_at, mutant, with, with_all, with_arg};
+pub use imp::{active, dropped, dropped_at, mutant, widen, with, with_all, with_arg};
 
 #[cfg(feature = "mutants")]
 mod imp {
@@ -302,6 +316,12 @@ mod imp {
         LOCAL
             .with(Cell::get)
             .unwrap_or_else(|| *GLOBAL.get_or_init(from_env))
+    }
+
+    /// The window of a planted missing lock: the CPU gives up its time slice, as a CPU
+    /// taking an interrupt there would.
+    pub fn widen() {
+        std::thread::yield_now();
     }
 
     /// The first fault planted for the calling thread, if any.

@@ -108,6 +108,16 @@ impl<H: Hw> Core<H> {
 
     /// `local_set_vcpu_active`: a READY vCPU of a VERIFIED VM starts running.
     pub fn local_set_vcpu_active(&self, v: u32, c: u32, input: &mut impl Untrusted) -> Res {
+        if mutant(Fault::VmInfoSkipsLock) {
+            let mut vm = self.vms[v as usize].read(); // the record, not the right to it
+            if !(vm.state == VERIFIED && vm.vcpu_state[c as usize] == READY) {
+                return self.fail(&[]);
+            }
+            vm.vcpu_state[c as usize] = ACTIVE;
+            crate::mutants::widen();
+            *self.take(&self.vms[v as usize], input)? = vm;
+            return Ok(());
+        }
         let mut vm = self.take(&self.vms[v as usize], input)?;
         if !(vm.state == VERIFIED && vm.vcpu_state[c as usize] == READY) {
             return self.fail(&[]);
@@ -118,6 +128,16 @@ impl<H: Hw> Core<H> {
 
     /// `local_set_vcpu_inactive`: a running vCPU stops.
     pub fn local_set_vcpu_inactive(&self, v: u32, c: u32, input: &mut impl Untrusted) -> Res {
+        if mutant(Fault::VmInfoSkipsLock) {
+            let mut vm = self.vms[v as usize].read(); // the record, not the right to it
+            if vm.vcpu_state[c as usize] != ACTIVE {
+                return self.fail(&[]);
+            }
+            vm.vcpu_state[c as usize] = READY;
+            crate::mutants::widen();
+            *self.take(&self.vms[v as usize], input)? = vm;
+            return Ok(());
+        }
         let mut vm = self.take(&self.vms[v as usize], input)?;
         if vm.vcpu_state[c as usize] != ACTIVE {
             return self.fail(&[]);
