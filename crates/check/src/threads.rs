@@ -12,7 +12,8 @@
 //! it returned in the parallel run (outcome, x0, value, the untrusted values read), and the
 //! two machines must end in the same state (every part of `abs`, every CPU, every word of
 //! memory). Handlers whose lock orders cross (a cycle: two vCPU runs interleaving their
-//! page assignments under S2PAGE) are placed by their first lock and counted.
+//! page assignments under S2PAGE) are placed by their first lock and counted; each such
+//! crossing is also replayed in its other order, which must agree as well (issue 22).
 
 use crate::engine::{EngineError, Outcome};
 use crate::lockstep::{abstract_machine, CheckedStep, Lockstep};
@@ -124,6 +125,9 @@ pub struct Parallel {
     pub max_in_core: usize,
     /// Steps placed by their first lock because their handlers' lock orders crossed.
     pub interleaved: usize,
+    /// Crossings also replayed in their other order (each must agree as well: what it does
+    /// not is in `diverged`).
+    pub other_orders: usize,
 }
 
 /// Runs, on CPU `i`, a VM lifecycle with guest program `images[i]` (`runs` runs), all CPUs
@@ -182,10 +186,17 @@ pub fn run_parallel(l: Lockstep, images: &[&str], runs: usize) -> Result<Paralle
     replay(l, &par, &logs, gauge.max())
 }
 
+/// At most this many crossings of a round are replayed in their other order.
+pub const OTHER_ORDERS: usize = 16;
+
 /// The parallel run `par` (each CPU's steps in `logs`) linearized and replayed through the
-/// lockstep checker `l` (booted like `par` was).
+/// lockstep checker `l` (booted like `par` was). If handlers' lock orders crossed, each
+/// crossing (up to [`OTHER_ORDERS`]; more fail the round) is also replayed with the crossed steps in their other
+/// order, from a fresh copy of `l`: that replay too must agree with the model, with what
+/// every step returned in parallel, and end in the parallel run's state (its differences
+/// are in `diverged`, marked with the crossing).
 fn replay(
-    mut l: Lockstep,
+    l: Lockstep,
     par: &CoreMachine,
     logs: &[Vec<Ran>],
     max_in_core: usize,
@@ -193,21 +204,63 @@ fn replay(
     let (order, interleaved) = linearize(logs);
     // The parallel machine's lock-release check (every CPU's releases of S2PAGE).
     let released = par.core.hw.take_release_breaks();
+    let mut out = Parallel {
+        steps: Vec::new(),
+        log: Vec::new(),
+        diverged: released
+            .into_iter()
+            .map(|m| format!("in parallel: {m}"))
+            .collect(),
+        max_in_core,
+        interleaved,
+        other_orders: 0,
+    };
+    if interleaved > OTHER_ORDERS {
+        out.diverged.push(format!(
+            "{interleaved} crossings: only the first {OTHER_ORDERS} are replayed in their other order"
+        ));
+    }
+    for j in 0..interleaved.min(OTHER_ORDERS) {
+        let (other, _) = linearize_flipping(logs, Some(j));
+        if other == order {
+            continue;
+        }
+        let (_, log, diverged) = replay_order(l.clone(), par, logs, &other)?;
+        out.other_orders += 1;
+        out.diverged.extend(
+            diverged
+                .into_iter()
+                .chain(log.iter().flat_map(|c| {
+                    c.mismatches
+                        .iter()
+                        .cloned()
+                        .chain(c.model.broken.iter().map(|b| format!("invariant {b}")))
+                }))
+                .map(|m| format!("crossing {j} in its other order: {m}")),
+        );
+    }
+    let (steps, log, diverged) = replay_order(l, par, logs, &order)?;
+    out.steps = steps;
+    out.log = log;
+    out.diverged.extend(diverged);
+    Ok(out)
+}
+
+/// The steps of `logs` replayed in `order` through `l`: the steps, the checked log, and
+/// where the replay differs from the parallel run.
+#[allow(clippy::type_complexity)]
+fn replay_order(
+    mut l: Lockstep,
+    par: &CoreMachine,
+    logs: &[Vec<Ran>],
+    order: &[(usize, usize)],
+) -> Result<(Vec<Step>, Vec<CheckedStep>, Vec<String>), EngineError> {
     // Each replayed step is compared on what it changed, the whole machine at both ends
     // (the soak's relation: `incremental.rs`).
     l.set_incremental(true);
     let boot = l.compare_whole();
-    let mut out = Parallel {
-        steps: Vec::new(),
-        log: Vec::new(),
-        diverged: Vec::new(),
-        max_in_core,
-        interleaved,
-    };
-    out.diverged
-        .extend(boot.into_iter().map(|m| format!("at boot: {m}")));
-    out.diverged
-        .extend(released.into_iter().map(|m| format!("in parallel: {m}")));
+    let (mut steps, mut checked_log) = (Vec::new(), Vec::new());
+    let mut diverged: Vec<String> = boot.into_iter().map(|m| format!("at boot: {m}")).collect();
     for (k, &(cpu, i)) in order.iter().enumerate() {
         let ran = &logs[cpu][i];
         let st = Step {
@@ -215,10 +268,10 @@ fn replay(
             ..ran.step.clone()
         };
         let checked = l.step(&st)?;
-        out.steps.push(st.clone());
+        steps.push(st.clone());
         let (a, b) = (&ran.result, &checked.core);
         if (a.outcome, a.x0, a.value, &a.rec) != (b.outcome, b.x0, b.value, &b.rec) {
-            out.diverged.push(format!(
+            diverged.push(format!(
                 "step {k} (cpu {cpu}, {}): parallel {:?} x0 {:?} value {:?} ({} values read), \
                  replayed {:?} x0 {:?} value {:?} ({} values read)",
                 crate::soak::step_json(&st),
@@ -233,18 +286,18 @@ fn replay(
             ));
         }
         let stop = checked.outside_contract;
-        out.log.push(checked);
+        checked_log.push(checked);
         if stop {
-            return Ok(out);
+            return Ok((steps, checked_log, diverged));
         }
     }
-    out.diverged.extend(
+    diverged.extend(
         l.compare_whole()
             .into_iter()
             .map(|m| format!("at the end, model: {m}")),
     );
-    out.diverged.extend(same_state(par, &l));
-    Ok(out)
+    diverged.extend(same_state(par, &l));
+    Ok((steps, checked_log, diverged))
 }
 
 /// Runs `body` on this thread with `faults` planted (a `mutants` build; none otherwise).
@@ -443,6 +496,12 @@ fn teardown(
 /// acquisitions were served; ties and crossings go by the steps' first event. Returns the
 /// order as (cpu, index) and how many steps a crossing forced.
 pub fn linearize(logs: &[Vec<Ran>]) -> (Vec<(usize, usize)>, usize) {
+    linearize_flipping(logs, None)
+}
+
+/// [`linearize`], except that at the `flip`th crossing (counting from 0) the step with the
+/// latest first lock goes first: the crossed steps' other order.
+pub fn linearize_flipping(logs: &[Vec<Ran>], flip: Option<usize>) -> (Vec<(usize, usize)>, usize) {
     type Node = (usize, usize);
     let key = |(c, i): Node| -> u64 { logs[c][i].key() };
     // Per lock, every acquisition (event, node), in event order.
@@ -540,11 +599,14 @@ pub fn linearize(logs: &[Vec<Ran>]) -> (Vec<(usize, usize)>, usize) {
         let pick = match ready {
             Some(n) => n,
             None => {
+                let heads = heads.into_iter();
+                let n = if flip == Some(forced) {
+                    heads.max_by_key(|&n| key(n))
+                } else {
+                    heads.min_by_key(|&n| key(n))
+                };
                 forced += 1;
-                heads
-                    .into_iter()
-                    .min_by_key(|&n| key(n))
-                    .expect("steps remain")
+                n.expect("steps remain")
             }
         };
         done.insert(pick);
