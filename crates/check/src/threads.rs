@@ -170,20 +170,10 @@ pub fn run_parallel(l: Lockstep, images: &[&str], runs: usize) -> Result<Paralle
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a CPU thread panicked".into()))
-                })
-                .collect()
+            joined(handles)
         })
     };
-    let logs: Vec<Vec<Ran>> = logs
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(EngineError)?;
-    replay(l, &par, &logs, gauge.max())
+    replay_logs(l, &par, logs, gauge.max())
 }
 
 /// At most this many crossings of a round are replayed in their other order.
@@ -195,6 +185,33 @@ pub const OTHER_ORDERS: usize = 16;
 /// order, from a fresh copy of `l`: that replay too must agree with the model, with what
 /// every step returned in parallel, and end in the parallel run's state (its differences
 /// are in `diverged`, marked with the crossing).
+/// Every CPU thread's log, a panicked thread's as an error.
+fn joined(
+    handles: Vec<std::thread::ScopedJoinHandle<'_, Result<Vec<Ran>, String>>>,
+) -> Vec<Result<Vec<Ran>, String>> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("a CPU thread panicked".into()))
+        })
+        .collect()
+}
+
+/// The CPUs' logs replayed beside the model, unless a CPU failed.
+fn replay_logs(
+    l: Lockstep,
+    par: &CoreMachine,
+    logs: Vec<Result<Vec<Ran>, String>>,
+    max_in_core: usize,
+) -> Result<Parallel, EngineError> {
+    let logs: Vec<Vec<Ran>> = logs
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(EngineError)?;
+    replay(l, par, &logs, max_in_core)
+}
+
 fn replay(
     l: Lockstep,
     par: &CoreMachine,
@@ -380,20 +397,10 @@ pub fn run_contended(l: Lockstep, iters: usize, faults: &[Fault]) -> Result<Para
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a CPU thread panicked".into()))
-                })
-                .collect()
+            joined(handles)
         })
     };
-    let logs: Vec<Vec<Ran>> = logs
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(EngineError)?;
-    replay(l, &par, &logs, gauge.max())
+    replay_logs(l, &par, logs, gauge.max())
 }
 
 /// One raw step; `None` once KCore has halted or the step did not return `want`.

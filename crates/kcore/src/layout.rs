@@ -122,12 +122,12 @@ impl Layout {
         (self.kcore_base..self.ram_end).contains(&pa)
     }
 
-    /// Is page `pfn` RAM (and not page 0, which never is)?
     /// Pages of RAM: the most any principal can own.
     pub fn ram_pages(&self) -> u64 {
         (self.ram_end - self.ram_base) / PAGE_SIZE
     }
 
+    /// Is page `pfn` RAM (and not page 0, which never is)?
     pub fn is_ram(&self, pfn: u64) -> bool {
         pfn != 0 && (self.ram_base / PAGE_SIZE..self.ram_end / PAGE_SIZE).contains(&pfn)
     }

@@ -254,30 +254,24 @@ mod imp {
         })
     }
 
-    /// Is `f` planted with argument `a` (for [`Fault::WorldSwitchDropsEl1Reg`] without an
-    /// argument: [`super::EL1_DROP_DEFAULT`], so `cargo xtask mutants` can plant it)?
-    pub fn dropped(f: Fault, a: &str) -> bool {
-        if !mutant(f) {
-            return false;
-        }
-        match arg() {
-            Some(x) => x == a,
-            None => f == Fault::WorldSwitchDropsEl1Reg && a == super::EL1_DROP_DEFAULT,
-        }
+    /// The argument `f` is planted with: `COREVISOR_MUTANT_ARG` / [`with_arg`]'s, else the
+    /// fault's default (so `cargo xtask mutants` can plant it without one).
+    fn arg_of(f: Fault) -> Option<&'static str> {
+        arg().or(match f {
+            Fault::WorldSwitchDropsEl1Reg => Some(super::EL1_DROP_DEFAULT),
+            Fault::SmmuBootSkipsOne => Some(super::SMMU_BOOT_SKIPS_DEFAULT),
+            _ => None,
+        })
     }
 
-    /// Is `f` planted with argument `"{kind}:{n}"` (for [`Fault::SmmuBootSkipsOne`] without
-    /// an argument: [`super::SMMU_BOOT_SKIPS_DEFAULT`])?
+    /// Is `f` planted with argument `a`?
+    pub fn dropped(f: Fault, a: &str) -> bool {
+        mutant(f) && arg_of(f) == Some(a)
+    }
+
+    /// Is `f` planted with argument `"{kind}:{n}"`?
     pub fn dropped_at(f: Fault, kind: &str, n: u64) -> bool {
-        if !mutant(f) {
-            return false;
-        }
-        let a = match arg() {
-            Some(a) => a,
-            None if f == Fault::SmmuBootSkipsOne => super::SMMU_BOOT_SKIPS_DEFAULT,
-            None => return false,
-        };
-        super::smmu_group_arg(a) == Some((kind, n))
+        mutant(f) && arg_of(f).and_then(super::smmu_group_arg) == Some((kind, n))
     }
 
     /// Runs `body` with the planted faults' argument `a` on this thread.
@@ -291,6 +285,9 @@ mod imp {
         let _restore = Restore(LOCAL_ARG.with(|l| l.replace(Some(a))));
         body()
     }
+
+    // The planted set is a bit per fault.
+    const _: () = assert!(Fault::ALL.len() <= 32);
 
     fn bit(f: Fault) -> u32 {
         1 << (f as u32)

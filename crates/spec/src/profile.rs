@@ -249,14 +249,14 @@ pub struct Quirks {
     /// Issue 20, hole 1: `local_map_host` maps any page whose count is > 0, and the SMMU's
     /// INVALID count is > 0, so the host maps a page given to a VM's device; the owned-page
     /// branch of `local_assign_pfn_to_vm` makes such a page private without unmapping the
-    /// host. Intent: the host maps a VM's page only while `0 < count < INVALID` (a GRANT),
-    /// and every transition that makes a page private unmaps the host.
+    /// host. Intent: the host maps a VM's page only while `0 < count < INVALID` (a GRANT);
+    /// with no way in, the owned-page branch needs no unmap (docs/deviations.md).
     pub host_maps_smmu_pages: bool,
     /// Issue 20, hole 2: `CLEAR_VM_S2_RANGE` reclaims a POWEROFF VM's pages while another
     /// vCPU of it is still ACTIVE or an SMMU bank still maps them, and leaves the VM's
     /// stage-2 in place; `SMMU_ALLOC_PGD` gives a bank to a POWEROFF VM. Intent: CLEAR is a
     /// refused no-op until no vCPU is ACTIVE and no bank is the VM's, then tears down the
-    /// VM's stage-2 (and TLB) before any page leaves; a VM gets a bank only while READY.
+    /// VM's stage-2 (and TLB) before any page leaves; a POWEROFF VM gets no bank.
     pub clear_while_reachable: bool,
     /// Issue 20, hole 3: VERIFY hashes the pages REMAP_VM_IMAGE placed in the remap window
     /// but gives the VM, per 2 MiB chunk, the block holding the chunk's first remapped page,
