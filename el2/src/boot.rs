@@ -17,6 +17,8 @@ const SCTLR_EL1_RESET: u64 = 0x30D0_0800;
 /// VTCR_EL2, the same on every CPU.
 static VTCR: AtomicU64 = AtomicU64::new(0);
 static CPUS: AtomicUsize = AtomicUsize::new(1);
+/// Each CPU's MPIDR affinity, as the device tree lists them (PSCI CPU_ON names CPUs by it).
+static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: where the host asked CPU_ON to start it (entry, context id).
 static HOST_START: TicketLock<[Option<(u64, u64)>; MAX_CPUS]> = TicketLock::new([None; MAX_CPUS]);
 
@@ -28,25 +30,29 @@ pub fn primary(x0: u64) -> ! {
     uart::init();
     let (img, text_end, img_end) = percpu::image_bounds();
     kprintln!(
-        "corevisor KCore at EL{} on MIDR {:#x}, ID_AA64MMFR0 {:#x} ({} PA bits); image [{:#x}, {:#x}), code up to {:#x}",
+        "corevisor KCore at EL{} on MIDR {:#x}, ID_AA64MMFR0 {:#x} ({} PA bits); image [{:#x}, {:#x}), code up to {:#x}, read-only data up to {:#x}",
         regs::current_el(),
         regs::midr(),
         mmfr0,
         mmu::pa_bits(mmfr0).unwrap_or(0),
         img,
         img_end,
-        text_end
+        text_end,
+        percpu::rodata_end()
     );
     // The machine must be the one this image is laid out for (docs/el2.md): the device
     // tree QEMU passes (x0, or the base of RAM for an ELF kernel).
-    let m = fdt::read(x0)
-        .or_else(|| fdt::read(RAM_BASE))
+    let (dtb, m) = [x0, RAM_BASE]
+        .into_iter()
+        .find_map(|pa| fdt::read(pa, UART_BASE).map(|m| (pa, m)))
         .unwrap_or_else(|| {
-            crate::panic::stop(format_args!("no device tree at {x0:#x} or {RAM_BASE:#x}"))
+            crate::panic::stop(format_args!(
+                "no device tree KCore can read at {x0:#x} or {RAM_BASE:#x}"
+            ))
         });
     if m.ram_base != RAM_BASE || m.ram_base + m.ram_size != RAM_END {
         crate::panic::stop(format_args!(
-            "RAM is [{:#x}, {:#x}); this KCore is built for [{RAM_BASE:#x}, {RAM_END:#x}) (qemu -m 1G)",
+            "RAM is [{:#x}, {:#x}); this KCore is built for [{RAM_BASE:#x}, {RAM_END:#x}) (qemu -m 2G)",
             m.ram_base,
             m.ram_base + m.ram_size
         ));
@@ -57,7 +63,20 @@ pub fn primary(x0: u64) -> ! {
             m.cpus
         ));
     }
+    let devices = &m.mmio[..m.mmio_num];
+    if let Some(&(b, n)) = devices
+        .iter()
+        .find(|&&(b, n)| b < RAM_END && b + n > RAM_BASE || b <= UART_BASE && UART_BASE < b + n)
+    {
+        crate::panic::stop(format_args!(
+            "the device tree gives the host a device range [{b:#x}, {:#x}) over RAM or KCore's UART",
+            b + n
+        ));
+    }
     CPUS.store(m.cpus, Ordering::Relaxed);
+    for (slot, &mpidr) in MPIDR.iter().zip(&m.mpidr[..m.cpus]) {
+        slot.store(mpidr, Ordering::Relaxed);
+    }
     let Some((vtcr, ipa_bits)) = mmu::vtcr(mmfr0) else {
         crate::panic::stop(format_args!(
             "the CPU has fewer than 40 PA bits; kcore's 4-level stage 2 needs at least 40"
@@ -65,19 +84,65 @@ pub fn primary(x0: u64) -> ! {
     };
     VTCR.store(vtcr, Ordering::Relaxed);
     let n = (regs::pmcr() >> 11) & 0x1F;
-    kcore_glue::boot(m.cpus, n);
+    kcore_glue::boot(m.cpus, devices, n);
     let (meta, pt, smmu, host_vttbr) = kcore_glue::describe();
     kprintln!(
         "RAM [{RAM_BASE:#x}, {RAM_END:#x}), {} CPUs; KCore's region [{KCORE_BASE:#x}, {RAM_END:#x}): metadata at {meta:#x}, SMMU pool at {smmu:#x}, stage-2 pools at {pt:#x}",
         m.cpus
     );
+    for &(b, n) in devices {
+        kprintln!("host device range [{b:#x}, {:#x}) (from the device tree)", b + n);
+    }
     kprintln!(
         "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; one CPU at a time inside kcore (a lock around the core)"
     );
+    let linux = linux_boot();
+    match fdt::write_host(dtb, HOST_DTB, HOST_DTB_MAX, KCORE_BASE, UART_BASE, linux) {
+        Ok(size) => kprintln!(
+            "host device tree at {HOST_DTB:#x} ({size} bytes): QEMU's from {dtb:#x}, /memory [{RAM_BASE:#x}, {KCORE_BASE:#x}), KCore's UART {UART_BASE:#x} removed{}",
+            if linux.is_some() { ", /chosen bootargs and initramfs" } else { "" }
+        ),
+        Err(e) => crate::panic::stop(format_args!("the host's device tree: {e}")),
+    }
     #[cfg(feature = "trace")]
-    trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE, &HOST_MMIO);
-    enter_host(0, HOST_ENTRY, x0, || {
-        kprintln!("cpu 0: entering the host at {HOST_ENTRY:#x} (EL1h)")
+    trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE, devices);
+    let what = if linux.is_some() { "Linux" } else { "the host" };
+    enter_host(0, HOST_ENTRY, HOST_DTB, || {
+        kprintln!("cpu 0: entering {what} at {HOST_ENTRY:#x} (EL1h, x0 = device tree {HOST_DTB:#x})")
+    })
+}
+
+/// A Linux host's boot parameters, when `cargo xtask linux` loaded its bundle
+/// (el2_abi::linux) and an arm64 `Image` at HOST_ENTRY; `None` for the host stub.
+fn linux_boot() -> Option<fdt::LinuxBoot> {
+    use el2_abi::linux::*;
+    use el2_abi::map::LINUX_BUNDLE;
+    if crate::hw::phys::read64(LINUX_BUNDLE) != MAGIC {
+        return None;
+    }
+    let image_magic = crate::hw::phys::read32(HOST_ENTRY + 56);
+    let image_size = crate::hw::phys::read64(HOST_ENTRY + 16);
+    let initrd = crate::hw::phys::read64(LINUX_BUNDLE + 8);
+    let cmdline_len = crate::hw::phys::read64(LINUX_BUNDLE + 16);
+    let initrd_start = LINUX_BUNDLE + INITRD_OFFSET;
+    if image_magic != IMAGE_MAGIC
+        || cmdline_len >= CMDLINE_MAX
+        || HOST_ENTRY + image_size > LINUX_BUNDLE
+        || initrd > KCORE_BASE - initrd_start
+    {
+        crate::panic::stop(format_args!(
+            "a Linux bundle at {LINUX_BUNDLE:#x} KCore cannot boot: Image magic {image_magic:#x}, Image {image_size:#x} bytes, initramfs {initrd:#x} bytes, command line {cmdline_len} bytes"
+        ));
+    }
+    kprintln!(
+        "Linux Image at {HOST_ENTRY:#x} ({image_size:#x} bytes with its BSS), initramfs [{initrd_start:#x}, {:#x})",
+        initrd_start + initrd
+    );
+    Some(fdt::LinuxBoot {
+        cmdline: LINUX_BUNDLE + CMDLINE_OFFSET,
+        cmdline_len,
+        initrd_start,
+        initrd_end: initrd_start + initrd,
     })
 }
 
@@ -106,10 +171,13 @@ fn enter_host(cpu: usize, entry: u64, x0: u64, say: impl FnOnce()) -> ! {
 /// PSCI CPU_ON from the host on `cpu`: start `target` in KCore, which enters the host at
 /// `entry` with `context` in x0. Returns the PSCI status for the host.
 pub fn cpu_on(cpu: usize, target: u64, entry: u64, context: u64) -> u64 {
-    let idx = (target & 0xFF) as usize;
-    if target & !0xFF != 0 || idx >= CPUS.load(Ordering::Relaxed) {
+    // PSCI 1.1 §5.1.4: target_cpu is MPIDR's Aff3..Aff0 (bits 39:32, 23:0).
+    let aff = target & 0xFF_00FF_FFFF;
+    let Some(idx) = (0..CPUS.load(Ordering::Relaxed))
+        .find(|&i| MPIDR[i].load(Ordering::Relaxed) == aff && target == aff)
+    else {
         return el2_abi::psci::INVALID_PARAMETERS;
-    }
+    };
     HOST_START.lock()[idx] = Some((entry, context));
     let r = psci::smc(
         el2_abi::psci::CPU_ON,

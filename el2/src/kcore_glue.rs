@@ -311,22 +311,23 @@ fn layout() -> Layout {
     })
 }
 
-/// The platform kcore polices: the CPUs, no SMMU (QEMU `virt` has none), the host's devices.
-fn platform(cpus: usize) -> Platform {
+/// The platform kcore polices: the CPUs, no SMMU (QEMU `virt` has none), the host's devices
+/// (from the device tree: `fdt::read`).
+fn platform(cpus: usize, devices: &[(u64, u64)]) -> Platform {
     let mut mmio = [(0, 0); MAX_MMIO_RANGES];
-    mmio[..HOST_MMIO.len()].copy_from_slice(&HOST_MMIO);
+    mmio[..devices.len()].copy_from_slice(devices);
     Platform {
         cpus,
         smmu_num: 0,
         smmus: [(0, 0, 0); corevisor_kcore::smmu::SMMU_NUM as usize],
         mmio,
-        mmio_num: HOST_MMIO.len(),
+        mmio_num: devices.len(),
     }
 }
 
 /// Boots kcore (boot CPU, MMU on, KCore's tables zeroed): its state in KCore's image
 /// (`.bss`), its tables and metadata in KCore's region.
-pub fn boot(cpus: usize, hpmn: u64) {
+pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
     let l = layout();
     let hw = El2Hw {
         pt: l.pt,
@@ -346,7 +347,7 @@ pub fn boot(cpus: usize, hpmn: u64) {
     // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
     #[cfg(feature = "trace")]
     core.hw.nmeta.set(0);
-    core.platform = platform(cpus);
+    core.platform = platform(cpus, devices);
     let host_vttbr = core.vttbr(HOSTVISOR);
     percpu::init_frames(|i| {
         let mut c = Cpu::boot(i);

@@ -64,10 +64,16 @@ pub const CONSOLE_MAX: usize = 128;
 
 /// The QEMU run's memory map (docs/el2.md): `-m 1G` at 0x4000_0000.
 pub mod map {
+    /// QEMU `virt` with `-m 2G`: RAM is [RAM_BASE, RAM_END).
     pub const RAM_BASE: u64 = 0x4000_0000;
-    pub const RAM_END: u64 = 0x8000_0000;
-    /// KCore's region: the top 576 MiB.
-    pub const KCORE_BASE: u64 = 0x5C00_0000;
+    pub const RAM_END: u64 = 0xC000_0000;
+    /// KCore's region: the top 256 MiB (the host has the 1,792 MiB below it).
+    pub const KCORE_BASE: u64 = 0xB000_0000;
+    /// Where KCore writes the host's device tree (QEMU's, edited: docs/el2.md), whose
+    /// address the host finds in x0.
+    pub const HOST_DTB: u64 = 0x4010_0000;
+    /// The most bytes the host's device tree may take (it ends below HOST_ENTRY).
+    pub const HOST_DTB_MAX: u64 = 0x10_0000;
     /// Where KCore enters the host stub on the boot CPU (its ELF is linked there; QEMU puts
     /// the device tree in the MiB at RAM_BASE).
     pub const HOST_ENTRY: u64 = 0x4020_0000;
@@ -79,9 +85,26 @@ pub mod map {
     pub const DATA_PAGES: u64 = 0x4600_0000;
     /// Host pages the host-fault benchmark touches once each.
     pub const BENCH_PAGES: u64 = 0x4800_0000;
+    /// A Linux host: its `Image` at HOST_ENTRY, and here the boot bundle `cargo xtask linux`
+    /// loads: a header (`linux` below), then the initramfs at `linux::INITRD_OFFSET`.
+    pub const LINUX_BUNDLE: u64 = 0x5000_0000;
     /// Where every VM's image loads, and its data pages (the simulator's host model's).
     pub const GUEST_LOAD: u64 = 0x8000_0000;
     pub const GUEST_DATA: u64 = 0x8040_0000;
+}
+
+/// The Linux boot bundle (`map::LINUX_BUNDLE`): what KCore needs to enter a Linux host as
+/// a boot loader would (arm64 booting.rst): the command line and where the initramfs is.
+pub mod linux {
+    /// "CVLINUX1", little-endian.
+    pub const MAGIC: u64 = u64::from_le_bytes(*b"CVLINUX1");
+    /// Header words: magic, initramfs bytes, command-line bytes; the command line (no NUL)
+    /// from byte `CMDLINE_OFFSET`; the initramfs from byte `INITRD_OFFSET`.
+    pub const CMDLINE_OFFSET: u64 = 64;
+    pub const CMDLINE_MAX: u64 = 1024;
+    pub const INITRD_OFFSET: u64 = 4096;
+    /// The arm64 `Image` header's magic ("ARM\x64", at byte 56; booting.rst).
+    pub const IMAGE_MAGIC: u32 = 0x644D_5241;
 }
 
 /// The guest bundle the host stub loads (written by `cargo xtask qemu`).

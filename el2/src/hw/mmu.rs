@@ -3,8 +3,9 @@
 //!
 //! * RAM: normal write-back cacheable, inner shareable, read-write, never executable, in
 //!   2 MiB blocks (KCore reads and scrubs any RAM page; its own tables live there);
-//! * the KCore image: 4 KiB pages, code read-only and executable, the rest read-write and
-//!   never executable (SCTLR_EL2.WXN as well); the guard page below each CPU's stack unmapped;
+//! * the KCore image: 4 KiB pages, code read-only and executable, read-only data read-only
+//!   and never executable, the rest read-write and never executable (SCTLR_EL2.WXN as
+//!   well); the guard page below each CPU's stack unmapped;
 //! * the PL011: one 4 KiB device-nGnRE page;
 //! * everything else unmapped (an access is a KCore fault).
 //!
@@ -19,13 +20,15 @@ use core::ptr::addr_of_mut;
 const BLOCK: u64 = 0x20_0000;
 /// 2 MiB blocks of the image's 16 MiB (link.ld IMAGE_LIMIT) mapped with pages.
 const IMAGE_BLOCKS: usize = 8;
+/// GiB of RAM (one level-2 table each).
+const RAM_GIB: usize = ((RAM_END - RAM_BASE) >> 30) as usize;
 
 #[repr(C, align(4096))]
 struct Tables {
     l1: [u64; 512],
     l2_low: [u64; 512],
     l3_uart: [u64; 512],
-    l2_ram: [u64; 512],
+    l2_ram: [[u64; 512]; RAM_GIB],
     l3_image: [[u64; 512]; IMAGE_BLOCKS],
 }
 
@@ -33,7 +36,7 @@ static mut TABLES: Tables = Tables {
     l1: [0; 512],
     l2_low: [0; 512],
     l3_uart: [0; 512],
-    l2_ram: [0; 512],
+    l2_ram: [[0; 512]; RAM_GIB],
     l3_image: [[0; 512]; IMAGE_BLOCKS],
 };
 
@@ -52,6 +55,7 @@ const AF: u64 = 1 << 10;
 const XN: u64 = 1 << 54;
 
 const NORMAL_RW: u64 = (ATTR_NORMAL_WB << 2) | AP1_RES1 | SH_INNER | AF | XN;
+const NORMAL_RO: u64 = (ATTR_NORMAL_WB << 2) | AP1_RES1 | AP_RO | SH_INNER | AF | XN;
 const NORMAL_RX: u64 = (ATTR_NORMAL_WB << 2) | AP1_RES1 | AP_RO | SH_INNER | AF;
 const DEVICE_RW: u64 = (ATTR_DEVICE_NGNRE << 2) | AP1_RES1 | AF | XN;
 
@@ -95,8 +99,9 @@ fn idx(va: u64, level: u32) -> usize {
 
 /// Builds the tables (boot CPU, MMU off, before any other CPU runs).
 pub fn build() {
-    assert!(RAM_BASE.is_multiple_of(1 << 30) && RAM_END - RAM_BASE == 1 << 30);
+    assert!(RAM_BASE.is_multiple_of(1 << 30) && RAM_END.is_multiple_of(1 << 30));
     let (img_start, text_end, img_end) = image_bounds();
+    let rodata_end = super::percpu::rodata_end();
     let first_block = ((img_start - RAM_BASE) / BLOCK) as usize;
     assert!(img_start % BLOCK == 0 && img_end <= img_start + IMAGE_BLOCKS as u64 * BLOCK);
     // SAFETY: only the boot CPU runs, the MMU is off and no walker uses the tables yet; no
@@ -105,11 +110,13 @@ pub fn build() {
     t.l1[idx(0, 1)] = (t.l2_low.as_ptr() as u64) | TABLE;
     t.l2_low[idx(UART_BASE, 2)] = (t.l3_uart.as_ptr() as u64) | TABLE;
     t.l3_uart[idx(UART_BASE, 3)] = UART_BASE | DEVICE_RW | PAGE_DESC;
-    t.l1[idx(RAM_BASE, 1)] = (t.l2_ram.as_ptr() as u64) | TABLE;
-    for i in 0..512usize {
+    for g in 0..RAM_GIB {
+        t.l1[idx(RAM_BASE, 1) + g] = (t.l2_ram[g].as_ptr() as u64) | TABLE;
+    }
+    for i in 0..512 * RAM_GIB {
         let pa = RAM_BASE + i as u64 * BLOCK;
         let k = i.wrapping_sub(first_block);
-        t.l2_ram[i] = if k < IMAGE_BLOCKS {
+        t.l2_ram[i / 512][i % 512] = if k < IMAGE_BLOCKS {
             (t.l3_image[k].as_ptr() as u64) | TABLE
         } else {
             pa | NORMAL_RW | BLOCK_DESC
@@ -123,6 +130,8 @@ pub fn build() {
                 0
             } else if pa < text_end {
                 pa | NORMAL_RX | PAGE_DESC
+            } else if pa < rodata_end {
+                pa | NORMAL_RO | PAGE_DESC
             } else {
                 pa | NORMAL_RW | PAGE_DESC
             };

@@ -39,6 +39,7 @@ extern "C" {
     static __stacks_start: u8;
     static __image_start: u8;
     static __text_end: u8;
+    static __rodata_end: u8;
     static __image_end: u8;
 }
 
@@ -55,6 +56,11 @@ pub fn guard_page(cpu: usize) -> u64 {
 }
 
 /// `[start, text end, image end)` of the KCore image.
+/// The end of the image's read-only data (link.ld: `.rodata` follows the code).
+pub fn rodata_end() -> u64 {
+    core::ptr::addr_of!(__rodata_end) as u64
+}
+
 pub fn image_bounds() -> (u64, u64, u64) {
     (
         core::ptr::addr_of!(__image_start) as u64,
