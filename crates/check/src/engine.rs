@@ -264,7 +264,7 @@ pub fn kcore_layout(
 ) -> Result<corevisor_kcore::layout::Layout, corevisor_kcore::layout::RegionTooSmall> {
     let pools = &profile.c.pools;
     let spans = corevisor_kcore::layout::PoolSpans {
-        npt: (pools.pt_pool_per_vm * (COREVISOR + 1)) as u64,
+        npt: pools.npt_span() as u64,
         smmu: (pools.smmu_pool_end - SMMU_POOL_START) as u64,
     };
     corevisor_kcore::layout::Layout::plan(
@@ -286,7 +286,7 @@ pub fn kcore_layout(
 fn check_host_capacity(profile: &Profile, m: &Machine) -> Result<(), EngineError> {
     const REGION: Z = 0x20_0000;
     let p = &profile.c.pools;
-    let tables = (p.pt_pool_per_vm - p.pmd_offset) / PAGE_SIZE;
+    let tables = p.l3_tables(HOSTVISOR);
     let mut regions = std::collections::BTreeSet::new();
     let mut cover = |from: Z, to: Z| {
         for r in from / REGION..(to + REGION - 1) / REGION {

@@ -10,7 +10,7 @@
 use corevisor_check::abs::abs_spt;
 use corevisor_check::engine::{kcore_layout, Outcome};
 use corevisor_check::lockstep::{abstract_machine, Lockstep};
-use corevisor_kcore::consts::{COREVISOR, HOSTVISOR, PAGE_SIZE};
+use corevisor_kcore::consts::{pool_start, COREVISOR, HOSTVISOR, PAGE_SIZE};
 use corevisor_kcore::layout::Layout;
 use corevisor_kcore::smmu::BANKS;
 use corevisor_sim::machine::CoreMachine;
@@ -104,7 +104,7 @@ fn base() -> &'static (Lockstep, Layout) {
 /// simulator's bases, at 2^40 and 2^47, and at 0).
 fn interesting(l: &Layout) -> Vec<u64> {
     let mut v = Vec::new();
-    let pools = (0..=COREVISOR as u64).map(|p| l.pt.pt_base + p * 0x10_0000);
+    let pools = (0..=COREVISOR).map(|p| l.pt.phys(pool_start(p)));
     let slots = [
         l.kcore_base,
         l.image_base,

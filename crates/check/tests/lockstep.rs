@@ -102,7 +102,7 @@ fn the_checker_notices_each_kind_of_divergence() {
 /// there without calling it a mismatch (ARCHITECTURE.md: "model None = outside the
 /// contract, not a failure"). The RAM is 8 GiB: a reclaim longer than the RAM's pages is
 /// refused by KCore itself (deviation `share_loop_unbounded`), this one is not (KCore keeps
-/// all but 392 MiB: the host's stage-2 pool maps at most 470 MiB, `check_host_capacity`).
+/// all but 392 MiB: the host's stage-2 pool maps at most 2006 MiB, `check_host_capacity`).
 #[test]
 fn outside_the_spec_contract_the_checked_run_stops_without_a_mismatch() {
     let text = r#"{"name": "t", "profile": "arm", "machine": {"ram_mib": 8192, "kcore_mib": 7800}, "steps": [

@@ -723,30 +723,62 @@ fn device_outside_mmio() {
 #[test]
 fn arm_pool_geometry() {
     // The seed gives each principal a 32 MiB table pool; 17 of them do not fit a KCore region
-    // of a few MiB, so the arm profile packs 1 MiB per principal (docs/deviations.md). The
-    // cursors keep the seed's shape: root first, then level 1, 2 and 3 pages.
+    // of a few MiB, so the arm profile packs 1 MiB per VM and for KCore, and 4 MiB for the
+    // host, whose 1003 level-3 tables map a Linux host of 1.5 GiB at 4 KiB
+    // (docs/deviations.md). The cursors keep the seed's shape: root first, then level 1, 2
+    // and 3 pages.
     let p = |k: ProfileKind| Profile::of(k).c.pools;
     both(
         |k| {
             (
                 p(k).pt_pool_per_vm,
+                p(k).host_pool_extra,
                 p(k).smmu_pool_end - p(k).smmu_pgd_start,
             )
         },
-        (0x200_0000, 0x20_0000),
-        (0x10_0000, 0x14_0000),
+        (0x200_0000, 0, 0x20_0000),
+        (0x10_0000, 0x30_0000, 0x14_0000),
+    );
+    // Level-3 tables: the host's and a VM's.
+    both(
+        |k| (p(k).l3_tables(HOSTVISOR), p(k).l3_tables(1)),
+        (5887, 5887),
+        (1003, 235),
     );
     // The core allocates with exactly the arm geometry.
     use corevisor_kcore::consts as kc;
     let a = Pools::ARM;
     assert_eq!(
-        (a.pt_pool_per_vm, a.pgd_offset, a.pud_offset, a.pmd_offset),
+        (
+            a.pt_pool_per_vm,
+            a.host_pool_extra,
+            a.pgd_offset,
+            a.pud_offset,
+            a.pmd_offset
+        ),
         (
             kc::PT_POOL_PER_VM as Z,
+            kc::HOST_POOL_EXTRA as Z,
             kc::PGD_OFFSET as Z,
             kc::PUD_OFFSET as Z,
             kc::PMD_OFFSET as Z
         )
+    );
+    for v in 0..=COREVISOR {
+        let u = v as u32;
+        assert_eq!(
+            (a.pool_start(v), a.pmd_start(v), a.pool_end(v)),
+            (
+                kc::pool_start(u) as Z,
+                kc::pmd_start(u) as Z,
+                kc::pool_end(u) as Z
+            ),
+            "principal {v}"
+        );
+    }
+    assert_eq!(
+        a.npt_span(),
+        corevisor_kcore::layout::PoolSpans::ARM.npt as Z
     );
     use corevisor_kcore::smmu as ks;
     assert_eq!(
@@ -757,10 +789,10 @@ fn arm_pool_geometry() {
             ks::SMMU_POOL_END as Z
         )
     );
-    // Under arm, KCore's whole state fits in 20 MiB of the default machine's 32 MiB region;
-    // the seed's pools do not fit it.
+    // Under arm, KCore's whole state fits in 23 MiB of the default machine's 32 MiB region
+    // (20 MiB of stage-2 pools); the seed's pools do not fit it.
     let arm = corevisor_check::engine::kcore_layout(ARM, &Machine::default()).unwrap();
-    assert!(arm.end - arm.kcore_base <= 20 << 20, "{arm:?}");
+    assert!(arm.end - arm.kcore_base <= 23 << 20, "{arm:?}");
     let seed = corevisor_check::engine::kcore_layout(SEED, &Machine::default());
     assert!(seed.is_err(), "{seed:?}");
 }

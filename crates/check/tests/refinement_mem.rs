@@ -4,7 +4,7 @@
 //! operation, including halts and pool exhaustion; the architectural walker agrees with
 //! `abs`; a missing TLB invalidation is caught as a stale translation.
 
-use corevisor_check::abs::{abs_npt, abs_shared};
+use corevisor_check::abs::{abs_npt, abs_shared, abs_shared_but_pages};
 use corevisor_kcore::consts as kc;
 use corevisor_kcore::hw::{Discard, Hw, Untrusted};
 use corevisor_kcore::layout::Layout;
@@ -592,6 +592,57 @@ fn a_tlb_invalidation_removes_the_stale_translation() {
         None,
         "after break-before-make and TLBI the host faults"
     );
+}
+
+/// The host's 4 KiB map capacity under arm (deviation `arm_pool_geometry`): its 4 MiB pool
+/// holds 1003 level-3 tables, one per 2 MiB region it touches, enough for a Linux host of
+/// 1.5 GiB (QEMU `-m 2G`: 1472 MiB of host RAM, 736 regions) and its devices. On a machine
+/// with more host RAM than that (2.5 GiB, 32 MiB of it KCore's), the host maps a page in each
+/// of 1003 distinct regions, and its touch of the 1004th halts KCore exactly where the model
+/// halts, with S2PAGE and NPT poisoned; every VM's pool keeps its 235.
+#[test]
+fn the_host_maps_1003_regions_at_4k_and_halts_on_the_1004th() {
+    let pools = &P.c.pools;
+    assert_eq!(pools.l3_tables(HOSTVISOR), 1003);
+    assert!((1..=COREVISOR).all(|v| pools.l3_tables(v) == 235));
+    assert!(
+        pools.l3_tables(HOSTVISOR) >= 800,
+        "a host of 1.5 GiB and its devices"
+    );
+    let m = Machine {
+        ram_base: RAM as Z,
+        ram_mib: 2560,
+        kcore_mib: 32,
+        ..Machine::default()
+    };
+    let core = Core::boot(SimMemory::new(), layout(&m));
+    let mut model = m.initial_shared(P);
+    const REGION: u64 = 0x20_0000;
+    let tables = pools.l3_tables(HOSTVISOR) as u64;
+    for i in 0..=tables {
+        // A different page of each region: only the region decides the table.
+        let addr = RAM + i * REGION + (i % 512) * 4096;
+        let core_halt = core.local_map_host(addr, &mut Discard).is_err();
+        let (next, model_halt) = local_map_host_declared(P, &m.mmio, addr as Z, &model);
+        model = next;
+        assert_eq!(core_halt, model_halt, "region {i}: halt flags differ");
+        assert_eq!(core_halt, i == tables, "region {i} (of {tables} tables)");
+        if i % 100 == 0 || i + 1 >= tables {
+            assert_eq!(
+                abs_npt(&core, kc::HOSTVISOR),
+                model.npts.get(HOSTVISOR).clone(),
+                "region {i}: the host's table"
+            );
+        }
+    }
+    let host = model.npts.get(HOSTVISOR);
+    assert_eq!(
+        host.pt_pmd_next,
+        pools.pool_end(HOSTVISOR),
+        "every level-3 table used"
+    );
+    assert!(!*model.hlock.get(S2PAGE_ID) && !*model.hlock.get(NPT_ID));
+    assert_eq!(abs_shared_but_pages(&core, &model), model);
 }
 
 /// Page-table pages used per GiB mapped (docs/kcore-memory.md): 4 KiB pages need one leaf

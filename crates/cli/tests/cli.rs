@@ -252,11 +252,11 @@ fn help_names_every_command_and_option() {
 
 #[test]
 fn more_host_ram_than_its_stage2_pool_maps_is_refused() {
-    // Issue 20: 1 GiB with 32 MiB for KCore leaves the host 992 MiB, 496 regions of 2 MiB;
-    // its pool has 235 level-3 tables under arm (docs/deviations.md).
+    // Issue 20: 2.5 GiB with 32 MiB for KCore leaves the host 2528 MiB, 1264 regions of
+    // 2 MiB; its pool has 1003 level-3 tables under arm (docs/deviations.md).
     let big = GOOD.replace(
         "\"profile\": \"arm\",",
-        "\"profile\": \"arm\", \"machine\": { \"ram_mib\": 1024, \"kcore_mib\": 32 },",
+        "\"profile\": \"arm\", \"machine\": { \"ram_mib\": 2560, \"kcore_mib\": 32 },",
     );
     for engine in ["model", "core"] {
         let p = scenario_file("big.json", &big);
@@ -265,11 +265,11 @@ fn more_host_ram_than_its_stage2_pool_maps_is_refused() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{engine}: one line, got {err:?}");
         assert!(
-            err.contains("\"machine.ram_mib\"") && err.contains("235"),
+            err.contains("\"machine.ram_mib\"") && err.contains("1003"),
             "{engine}: {err}"
         );
     }
-    // Within the pool (466 MiB below KCore, 233 regions and the 2 of the devices), it runs.
+    // Within the pool (2002 MiB below KCore, 1001 regions and the 2 of the devices), it runs.
     let p = scenario_file(
         "fits.json",
         &big.replace("\"kcore_mib\": 32", "\"kcore_mib\": 558"),
@@ -285,7 +285,7 @@ fn more_host_ram_than_its_stage2_pool_maps_is_refused() {
 
 #[test]
 fn a_kcore_region_too_small_for_its_pools_is_refused() {
-    // Issue 9: 4 MiB cannot hold the arm profile's 17 MiB of table pools.
+    // Issue 9: 4 MiB cannot hold the arm profile's 20 MiB of table pools.
     let small = GOOD.replace(
         "\"profile\": \"arm\",",
         "\"profile\": \"arm\", \"machine\": { \"ram_mib\": 64, \"kcore_mib\": 4 },",

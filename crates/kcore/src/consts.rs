@@ -30,11 +30,14 @@ pub const PMD_TABLE_BIT: u64 = 2;
 pub const PHYS_PAGE_MASK: u64 = 0xFFFF_FFFF_F000;
 
 /// Pool geometry: the model's abstract cursors under the `arm` profile (`Pools::ARM` of the
-/// model; deviation `arm_pool_geometry`), per principal: a 1 MiB pool with its root page,
-/// 4 level-1, 16 level-2 and 235 level-3 table pages. The page for cursor `c` is at
+/// model; deviation `arm_pool_geometry`), per VM and for KCore: a 1 MiB pool with its root
+/// page, 4 level-1, 16 level-2 and 235 level-3 table pages; the host's pool is
+/// `HOST_POOL_EXTRA` larger (4 MiB: 1003 level-3 pages). The page for cursor `c` is at
 /// `pt_base + (c - PT_POOL_START)`, inside KCore's region (`layout.rs`).
 pub const PT_POOL_START: u64 = 0x1_0000;
 pub const PT_POOL_PER_VM: u64 = 0x10_0000;
+/// The host's (principal 0's) extra level-3 table pages, in bytes: 768 pages.
+pub const HOST_POOL_EXTRA: u64 = 0x30_0000;
 pub const PGD_OFFSET: u64 = 0x1000;
 pub const PUD_OFFSET: u64 = 0x5000;
 pub const PMD_OFFSET: u64 = 0x1_5000;
@@ -51,7 +54,8 @@ pub const EXPORT_ID: u32 = 39;
 pub const CTXT_ID: u32 = 40;
 
 pub const fn pool_start(v: u32) -> u64 {
-    PT_POOL_START + PT_POOL_PER_VM * v as u64
+    let extra = if v > HOSTVISOR { HOST_POOL_EXTRA } else { 0 };
+    PT_POOL_START + PT_POOL_PER_VM * v as u64 + extra
 }
 pub const fn pgd_start(v: u32) -> u64 {
     pool_start(v) + PGD_OFFSET
@@ -65,6 +69,8 @@ pub const fn pmd_start(v: u32) -> u64 {
 pub const fn pool_end(v: u32) -> u64 {
     pool_start(v + 1)
 }
+/// The bytes all 17 principals' pools span together (`PoolSpans::ARM.npt`).
+pub const NPT_POOLS_BYTES: u64 = pool_end(COREVISOR) - pool_start(HOSTVISOR);
 pub const fn phys_page(a: u64) -> u64 {
     a & PHYS_PAGE_MASK
 }

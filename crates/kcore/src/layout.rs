@@ -38,7 +38,7 @@ pub struct PoolSpans {
 impl PoolSpans {
     /// What this core allocates (the `arm` profile's geometry).
     pub const ARM: PoolSpans = PoolSpans {
-        npt: PT_POOL_PER_VM * (COREVISOR as u64 + 1),
+        npt: NPT_POOLS_BYTES,
         smmu: SMMU_POOL_END - SMMU_POOL_START,
     };
 }

@@ -2,7 +2,10 @@
 //! keeps in it, slots are in order, aligned and disjoint, the pools' highest pages fall
 //! inside their slots, and a region is refused exactly when it cannot hold them all.
 
-use corevisor_kcore::consts::{COREVISOR, PAGE_SIZE, PT_POOL_PER_VM, PT_POOL_START};
+use corevisor_kcore::consts::{
+    pool_end, pool_start, COREVISOR, HOSTVISOR, HOST_POOL_EXTRA, PAGE_SIZE, PT_POOL_PER_VM,
+    PT_POOL_START,
+};
 use corevisor_kcore::layout::{Layout, PoolSpans, RegionTooSmall, PERCPU_BYTES};
 use corevisor_kcore::smmu::{SmmuPool, SMMU_POOL_END, SMMU_POOL_START};
 use proptest::prelude::*;
@@ -46,8 +49,22 @@ fn slot_sizes(ram: u64, cpus: usize, image: u64) -> [u64; 5] {
 
 #[test]
 fn the_arm_pools_span_every_cursor_their_allocators_hand_out() {
-    // The stage-2 pools: 17 principals (0..=COREVISOR) of PT_POOL_PER_VM each.
-    assert_eq!(PoolSpans::ARM.npt, PT_POOL_PER_VM * (COREVISOR as u64 + 1));
+    // The stage-2 pools: 17 principals (0..=COREVISOR) of PT_POOL_PER_VM each, the host's
+    // HOST_POOL_EXTRA larger, back to back from PT_POOL_START.
+    assert_eq!(
+        PoolSpans::ARM.npt,
+        PT_POOL_PER_VM * (COREVISOR as u64 + 1) + HOST_POOL_EXTRA
+    );
+    assert_eq!(pool_start(HOSTVISOR), PT_POOL_START);
+    assert_eq!(
+        pool_end(HOSTVISOR) - pool_start(HOSTVISOR),
+        PT_POOL_PER_VM + HOST_POOL_EXTRA
+    );
+    for v in 1..=COREVISOR {
+        assert_eq!(pool_start(v), pool_end(v - 1));
+        assert_eq!(pool_end(v) - pool_start(v), PT_POOL_PER_VM);
+    }
+    assert_eq!(pool_end(COREVISOR), PT_POOL_START + PoolSpans::ARM.npt);
     let l = plan(0x4000_0000, 2048, 600, 4, 3 * MIB).unwrap();
     let last_npt = l.pt.phys(PT_POOL_START + PoolSpans::ARM.npt - PAGE_SIZE);
     assert!(

@@ -221,6 +221,10 @@ pub fn stage2_pgd_index(a: Z) -> Z {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Pools {
     pub pt_pool_per_vm: Z,
+    /// Bytes the host's (principal 0's) pool has beyond `pt_pool_per_vm`, all of them
+    /// level-3 tables: the host's pool ends, and every later principal's starts, this much
+    /// further on. 0 in the seed (every pool the same size).
+    pub host_pool_extra: Z,
     pub pgd_offset: Z,
     pub pud_offset: Z,
     pub pmd_offset: Z,
@@ -233,6 +237,7 @@ impl Pools {
     /// The seed's `Constants.md` values.
     pub const SEED: Pools = Pools {
         pt_pool_per_vm: 0x200_0000,
+        host_pool_extra: 0,
         pgd_offset: 0x1000,
         pud_offset: 0x10_1000,
         pmd_offset: 0x90_1000,
@@ -240,11 +245,14 @@ impl Pools {
         smmu_pmd_start: 0x21_0000,
         smmu_pool_end: 0x31_0000,
     };
-    /// `arm`: 1 MiB per principal (root, 4 level-1, 16 level-2 and 235 level-3 table pages)
-    /// and a packed SMMU pool (64 level-2, 256 level-3 table pages after the 16 roots), so
-    /// all of them fit in KCore's region. Must equal `corevisor_kcore::consts`.
+    /// `arm`: 1 MiB per VM and for KCore (root, 4 level-1, 16 level-2 and 235 level-3 table
+    /// pages), 4 MiB for the host (the same, then 768 more level-3 pages: 1003, for a Linux
+    /// host of 1.5 GiB mapped at 4 KiB), and a packed SMMU pool (64 level-2, 256 level-3
+    /// table pages after the 16 roots), so all of them fit in KCore's region. Must equal
+    /// `corevisor_kcore::consts`.
     pub const ARM: Pools = Pools {
         pt_pool_per_vm: 0x10_0000,
+        host_pool_extra: 0x30_0000,
         pgd_offset: 0x1000,
         pud_offset: 0x5000,
         pmd_offset: 0x1_5000,
@@ -254,7 +262,12 @@ impl Pools {
     };
 
     pub fn pool_start(&self, v: Z) -> Z {
-        PT_POOL_START + self.pt_pool_per_vm * v
+        let extra = if v > HOSTVISOR {
+            self.host_pool_extra
+        } else {
+            0
+        };
+        PT_POOL_START + self.pt_pool_per_vm * v + extra
     }
     pub fn pgd_start(&self, v: Z) -> Z {
         self.pool_start(v) + self.pgd_offset
@@ -270,6 +283,15 @@ impl Pools {
     }
     pub fn pt_vttbr(&self, v: Z) -> Z {
         self.pool_start(v) | (v << 48)
+    }
+    /// The bytes all 17 principals' pools span together.
+    pub fn npt_span(&self) -> Z {
+        self.pool_end(COREVISOR) - self.pool_start(HOSTVISOR)
+    }
+    /// The level-3 table pages of principal `v`'s pool: the 2 MiB regions it can map at
+    /// 4 KiB.
+    pub fn l3_tables(&self, v: Z) -> Z {
+        (self.pool_end(v) - self.pmd_start(v)) / PAGE_SIZE
     }
 }
 pub fn SMMU_TTBR(index: Z, cbndx: Z) -> Z {
@@ -311,6 +333,8 @@ mod tests {
         assert_eq!(p.pud_start(1) - p.pgd_start(1), 256 * 4096);
         assert_eq!(p.pmd_start(1) - p.pud_start(1), 2048 * 4096);
         assert_eq!(p.pool_end(1) - p.pmd_start(1), 5887 * 4096);
+        assert_eq!(p.l3_tables(HOSTVISOR), 5887);
+        assert_eq!(p.npt_span(), 17 * 0x200_0000);
         assert_eq!(SMMU_TTBR(1, 2), 0x1_0000 + 10 * 8192);
         assert_eq!(p.pt_vttbr(3) >> 48, 3);
     }
@@ -323,7 +347,14 @@ mod tests {
         assert_eq!(a.pud_start(1) - a.pgd_start(1), 4 * 4096);
         assert_eq!(a.pmd_start(1) - a.pud_start(1), 16 * 4096);
         assert_eq!(a.pool_end(1) - a.pmd_start(1), 235 * 4096);
-        assert_eq!(a.pool_end(COREVISOR) - a.pool_start(0), 17 << 20);
+        assert_eq!(a.l3_tables(COREVISOR), 235);
+        // The host's pool alone is 4 MiB: the same shape, 1003 level-3 pages.
+        assert_eq!(a.pool_end(0) - a.pool_start(0), 4 << 20);
+        assert_eq!(a.pmd_start(0) - a.pool_start(0), a.pmd_offset);
+        assert_eq!(a.l3_tables(HOSTVISOR), 1003);
+        assert_eq!(a.pool_start(1), a.pool_end(0));
+        assert_eq!(a.npt_span(), 20 << 20);
+        assert_eq!(a.pool_end(COREVISOR) - a.pool_start(0), 20 << 20);
         // The SMMU pool starts after the 16 banks' two-page roots.
         assert_eq!(a.smmu_pgd_start, SMMU_TTBR(1, 7) + 8192);
         assert!(a.smmu_pool_end - SMMU_POOL_START < s.smmu_pool_end - SMMU_POOL_START);

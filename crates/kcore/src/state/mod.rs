@@ -195,7 +195,7 @@ impl<H: Hw> Core<H> {
         let l = c.layout;
         let ram_pages = (l.ram_end - l.ram_base) / PAGE_SIZE;
         c.hw.zero_range(l.meta_base, ram_pages * 8);
-        c.hw.zero_range(l.pt.pt_base, PT_POOL_PER_VM * PRINCIPALS as u64);
+        c.hw.zero_range(l.pt.pt_base, NPT_POOLS_BYTES);
         c.hw.zero_range(l.smmu_base, SMMU_POOL_END - SMMU_POOL_START);
         // KCore's own region is KCore's from now on.
         let kcore = S2Page {
