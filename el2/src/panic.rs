@@ -32,12 +32,13 @@ pub fn halted(s: Stop) -> ! {
     console::with_panicking(|u| {
         let _ = writeln!(
             u,
-            "KCORE HALT: kcore halted (its defined panic) on cpu {} in {} ({:?} by {}, result {:?}); KCore stops the machine",
+            "KCORE HALT: kcore halted (its defined panic) on cpu {} in {} ({:?} by {}, result {:?}); KCore stops the machine; host stage-2 faults served: {}",
             st.cpu,
             st.entry.name(),
             st.action,
             if st.principal == 0 { "the host" } else { "a VM" },
-            st.result
+            st.result,
+            crate::trap::host_faults()
         );
     });
     end(true, "kcore halted")

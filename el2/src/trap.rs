@@ -9,7 +9,16 @@ use crate::hw::percpu::TrapFrame;
 use crate::hw::{psci, regs};
 use crate::kcore_glue;
 use crate::platform::UART_BASE;
+use core::sync::atomic::{AtomicU64, Ordering};
 use el2_abi::psci as id;
+
+/// Host stage-2 faults kcore served (every CPU), reported when the machine stops.
+static HOST_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// Host stage-2 faults kcore served so far.
+pub fn host_faults() -> u64 {
+    HOST_FAULTS.load(Ordering::Relaxed)
+}
 
 const EC_WFX: u64 = 0x01;
 const EC_HVC64: u64 = 0x16;
@@ -79,6 +88,7 @@ fn host(frame: &mut TrapFrame, esr: u64) -> Result<(), kcore_glue::Stop> {
                 uart_access(frame, esr);
                 Ok(())
             } else {
+                HOST_FAULTS.fetch_add(1, Ordering::Relaxed);
                 kcore_glue::host_fault(frame, esr)
             }
         }
@@ -125,12 +135,13 @@ fn psci_relay(frame: &mut TrapFrame) {
         }
         id::SYSTEM_OFF | id::SYSTEM_RESET => {
             crate::kprintln!(
-                "psci: cpu {cpu} {} (relayed)",
+                "psci: cpu {cpu} {} (relayed); host stage-2 faults served: {}",
                 if fid == id::SYSTEM_OFF {
                     "SYSTEM_OFF"
                 } else {
                     "SYSTEM_RESET"
-                }
+                },
+                host_faults()
             );
             crate::trace::final_line(false, "host SYSTEM_OFF");
             psci::smc(fid, 0, 0, 0)

@@ -15,6 +15,9 @@
 //! * `cargo xtask qemu [--cpu NAME]` — KCore at EL2 on QEMU with the EL1 host stub and guest:
 //!   installs QEMU when missing, builds, boots, checks the console, writes the trace
 //!   (`target/qemu-trace.jsonl`), prints a summary with the `el2-counts` line (docs/el2.md).
+//! * `cargo xtask linux [--cpu NAME].. [--quick]` — Debian's arm64 kernel as KCore's host on
+//!   QEMU (xtask/src/linux.rs): boots to a shell on two CPUs, checks the workload, the typed
+//!   attacks ending in KCore's halt and the trace against the model; the boot-cost ratio.
 //! * `cargo xtask soak-faults [--steps N] [--judge isolation]` — `corevisor soak` (default
 //!   seed, 100,000 steps) must pass on the healthy core and fail with each of issue 20's
 //!   planted faults (xtask/src/soak_faults.rs).
@@ -29,6 +32,7 @@ use std::process::{exit, Command};
 
 mod cargo_mutants;
 mod fuzz;
+mod linux;
 mod qemu;
 mod soak_faults;
 
@@ -38,13 +42,14 @@ fn main() {
         Some("test") => test(),
         Some("coverage") => coverage().map(|f| println!("spec branch coverage: {f}")),
         Some("qemu") => qemu::qemu(&root(), &args[1..]),
+        Some("linux") => linux::linux(&root(), &args[1..]),
         Some("fuzz") => fuzz::fuzz(&root(), &args[1..]),
         Some("mutants") => mutants(args.iter().any(|a| a == "--fast")),
         Some("cargo-mutants") => cargo_mutants::cargo_mutants(&root(), &args[1..]),
         Some("soak-faults") => soak_faults::soak_faults(&root(), &args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|fuzz TARGET [--time S]|mutants [--fast]|soak-faults [--steps N] [--judge isolation]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR] [--iterate [--only S,..]]>"
+                "usage: cargo xtask <test|coverage|qemu [--cpu NAME]|linux [--cpu NAME].. [--quick]|fuzz TARGET [--time S]|mutants [--fast]|soak-faults [--steps N] [--judge isolation]|cargo-mutants [--shard K/N] [--suites a,b] [--out DIR] [--iterate [--only S,..]]>"
             );
             exit(2);
         }

@@ -243,7 +243,7 @@ fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
 
 /// `corevisor check-trace FILE` (the dev-profile binary, which `cargo test` has built): its
 /// summary line, or why it failed (exit 1: the first disagreeing entry; 2: malformed).
-fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
+pub(crate) fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
     println!("==> corevisor check-trace {}", trace.display());
     let out = super::cargo()
         .args(["run", "-q", "-p", "corevisor", "--", "check-trace"])
