@@ -84,6 +84,11 @@ pub fn primary(x0: u64) -> ! {
     };
     VTCR.store(vtcr, Ordering::Relaxed);
     let n = (regs::pmcr() >> 11) & 0x1F;
+    let features = crate::cpu_features::detect();
+    kprintln!(
+        "CPU features beyond the seed: {} (the host's; trapped for VMs but MOPS: docs/el2.md)",
+        crate::cpu_features::names(features)
+    );
     kcore_glue::boot(m.cpus, devices, n);
     let (meta, pt, smmu, host_vttbr) = kcore_glue::describe();
     kprintln!(
@@ -154,6 +159,7 @@ fn cpu_init(frame: &mut TrapFrame) {
     regs::set_cntvoff(0);
     regs::set_sctlr_el1(SCTLR_EL1_RESET);
     regs::set_cpacr_el1(3 << 20);
+    crate::cpu_features::init_cpu();
     kcore_glue::cpu_init(frame);
     regs::isb();
     regs::tlbi_all_local();

@@ -19,6 +19,7 @@
 
 use crate::hw::lock::{Late, TicketLock};
 use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
+use crate::cpu_features;
 use crate::hw::{phys, regs};
 use crate::platform::*;
 #[cfg(feature = "trace")]
@@ -407,10 +408,10 @@ pub fn enter_host_regs(frame: &mut TrapFrame, entry: u64, spsr: u64, x0: u64) {
 /// kcore's EL2 configuration of the world in `f` into the CPU.
 fn load_el2(f: &Ctxt, host: bool, hpmn: u64) {
     regs::set_vttbr(f.regs.vttbr_el2);
-    regs::set_hcr(f.regs.hcr_el2 | if host { HCR_TSC } else { 0 });
+    regs::set_hcr(f.regs.hcr_el2 | if host { HCR_TSC } else { 0 } | cpu_features::hcr(host));
     regs::set_vmpidr(f.regs.vmpidr_el2);
     regs::set_tpidr_el2(f.regs.tpidr_el2);
-    regs::set_cptr(f.traps.cptr_el2);
+    regs::set_cptr(cpu_features::cptr(f.traps.cptr_el2, host));
     regs::set_mdcr(f.traps.mdcr_el2 | if host { hpmn } else { 0 });
     regs::set_cnthctl(f.traps.cnthctl_el2);
     regs::set_pmselr(f.traps.pmuselr_el0);

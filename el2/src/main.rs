@@ -13,6 +13,7 @@
 
 mod boot;
 mod console;
+mod cpu_features;
 mod fdt;
 mod hw;
 mod kcore_glue;

@@ -78,9 +78,11 @@ pub fn linux(root: &Path, args: &[String]) -> Result<(), String> {
         match a.as_str() {
             "--cpu" => cpus.push(it.next().ok_or("--cpu needs a value")?.clone()),
             "--quick" => quick = true,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "linux: unknown argument {a} (usage: cargo xtask linux [--cpu NAME]... [--quick])"
-            )),
+            ))
+            }
         }
     }
     if cpus.is_empty() {

@@ -4,7 +4,7 @@
 //! (scripts/el2-build.sh: the traced image `kcore-el2` and the production image
 //! `kcore-el2-prod`, built without the trace), makes the guest bundle (the guest's 64 KiB
 //! image, signed with the simulator's development key), boots the traced KCore with the host
-//! stub and the bundle on a Cortex-A57 and on `-cpu max` (2 CPUs, 1 GiB, `-icount shift=0`),
+//! stub and the bundle on a Cortex-A57 and on `-cpu max` (2 CPUs, 2 GiB, `-icount shift=0`),
 //! then the production KCore on the first of those CPUs, and checks each console: every line
 //! must be one KCore, the host or (traced) the trace prints, the run must end with KCore's
 //! halt on the host's read of VM memory, and everything the demo must show must be there.
@@ -26,7 +26,9 @@ const CPUS: [&str; 2] = ["cortex-a57", "max"];
 const TIMEOUT_S: u64 = 150;
 /// The counts' targets (issue 12), against the production image.
 const NULL_HVC_TARGET: u64 = 300;
-const WORLD_SWITCH_TARGET: u64 = 600;
+/// A guest trap handled inside EL2 (exit and resume, no host): `vm_trap_el2`, formerly
+/// `world_switch`.
+const VM_TRAP_TARGET: u64 = 600;
 
 /// The two builds of the KCore image (el2/Cargo.toml, feature `trace`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +118,7 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
         ));
     }
     println!();
-    println!("qemu summary (-M virt,virtualization=on -smp 2 -m 1G -icount shift=0):");
+    println!("qemu summary (-M virt,virtualization=on -smp 2 -m 2G -icount shift=0):");
     println!(
         "  production image ({}, no trace) on -cpu {prod_cpu}: {} s",
         Image::Production.file(),
@@ -138,11 +140,11 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
         );
     }
     println!(
-        "    targets (production image): null_hvc {} <= {NULL_HVC_TARGET}: {}; world_switch {} <= {WORLD_SWITCH_TARGET}: {}",
+        "    targets (production image): null_hvc {} <= {NULL_HVC_TARGET}: {}; vm_trap_el2 {} <= {VM_TRAP_TARGET}: {}",
         n("null_hvc"),
         if n("null_hvc") <= NULL_HVC_TARGET { "met" } else { "missed" },
-        n("world_switch"),
-        if n("world_switch") <= WORLD_SWITCH_TARGET { "met" } else { "missed" },
+        n("vm_trap_el2"),
+        if n("vm_trap_el2") <= VM_TRAP_TARGET { "met" } else { "missed" },
     );
     for (i, (cpu, s)) in summaries.iter().enumerate() {
         println!(
@@ -530,7 +532,8 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
         Some(Ok(Value::Object(m))) => {
             for k in [
                 "null_hvc",
-                "world_switch",
+                "vm_trap_el2",
+                "vm_host_vm",
                 "host_fault",
                 "verify_64k",
                 "sha512_64k",
@@ -598,7 +601,13 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
         {
             errors.push("VM 1 never powered itself off (no guest_psci exit)".into());
         }
-        if steps.iter().any(|s| s["action"] == "guest_hvc_other") {
+        // The benchmark's pings (el2_abi::hvc::GUEST_PING) are the only unknown hypercalls
+        // a healthy guest makes.
+        let ping = format!("{:#x}", el2_abi::hvc::GUEST_PING);
+        if steps
+            .iter()
+            .any(|s| s["action"] == "guest_hvc_other" && s["arguments"]["x0"] != ping.as_str())
+        {
             errors.push("a guest made an unknown hypercall (its failure signal)".into());
         }
         for a in ["guest_store", "guest_wfx", "guest_sysreg"] {
@@ -689,7 +698,7 @@ mod tests {
             "[host] guest checksum: vCPU 0 on cpu 0 0x1, vCPU 1 on cpu 1 0x1: matches the image (0x1)".into(),
             "[kcore] psci: cpu 1 CPU_OFF (relayed)".into(),
             "[host] reclaimed VM 1: scrubbed".into(),
-            "[host] el2-counts: {\"null_hvc\":1,\"world_switch\":2,\"host_fault\":3,\"verify_64k\":4,\"sha512_64k\":5}".into(),
+            "[host] el2-counts: {\"null_hvc\":1,\"vm_trap_el2\":2,\"vm_host_vm\":6,\"host_fault\":3,\"verify_64k\":4,\"sha512_64k\":5}".into(),
             "[kcore] VERIFY_VM_IMAGE: VM 3's image does not match its signature: refused, the VM is powered off".into(),
             "[host] tampered image refused: VM 3".into(),
             "[host] attack: reading VM 4's image page at 0x1 (KCore must halt)".into(),

@@ -10,6 +10,9 @@ pub mod hvc {
     /// Guest hypercalls: share / unshare `[x2, x2 + x3)` with the host.
     pub const GUEST_SHARE: u64 = KVM_SET_DESC_PFN;
     pub const GUEST_UNSHARE: u64 = KVM_UNSET_DESC_PFN;
+    /// A guest hypercall kcore does not serve: it exits to the host (the round-trip
+    /// benchmark's, as SeKVM's "Hypercall": VM -> host -> VM).
+    pub const GUEST_PING: u64 = 0x4B56_0001;
 
     /// Calls 0..32: name and how many argument registers (x1...) each reads.
     const TABLE: [(&str, u8); 32] = {

@@ -107,6 +107,16 @@ pub fn trapped_reads(n: u64) {
     };
 }
 
+/// `n` hypercalls kcore does not serve: each exits to the host, which runs the vCPU again.
+pub fn pings(n: u64) {
+    // SAFETY: a loop of hypercalls; x0 is reloaded each time.
+    unsafe {
+        asm!("1: mov x0, {id}", "hvc #0", "subs {n}, {n}, #1", "b.ne 1b",
+            id = in(reg) el2_abi::hvc::GUEST_PING, n = inout(reg) n => _,
+            out("x0") _, options(nostack))
+    };
+}
+
 /// The same loop with an untrapped read (TPIDR_EL1).
 pub fn untrapped_reads(n: u64) {
     // SAFETY: a loop of register reads.

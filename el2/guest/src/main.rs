@@ -8,8 +8,9 @@
 //!   page (0x82000), and ends: vCPU 0 powers the VM off (PSCI SYSTEM_OFF by HVC), the others
 //!   wait for good.
 //! * offset 4, `bench`: 10,000 trapped system-register reads (ACTLR_EL1, HCR_EL2.TACR), a
-//!   WFI, 10,000 untrapped ones (TPIDR_EL1), a WFI, then SYSTEM_OFF: the host times both
-//!   runs.
+//!   WFI, 10,000 untrapped ones (TPIDR_EL1), a WFI, 10,000 hypercalls kcore does not serve
+//!   (each an exit to the host, which runs the vCPU again), a WFI, then SYSTEM_OFF: the host
+//!   times the runs.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -76,6 +77,8 @@ pub fn bench() -> ! {
     hw::trapped_reads(BENCH_ITERS);
     hw::wfi();
     hw::untrapped_reads(BENCH_ITERS);
+    hw::wfi();
+    hw::pings(BENCH_ITERS);
     hw::wfi();
     hw::hvc(psci::SYSTEM_OFF, 0, 0);
     loop {

@@ -68,6 +68,48 @@ pub fn mpidr() -> u64 {
 pub fn id_aa64mmfr0() -> u64 {
     mrs!("id_aa64mmfr0_el1")
 }
+pub fn id_aa64mmfr1() -> u64 {
+    mrs!("id_aa64mmfr1_el1")
+}
+pub fn id_aa64pfr0() -> u64 {
+    mrs!("id_aa64pfr0_el1")
+}
+pub fn id_aa64pfr1() -> u64 {
+    mrs!("id_aa64pfr1_el1")
+}
+pub fn id_aa64isar1() -> u64 {
+    mrs!("id_aa64isar1_el1")
+}
+/// ID_AA64ISAR2_EL1 (encoded: older assemblers lack the name; RAZ before Armv8.7).
+pub fn id_aa64isar2() -> u64 {
+    mrs!("s3_0_c0_c6_2")
+}
+
+/// EL2 controls of CPU features the seed does not model (Arm ARM D19.2), by encoding so
+/// that any assembler takes them; written only when the CPU has the feature.
+pub mod features {
+    use core::arch::asm;
+    /// ZCR_EL2 (FEAT_SVE).
+    pub fn set_zcr_el2(v: u64) {
+        msr!("s3_4_c1_c2_0", v)
+    }
+    /// SMCR_EL2 (FEAT_SME).
+    pub fn set_smcr_el2(v: u64) {
+        msr!("s3_4_c1_c2_6", v)
+    }
+    /// HCRX_EL2 (FEAT_HCX).
+    pub fn set_hcrx_el2(v: u64) {
+        msr!("s3_4_c1_c2_2", v)
+    }
+    /// HFGRTR_EL2, HFGWTR_EL2, HFGITR_EL2, HDFGRTR_EL2, HDFGWTR_EL2 (FEAT_FGT).
+    pub fn set_fgt_el2(v: u64) {
+        msr!("s3_4_c1_c1_4", v);
+        msr!("s3_4_c1_c1_5", v);
+        msr!("s3_4_c1_c1_6", v);
+        msr!("s3_4_c3_c1_4", v);
+        msr!("s3_4_c3_c1_5", v);
+    }
+}
 pub fn current_el() -> u64 {
     (mrs!("CurrentEL") >> 2) & 3
 }
