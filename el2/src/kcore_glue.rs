@@ -612,14 +612,23 @@ const MAX_LEAF_RUNS: usize = 128;
 /// at most `out.len()` of them; returns how many.
 #[cfg(feature = "trace")]
 fn vm_leaves(core: &Core<El2Hw>, v: u32, out: &mut [(u64, u64)]) -> usize {
-    let rd = |t: u64, i: u64| phys::read64(t + i * 8);
     let mut n = 0;
-    let mut push = |gfn: u64, pages: u64| {
-        if n < out.len() {
+    walk_leaves(core, v, |gfn, level, d| {
+        let pages = if level == 2 { 512 } else { 1 };
+        if n < out.len() && pt::is_valid(d) {
             out[n] = (gfn, pages);
             n += 1;
         }
-    };
+    });
+    n
+}
+
+/// Principal `v`'s stage-2 leaves in gfn order, as `f(gfn, level, descriptor)`: each valid
+/// level-2 block (at its first gfn) and each non-zero level-3 entry.
+#[cfg(feature = "trace")]
+fn walk_leaves(core: &Core<El2Hw>, v: u32, mut f: impl FnMut(u64, u64, u64)) {
+    use corevisor_kcore::consts::phys_page;
+    let rd = |t: u64, i: u64| phys::read64(t + i * 8);
     let root = core.layout.pt.root(v);
     for i0 in 0..512 {
         let d0 = rd(root, i0);
@@ -627,29 +636,63 @@ fn vm_leaves(core: &Core<El2Hw>, v: u32, out: &mut [(u64, u64)]) -> usize {
             continue;
         }
         for i1 in 0..512 {
-            let d1 = rd(corevisor_kcore::consts::phys_page(d0), i1);
+            let d1 = rd(phys_page(d0), i1);
             if !pt::is_table(d1) {
                 continue;
             }
             for i2 in 0..512 {
-                let d2 = rd(corevisor_kcore::consts::phys_page(d1), i2);
+                let d2 = rd(phys_page(d1), i2);
                 let base = (i0 << 27) | (i1 << 18) | (i2 << 9);
                 if !pt::is_valid(d2) {
                     continue;
                 }
                 if !pt::is_table(d2) {
-                    push(base, 512);
+                    f(base, 2, d2);
                     continue;
                 }
                 for i3 in 0..512 {
-                    if pt::is_valid(rd(corevisor_kcore::consts::phys_page(d2), i3)) {
-                        push(base | i3, 1);
+                    let d3 = rd(phys_page(d2), i3);
+                    if d3 != 0 {
+                        f(base | i3, 3, d3);
                     }
                 }
             }
         }
     }
-    n
+}
+
+/// The digest of kcore's whole state (corevisor_kcore::digest: page metadata, every
+/// principal's stage-2 leaves but KCore's, VM records), for the trace's final line; `None`
+/// when another CPU is inside kcore.
+#[cfg(feature = "trace")]
+pub fn state_digest() -> Option<corevisor_kcore::digest::StateDigest> {
+    use corevisor_kcore::consts::phys_page;
+    let mut st = STATE.try_lock()?;
+    let core = &st.glue.get().core;
+    let mut d = corevisor_kcore::digest::Digester::default();
+    let first = RAM_BASE / PAGE_SIZE;
+    for idx in 0..(RAM_END - RAM_BASE) / PAGE_SIZE {
+        let pfn = first + idx;
+        let m = PageMeta(phys::read64(core.hw.meta_base + idx * 8)).unpack(pfn);
+        d.page(pfn, m.owner.into(), m.count.into(), m.gfn);
+    }
+    for v in 0..COREVISOR {
+        walk_leaves(core, v, |gfn, level, desc| {
+            let pfn = phys_page(desc) / PAGE_SIZE;
+            if level == 2 {
+                for k in 0..512 {
+                    d.leaf(v.into(), gfn + k, pfn + k, 2, desc);
+                }
+            } else {
+                d.leaf(v.into(), gfn, pfn, 3, desc);
+            }
+        });
+    }
+    for v in 1..COREVISOR {
+        let info = core.vms[v as usize].read();
+        d.vm(v.into(), info.state.into(), info.vcpu_state.iter().map(|&s| s.into()));
+    }
+    Some(d.finish())
 }
 
 /// Into the trace: principal `vmid`'s stage-2 leaf at `gfn` (descriptor 0: unmapped).

@@ -261,6 +261,10 @@ pub(crate) fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
     );
     let text = text.trim().to_string();
     if out.status.success() && text.starts_with("check-trace: ") {
+        // KCore's final state must have been compared too (the trace's final line).
+        if !text.contains("final state digest agrees") {
+            return Err(format!("the trace gives no final state digest: {text}"));
+        }
         Ok(text)
     } else {
         Err(format!(

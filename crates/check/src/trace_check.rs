@@ -20,6 +20,7 @@
 //! final line (entries, halted).
 
 use crate::engine::{ModelMachine, Outcome};
+use corevisor_kcore::digest::{Digester, StateDigest};
 use corevisor_spec::consts::*;
 use corevisor_spec::profile::{Profile, ProfileKind};
 use corevisor_spec::state::RData;
@@ -108,6 +109,9 @@ pub struct Summary {
     /// Untrusted values fed to the model.
     pub values: usize,
     pub halted: bool,
+    /// The final state digest agreed with the model's, over this many stage-2 leaves;
+    /// `None`: the trace gave none.
+    pub digest: Option<u64>,
 }
 
 impl fmt::Display for Summary {
@@ -119,7 +123,7 @@ impl fmt::Display for Summary {
             .collect();
         write!(
             f,
-            "check-trace: {} steps, 0 mismatches ({} distinct; {}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values; {})",
+            "check-trace: {} steps, 0 mismatches ({} distinct; {}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values; {}; {})",
             self.entries,
             self.distinct,
             by.join(", "),
@@ -131,6 +135,12 @@ impl fmt::Display for Summary {
                 "KCore halted at the end, as the model did"
             } else {
                 "KCore did not halt"
+            },
+            match self.digest {
+                Some(n) => format!(
+                    "final state digest agrees with the model's (every page's metadata, {n} stage-2 leaves, every VM)"
+                ),
+                None => "no final state digest".into(),
             }
         )
     }
@@ -221,6 +231,8 @@ struct Final {
     line: usize,
     halted: bool,
     entries: u64,
+    /// KCore's whole state at the end, digested (corevisor_kcore::digest), if given.
+    digest: Option<StateDigest>,
 }
 
 /// A parsed trace: the machine, the entries, the final line.
@@ -747,10 +759,26 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
                 line,
                 "final.entries",
             )?;
+            let digest = match f.get("digest") {
+                None => None,
+                Some(d) => {
+                    let field = |k: &str| {
+                        d.get(k)
+                            .ok_or_else(|| bad(line, &format!("final.digest.{k}"), "missing"))
+                    };
+                    Some(StateDigest {
+                        pages: hex(field("pages")?, line, "final.digest.pages")?,
+                        leaves: hex(field("leaves")?, line, "final.digest.leaves")?,
+                        leaf_count: num(field("leaf_count")?, line, "final.digest.leaf_count")?,
+                        vms: hex(field("vms")?, line, "final.digest.vms")?,
+                    })
+                }
+            };
             fin = Some(Final {
                 line,
                 halted,
                 entries: count,
+                digest,
             });
             continue;
         }
@@ -842,6 +870,7 @@ impl Replay {
                 vms: 0,
                 values: 0,
                 halted: false,
+                digest: None,
             },
         }
     }
@@ -856,6 +885,38 @@ impl Replay {
         } else {
             format!("vm {} vcpu {}", c.cur_vmid, c.cur_vcpuid)
         }
+    }
+
+    /// The model's state digested as KCore digests its own (corevisor_kcore::digest): every
+    /// RAM page's metadata, every principal's leaves but KCore's, every VM's record.
+    pub fn digest(&self) -> StateDigest {
+        let sh = &self.model.global.shared;
+        let m = &self.model.machine;
+        let mut d = Digester::default();
+        let (first, end) = (m.ram_base / PAGE_SIZE, m.ram_end() / PAGE_SIZE);
+        for pfn in first..end {
+            let s = sh.s2page.get(pfn);
+            d.page(
+                pfn as u64,
+                s.s2_owner as u64,
+                s.s2_count as u64,
+                s.s2_gfn as u64,
+            );
+        }
+        for v in 0..COREVISOR {
+            for (gfn, &(pfn, level, desc)) in sh.npts.get(v).pt.entries() {
+                d.leaf(v as u64, gfn as u64, pfn as u64, level as u64, desc as u64);
+            }
+        }
+        for v in 1..COREVISOR {
+            let vs = &sh.vminfos.get(v).VS;
+            d.vm(
+                v as u64,
+                vs.vm_state as u64,
+                (0..VCPU_PER_VM).map(|c| *vs.vm_vcpu_state.get(c) as u64),
+            );
+        }
+        d.finish()
     }
 
     /// Replays entry `k` and compares; `Err` names the first disagreeing field.
@@ -1139,6 +1200,16 @@ impl Replay {
     }
 }
 
+/// The model's state after replaying every entry of `t`, digested as KCore digests its own
+/// (what a trace's final line must give); the first disagreement if the entries do not agree.
+pub fn model_digest(t: &Trace) -> Result<StateDigest, Box<Mismatch>> {
+    let mut r = Replay::new(t.machine.clone());
+    for (k, e) in t.entries.iter().enumerate() {
+        r.step(k, e)?;
+    }
+    Ok(r.digest())
+}
+
 /// Replays a parsed trace; the summary, or the first disagreement.
 pub fn replay(t: &Trace) -> Result<Summary, Box<Mismatch>> {
     let mut r = Replay::new(t.machine.clone());
@@ -1171,6 +1242,25 @@ pub fn replay(t: &Trace) -> Result<Summary, Box<Mismatch>> {
             t.fin.halted.to_string(),
             halted.to_string(),
         ));
+    }
+    if let Some(have) = t.fin.digest {
+        let want = r.digest();
+        let parts = [
+            ("pages", have.pages, want.pages),
+            ("leaves", have.leaves, want.leaves),
+            ("leaf_count", have.leaf_count, want.leaf_count),
+            ("vms", have.vms, want.vms),
+        ];
+        for (name, h, w) in parts {
+            if h != w {
+                return Err(fin(
+                    &format!("final.digest.{name}"),
+                    format!("{h:#x}"),
+                    format!("{w:#x} (the model's final state)"),
+                ));
+            }
+        }
+        r.summary.digest = Some(want.leaf_count);
     }
     r.summary.halted = halted;
     r.summary.distinct = t.distinct;

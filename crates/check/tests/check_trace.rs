@@ -387,3 +387,65 @@ fn malformed_traces_name_the_line_and_field() {
     w[0]["profile"] = Value::from("seed");
     assert_eq!(malformed(&text(&w)).field, "profile");
 }
+
+/// The excerpt with a final line carrying the digest of the state the model reaches after
+/// all of it: what KCore prints at the end of a run (`cargo xtask qemu` and `cargo xtask
+/// linux` check that KCore's own digest equals the model's on whole runs).
+fn with_digest(v: &[Value]) -> Vec<Value> {
+    let t = corevisor_check::trace_check::parse(&text(v)).expect("the excerpt parses");
+    let d = corevisor_check::trace_check::model_digest(&t).expect("the excerpt agrees");
+    let mut w = v.to_vec();
+    w.last_mut().unwrap()["final"]["digest"] = serde_json::json!({
+        "pages": format!("{:#x}", d.pages),
+        "leaves": format!("{:#x}", d.leaves),
+        "leaf_count": d.leaf_count,
+        "vms": format!("{:#x}", d.vms),
+    });
+    w
+}
+
+#[test]
+fn an_entry_dropped_without_a_trace_of_it_is_caught_by_the_final_state_digest() {
+    let v = with_digest(&lines());
+    let s = check(&text(&v)).expect("the excerpt with its digest agrees");
+    let n = s.digest.expect("the digest was compared");
+    assert!(n > 0, "{s}");
+    assert!(s.to_string().contains("final state digest agrees"), "{s}");
+    // Host stage-2 faults whose removal (renumbered, the final count adjusted) no entry
+    // shows: the model never maps the page, and nothing later looks at it.
+    let mut unseen = 0;
+    // The first dozen host faults (each candidate costs two replays).
+    let faults = v
+        .iter()
+        .filter_map(|l| {
+            let seq = l["seq"].as_u64()?;
+            (l["entry"][0].as_str() == Some("host_npt_handler")).then_some(seq)
+        })
+        .take(12);
+    for seq in faults {
+        let dropped = drop_entry(&v, seq, true);
+        let mut plain = dropped.clone();
+        plain.last_mut().unwrap()["final"]
+            .as_object_mut()
+            .unwrap()
+            .remove("digest");
+        if check(&text(&plain)).is_err() {
+            continue; // a later entry shows the gap already
+        }
+        unseen += 1;
+        let m = mismatch(&dropped);
+        assert_eq!(m.entry, "final", "seq {seq}: {m}");
+        assert!(
+            m.field.starts_with("final.digest."),
+            "seq {seq}: caught by {m}"
+        );
+    }
+    assert!(unseen >= 3, "only {unseen} entries could be dropped unseen");
+    // A changed digest part is named.
+    let mut w = v.clone();
+    w.last_mut().unwrap()["final"]["digest"]["vms"] = Value::from("0x1");
+    assert_eq!(mismatch(&w).field, "final.digest.vms");
+    w.last_mut().unwrap()["final"]["digest"]["vms"] = Value::from(7);
+    let e = malformed(&text(&w));
+    assert!(e.to_string().contains("final.digest.vms"), "{e}");
+}

@@ -613,10 +613,20 @@ pub fn final_line(halted: bool, why: &str) {
         }
         None => 0,
     };
+    // KCore's whole state, digested, for check-trace to compare with the model's.
+    let digest = crate::kcore_glue::state_digest();
     console::with_panicking(|u| {
-        let _ = writeln!(
+        let _ = write!(
             u,
-            "{{\"final\":{{\"halted\":{halted},\"entries\":{entries},\"end\":\"{why}\"}}}}"
+            "{{\"final\":{{\"halted\":{halted},\"entries\":{entries},\"end\":\"{why}\""
         );
+        if let Some(d) = digest {
+            let _ = write!(
+                u,
+                ",\"digest\":{{\"pages\":\"{:#x}\",\"leaves\":\"{:#x}\",\"leaf_count\":{},\"vms\":\"{:#x}\"}}",
+                d.pages, d.leaves, d.leaf_count, d.vms
+            );
+        }
+        let _ = writeln!(u, "}}}}");
     });
 }
