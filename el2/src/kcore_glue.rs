@@ -413,7 +413,16 @@ fn load_el2(f: &Ctxt, host: bool, hpmn: u64) {
     regs::set_tpidr_el2(f.regs.tpidr_el2);
     regs::set_cptr(cpu_features::cptr(f.traps.cptr_el2, host));
     regs::set_mdcr(f.traps.mdcr_el2 | if host { hpmn } else { 0 });
-    regs::set_cnthctl(f.traps.cnthctl_el2);
+    // The host keeps the physical counter and timer across VM runs (kcore's exit value,
+    // `timer_enable_traps`, leaves EL1PCEN clear): a host on the physical timer loses nothing.
+    regs::set_cnthctl(
+        f.traps.cnthctl_el2
+            | if host {
+                CNTHCTL_EL1PCTEN | CNTHCTL_EL1PCEN
+            } else {
+                0
+            },
+    );
     regs::set_pmselr(f.traps.pmuselr_el0);
     regs::set_pmuserenr(f.traps.pmuserenr_el0);
 }

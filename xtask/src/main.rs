@@ -4,7 +4,8 @@
 //!   lints (clippy, warnings are errors), the whole workspace's tests (after installing
 //!   Debian's chromium for the report's browser test; run once, with the spec's branch
 //!   probes recording), the spec's branch-coverage check, short fuzz campaigns,
-//!   and `cargo xtask qemu` (the EL2 build, and KCore booted on QEMU, checked).
+//!   `cargo xtask qemu` (the EL2 build, and KCore booted on QEMU, checked) and
+//!   `cargo xtask linux --quick` (Debian's kernel as KCore's host, one CPU model).
 //! * `cargo xtask coverage` — branch coverage of `crates/spec` from its probes (`cov!`),
 //!   reached by all the workspace's tests (spec, engine, CLI and scenarios).
 //! * `cargo xtask mutants [--fast]` — the planted bugs of `crates/kcore/src/mutants.rs`:
@@ -129,6 +130,9 @@ fn test() -> Result<(), String> {
     // console line checked, under a timeout (docs/el2.md).
     println!("==> KCore at EL2 on QEMU (cargo xtask qemu)");
     qemu::qemu(&root(), &[])?;
+    // Debian's kernel as KCore's host, once (one CPU model; docs/linux-host.md).
+    println!("==> Linux as KCore's host on QEMU (cargo xtask linux --quick)");
+    linux::linux(&root(), &["--quick".to_string()])?;
     println!("xtask test: all passed");
     Ok(())
 }
