@@ -243,12 +243,20 @@ fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
     Ok(size)
 }
 
-/// `corevisor check-trace FILE` (the dev-profile binary, which `cargo test` has built): its
+/// `corevisor check-trace FILE` (the release binary: a Linux boot is 170,000 entries): its
 /// summary line, or why it failed (exit 1: the first disagreeing entry; 2: malformed).
 pub(crate) fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
     println!("==> corevisor check-trace {}", trace.display());
     let out = super::cargo()
-        .args(["run", "-q", "-p", "corevisor", "--", "check-trace"])
+        .args([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "corevisor",
+            "--",
+            "check-trace",
+        ])
         .arg(trace)
         .current_dir(root)
         .stdin(Stdio::null())
