@@ -35,18 +35,25 @@ const MIN_ENTRIES: u64 = 100_000;
 /// MiB of fresh RAM the init fills after the workload (host stage-2 faults).
 const TOUCH_MIB: u64 = 512;
 /// The kernel command line (the host's console is the first PL011).
-const CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 nokaslr rdinit=/init";
+/// (`panic=-1`: a kernel panic resets the machine at once, through PSCI.)
+const CMDLINE: &str = "console=ttyAMA0 earlycon=pl011,0x9000000 nokaslr rdinit=/init panic=-1";
 /// The workload's file: "corevisor\n" repeated, 64 MiB (el2/linux/init).
 const DATA_BYTES: usize = 64 << 20;
 /// Where the host's RAM ends (KCore's region starts): what `mem=` gives the same kernel
 /// entered without KCore, so both boots have the same RAM.
 const HOST_MIB: u64 = (map::KCORE_BASE - map::RAM_BASE) >> 20;
 
-/// What a typed attack does, and how KCore's halt names it.
-#[derive(Clone, Copy)]
+/// What is typed at the host's shell, and how the run must end.
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Attack {
+    /// A read of KCore's region: KCore halts.
     Read,
+    /// A write of KCore's region: KCore halts.
     Write,
+    /// The host crashes itself (`sysrq c`: a NULL store in the kernel, an oops, a panic,
+    /// `panic=-1`: PSCI SYSTEM_RESET): Linux's failure stays Linux's; KCore relays the
+    /// reset and never halts.
+    Crash,
 }
 
 impl Attack {
@@ -54,18 +61,33 @@ impl Attack {
         match self {
             Attack::Read => format!("devmem {:#x} 64", map::KCORE_BASE),
             Attack::Write => format!("devmem {:#x} 64 0x6b636f7265", map::KCORE_BASE),
+            Attack::Crash => "echo c > /proc/sysrq-trigger".into(),
         }
     }
-    fn halt(self) -> &'static str {
+    /// KCore's console line that must end the run.
+    fn end(self) -> &'static str {
         match self {
             Attack::Read => "in host_npt_handler (HostLoad by the host, result Halt)",
             Attack::Write => "in host_npt_handler (HostStore by the host, result Halt)",
+            Attack::Crash => "SYSTEM_RESET (relayed)",
+        }
+    }
+    /// What the first typed line makes the host's console say.
+    fn said(self) -> String {
+        match self {
+            Attack::Crash => "typed at the shell: the host crashes itself".into(),
+            _ => format!(
+                "typed at the shell: {} of KCore's region at {:#x}",
+                self.name(),
+                map::KCORE_BASE
+            ),
         }
     }
     fn name(self) -> &'static str {
         match self {
             Attack::Read => "read",
             Attack::Write => "write",
+            Attack::Crash => "crash",
         }
     }
 }
@@ -89,18 +111,7 @@ pub fn linux(root: &Path, args: &[String]) -> Result<(), String> {
         let n = if quick { 1 } else { CPUS.len() };
         cpus = CPUS[..n].iter().map(|s| s.to_string()).collect();
     }
-    super::run(
-        "QEMU (Debian's qemu-system-arm, bookworm-backports)",
-        Command::new("bash")
-            .arg(root.join("scripts/install-qemu.sh"))
-            .current_dir(root),
-    )?;
-    super::run(
-        "EL2 build (KCore image traced and production)",
-        Command::new("bash")
-            .arg(root.join("scripts/el2-build.sh"))
-            .current_dir(root),
-    )?;
+    super::qemu::install_and_build(root)?;
     super::run(
         "the instruction-counting QEMU plugin (tools/qemu-icount)",
         super::cargo().args(["build", "--release", "-q", "-p", "qemu-icount"]),
@@ -156,6 +167,16 @@ pub fn linux(root: &Path, args: &[String]) -> Result<(), String> {
         false,
         &expected,
     )?;
+    let crash = boot(
+        root,
+        &bin,
+        &debs.image,
+        &bundle,
+        first,
+        Attack::Crash,
+        false,
+        &expected,
+    )?;
     let (under, faults) = measure_kcore(root, &bin, &debs.image, &measure_bundle, first)?;
     let direct = measure_direct(root, &debs.image, &initramfs, first)?;
     let ratio = under as f64 / direct as f64;
@@ -170,6 +191,10 @@ pub fn linux(root: &Path, args: &[String]) -> Result<(), String> {
     println!(
         "  -cpu {first} (production image): typed write of KCore's region ended in KCore's halt ({} s)",
         write.secs
+    );
+    println!(
+        "  -cpu {first} (production image): the host crashed itself (sysrq c, kernel panic); KCore relayed its SYSTEM_RESET and never halted ({} s)",
+        crash.secs
     );
     println!(
         "  boot to the shell, instructions (qemu-icount, -cpu {first}): {under} under KCore (production image, {faults} host stage-2 faults), {direct} entered at EL1 by QEMU (virtualization=off, mem={HOST_MIB}M): {ratio:.3}x"
@@ -470,6 +495,32 @@ fn machine(cpu: &str, virtualization: bool) -> Vec<String> {
     .to_vec()
 }
 
+/// The arguments of a boot of `kcore` (KCore's console into `kcore_log`) with the kernel
+/// `image` as its host and the boot `bundle`, on `cpu`.
+fn under_kcore(
+    cpu: &str,
+    kcore: &Path,
+    image: &Path,
+    bundle: &Path,
+    kcore_log: &Path,
+) -> Vec<String> {
+    let loader = |file: &Path, addr: u64| {
+        format!("loader,file={},addr={addr:#x},force-raw=on", file.display())
+    };
+    let mut args = machine(cpu, true);
+    args.extend([
+        "-serial".to_string(),
+        format!("file:{}", kcore_log.display()),
+        "-kernel".to_string(),
+        kcore.display().to_string(),
+        "-device".to_string(),
+        loader(image, map::HOST_ENTRY),
+        "-device".to_string(),
+        loader(bundle, map::LINUX_BUNDLE),
+    ]);
+    args
+}
+
 /// KCore (`traced`: the traced image, else production) with Linux as its host on `cpu`; the
 /// workload, then `attack` typed at the shell.
 #[allow(clippy::too_many_arguments)]
@@ -496,31 +547,9 @@ fn boot(
     } else {
         "kcore-el2-prod"
     };
-    let mut args = machine(cpu, true);
-    args.extend([
-        "-serial".to_string(),
-        format!("file:{}", kcore_log.display()),
-        "-kernel".to_string(),
-        bin.join(kernel).display().to_string(),
-        "-device".to_string(),
-        format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            image.display(),
-            map::HOST_ENTRY
-        ),
-        "-device".to_string(),
-        format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            bundle.display(),
-            map::LINUX_BUNDLE
-        ),
-    ]);
+    let args = under_kcore(cpu, &bin.join(kernel), image, bundle, &kcore_log);
     let typed = [
-        format!(
-            "echo \"corevisor-linux: typed at the shell: {} of KCore's region at {:#x}\"",
-            attack.name(),
-            map::KCORE_BASE
-        ),
+        format!("echo \"corevisor-linux: {}\"", attack.said()),
         attack.command(),
         "echo \"corevisor-linux: UNEXPECTED: the access returned\"".to_string(),
     ];
@@ -532,7 +561,7 @@ fn boot(
     let mut errors = Vec::new();
     if exit != Some(0) {
         errors.push(format!(
-            "QEMU exited with {exit:?} (expected 0: KCore powers the machine off after its halt)"
+            "QEMU exited with {exit:?} (expected 0: KCore powers the machine off or relays the reset)"
         ));
     }
     let said = |s: &str| {
@@ -564,11 +593,7 @@ fn boot(
     if !said("shell") {
         errors.push("the init did not reach the shell".into());
     }
-    if !said(&format!(
-        "typed at the shell: {} of KCore's region at {:#x}",
-        attack.name(),
-        map::KCORE_BASE
-    )) {
+    if !said(&attack.said()) {
         errors.push("the typed attack did not run at the shell".into());
     }
     if host.contains("UNEXPECTED")
@@ -579,17 +604,28 @@ fn boot(
         errors.push("the host's access to KCore's region returned".into());
     }
     let halt = kcore.lines().find(|l| l.starts_with("KCORE HALT:"));
-    match halt {
-        Some(h) if h.contains(attack.halt()) => {}
-        Some(h) => errors.push(format!("KCore halted, but not on the attack: {h}")),
-        None => errors.push("KCore did not halt".into()),
+    match (halt, attack) {
+        (Some(h), Attack::Crash) => errors.push(format!("KCore halted on the host's crash: {h}")),
+        (None, Attack::Crash) => {
+            if !host.contains("Kernel panic - not syncing") {
+                errors.push("the host did not panic".into());
+            }
+            if !kcore.lines().any(|l| l.contains(attack.end())) {
+                errors.push("KCore did not relay the host's SYSTEM_RESET".into());
+            }
+        }
+        (Some(h), _) if h.contains(attack.end()) => {}
+        (Some(h), _) => errors.push(format!("KCore halted, but not on the attack: {h}")),
+        (None, _) => errors.push("KCore did not halt".into()),
     }
     for l in kcore.lines() {
         if l.starts_with("KCORE PANIC") {
             errors.push(format!("KCore: {l}"));
         }
     }
-    let faults = halt
+    let faults = kcore
+        .lines()
+        .find(|l| l.starts_with("KCORE HALT:") || l.contains("(relayed); host stage-2"))
         .and_then(|h| h.rsplit_once("host stage-2 faults served: "))
         .and_then(|(_, n)| n.trim().parse().ok())
         .unwrap_or(0);
@@ -653,25 +689,7 @@ fn measure_kcore(
     let out = root.join("target/linux");
     let count = out.join(format!("icount-kcore-{cpu}.txt"));
     let kcore_log = out.join(format!("kcore-measure-{cpu}.log"));
-    let mut args = machine(cpu, true);
-    args.extend([
-        "-serial".to_string(),
-        format!("file:{}", kcore_log.display()),
-        "-kernel".to_string(),
-        bin.join("kcore-el2-prod").display().to_string(),
-        "-device".to_string(),
-        format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            image.display(),
-            map::HOST_ENTRY
-        ),
-        "-device".to_string(),
-        format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            bundle.display(),
-            map::LINUX_BUNDLE
-        ),
-    ]);
+    let mut args = under_kcore(cpu, &bin.join("kcore-el2-prod"), image, bundle, &kcore_log);
     args.extend(plugin(root, &count));
     let n = measured(&args, &out.join(format!("host-measure-{cpu}.log")), &count)?;
     let kcore =

@@ -62,18 +62,7 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
             ))
         }
     };
-    super::run(
-        "QEMU (Debian's qemu-system-arm, bookworm-backports)",
-        Command::new("bash")
-            .arg(root.join("scripts/install-qemu.sh"))
-            .current_dir(root),
-    )?;
-    super::run(
-        "EL2 build (KCore image traced and production, host stub, guest)",
-        Command::new("bash")
-            .arg(root.join("scripts/el2-build.sh"))
-            .current_dir(root),
-    )?;
+    install_and_build(root)?;
     let bin = root.join("el2/target/aarch64-unknown-none-softfloat/release");
     let out = root.join("target/qemu");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -163,6 +152,22 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// QEMU installed when missing, and the EL2 workspace built (both images, host stub, guest).
+pub(crate) fn install_and_build(root: &Path) -> Result<(), String> {
+    super::run(
+        "QEMU (Debian's qemu-system-arm, bookworm-backports)",
+        Command::new("bash")
+            .arg(root.join("scripts/install-qemu.sh"))
+            .current_dir(root),
+    )?;
+    super::run(
+        "EL2 build (KCore image traced and production, host stub, guest)",
+        Command::new("bash")
+            .arg(root.join("scripts/el2-build.sh"))
+            .current_dir(root),
+    )
 }
 
 /// What a run's console showed of the demo and the attacks.
