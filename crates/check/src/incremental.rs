@@ -17,9 +17,12 @@
 //!
 //! Page contents are compared by `Lockstep::compare_memory` (already per written frame).
 //! A step after one that mismatched is compared whole (the premise would not hold).
+//!
+//! This module sits below `lockstep` and knows nothing of it: it compares the abstraction
+//! of the core's state with the model's and says which shadow contexts to compare; the
+//! lockstep checker adds its own per-step comparisons (CPUs, memory, SMMUs, contexts).
 
 use crate::abs::{abs_npt_reading, abs_s2page, abs_spt_reading, abs_vminfo};
-use crate::lockstep::Lockstep;
 use corevisor_kcore::consts::COREVISOR;
 use corevisor_kcore::ctxt as kc;
 use corevisor_kcore::hw::Hw;
@@ -29,7 +32,7 @@ use corevisor_kcore::state::Core;
 use corevisor_kcore::vm_info::VmInfo;
 use corevisor_sim::mem::SimMemory;
 use corevisor_spec::consts as sc;
-use corevisor_spec::state::{mkS2Page, Ctxt, Shared, VMInfo};
+use corevisor_spec::state::{mkS2Page, Ctxt, RData, Shared, VMInfo};
 use corevisor_spec::zmap::ZMap;
 use corevisor_spec::Z;
 use std::collections::{BTreeSet, HashSet};
@@ -84,11 +87,12 @@ pub struct Before {
 }
 
 impl Before {
-    pub fn of(l: &Lockstep) -> Self {
+    /// `g`: the model's machine-wide state; `live`: the shadow contexts on a CPU.
+    pub fn of(g: &RData, live: BTreeSet<usize>) -> Self {
         Before {
-            shared: l.model.global.shared.clone(),
-            ctxts: l.model.global.shadow_ctxts.clone(),
-            live: l.live_contexts(),
+            shared: g.shared.clone(),
+            ctxts: g.shadow_ctxts.clone(),
+            live,
         }
     }
 }
@@ -111,11 +115,15 @@ fn was_written(frames: &[u64], dirty: &HashSet<u64>) -> bool {
     frames.iter().any(|f| dirty.contains(f))
 }
 
-/// The parts of `abs(core)` and the model that can differ after this step, compared;
-/// `inp` is brought up to date with the core.
-pub fn compare_step(l: &Lockstep, inp: &mut AbsInputs, before: &Before) -> Vec<String> {
-    let c = &l.core.core;
-    let g = &l.model.global;
+/// The parts of `abs(core)` and the model (`g`, its machine-wide state) that can differ
+/// after this step, compared; `inp` is brought up to date with the core. The shadow
+/// contexts are not compared here: [`changed_contexts`] names those to compare.
+pub fn compare_step(
+    c: &Core<SimMemory>,
+    g: &RData,
+    inp: &mut AbsInputs,
+    before: &Before,
+) -> Vec<String> {
     // A copy: the memory's dirty set is behind a lock that `compare_memory` takes again.
     let dirty = &c.hw.dirty().clone();
     let mut out = Vec::new();
@@ -249,19 +257,26 @@ pub fn compare_step(l: &Lockstep, inp: &mut AbsInputs, before: &Before) -> Vec<S
     if let Some(d) = vm_diff {
         out.push(format!("VM records differ (first: (vm, core, model) {d})"));
     }
+    out
+}
 
-    out.extend(l.compare_cpus());
-    out.extend(l.compare_memory());
-    out.extend(l.compare_smmus());
-
-    // Shadow contexts: those either side wrote, and those that went on or off a CPU.
+/// The shadow contexts to compare after this step, each with whether it is on a CPU
+/// (`live`: those on a CPU now): those either side wrote, and those that went on or off a
+/// CPU. `inp` is brought up to date with the core's contexts.
+pub fn changed_contexts(
+    c: &Core<SimMemory>,
+    g: &RData,
+    inp: &mut AbsInputs,
+    before: &Before,
+    live: &BTreeSet<usize>,
+) -> Vec<(usize, bool)> {
     let model_ctxts = before.ctxts.changed_keys(&g.shadow_ctxts);
-    let live = l.live_contexts();
+    let mut out = Vec::new();
     for id in 0..c.shadow.len() {
         let flipped = before.live.contains(&id) != live.contains(&id);
         if c.shadow[id].read() != inp.shadow[id] || flipped || model_ctxts.contains(&(id as Z)) {
             inp.shadow[id] = c.shadow[id].read();
-            out.extend(l.compare_context(id, live.contains(&id)));
+            out.push((id, live.contains(&id)));
         }
     }
     out

@@ -53,7 +53,7 @@ mod smmu_abs;
 
 use crate::abs::{abs_ctxt, abs_shared, abs_shared_but_pages, s2page_differs};
 use crate::engine::{EngineError, Injection, ModelMachine, Outcome, StepReport};
-use crate::incremental::{compare_step, AbsInputs, Before};
+use crate::incremental::{changed_contexts, compare_step, AbsInputs, Before};
 use crate::secrecy::Secrecy;
 use crate::shadow::{Exports, WordShadow};
 use corevisor_kcore::consts::{self as kc, hvc};
@@ -326,7 +326,10 @@ impl Lockstep {
         }
         self.note_iova(st);
         let before = self.model.global.shared.s2page.clone();
-        let prior = self.inc.is_some().then(|| Before::of(self));
+        let prior = self
+            .inc
+            .is_some()
+            .then(|| Before::of(&self.model.global, self.live_contexts()));
         let granter = self.vm_on(st);
         let core = self.core.step(st);
         // The oracle judges the machine's accesses before anything of the model is looked at.
@@ -402,7 +405,7 @@ impl Lockstep {
         );
         let state = match (self.inc.take(), prior) {
             (Some(mut inp), Some(prior)) if self.agreed => {
-                let out = compare_step(self, &mut inp, &prior);
+                let out = self.compare_incremental(&mut inp, &prior);
                 self.inc = Some(inp);
                 out
             }
@@ -574,6 +577,21 @@ impl Lockstep {
     }
 
     /// The shadow contexts running on a CPU (hardware holds their x0..x30).
+    /// The per-step comparison (`incremental.rs`): the abstraction's parts the step can
+    /// have changed, then the CPUs, memory and SMMUs, then the shadow contexts it touched.
+    fn compare_incremental(&self, inp: &mut AbsInputs, prior: &Before) -> Vec<String> {
+        let (c, g) = (&self.core.core, &self.model.global);
+        let mut out = compare_step(c, g, inp, prior);
+        out.extend(self.compare_cpus());
+        out.extend(self.compare_memory());
+        out.extend(self.compare_smmus());
+        let live = self.live_contexts();
+        for (id, on) in changed_contexts(c, g, inp, prior, &live) {
+            out.extend(self.compare_context(id, on));
+        }
+        out
+    }
+
     pub(crate) fn live_contexts(&self) -> BTreeSet<usize> {
         self.model
             .cpus

@@ -52,6 +52,9 @@ pub const INFO_ID: u32 = 22;
 /// (`CTXT_ID + id`; never poisoned: no step halts holding one).
 pub const EXPORT_ID: u32 = 39;
 pub const CTXT_ID: u32 = 40;
+/// Stream match register groups KCore routes (IDR0.NUMSMRG of the machine's SMMUs; re-exported
+/// as `smmu_hw::STREAM_GROUPS`, kept here so `mutants` needs nothing above it).
+pub const STREAM_GROUPS: u64 = 16;
 
 pub const fn pool_start(v: u32) -> u64 {
     let extra = if v > HOSTVISOR { HOST_POOL_EXTRA } else { 0 };

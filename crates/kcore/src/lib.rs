@@ -27,6 +27,7 @@ pub mod mem_ops;
 pub mod meta;
 pub mod mutants;
 pub mod pt;
+pub mod records;
 pub mod smmu;
 pub mod smmu_hw;
 pub mod state;

@@ -69,7 +69,7 @@ pub enum Fault {
     ExportNonceReused,
     /// Issue 22: the SMMU boot leaves one stream match register group as firmware left it:
     /// it skips clearing the SMR or the S2CR that `COREVISOR_MUTANT_ARG` (or [`with_arg`])
-    /// names, `"smr:N"` or `"s2cr:N"` (N below `smmu_hw::STREAM_GROUPS`); without an
+    /// names, `"smr:N"` or `"s2cr:N"` (N below `consts::STREAM_GROUPS`); without an
     /// argument, [`SMMU_BOOT_SKIPS_DEFAULT`].
     SmmuBootSkipsOne,
     /// Issue 22: a vCPU starting or stopping (`local_set_vcpu_active` / `_inactive`, every
@@ -93,7 +93,7 @@ pub fn is_smmu_group_arg(a: &str) -> bool {
 pub fn smmu_group_arg(a: &str) -> Option<(&str, u64)> {
     let (kind, n) = a.split_once(':')?;
     let n: u64 = n.parse().ok()?;
-    ((kind == "smr" || kind == "s2cr") && n < crate::smmu_hw::STREAM_GROUPS).then_some((kind, n))
+    ((kind == "smr" || kind == "s2cr") && n < crate::consts::STREAM_GROUPS).then_some((kind, n))
 }
 
 /// The register [`Fault::WorldSwitchDropsEl1Reg`] drops when no argument names one.

@@ -19,7 +19,7 @@ pub const SMMU_SIZE: u64 = 0x1_0000;
 pub const CB_BASE: u64 = 0x8000;
 pub const CB_PAGE: u64 = 0x1000;
 /// Stream match register groups KCore routes (IDR0.NUMSMRG of the machine's SMMUs).
-pub const STREAM_GROUPS: u64 = 16;
+pub use crate::consts::STREAM_GROUPS;
 /// Reads of a synchronisation's status before KCore gives up and halts.
 pub const SYNC_POLLS: u32 = 1000;
 

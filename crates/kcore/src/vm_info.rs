@@ -7,66 +7,12 @@ use crate::hw::{Hw, Untrusted};
 use crate::mutants::{mutant, Fault};
 use crate::state::{Core, Res};
 
-pub const VCPU_PER_VM: usize = 8;
-pub const MAX_LOAD_INFO_NUM: usize = 5;
-pub const ACTIVE: u32 = 5;
-pub const REMAP_START: u64 = 0x200_0000;
-pub const REMAP_END: u64 = 0x400_0000;
-/// Where the host-shared `struct kvm` / `struct kvm_vcpu` records are (the seed's
-/// `shared_kvm` / `shared_vcpu`; same fixed layout as the model's `am.rs`).
-pub const SHARED_DATA_START: u64 = 0x4000_0000;
-
-pub const fn shared_kvm(vmid: u32) -> u64 {
-    SHARED_DATA_START + vmid as u64 * 0x1000
-}
-
-pub const fn shared_vcpu(vmid: u32, vcpu: u32) -> u64 {
-    SHARED_DATA_START + 0x1000 * (COREVISOR as u64 + 2) + (vmid as u64 * 8 + vcpu as u64) * 0x1000
-}
-
-/// One VM's record (`VS` and `VB` of the seed's `VMInfo`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmInfo {
-    pub state: u32,
-    pub kvm: u64,
-    pub vcpu_state: [u32; VCPU_PER_VM],
-    pub vcpu: [u64; VCPU_PER_VM],
-    pub next_load_info: u32,
-    pub load_addr: [u64; MAX_LOAD_INFO_NUM],
-    pub load_size: [u64; MAX_LOAD_INFO_NUM],
-    pub remap_addr: [u64; MAX_LOAD_INFO_NUM],
-    pub mapped_pages: [u64; MAX_LOAD_INFO_NUM],
-    pub inc_exe: u32,
-}
-
-impl VmInfo {
-    pub const EMPTY: VmInfo = VmInfo {
-        state: UNUSED,
-        kvm: 0,
-        vcpu_state: [UNUSED; VCPU_PER_VM],
-        vcpu: [0; VCPU_PER_VM],
-        next_load_info: 0,
-        load_addr: [0; MAX_LOAD_INFO_NUM],
-        load_size: [0; MAX_LOAD_INFO_NUM],
-        remap_addr: [0; MAX_LOAD_INFO_NUM],
-        mapped_pages: [0; MAX_LOAD_INFO_NUM],
-        inc_exe: 0,
-    };
-}
-
-/// The seed's `CoreData`: the vmid and remap-window allocators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CoreData {
-    pub next_vmid: u32,
-    pub next_remap_ptr: u64,
-}
-
-impl CoreData {
-    pub const BOOT: CoreData = CoreData {
-        next_vmid: 1,
-        next_remap_ptr: REMAP_START,
-    };
-}
+/// The records themselves are in [`crate::records`] (below `state`, which holds them);
+/// re-exported here at their old paths.
+pub use crate::records::{
+    shared_kvm, shared_vcpu, CoreData, VmInfo, ACTIVE, MAX_LOAD_INFO_NUM, REMAP_END, REMAP_START,
+    SHARED_DATA_START, VCPU_PER_VM,
+};
 
 fn pages(size: u64) -> Option<u64> {
     size.checked_add(4095).map(|s| s / PAGE_SIZE)

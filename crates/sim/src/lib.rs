@@ -3,6 +3,7 @@
 //! stage-2 MMU walker and TLB ([`mem`]), and an SMMUv2 register model ([`smmu`]).
 #![forbid(unsafe_code)]
 
+pub mod guest;
 pub mod host;
 pub mod machine;
 pub mod mem;

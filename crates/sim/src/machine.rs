@@ -12,6 +12,8 @@
 //! one access, as the model engine's steps are.
 
 use crate::mem::SimMemory;
+/// A step's outcome is part of the scenario vocabulary ([`crate::scenario`]); re-exported.
+pub use crate::scenario::Outcome;
 use crate::scenario::{Action, HvcCall, HvcName, ShareOp, Step};
 use crate::signing::sign_image;
 use crate::smmu::SmmuReset;
@@ -88,26 +90,6 @@ impl MachineShape {
 /// What KCore's image takes of its region in the simulator: its typed state (the `Core`
 /// structure, which the simulator keeps in its own heap; at EL2 it sits in this slot).
 pub const KCORE_IMAGE_BYTES: u64 = std::mem::size_of::<Core<SimMemory>>() as u64;
-
-/// How a step ended (ARCHITECTURE.md output format), on any engine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    Halt,
-    Undefined,
-    Fault,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Halt => "halt",
-            Outcome::Undefined => "undefined",
-            Outcome::Fault => "fault",
-        }
-    }
-}
 
 /// A clock every CPU reads: each lock acquisition and each step's start takes the next
 /// value, so the values order events across CPUs (a lock's acquisitions in ticket order).

@@ -7,6 +7,26 @@
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// How a step ended (ARCHITECTURE.md output format), on any engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Halt,
+    Undefined,
+    Fault,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Halt => "halt",
+            Outcome::Undefined => "undefined",
+            Outcome::Fault => "fault",
+        }
+    }
+}
+
 /// An error in a scenario file; `Display` is the one-line message the CLI prints.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
@@ -181,7 +201,7 @@ pub enum Action {
         stream: Option<i128>,
     },
     /// A host-model macro action (`create_vm`, `run`, ...), carried out by `host::HostModel`.
-    Host(crate::host::HostMacro),
+    Host(crate::guest::HostMacro),
 }
 
 impl Action {
@@ -797,7 +817,7 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             if r.len() != 1 {
                 return Err(ctx.err(Some("host"), "expected exactly one macro action"));
             }
-            let m = crate::host::parse_macro(val).map_err(|(f, msg)| ctx.err(Some(&f), msg))?;
+            let m = crate::guest::parse_macro(val).map_err(|(f, msg)| ctx.err(Some(&f), msg))?;
             Action::Host(m)
         }
     };

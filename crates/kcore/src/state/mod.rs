@@ -33,9 +33,8 @@ use crate::hw::{Hw, Untrusted};
 use crate::layout::{Layout, Platform};
 use crate::meta::{PageMeta, S2Page};
 use crate::pt::Pool;
+use crate::records::{CoreData, Exports, VmInfo, VCPU_PER_VM};
 use crate::smmu::{SmmuPool, BANKS, SMMU_NUM, SMMU_POOL_END, SMMU_POOL_START};
-use crate::trap::Exports;
-use crate::vm_info::{CoreData, VmInfo, VCPU_PER_VM};
 
 pub const PRINCIPALS: usize = COREVISOR as usize + 1;
 /// Shadow contexts: one per (principal, vCPU); the host's vCPU `i` is CPU `i`.

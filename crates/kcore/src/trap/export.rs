@@ -19,31 +19,8 @@ use crate::crypto::{
 use crate::ctxt::idx;
 use crate::mutants::{mutant, Fault};
 
-/// Exports whose headers KCore keeps (a handle older than this many exports is dead).
-pub const EXPORT_SLOTS: usize = 64;
 /// Words of a sealed vCPU record: x0..x30, pc, pstate, the 24 shadow system registers.
 const VCPU_RECORD_WORDS: usize = 31 + 2 + idx::SHADOW_SYS_REGS_SIZE as usize;
-
-/// KCore's export state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exports {
-    pub key: [u8; 32],
-    /// The next export's sequence number (= handle).
-    pub next_seq: u64,
-    /// Header of export `seq` at `seq % EXPORT_SLOTS`, while it may still be imported.
-    pub slots: [Option<ExportHeader>; EXPORT_SLOTS],
-}
-
-impl Exports {
-    /// A key fixed at boot (the simulator's; an EL2 build derives it from the platform).
-    pub const fn boot(key: [u8; 32]) -> Self {
-        Exports {
-            key,
-            next_seq: 0,
-            slots: [None; EXPORT_SLOTS],
-        }
-    }
-}
 
 /// The sequence number an export's nonce is made from: its own (its handle), or 0 under
 /// the planted fault `export_nonce_reused`.

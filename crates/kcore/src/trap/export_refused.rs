@@ -4,16 +4,6 @@
 
 use super::*;
 
-/// Export state of a build without cryptography: nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exports;
-
-impl Exports {
-    pub const fn boot(_key: [u8; 32]) -> Self {
-        Exports
-    }
-}
-
 impl<H: Hw> Core<H> {
     pub(crate) fn image_signature_ok(&self, _vm: &crate::vm_info::VmInfo, _sig: &[u64]) -> bool {
         false

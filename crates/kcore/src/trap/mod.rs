@@ -21,11 +21,12 @@ mod vm_exit;
 use crate::consts::*;
 use crate::ctxt::{copy_gprs, Ctxt};
 use crate::hw::{Hw, Untrusted};
-use crate::state::{Core, Halt, Res};
-#[cfg(feature = "crypto")]
-pub use export::{Exports, EXPORT_SLOTS};
+/// The export state is data `state` holds, so it lives below it, in [`crate::records`].
 #[cfg(not(feature = "crypto"))]
-pub use export_refused::Exports;
+pub use crate::records::Exports;
+#[cfg(feature = "crypto")]
+pub use crate::records::{Exports, EXPORT_SLOTS};
+use crate::state::{Core, Halt, Res};
 
 /// `cur_vcpuid` while KCore has not yet picked the vCPU to run (the seed's `-1`).
 pub const NO_VCPU: u32 = u32::MAX;
