@@ -169,6 +169,7 @@ pub fn describe(a: &Action) -> String {
         Action::GuestPsciSystemOff => "guest_psci SYSTEM_OFF".to_string(),
         Action::GuestWfx => "guest_wfx".to_string(),
         Action::GuestSysreg => "guest_sysreg".to_string(),
+        Action::GuestException { ec } => format!("guest_exception ec {ec:#x}"),
         Action::Irq => "irq".to_string(),
         Action::DmaLoad {
             smmu,
@@ -847,6 +848,10 @@ impl ModelMachine {
             }
             Action::GuestSysreg => {
                 let esr = p.c.ESR_ELx_EC_SYS64 << ESR_ELx_EC_SHIFT;
+                self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[])
+            }
+            Action::GuestException { ec } => {
+                let esr = (ec << ESR_ELx_EC_SHIFT) | (1 << 25);
                 self.guest_exit(i, step, ARM_EXCEPTION_TRAP, esr, &[])
             }
             Action::Irq => self.guest_exit(i, step, p.c.ARM_EXCEPTION_INTERRUPT, 0, &[]),

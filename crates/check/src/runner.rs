@@ -79,7 +79,7 @@ fn model_traps(r: &StepReport) -> Vec<&'static str> {
         "hvc" if r.what.ends_with("VCPU_RUN") => vec!["host_vcpu_run_handler"],
         "hvc" => vec!["host_hvc_handler"],
         "vcpu_run" => vec!["host_vcpu_run_handler"],
-        "guest_hvc" | "guest_psci" | "guest_wfx" | "guest_sysreg" | "irq" => {
+        "guest_hvc" | "guest_psci" | "guest_wfx" | "guest_sysreg" | "guest_exception" | "irq" => {
             vec!["vm_exit_handler"]
         }
         "guest_load" | "guest_store" if r.result == Outcome::Fault => vec!["vm_exit_handler"],

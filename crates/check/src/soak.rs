@@ -1349,6 +1349,7 @@ pub fn step_json(st: &Step) -> Value {
         Action::GuestPsciSystemOff => ("guest_psci", json!("SYSTEM_OFF")),
         Action::GuestWfx => ("guest_wfx", json!(true)),
         Action::GuestSysreg => ("guest_sysreg", json!(true)),
+        Action::GuestException { ec } => ("guest_exception", json!({"ec": int(*ec)})),
         Action::Irq => ("irq", json!(true)),
         Action::DmaLoad { smmu, cb, iova, .. } => (
             "dma_load",

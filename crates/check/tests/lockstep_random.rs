@@ -78,6 +78,13 @@ fn host_step() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// A guest instruction trapping with a class kcore serves no other way (unknown, WFx-free:
+/// FP, PAuth, SMC, SVE, SME, BRK...): exits to the host (deviation `guest_exception_halts`).
+fn guest_exception() -> impl Strategy<Value = Action> {
+    prop::sample::select(vec![0x00i128, 0x07, 0x09, 0x0E, 0x17, 0x19, 0x1D, 0x3C])
+        .prop_map(|ec| Action::GuestException { ec })
+}
+
 fn guest_step() -> impl Strategy<Value = Action> {
     prop_oneof![
         3 => gpa().prop_map(|g| Action::GuestLoad { gpa: g }),
@@ -86,6 +93,7 @@ fn guest_step() -> impl Strategy<Value = Action> {
         2 => (gpa(), prop_oneof![Just(ShareOp::Grant), Just(ShareOp::Revoke)]).prop_map(|(g, op)| Action::GuestHvc { op, gpa: g, size: 4096 }),
         1 => Just(Action::GuestWfx),
         1 => Just(Action::GuestSysreg),
+        1 => guest_exception(),
         1 => Just(Action::Irq),
         1 => Just(Action::GuestPsciSystemOff),
         1 => (0i128..2).prop_map(|cb| Action::DmaLoad { smmu: 0, cb, iova: 0x9000_0000, stream: None }),
@@ -263,6 +271,7 @@ fn steered_op() -> impl Strategy<Value = Op> {
             .prop_map(|(p, op, n)| Op::Guest(Action::GuestHvc { op, gpa: 0x8000_0000 + p * 4096, size: n * 4096 })),
         1 => Just(Op::Guest(Action::GuestWfx)),
         1 => Just(Op::Guest(Action::GuestSysreg)),
+        1 => guest_exception().prop_map(Op::Guest),
         1 => Just(Op::Guest(Action::Irq)),
         2 => (0i128..3).prop_map(|i| Op::Map { gpa: 0x8040_0000 + i * 4096, pa: RAM + 0x40_0000 + i * 4096 }),
         3 => prop::option::of(any::<u32>()).prop_map(Op::Dma),

@@ -977,3 +977,31 @@ fn smmu_leaf_attrs_unchecked() {
         )
     };
 }
+
+#[test]
+fn guest_exception_halts() {
+    // A guest's BRK, SMC, unknown instruction, SVE and PAuth traps: the seed halts the whole
+    // machine; arm hands the exit to the host, the vCPU saved and inactive.
+    for ec in [0x3C, 0x17, 0x00, 0x19, 0x09] {
+        both(
+            |k| {
+                let mut m = machine(k);
+                running_vm(&mut m);
+                let r = act(&mut m, 1, Action::GuestException { ec });
+                (r.result, m.cpus[1].ihost, m.halted(), state(&m))
+            },
+            (Outcome::Halt, false, true, ACTIVE),
+            (Outcome::Ok, true, false, READY),
+        );
+    }
+    // The host runs the vCPU again: it resumes at the trapping instruction, nothing pending
+    // (the host injects what it decides through its own path).
+    let mut m = machine(ProfileKind::Arm);
+    running_vm(&mut m);
+    let pc = shadow(&m, 1, 0).ctxt_states.pc;
+    ok(&act(&mut m, 1, Action::GuestException { ec: 0x3C }));
+    assert_eq!(shadow(&m, 1, 0).ctxt_states.dirty, 0);
+    ok(&run(&mut m, 1, 1, 0, None));
+    assert_eq!(shadow(&m, 1, 0).ctxt_states.pc, pc);
+    assert!(!m.cpus[1].ihost);
+}

@@ -572,6 +572,13 @@ impl On<'_, '_> {
                 &[],
                 &mut r,
             ),
+            Action::GuestException { ec } => self.guest_exit(
+                i,
+                ARM_EXCEPTION_TRAP,
+                ((*ec as u64) << esr::EC_SHIFT) | (1 << 25),
+                &[],
+                &mut r,
+            ),
             Action::Irq => self.guest_exit(i, ARM_EXCEPTION_INTERRUPT, 0, &[], &mut r),
             Action::DmaLoad {
                 smmu,

@@ -183,6 +183,11 @@ pub enum Action {
     GuestPsciSystemOff,
     GuestWfx,
     GuestSysreg,
+    /// A guest instruction that traps to EL2 with exception class `ec` (ESR_EL2.EC, 0..63):
+    /// a BRK (0x3C), an SMC (0x17), an unknown instruction (0x00), SVE (0x19), PAuth (0x09).
+    GuestException {
+        ec: i128,
+    },
     Irq,
     /// A device's access: the device with stream ID `stream` (default: `cb`), which the
     /// scenario says belongs to bank `cb` of SMMU `smmu` (the model translates through
@@ -219,6 +224,7 @@ impl Action {
             Action::GuestPsciSystemOff => "guest_psci",
             Action::GuestWfx => "guest_wfx",
             Action::GuestSysreg => "guest_sysreg",
+            Action::GuestException { .. } => "guest_exception",
             Action::Irq => "irq",
             Action::DmaLoad { .. } => "dma_load",
             Action::DmaStore { .. } => "dma_store",
@@ -310,7 +316,7 @@ pub struct Scenario {
     pub defence: Option<String>,
 }
 
-const STEP_ACTIONS: [&str; 15] = [
+const STEP_ACTIONS: [&str; 16] = [
     "hvc",
     "vcpu_run",
     "host_load",
@@ -322,6 +328,7 @@ const STEP_ACTIONS: [&str; 15] = [
     "guest_psci",
     "guest_wfx",
     "guest_sysreg",
+    "guest_exception",
     "irq",
     "dma_load",
     "dma_store",
@@ -784,6 +791,17 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
         "guest_sysreg" => {
             ctx.flag("guest_sysreg", val)?;
             Action::GuestSysreg
+        }
+        "guest_exception" => {
+            let r = ctx.object("guest_exception", val, &["ec"])?;
+            let ec = ctx.req(r, "guest_exception", "ec")?;
+            if !(0..64).contains(&ec) {
+                return Err(ctx.err(
+                    Some("guest_exception"),
+                    format!("ec {ec}: an exception class is 0 to 63"),
+                ));
+            }
+            Action::GuestException { ec }
         }
         "irq" => {
             ctx.flag("irq", val)?;

@@ -817,6 +817,12 @@ pub fn vm_exit_dispatcher_spec_h(
         cov!("vm_exit_dispatcher_spec_h.exit_to_host");
         return Some((adt.clone(), 1));
     }
+    // Deviation `guest_exception_halts`: under `arm` every other class goes to the host too,
+    // so no guest instruction stops the machine.
+    if !to_host && !p.q.guest_exception_halts {
+        cov!("vm_exit_dispatcher_spec_h.exception_to_host");
+        return Some((adt.clone(), 1));
+    }
     cov!("vm_exit_dispatcher_spec_h.halt");
     Some((
         RData {

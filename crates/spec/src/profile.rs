@@ -180,6 +180,11 @@ pub struct Quirks {
     /// §7.2.17: the VM-exit dispatcher halts on WFx and guest aborts (so those exits never
     /// reach the host), and `prep_abort` overwrites `dirty` instead of OR-ing.
     pub guest_abort_halts: bool,
+    /// The VM-exit dispatcher (and `prep_exit_vm`) halt the machine on every other exception
+    /// class (a guest's BRK, SMC, unknown instruction, SVE or PAuth trap): any VM can stop
+    /// every principal. `arm`: the exit goes to the host, which decides (KVM injects an
+    /// undefined-instruction exception), as for WFx and aborts.
+    pub guest_exception_halts: bool,
     /// §7.2.18: `reset_sys_regs` also resets `elr_el2` (index 70).
     pub reset_covers_elr_el2: bool,
     /// §7.2.21: a principal's oracle read (shared or device page) does not advance `data_log`.
@@ -294,6 +299,7 @@ impl Quirks {
         literal_arg_checks: true,
         literal_event_payloads: true,
         guest_abort_halts: true,
+        guest_exception_halts: true,
         reset_covers_elr_el2: true,
         oracle_read_no_advance: true,
         timer_traps_arithmetic: true,
@@ -336,6 +342,7 @@ impl Quirks {
         literal_arg_checks: false,
         literal_event_payloads: false,
         guest_abort_halts: false,
+        guest_exception_halts: false,
         reset_covers_elr_el2: false,
         oracle_read_no_advance: false,
         timer_traps_arithmetic: false,

@@ -882,6 +882,11 @@ pub fn prep_exit_vm(p: &Profile, adt: &RData) -> Option<RData> {
             let mut out = with(cregs2, cs, adt);
             out.data_log.set_mut(vmid, logn2);
             out
+        } else if !p.q.guest_exception_halts {
+            // Deviation `guest_exception_halts`: saved for the host as it is (the pc still at
+            // the instruction), nothing pending.
+            cov!("prep_exit_vm.exception_to_host");
+            with(cregs2, ctxt.ctxt_states.clone(), adt)
         } else {
             cov!("prep_exit_vm.other_class");
             halted(adt)
