@@ -73,6 +73,17 @@ pub fn primary(x0: u64) -> ! {
             b + n
         ));
     }
+    // CPU 0 (this one) must be the tree's first CPU, and no two CPUs may share an MPIDR:
+    // CPU_ON names a CPU by it, and KCore's CPU i is the tree's i-th.
+    let cpus = &m.mpidr[..m.cpus];
+    if cpus[0] != regs::mpidr() & 0xFF_00FF_FFFF
+        || (1..cpus.len()).any(|i| cpus[..i].contains(&cpus[i]))
+    {
+        crate::panic::stop(format_args!(
+            "the device tree's CPUs {cpus:#x?} do not start with this one ({:#x}) or repeat an MPIDR",
+            regs::mpidr()
+        ));
+    }
     CPUS.store(m.cpus, Ordering::Relaxed);
     for (slot, &mpidr) in MPIDR.iter().zip(&m.mpidr[..m.cpus]) {
         slot.store(mpidr, Ordering::Relaxed);

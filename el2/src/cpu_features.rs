@@ -6,9 +6,9 @@
 //! |---|---|---|
 //! | pointer authentication (FEAT_PAuth) | its own keys (HCR_EL2.API, APK) | trapped: keys and PAC instructions (the host's keys stay loaded) |
 //! | SVE | on, vector length up to the CPU's (ZCR_EL2.LEN = 15) | trapped (CPTR_EL2.TZ): no Z, P or FFR register reachable |
-//! | SME | on (SMCR_EL2.LEN = 15) | trapped (CPTR_EL2.TSM) |
+//! | SME | on (SMCR_EL2.LEN = 15, FA64 and EZT0 where the CPU has them; TPIDR2_EL0 and SMPRI_EL1 untrapped) | trapped (CPTR_EL2.TSM; HFGRTR/HFGWTR_EL2 trap TPIDR2_EL0 and SMPRI_EL1, which kcore does not switch) |
 //! | MOPS (FEAT_MOPS, through FEAT_HCX) | on (HCRX_EL2.MSCEn) | on (memory copy/set instructions only: no state) |
-//! | fine-grained traps (FEAT_FGT) | none (the registers zeroed) | none |
+//! | fine-grained traps (FEAT_FGT) | none but what SME needs (the negative-sense bits nTPIDR2_EL0, nSMPRI_EL1 set, booting.rst) | those two trapped, else none |
 
 use crate::hw::regs;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -31,6 +31,11 @@ const CPTR_TZ: u64 = 1 << 8;
 const CPTR_TSM: u64 = 1 << 12;
 /// HCRX_EL2.MSCEn: the memory copy and set instructions enabled at EL1 and EL0.
 const HCRX_MSCEN: u64 = 1 << 11;
+/// HFGRTR_EL2/HFGWTR_EL2 nTPIDR2_EL0 (bit 55) and nSMPRI_EL1 (bit 54): negative sense, 0 traps.
+const FGT_N_SME: u64 = (1 << 55) | (1 << 54);
+/// SMCR_EL2.FA64 (bit 31) and EZT0 (bit 30).
+const SMCR_FA64: u64 = 1 << 31;
+const SMCR_EZT0: u64 = 1 << 30;
 
 fn field(reg: u64, shift: u32) -> u64 {
     (reg >> shift) & 0xF
@@ -107,13 +112,36 @@ pub fn init_cpu() {
         regs::features::set_zcr_el2(0xF);
     }
     if has(SME) {
-        regs::features::set_smcr_el2(0xF);
+        // The whole of SME for the host, as booting.rst asks of what enters a kernel at EL1:
+        // FA64 if the CPU has it (ID_AA64SMFR0_EL1.FA64, bit 63), ZT0 with SME2 (SMEver).
+        let smfr0 = regs::id_aa64smfr0();
+        let fa64 = if smfr0 >> 63 != 0 { SMCR_FA64 } else { 0 };
+        let ezt0 = if (smfr0 >> 56) & 0xF != 0 { SMCR_EZT0 } else { 0 };
+        regs::features::set_smcr_el2(0xF | fa64 | ezt0);
     }
     if has(HCX) {
         regs::features::set_hcrx_el2(if has(MOPS) { HCRX_MSCEN } else { 0 });
     }
     if has(FGT) {
-        regs::features::set_fgt_el2(0);
+        regs::features::set_fgt_other_el2(0);
+        regs::features::set_hfgrwtr_el2(fgt(true));
+    }
+}
+
+/// HFGRTR_EL2/HFGWTR_EL2 for a world: the host reaches SME's TPIDR2_EL0 and SMPRI_EL1; a VM
+/// does not (kcore does not switch them: the host's would show through).
+fn fgt(host: bool) -> u64 {
+    if host && has(SME) {
+        FGT_N_SME
+    } else {
+        0
+    }
+}
+
+/// The per-world part of the features' EL2 controls, on every world switch.
+pub fn load_world(host: bool) {
+    if has(FGT) {
+        regs::features::set_hfgrwtr_el2(fgt(host));
     }
 }
 

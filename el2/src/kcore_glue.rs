@@ -412,6 +412,7 @@ fn load_el2(f: &Ctxt, host: bool, hpmn: u64) {
     regs::set_vmpidr(f.regs.vmpidr_el2);
     regs::set_tpidr_el2(f.regs.tpidr_el2);
     regs::set_cptr(cpu_features::cptr(f.traps.cptr_el2, host));
+    cpu_features::load_world(host);
     regs::set_mdcr(f.traps.mdcr_el2 | if host { hpmn } else { 0 });
     // The host keeps the physical counter and timer across VM runs (kcore's exit value,
     // `timer_enable_traps`, leaves EL1PCEN clear): a host on the physical timer loses nothing.
@@ -671,12 +672,14 @@ fn walk_leaves(core: &Core<El2Hw>, v: u32, mut f: impl FnMut(u64, u64, u64)) {
 }
 
 /// The digest of kcore's whole state (corevisor_kcore::digest: page metadata, every
-/// principal's stage-2 leaves but KCore's, VM records), for the trace's final line; `None`
-/// when another CPU is inside kcore.
+/// principal's stage-2 leaves but KCore's, VM records), for the trace's final line, read
+/// under the caller's hold of the lock (`None`: kcore not booted).
 #[cfg(feature = "trace")]
-pub fn state_digest() -> Option<corevisor_kcore::digest::StateDigest> {
+pub fn state_digest(st: &mut Shared) -> Option<corevisor_kcore::digest::StateDigest> {
     use corevisor_kcore::consts::phys_page;
-    let mut st = STATE.try_lock()?;
+    if !st.glue.is_set() {
+        return None;
+    }
     let core = &st.glue.get().core;
     let mut d = corevisor_kcore::digest::Digester::default();
     let first = RAM_BASE / PAGE_SIZE;

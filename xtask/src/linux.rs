@@ -234,6 +234,9 @@ fn fetch(out: &Path) -> Result<Debs, String> {
             version,
         });
     }
+    // A fresh download folder: only this run's packages are unpacked.
+    let _ = std::fs::remove_dir_all(apt.join("dl"));
+    let _ = std::fs::remove_dir_all(&root);
     for d in ["lists/partial", "cache/archives/partial", "dl"] {
         std::fs::create_dir_all(apt.join(d)).map_err(|e| format!("{}: {e}", apt.display()))?;
     }

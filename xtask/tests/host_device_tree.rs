@@ -196,3 +196,17 @@ proptest! {
         let _ = el2_fdt::write_host(&ram, RAM_BASE, RAM_BASE + 0x10_0000, 0xF_0000, KCORE_BASE, KCORE_UART, None);
     }
 }
+
+#[test]
+fn a_gicv3_or_a_second_boot_cpu_tree_is_refused_or_named() {
+    // The same tree with its GIC called a GICv3: refused (KCore knows GICv2's layout only).
+    let mut t = TREE.to_vec();
+    let at = find(&t, b"arm,cortex-a15-gic\0").expect("the GIC's compatible");
+    let mut v3 = b"arm,gic-v3".to_vec();
+    v3.resize("arm,cortex-a15-gic".len(), 0);
+    t[at..at + v3.len()].copy_from_slice(&v3);
+    assert!(el2_fdt::read(&Ram::with(&t), RAM_BASE, KCORE_UART).is_none());
+    // Untouched, the CPUs' MPIDRs are listed in order (KCore checks the first is its own).
+    let m = el2_fdt::read(&Ram::with(TREE), RAM_BASE, KCORE_UART).unwrap();
+    assert_eq!(&m.mpidr[..m.cpus], &[0, 1]);
+}

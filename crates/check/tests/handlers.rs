@@ -161,14 +161,18 @@ fn unusual_exits() {
     let r = vm_exit_handler_spec(ARM, &s).unwrap();
     assert!(!r.halt && r.ihost);
     assert_eq!(r.shared.vminfos.get(1).VS.vm_state, VERIFIED);
-    // prep_exit_vm with a class the dispatcher never hands it halts.
+    // prep_exit_vm with another class (a BRK): the seed halts (its dispatcher never hands it
+    // one); arm saves the vCPU for the host (deviation `guest_exception_halts`).
     let mut s = m.view(1);
     s.icore = true;
     let mut c = s.shadow_ctxts.get(ctxt_id(1, 0)).clone();
     c.ctxt_regs.ec = ARM_EXCEPTION_TRAP;
     c.ctxt_regs.esr_el2 = 0x3C << ESR_ELx_EC_SHIFT;
     s.shadow_ctxts.set_mut(ctxt_id(1, 0), c);
-    assert!(prep_exit_vm(ARM, &s).unwrap().halt);
+    assert!(prep_exit_vm(&Profile::SEED, &s).unwrap().halt);
+    let r = prep_exit_vm(ARM, &s).unwrap();
+    assert!(!r.halt);
+    assert_eq!(r.shadow_ctxts.get(ctxt_id(1, 0)).ctxt_states.dirty, 0);
     // A guest MMIO write below 1 GiB: the pc advances past it, no register is dirty.
     let (cs, _) = prep_abort_specx(
         ARM,

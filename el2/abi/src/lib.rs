@@ -65,7 +65,7 @@ pub mod psci {
 pub const CONSOLE_WRITE: u64 = 0xC600_0001;
 pub const CONSOLE_MAX: usize = 128;
 
-/// The QEMU run's memory map (docs/el2.md): `-m 1G` at 0x4000_0000.
+/// The QEMU run's memory map (docs/el2.md): `-m 2G` at 0x4000_0000.
 pub mod map {
     /// QEMU `virt` with `-m 2G`: RAM is [RAM_BASE, RAM_END).
     pub const RAM_BASE: u64 = 0x4000_0000;

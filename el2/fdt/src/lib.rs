@@ -216,6 +216,9 @@ struct Node {
     /// `ranges`: value offset and length (0: identity).
     ranges: Option<(u64, u64)>,
     gic: bool,
+    /// A GICv3 (`arm,gic-v3`): KCore supports GICv2 only (its reg layout, whose hypervisor
+    /// interfaces stay EL2's, is the one this reader knows).
+    gic_v3: bool,
     pci: bool,
     kcore_uart: bool,
 }
@@ -272,6 +275,9 @@ pub fn read<M: Mem>(mem: &M, pa: u64, kcore_uart: u64) -> Option<Machine> {
                 }
             }
             Tok::End => {
+                if depth == 2 && node.gic_v3 {
+                    return None;
+                }
                 if depth == 2 && node.kind == Kind::Other && !node.kcore_uart {
                     node_ranges(&b, &node, &mut ranges)?;
                 }
@@ -286,7 +292,8 @@ pub fn read<M: Mem>(mem: &M, pa: u64, kcore_uart: u64) -> Option<Machine> {
                     2 if is(b"ranges") => node.ranges = Some((val, len)),
                     2 if is(b"compatible") => {
                         node.gic = b.has_string(val, len, b"arm,cortex-a15-gic")
-                            || b.has_string(val, len, b"arm,gic-400")
+                            || b.has_string(val, len, b"arm,gic-400");
+                        node.gic_v3 = b.has_string(val, len, b"arm,gic-v3");
                     }
                     2 if is(b"device_type") => node.pci = b.name_is(val, b"pci", false),
                     2 if node.kind == Kind::Cpus && is(b"#address-cells") => {
@@ -596,6 +603,11 @@ impl<M: Mem> Edit<'_, '_, M> {
                     depth += 1;
                     if skip == 0 && depth == 2 && b.unit_is(name, self.kcore_uart) {
                         skip = depth;
+                    }
+                    // KCore's /chosen properties go at its end, which must come before any
+                    // child node (DTSpec 5.4.2): a /chosen with children is refused.
+                    if depth == 3 && in_node == 2 && self.linux.is_some() {
+                        return None;
                     }
                     if depth == 2 {
                         in_node = if b.name_is(name, b"memory", true) {

@@ -55,12 +55,12 @@ pub fn guard_page(cpu: usize) -> u64 {
     base + (cpu * STACK_STRIDE) as u64
 }
 
-/// `[start, text end, image end)` of the KCore image.
 /// The end of the image's read-only data (link.ld: `.rodata` follows the code).
 pub fn rodata_end() -> u64 {
     core::ptr::addr_of!(__rodata_end) as u64
 }
 
+/// `[start, text end, image end)` of the KCore image.
 pub fn image_bounds() -> (u64, u64, u64) {
     (
         core::ptr::addr_of!(__image_start) as u64,

@@ -84,6 +84,10 @@ pub fn id_aa64isar1() -> u64 {
 pub fn id_aa64isar2() -> u64 {
     mrs!("s3_0_c0_c6_2")
 }
+/// ID_AA64SMFR0_EL1 (encoded; RAZ without FEAT_SME).
+pub fn id_aa64smfr0() -> u64 {
+    mrs!("s3_0_c0_c4_5")
+}
 
 /// EL2 controls of CPU features the seed does not model (Arm ARM D19.2), by encoding so
 /// that any assembler takes them; written only when the CPU has the feature.
@@ -101,10 +105,13 @@ pub mod features {
     pub fn set_hcrx_el2(v: u64) {
         msr!("s3_4_c1_c2_2", v)
     }
-    /// HFGRTR_EL2, HFGWTR_EL2, HFGITR_EL2, HDFGRTR_EL2, HDFGWTR_EL2 (FEAT_FGT).
-    pub fn set_fgt_el2(v: u64) {
+    /// HFGRTR_EL2 and HFGWTR_EL2 (FEAT_FGT): the fine-grained register traps, per world.
+    pub fn set_hfgrwtr_el2(v: u64) {
         msr!("s3_4_c1_c1_4", v);
         msr!("s3_4_c1_c1_5", v);
+    }
+    /// HFGITR_EL2, HDFGRTR_EL2, HDFGWTR_EL2 (FEAT_FGT): instruction and debug traps.
+    pub fn set_fgt_other_el2(v: u64) {
         msr!("s3_4_c1_c1_6", v);
         msr!("s3_4_c3_c1_4", v);
         msr!("s3_4_c3_c1_5", v);

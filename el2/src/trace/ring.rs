@@ -606,15 +606,15 @@ pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &
 
 /// The last line: how the run ended.
 pub fn final_line(halted: bool, why: &str) {
-    let entries = match STATE.try_lock() {
+    // The entries and KCore's whole state, digested (for check-trace to compare with the
+    // model's), under one hold of the lock: no entry can come between them.
+    let (entries, digest) = match STATE.try_lock() {
         Some(mut t) => {
             t.trace.flush();
-            t.trace.entries()
+            (t.trace.entries(), crate::kcore_glue::state_digest(&mut t))
         }
-        None => 0,
+        None => (0, None),
     };
-    // KCore's whole state, digested, for check-trace to compare with the model's.
-    let digest = crate::kcore_glue::state_digest();
     console::with_panicking(|u| {
         let _ = write!(
             u,

@@ -4,8 +4,9 @@
 //! boot without it.
 //!
 //! Counting is per translated block: each block entered adds its instruction count, so a
-//! block left early by an exception counts the instructions after the exception too (a few
-//! per exception; under `-icount` QEMU's own count has the same bound).
+//! block left early by an exception also counts the instructions after the exception (at
+//! most a block's length each time; QEMU's own `-icount` is exact). The error only raises a
+//! count, and more for the run that takes more exceptions (KCore's: its host stage-2 faults).
 //!
 //! The plugin ABI is C: QEMU `dlopen`s this library, checks `qemu_plugin_version`, calls
 //! `qemu_plugin_install`, and resolves the `qemu_plugin_*` functions below against its own
