@@ -110,7 +110,7 @@ pub fn primary(x0: u64) -> ! {
         kprintln!("host device range [{b:#x}, {:#x}) (from the device tree)", b + n);
     }
     kprintln!(
-        "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; one CPU at a time inside kcore (a lock around the core)"
+        "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; host stage-2 faults run on several CPUs at once inside kcore, every other entry alone"
     );
     let linux = linux_boot();
     match fdt::write_host(dtb, HOST_DTB, HOST_DTB_MAX, KCORE_BASE, UART_BASE, linux) {

@@ -3,21 +3,23 @@
 //! * [`El2Hw`]: kcore's `Hw` on this machine: physical memory through `hw::phys`, TLB
 //!   maintenance with the target VMID's own VTTBR, the cache maintenance the simulator does
 //!   not model (a page leaving the host, a scrubbed page, pages KCore wrote for someone else).
-//! * The entries: each takes the glue's lock (one CPU at a time inside kcore: the trace and
-//!   the cache bookkeeping here are not yet per CPU, although kcore's entry points take the
-//!   core by `&self` and each CPU's `Cpu` by `&mut`), adds the trap's fault state to the
-//!   CPU's `Cpu`, calls kcore, loads what kcore left there into the CPU, and (with the
-//!   `trace` feature) records the step in the trace. Without the feature (the production
-//!   image) the same entries take the same lock and make the same calls and checks; only
-//!   the recording is not compiled (`trace.rs`).
+//! * The entries: host stage-2 faults share [`ENTRIES`] (two CPUs may be inside kcore's
+//!   `host_npt_handler` at once: kcore's locks order them, each CPU's cache bookkeeping is
+//!   its own, and a traced fault writes its record, with its entry tickets, before it lets
+//!   go); every other entry holds it alone, then the glue's lock ([`STATE`]). Each adds the
+//!   trap's fault state to the CPU's `Cpu`, calls kcore, loads what kcore left there into
+//!   the CPU, and (with the `trace` feature) records the step in the trace. Without the
+//!   feature (the production image) the same entries take the same locks and make the same
+//!   calls and checks; only the recording is not compiled (`trace.rs`).
 //! * World switches: the EL1 system registers and FP/SIMD registers move between the CPU and
 //!   the `Ctxt` only when the world changes (VCPU_RUN, an exit to the host); every other trap
 //!   moves x0..x30, ELR, SPSR and the fault registers only.
 //!
 //! kcore's entry points take the shared core by `&self` and the trapping CPU's [`Cpu`] by
-//! `&mut` (issue 11); dropping the glue's lock needs per-CPU trace and cache bookkeeping.
+//! `&mut` (issue 11), so the core is shared ([`CORE`]); letting every entry run at once
+//! needs the trace's records to be ordered by kcore's lock tickets (docs/linux-host.md).
 
-use crate::hw::lock::{Late, TicketLock};
+use crate::hw::lock::{Late, Once, RwSpin, TicketLock};
 use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
 use crate::cpu_features;
 use crate::hw::{phys, regs};
@@ -57,21 +59,28 @@ const DIRTY_SLOTS: usize = 8;
 #[cfg(feature = "trace")]
 const META_RUNS: usize = 8;
 
-/// kcore's machine interface on this CPU.
-/// kcore uses it through `&self` (any CPU may); the bookkeeping below is for the entry in
-/// progress, one at a time (the glue's lock), hence plain `Cell`s.
+/// kcore's machine interface. kcore uses it through `&self` from any CPU, two at once when
+/// both serve host stage-2 faults ([`ENTRIES`]); the bookkeeping of the entry in progress is
+/// each CPU's own ([`Book`], in a `PerCpu`).
 pub struct El2Hw {
     pt: PtLayout,
-    dirty: Cell<[u64; DIRTY_SLOTS]>,
-    ndirty: Cell<usize>,
-    /// A host page changed hands in this entry: no CPU may keep instructions fetched from
-    /// it (IC IALLUIS before leaving EL2).
-    icache: Cell<bool>,
+    book: PerCpuBook,
     /// The page metadata array (kcore's layout): writes into it are noted for the trace.
     #[cfg(feature = "trace")]
     meta_base: u64,
     #[cfg(feature = "trace")]
     meta_len: u64,
+}
+
+type PerCpuBook = crate::hw::lock::PerCpu<Book>;
+
+/// One CPU's bookkeeping of the entry it is handling.
+struct Book {
+    dirty: Cell<[u64; DIRTY_SLOTS]>,
+    ndirty: Cell<usize>,
+    /// A host page changed hands in this entry: no CPU may keep instructions fetched from
+    /// it (IC IALLUIS before leaving EL2).
+    icache: Cell<bool>,
     /// Runs `[first, last]` of metadata indices (pfn - first RAM pfn) written in this entry.
     #[cfg(feature = "trace")]
     meta_runs: Cell<[(u32, u32); META_RUNS]>,
@@ -79,35 +88,55 @@ pub struct El2Hw {
     nmeta: Cell<usize>,
 }
 
+impl Book {
+    const EMPTY: Book = Book {
+        dirty: Cell::new([0; DIRTY_SLOTS]),
+        ndirty: Cell::new(0),
+        icache: Cell::new(false),
+        #[cfg(feature = "trace")]
+        meta_runs: Cell::new([(0, 0); META_RUNS]),
+        #[cfg(feature = "trace")]
+        nmeta: Cell::new(0),
+    };
+}
+
 impl El2Hw {
+    #[inline(always)]
+    fn book(&self) -> &Book {
+        self.book.this()
+    }
+
     fn note_dirty(&self, page: u64) {
-        let n = self.ndirty.get();
-        if self.dirty.get()[..n].contains(&page) {
+        let b = self.book();
+        let n = b.ndirty.get();
+        if b.dirty.get()[..n].contains(&page) {
             return;
         }
         if n == DIRTY_SLOTS {
             self.clean_dirty();
         }
-        let (mut d, n) = (self.dirty.get(), self.ndirty.get());
+        let (mut d, n) = (b.dirty.get(), b.ndirty.get());
         d[n] = page;
-        self.dirty.set(d);
-        self.ndirty.set(n + 1);
+        b.dirty.set(d);
+        b.ndirty.set(n + 1);
     }
 
     #[cold]
     #[inline(never)]
     fn clean_dirty(&self) {
-        for &p in &self.dirty.get()[..self.ndirty.get()] {
+        let b = self.book();
+        for &p in &b.dirty.get()[..b.ndirty.get()] {
             phys::clean_invalidate(p, PAGE_SIZE);
         }
-        self.ndirty.set(0);
+        b.ndirty.set(0);
     }
 
     /// A write into the metadata array at byte offset `off`: the page it describes.
     #[cfg(feature = "trace")]
     fn note_meta(&self, off: u64) {
+        let b = self.book();
         let idx = (off / 8) as u32;
-        let (mut runs, n) = (self.meta_runs.get(), self.nmeta.get());
+        let (mut runs, n) = (b.meta_runs.get(), b.nmeta.get());
         let grown = runs[..n].iter_mut().rev().any(|r| {
             if (r.0..=r.1).contains(&idx) {
                 true
@@ -124,23 +153,24 @@ impl El2Hw {
         if !grown {
             if n < META_RUNS {
                 runs[n] = (idx, idx);
-                self.nmeta.set(n + 1);
+                b.nmeta.set(n + 1);
             } else {
                 let r = &mut runs[META_RUNS - 1];
                 *r = (r.0.min(idx), r.1.max(idx));
             }
         }
-        self.meta_runs.set(runs);
+        b.meta_runs.set(runs);
     }
 
     /// The maintenance owed before this CPU leaves EL2.
     #[inline(always)]
     fn finish(&self) {
-        if self.ndirty.get() != 0 {
+        let b = self.book();
+        if b.ndirty.get() != 0 {
             self.clean_dirty();
         }
-        if self.icache.get() {
-            self.icache.set(false);
+        if b.icache.get() {
+            b.icache.set(false);
             phys::invalidate_icache_all();
         }
         // Table entries kcore wrote become visible to the walkers before the eret.
@@ -185,7 +215,7 @@ impl Hw for El2Hw {
             // caches off must not be hidden by a stale line KCore or the next owner would
             // read, and nothing it executed may stay in an instruction cache.
             phys::clean_invalidate(page, PAGE_SIZE);
-            self.icache.set(true);
+            self.book().icache.set(true);
         }
     }
 
@@ -208,7 +238,6 @@ struct Extra {
 }
 
 struct Glue {
-    core: Core<El2Hw>,
     /// Per shadow context (vmid * 8 + vcpu): its `Extra` while it does not run.
     extra: [Extra; CTXTS],
     /// Per shadow context: the CPU it last ran on (0xFF: never).
@@ -242,15 +271,26 @@ impl TrapFrame {
     }
 }
 
-/// The glue's state and the trace, under one lock: an entry takes it once (the trace
-/// first: its counters, touched on every entry, stay at small offsets from the static).
-///
-/// The lock orders the trace's records (the order check-trace replays), but that is not
-/// all it does, so the production image (no trace) keeps it too: it is what runs one CPU at
-/// a time inside kcore on `-smp 2`. `El2Hw`'s per-entry bookkeeping (the dirty pages, the
-/// I-cache flag: plain `Cell`s, so `Core<El2Hw>` is not `Sync`), the per-context `Extra`s
-/// and `last_cpu`, and `Late::get`'s `&mut` to the core are only sound under it. Dropping
-/// it needs that bookkeeping per CPU (and, traced, a per-CPU trace).
+/// kcore itself: set once at boot (boot CPU), then shared by every CPU. kcore's own locks
+/// order what its entries do; [`ENTRIES`] decides which entries may run at once.
+static CORE: Once<Core<El2Hw>> = Once::new();
+
+/// kcore, after boot.
+#[inline(always)]
+fn core() -> &'static Core<El2Hw> {
+    CORE.get()
+}
+
+/// Which kcore entries run at once: host stage-2 faults share it (two CPUs may be inside
+/// kcore's `host_npt_handler` at the same moment, ordered by kcore's own locks), every other
+/// entry holds it alone. A host fault touches only its own page's leaf (and no untrusted
+/// value), so its trace record, written before it lets go, is what it did; the others'
+/// records keep their order under it.
+pub static ENTRIES: RwSpin = RwSpin::new();
+
+/// The glue's state and the trace, under one lock: an entry that holds [`ENTRIES`] alone
+/// takes it once (the trace first: its counters, touched on every entry, stay at small
+/// offsets from the static); a host fault takes it only to write its trace record.
 #[repr(C)]
 pub struct Shared {
     pub trace: Trace,
@@ -332,22 +372,16 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
     let l = layout();
     let hw = El2Hw {
         pt: l.pt,
-        dirty: Cell::new([0; DIRTY_SLOTS]),
-        ndirty: Cell::new(0),
-        icache: Cell::new(false),
+        book: PerCpuBook::new([Book::EMPTY; MAX_CPUS]),
         #[cfg(feature = "trace")]
         meta_base: l.meta_base,
         #[cfg(feature = "trace")]
         meta_len: ((RAM_END - RAM_BASE) / PAGE_SIZE) * 8,
-        #[cfg(feature = "trace")]
-        meta_runs: Cell::new([(0, 0); META_RUNS]),
-        #[cfg(feature = "trace")]
-        nmeta: Cell::new(0),
     };
     let mut core = Core::boot(hw, l);
     // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
     #[cfg(feature = "trace")]
-    core.hw.nmeta.set(0);
+    core.hw.book().nmeta.set(0);
     core.platform = platform(cpus, devices);
     let host_vttbr = core.vttbr(HOSTVISOR);
     percpu::init_frames(|i| {
@@ -366,8 +400,8 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
             in_vm: 0,
         }
     });
+    CORE.set(core);
     STATE.lock().glue.set(Glue {
-        core,
         extra: [Extra::default(); CTXTS],
         last_cpu: [0xFF; CTXTS],
         hpmn,
@@ -376,14 +410,12 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
 
 /// The region's figures for the boot log: (meta, pt, smmu) bases and the host's VTTBR.
 pub fn describe() -> (u64, u64, u64, u64) {
-    let mut st = STATE.lock();
-    let g = st.glue.get();
-    let l = g.core.layout;
+    let l = core().layout;
     (
         l.meta_base,
         l.pt.pt_base,
         l.smmu_base,
-        g.core.vttbr(HOSTVISOR),
+        core().vttbr(HOSTVISOR),
     )
 }
 
@@ -530,7 +562,7 @@ fn fault_ipa(f: &Ctxt) -> u64 {
 #[cfg(feature = "trace")]
 #[inline(always)]
 fn trace_state(core: &Core<El2Hw>, tr: &mut Trace, vm: Option<u64>) {
-    if core.hw.nmeta.get() != 0 || vm.is_some() {
+    if core.hw.book().nmeta.get() != 0 || vm.is_some() {
         trace_state_slow(core, tr, vm);
     }
 }
@@ -564,8 +596,8 @@ fn trace_state_clear(core: &Core<El2Hw>, tr: &mut Trace, v: u32, had: &[(u64, u6
 fn trace_pages(core: &Core<El2Hw>, tr: &mut Trace) {
     let hw = &core.hw;
     let first = RAM_BASE / PAGE_SIZE;
-    let mut runs = hw.meta_runs.get();
-    let n = hw.nmeta.replace(0);
+    let mut runs = hw.book().meta_runs.get();
+    let n = hw.book().nmeta.replace(0);
     runs[..n].sort_unstable();
     let meta = |idx: u32| {
         let pfn = first + idx as u64;
@@ -680,7 +712,7 @@ pub fn state_digest(st: &mut Shared) -> Option<corevisor_kcore::digest::StateDig
     if !st.glue.is_set() {
         return None;
     }
-    let core = &st.glue.get().core;
+    let core = core();
     let mut d = corevisor_kcore::digest::Digester::default();
     let first = RAM_BASE / PAGE_SIZE;
     for idx in 0..(RAM_END - RAM_BASE) / PAGE_SIZE {
@@ -742,9 +774,9 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         return vcpu_run(frame, esr);
     }
     let cpu = frame.cpu as usize;
+    let _entries = ENTRIES.write();
     let mut st = STATE.lock();
-    let Shared { trace: tr, glue } = &mut *st;
-    let g = glue.get();
+    let tr = &mut st.trace;
     #[cfg(feature = "trace")]
     tr.begin();
     let kc = &mut frame.kcpu;
@@ -769,22 +801,22 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let mut had = [(0u64, 0u64); MAX_LEAF_RUNS];
     #[cfg(feature = "trace")]
     let nhad = if call == hvc::CLEAR_VM_S2_RANGE && (1..COREVISOR as u64).contains(&x1) {
-        vm_leaves(&g.core, x1 as u32, &mut had)
+        vm_leaves(core(), x1 as u32, &mut had)
     } else {
         0
     };
     take(&mut kc.regs, esr);
-    let t = g.core.host_hvc_handler(kc, &mut input(tr));
+    let t = core().host_hvc_handler(kc, &mut input(tr));
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
-        clean_verified_image(&g.core, x1);
+        clean_verified_image(core(), x1);
     }
-    g.core.hw.finish();
+    core().hw.finish();
     let x0_after = kc.regs.regs.x[0];
     #[cfg(feature = "trace")]
     if nhad > 0 {
-        trace_state_clear(&g.core, tr, x1 as u32, &had[..nhad]);
+        trace_state_clear(core(), tr, x1 as u32, &had[..nhad]);
     } else {
-        trace_state(&g.core, tr, vm_of_call(call, x1, x0_after));
+        trace_state(core(), tr, vm_of_call(call, x1, x0_after));
     }
     let step = Step {
         cpu: cpu as u8,
@@ -799,7 +831,7 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     tr.emit(step, call, args);
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         // KCore's log (both builds); traced, after the entry's record.
-        let state = g.core.vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
+        let state = core().vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
         tr.verdict(x1, state == VERIFIED);
     }
     if t != Trap::Done {
@@ -812,6 +844,7 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
 #[inline(never)]
 fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
+    let _entries = ENTRIES.write();
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
     let g = glue.get();
@@ -824,8 +857,8 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let args: [u64; 10] = core::array::from_fn(|i| kc.regs.regs.x[i]);
     take(&mut kc.regs, esr);
     let host_extra = save_world(&mut kc.regs);
-    let t = g.core.host_vcpu_run_handler(kc, &mut input(tr));
-    g.core.hw.finish();
+    let t = core().host_vcpu_run_handler(kc, &mut input(tr));
+    core().hw.finish();
     let step = Step {
         cpu: cpu as u8,
         principal: 0,
@@ -838,7 +871,7 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     #[cfg(feature = "trace")]
     {
         let x0_after = kc.regs.regs.x[0];
-        trace_state(&g.core, tr, vm_of_call(hvc::VCPU_RUN, args[1], x0_after));
+        trace_state(core(), tr, vm_of_call(hvc::VCPU_RUN, args[1], x0_after));
         let (_, n) = el2_abi::hvc::describe(hvc::VCPU_RUN);
         tr.emit(step, args[0], &args[1..=n.min(9)]);
     }
@@ -881,20 +914,24 @@ fn clean_verified_image(core: &Core<El2Hw>, vmid: u64) {
     phys::invalidate_icache_all();
 }
 
-/// A host stage-2 fault (data or instruction abort from the host).
+/// A host stage-2 fault (data or instruction abort from the host): with [`ENTRIES`] shared,
+/// so two CPUs may be in kcore's `host_npt_handler` at once. Traced, its record (with the
+/// window of entry tickets it ran in) is written under the trace's lock before it lets go.
 pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
-    let mut st = STATE.lock();
-    let Shared { trace: tr, glue } = &mut *st;
-    let g = glue.get();
+    let _entries = ENTRIES.read();
     #[cfg(feature = "trace")]
-    tr.begin();
+    let enter = WINDOW.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let kc = &mut frame.kcpu;
     take(&mut kc.regs, esr);
     #[cfg(feature = "trace")]
     let addr = fault_ipa(&kc.regs);
-    let t = g.core.host_npt_handler(kc, &mut input(tr));
-    g.core.hw.finish();
+    #[cfg(feature = "trace")]
+    let mut values = Buffered::default();
+    #[cfg(not(feature = "trace"))]
+    let mut values = Discard;
+    let t = core().host_npt_handler(kc, &mut values);
+    core().hw.finish();
     let action = if esr >> 26 == 0x20 {
         Action::HostFetch
     } else if esr & (1 << 6) != 0 {
@@ -913,15 +950,69 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     };
     #[cfg(feature = "trace")]
     {
-        trace_state(&g.core, tr, None);
+        let mut st = STATE.lock();
+        let tr = &mut st.trace;
+        tr.begin();
+        values.replay(tr);
+        trace_state(core(), tr, None);
         // What the fault left in the host's stage 2 at the address.
-        trace_s2(&g.core, tr, HOSTVISOR, addr / PAGE_SIZE);
-        tr.emit(step, addr, &[esr]);
+        trace_s2(core(), tr, HOSTVISOR, addr / PAGE_SIZE);
+        let exit = WINDOW.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        tr.emit(step, addr, &[esr, enter, exit]);
     }
     if t != Trap::Done {
         return Err(Stop { step });
     }
     Ok(())
+}
+
+/// Entry tickets: a host fault takes one as it enters kcore and one as it leaves; two faults
+/// whose windows overlap were inside kcore at the same moment (check-trace counts them).
+#[cfg(feature = "trace")]
+static WINDOW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// A host fault's untrusted values (none in practice), kept until its record is written.
+#[cfg(feature = "trace")]
+#[derive(Default)]
+struct Buffered {
+    v: [(bool, u32, u64); 16],
+    n: usize,
+    lost: bool,
+}
+
+#[cfg(feature = "trace")]
+impl Buffered {
+    fn push(&mut self, core: bool, p: u32, v: u64) {
+        if self.n < self.v.len() {
+            self.v[self.n] = (core, p, v);
+            self.n += 1;
+        } else {
+            self.lost = true;
+        }
+    }
+
+    fn replay(&self, tr: &mut Trace) {
+        for &(core, p, v) in &self.v[..self.n] {
+            if core {
+                tr.core(p, v);
+            } else {
+                tr.data(p, v);
+            }
+        }
+        if self.lost {
+            tr.mark_lost();
+        }
+    }
+}
+
+#[cfg(feature = "trace")]
+impl Untrusted for Buffered {
+    fn record(&mut self, principal: u32, value: u64) {
+        self.push(false, principal, value);
+    }
+    fn record_core(&mut self, vmid: u32, value: u64) {
+        self.push(true, vmid, value);
+    }
 }
 
 /// What a VM exit is, for the trace.
@@ -951,6 +1042,7 @@ fn exit_action(esr: u64, x: &[u64; 31], irq: bool, ipa: u64) -> (Action, [u64; 4
 #[inline(always)]
 pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     let cpu = frame.cpu as usize;
+    let _entries = ENTRIES.write();
     let mut st = STATE.lock();
     let Shared { trace: tr, glue } = &mut *st;
     let g = glue.get();
@@ -982,12 +1074,10 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         // state, so VCPU_RUN would resume it at its first-run pc. SeKVM's `__guest_exit`
         // saves ELR_EL2/SPSR_EL2 into the vCPU's context; so does this, into the shadow.
         let id = ctxt_id(before.cur_vmid, before.cur_vcpuid);
-        let s = g.core.shadow[id].get_mut();
-        s.states.pc = f.regs.elr_el2;
-        s.states.pstate = f.regs.spsr_el2;
+        core().save_resume_point(id, f.regs.elr_el2, f.regs.spsr_el2);
     }
-    let t = g.core.vm_exit_handler(kc, &mut input(tr));
-    g.core.hw.finish();
+    let t = core().vm_exit_handler(kc, &mut input(tr));
+    core().hw.finish();
     let now = kc.run;
     #[cfg(feature = "trace")]
     {
@@ -995,9 +1085,9 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
         if light {
             // kcore stays in the VM and changes no VM record (the measured loop): its pages
             // only.
-            trace_state(&g.core, tr, None);
+            trace_state(core(), tr, None);
         } else {
-            trace_state(&g.core, tr, Some(before.cur_vmid as u64));
+            trace_state(core(), tr, Some(before.cur_vmid as u64));
             if t == Trap::Done && now.ihost {
                 // Back in the host: the x0 it gets.
                 step.x0 = Some(kc.regs.regs.x[0]);
@@ -1056,11 +1146,11 @@ fn exit_step(cpu: usize, before: PerCpu, action: Action, t: Trap) -> Step {
 /// Whether kcore has halted (for the panic path; `None` if the core cannot be had).
 pub fn halted_panicking() -> Option<bool> {
     for _ in 0..1_000_000 {
-        if let Some(mut st) = STATE.try_lock() {
+        if let Some(st) = STATE.try_lock() {
             if !st.glue.is_set() {
                 return None;
             }
-            return Some(st.glue.get().core.halted());
+            return Some(core().halted());
         }
         core::hint::spin_loop();
     }

@@ -208,8 +208,9 @@ pub fn linux(root: &Path, args: &[String]) -> Result<(), String> {
     );
     let entries = runs.iter().map(|(_, r)| r.entries).min().unwrap_or(0);
     let mismatches: u64 = runs.iter().map(|(_, r)| r.mismatches).sum();
+    let concurrent: u64 = runs.iter().map(|(_, r)| r.concurrent).sum();
     println!(
-        "linux-host: {{\"cpus\":2,\"entries\":{entries},\"mismatches\":{mismatches},\"boot_ratio\":{ratio:.3}}}"
+        "linux-host: {{\"cpus\":2,\"entries\":{entries},\"mismatches\":{mismatches},\"boot_ratio\":{ratio:.3},\"concurrent\":{concurrent}}}"
     );
     Ok(())
 }
@@ -418,6 +419,8 @@ struct Run {
     entries: u64,
     mismatches: u64,
     faults: u64,
+    /// Host faults that entered kcore while another CPU's was inside (entry tickets).
+    concurrent: u64,
 }
 
 /// One QEMU run: `args`, the host's console (first PL011, QEMU's stdio) into `host_log`;
@@ -645,6 +648,7 @@ fn boot(
         entries: 0,
         mismatches: 0,
         faults,
+        concurrent: 0,
     };
     if traced && errors.is_empty() {
         let trace = out.join(format!("trace-{cpu}.jsonl"));
@@ -660,6 +664,7 @@ fn boot(
         };
         run.entries = num(" steps,");
         run.mismatches = num(" mismatches");
+        run.concurrent = num(" host faults entered kcore while another CPU was inside it");
         println!("    -cpu {cpu}: {line}");
         if run.entries < MIN_ENTRIES {
             errors.push(format!(

@@ -112,6 +112,9 @@ pub struct Summary {
     /// The final state digest agreed with the model's, over this many stage-2 leaves;
     /// `None`: the trace gave none.
     pub digest: Option<u64>,
+    /// Host faults that began while another CPU was inside kcore, by their entry tickets
+    /// (`None`: the trace has no tickets).
+    pub concurrent: Option<usize>,
 }
 
 impl fmt::Display for Summary {
@@ -142,7 +145,14 @@ impl fmt::Display for Summary {
                 ),
                 None => "no final state digest".into(),
             }
-        )
+        )?;
+        if let Some(n) = self.concurrent {
+            write!(
+                f,
+                "; {n} host faults entered kcore while another CPU was inside it (entry tickets)"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -225,6 +235,9 @@ struct Entry {
     pages: Vec<PageRec>,
     s2: Vec<S2Rec>,
     vm: Option<VmRec>,
+    /// A host fault's entry tickets: taken as it entered kcore and as it left (EL2 glue,
+    /// `WINDOW`); `None` for entries that run alone.
+    window: Option<(u64, u64)>,
 }
 
 struct Final {
@@ -243,9 +256,16 @@ pub struct Trace {
     /// Entries that differ in more than their sequence number and CPU (a measured loop
     /// repeats one entry thousands of times: the total alone says more than was tried).
     distinct: usize,
+    /// Host faults that began while another CPU was inside kcore (`None`: no windows).
+    concurrent: Option<usize>,
 }
 
 impl Trace {
+    /// Host faults that entered kcore while another CPU's was inside (entry tickets).
+    pub fn concurrent(&self) -> Option<usize> {
+        self.concurrent
+    }
+
     pub fn machine(&self) -> &Machine {
         &self.machine
     }
@@ -703,6 +723,24 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
             })
         }
     };
+    let window = match o.get("window") {
+        None => None,
+        Some(w) => {
+            let p = w
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .ok_or_else(|| bad(line, "window", "expected [enter ticket, exit ticket]"))?;
+            let (a, b) = (num(&p[0], line, "window")?, num(&p[1], line, "window")?);
+            if a >= b || ep != EntryPoint::HostNpt {
+                return Err(bad(
+                    line,
+                    "window",
+                    "a host fault's enter ticket comes before its exit ticket",
+                ));
+            }
+            Some((a, b))
+        }
+    };
     Ok(Entry {
         line,
         seq,
@@ -718,7 +756,32 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
         pages,
         s2,
         vm,
+        window,
     })
+}
+
+/// Entries that began (their enter ticket) while an entry of another CPU was inside kcore
+/// (between its tickets): two CPUs inside kcore at the same moment. `None`: no windows.
+fn concurrent(entries: &[Entry]) -> Option<usize> {
+    let mut w: Vec<(u64, u64, usize)> = entries
+        .iter()
+        .filter_map(|e| e.window.map(|(a, b)| (a, b, e.cpu)))
+        .collect();
+    if w.is_empty() {
+        return None;
+    }
+    w.sort_unstable();
+    // The latest exit ticket seen so far on each CPU.
+    let mut last: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut n = 0;
+    for &(enter, exit, cpu) in &w {
+        if last.iter().any(|(&c, &x)| c != cpu && x > enter) {
+            n += 1;
+        }
+        let e = last.entry(cpu).or_insert(0);
+        *e = (*e).max(exit);
+    }
+    Some(n)
 }
 
 const STATE_NAMES: [&str; 6] = [
@@ -790,6 +853,7 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
         if let Some(o) = shape.as_object_mut() {
             o.remove("seq");
             o.remove("cpu");
+            o.remove("window");
         }
         shapes.insert(shape.to_string());
     }
@@ -802,6 +866,7 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
         )
     })?;
     Ok(Trace {
+        concurrent: concurrent(&entries),
         machine,
         entries,
         fin,
@@ -871,6 +936,7 @@ impl Replay {
                 values: 0,
                 halted: false,
                 digest: None,
+                concurrent: None,
             },
         }
     }
@@ -1264,6 +1330,7 @@ pub fn replay(t: &Trace) -> Result<Summary, Box<Mismatch>> {
     }
     r.summary.halted = halted;
     r.summary.distinct = t.distinct;
+    r.summary.concurrent = t.concurrent;
     Ok(r.summary)
 }
 

@@ -449,3 +449,56 @@ fn an_entry_dropped_without_a_trace_of_it_is_caught_by_the_final_state_digest() 
     let e = malformed(&text(&w));
     assert!(e.to_string().contains("final.digest.vms"), "{e}");
 }
+
+#[test]
+fn host_fault_windows_count_two_cpus_inside_kcore_at_once() {
+    let mut v = lines();
+    // The excerpt's host faults, given entry tickets one after another: none overlap.
+    let faults: Vec<usize> = (0..v.len())
+        .filter(|&k| v[k]["entry"][0] == "host_npt_handler")
+        .collect();
+    assert!(faults.len() >= 3);
+    for (i, &k) in faults.iter().enumerate() {
+        v[k]["window"] = serde_json::json!([2 * i, 2 * i + 1]);
+    }
+    let s = check(&text(&v)).expect("windows do not change the replay");
+    assert_eq!(s.concurrent, Some(0));
+    assert!(s.to_string().contains("0 host faults entered kcore"), "{s}");
+    // Entry 27 (CPU 1's first fault) entered kcore while entry 26 (CPU 0's) was inside:
+    // one overlap. The windows say when each was inside; the replay order stays the trace's.
+    let (a, b) = (at(&v, 26), at(&v, 27));
+    assert_eq!(
+        (v[a]["cpu"].as_u64(), v[b]["cpu"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let (wa, wb) = (v[a]["window"].clone(), v[b]["window"].clone());
+    let ea = wa[0].as_u64().unwrap();
+    v[a]["window"] = serde_json::json!([ea, ea + 3]);
+    v[b]["window"] = serde_json::json!([ea + 1, ea + 2]);
+    assert_eq!(check(&text(&v)).unwrap().concurrent, Some(1));
+    // The same windows on one CPU are not two CPUs inside kcore.
+    let mut w = v.clone();
+    w[b]["cpu"] = 0.into();
+    assert_eq!(concurrent_of(&w), Some(0));
+    v[a]["window"] = wa;
+    v[b]["window"] = wb;
+    // A window that closes before it opens, or on another entry point, is malformed.
+    let mut w = v.clone();
+    w[a]["window"] = serde_json::json!([5, 5]);
+    assert!(malformed(&text(&w)).to_string().contains("window"));
+    let hvc = (0..v.len())
+        .find(|&k| v[k]["entry"][0] == "host_hvc_handler")
+        .unwrap();
+    let mut w = v.clone();
+    w[hvc]["window"] = serde_json::json!([100, 101]);
+    assert!(malformed(&text(&w)).to_string().contains("window"));
+    // Without windows: no count.
+    assert_eq!(check(EXCERPT).unwrap().concurrent, None);
+}
+
+/// The concurrency count of a trace that need not replay (only parsed).
+fn concurrent_of(v: &[Value]) -> Option<usize> {
+    corevisor_check::trace_check::parse(&text(v))
+        .expect("parses")
+        .concurrent()
+}

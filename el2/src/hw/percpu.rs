@@ -49,6 +49,19 @@ pub fn stack_top(cpu: usize) -> u64 {
     base + ((cpu + 1) * STACK_STRIDE) as u64
 }
 
+/// The CPU running this code, from its stack pointer (each CPU runs at EL2 on its own
+/// stack; KCore's emergency stacks are only used to report a fault and stop).
+#[inline(always)]
+pub fn current() -> usize {
+    let sp: u64;
+    // SAFETY: reads SP into a register; no memory or flags are touched.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    let base = core::ptr::addr_of!(__stacks_start) as u64;
+    let i = (sp.wrapping_sub(base) / STACK_STRIDE as u64) as usize;
+    assert!(i < MAX_CPUS, "not on a CPU's stack");
+    i
+}
+
 /// The guard page below CPU `cpu`'s stack (left unmapped).
 pub fn guard_page(cpu: usize) -> u64 {
     let base = core::ptr::addr_of!(__stacks_start) as u64;

@@ -15,7 +15,7 @@ use core::fmt::Write;
 /// Records the ring holds.
 pub const RING: usize = 16384;
 /// Values (arguments and untrusted values) the pool holds.
-pub const POOL: usize = 65536;
+pub const POOL: usize = 131072;
 /// Most untrusted values of one entry (a 2 MiB block moved into a VM records 512).
 pub const MAX_REC: usize = 4096;
 pub const MAX_CORE: usize = 64;
@@ -349,7 +349,12 @@ fn print(u: &mut console::Uart, seq: u64, r: &Line, pool: &[(u32, u64)]) {
             let _ = write!(u, "{}\"{k}\":{}", if i > 0 { "," } else { "" }, Hex(a.1));
         }
     }
-    let _ = write!(u, "}},\"result\":\"{}\",\"x0\":", s.result.name());
+    let _ = write!(u, "}}");
+    // A host fault's entry tickets (kcore_glue::WINDOW): the window it ran in.
+    if s.entry == Entry::HostNpt && args.len() == 4 {
+        let _ = write!(u, ",\"window\":[{},{}]", args[2].1, args[3].1);
+    }
+    let _ = write!(u, ",\"result\":\"{}\",\"x0\":", s.result.name());
     match s.x0 {
         Some(v) if r.flags & F_X0 != 0 => {
             let _ = write!(u, "{}", Hex(v));
@@ -474,6 +479,11 @@ impl Trace {
         self.pool[k + 1] = (0, packed);
         self.has_vm = true;
         self.ns += 2;
+    }
+
+    /// The entry lost values it could not hold (its record says so).
+    pub fn mark_lost(&mut self) {
+        self.lost = true;
     }
 
     /// A value of `principal`'s data stream (`hw::Untrusted::record`).
@@ -607,8 +617,10 @@ pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &
 /// The last line: how the run ended.
 pub fn final_line(halted: bool, why: &str) {
     // The entries and KCore's whole state, digested (for check-trace to compare with the
-    // model's), under one hold of the lock: no entry can come between them.
-    let (entries, digest) = match STATE.try_lock() {
+    // model's), with every entry out of kcore (host faults run two at once) and under one
+    // hold of the trace's lock: no entry can come between them.
+    let entries_out = crate::kcore_glue::ENTRIES.try_write(10_000_000);
+    let (entries, digest) = match STATE.try_lock().filter(|_| entries_out.is_some()) {
         Some(mut t) => {
             t.trace.flush();
             (t.trace.entries(), crate::kcore_glue::state_digest(&mut t))

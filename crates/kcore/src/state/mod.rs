@@ -214,6 +214,18 @@ impl<H: Hw> Core<H> {
         self.halted.load(Ordering::Acquire)
     }
 
+    /// The EL2 glue's save of a vCPU's return state (ELR_EL2, SPSR_EL2) at an exit that may
+    /// go to the host, under the context's lock, as SeKVM's `__guest_exit` does (neither the
+    /// seed nor kcore keeps it: docs/el2.md, "kcore changes this needs"). Nothing once halted.
+    pub fn save_resume_point(&self, ctxt: usize, pc: u64, pstate: u64) {
+        if let Some(c) = self.shadow.get(ctxt) {
+            if let Ok((mut s, _)) = c.lock(&self.halted) {
+                s.states.pc = pc;
+                s.states.pstate = pstate;
+            }
+        }
+    }
+
     /// The locks the halt poisoned (bit = lock id).
     pub fn poisoned(&self) -> u64 {
         self.poisoned.load(Ordering::Acquire)
