@@ -209,6 +209,14 @@ pub fn linux(root: &Path, args: &[String]) -> Result<(), String> {
     let entries = runs.iter().map(|(_, r)| r.entries).min().unwrap_or(0);
     let mismatches: u64 = runs.iter().map(|(_, r)| r.mismatches).sum();
     let concurrent: u64 = runs.iter().map(|(_, r)| r.concurrent).sum();
+    // Two CPUs inside kcore at once (entry tickets): required of the full run, reported by
+    // `--quick` (QEMU switches CPUs at time slices, so one boot may show none).
+    if !quick && concurrent == 0 {
+        return Err(format!(
+            "no traced boot shows two CPUs inside kcore at once (entry tickets) on {}",
+            cpus.join(", ")
+        ));
+    }
     println!(
         "linux-host: {{\"cpus\":2,\"entries\":{entries},\"mismatches\":{mismatches},\"boot_ratio\":{ratio:.3},\"concurrent\":{concurrent}}}"
     );

@@ -125,7 +125,7 @@ pub fn parse_macro(v: &Value) -> Result<HostMacro, (String, String)> {
         "share" => &["vm", "gpa", "pages"],
         "assign_device" => &["smmu", "cb", "vm"],
         "destroy_vm" => &["vm"],
-        _ => return Err(("host".into(), format!("unknown macro action \"{name}\""))),
+        _ => return Err(("host".into(), format!("unknown macro action {name:?}"))),
     };
     if !body.is_object() {
         return Err((format!("host.{name}"), "expected an object".into()));

@@ -403,7 +403,8 @@ impl Ctx<'_> {
                 return Err(self.err(
                     Some(field),
                     format!(
-                        "unknown field \"{k}\" (expected one of: {})",
+                        // Debug: a key with a control character stays on one line.
+                        "unknown field {k:?} (expected one of: {})",
                         allowed.join(", ")
                     ),
                 ));
@@ -692,7 +693,7 @@ fn parse_step(ctx: &Ctx, index: usize, v: &Value) -> Result<Step, ScenarioError>
             let call = match &a[0] {
                 Value::String(s) if !s.trim_start().starts_with(|c: char| c.is_ascii_digit()) => {
                     HvcCall::Named(HvcName::parse(s).ok_or_else(|| {
-                        ctx.err(Some("hvc"), format!("unknown hypercall name \"{s}\""))
+                        ctx.err(Some("hvc"), format!("unknown hypercall name {s:?}"))
                     })?)
                 }
                 other => HvcCall::Raw(ctx.int("hvc", other)?),
@@ -1016,6 +1017,13 @@ mod tests {
         );
         let t = GOOD.replace("\"name\": \"t\"", "\"name\": \"t\", \"colour\": 1");
         assert!(err_of(&t).contains("unknown field \"colour\""));
+        // A key with a newline in it (the scenario_parser fuzz target's find): one line.
+        let t = GOOD.replace("\"name\": \"t\"", "\"name\": \"t\", \"\\nname\": 1");
+        let e = err_of(&t);
+        assert!(
+            !e.contains('\n') && e.contains("unknown field \"\\nname\""),
+            "{e}"
+        );
     }
 
     #[test]
