@@ -899,16 +899,7 @@ impl Lockstep {
                         want[w] = opened[w];
                     }
                 }
-                let bad: Vec<String> = (0..512)
-                    .filter(|&w| opened[w] != want[w])
-                    .take(3)
-                    .map(|w| {
-                        format!(
-                            "word {w}: {:#x}, the model's plaintext {:#x}",
-                            opened[w], want[w]
-                        )
-                    })
-                    .collect();
+                let bad = differing_words(&opened, &want, "");
                 if !bad.is_empty() {
                     out.push(format!(
                         "export: {} of VM {vmid} into frame {outpfn:#x} does not decrypt under export {seq}'s nonce to the model's plaintext ({})",
@@ -932,16 +923,7 @@ impl Lockstep {
                 };
                 self.exports.consume(handle);
                 let have = self.core.core.hw.page_words(pfn);
-                let bad: Vec<String> = (0..512)
-                    .filter(|&w| have[w] != want[w])
-                    .take(3)
-                    .map(|w| {
-                        format!(
-                            "word {w}: core {:#x}, the model's plaintext {:#x}",
-                            have[w], want[w]
-                        )
-                    })
-                    .collect();
+                let bad = differing_words(&have, &want, "core ");
                 if !bad.is_empty() {
                     out.push(format!(
                         "import: DECRYPT_BUF of handle {handle} into frame {pfn:#x} ({})",
@@ -1208,4 +1190,19 @@ pub fn abstract_machine(cm: &CoreMachine, template: &ModelMachine) -> ModelMachi
         cpu.regs = abs_ctxt(&cm.cpus[i].regs, c);
     }
     m
+}
+
+/// The first three words of a page where `have` differs from the model's plaintext `want`,
+/// each as "word W: {who}HAVE, the model's plaintext WANT".
+fn differing_words(have: &[u64; 512], want: &[u64; 512], who: &str) -> Vec<String> {
+    (0..512)
+        .filter(|&w| have[w] != want[w])
+        .take(3)
+        .map(|w| {
+            format!(
+                "word {w}: {who}{:#x}, the model's plaintext {:#x}",
+                have[w], want[w]
+            )
+        })
+        .collect()
 }
