@@ -36,9 +36,20 @@ build() {
         cargo build --release --offline --locked "$@"
 }
 echo "el2-build: $(/usr/bin/rustc --version)"
+rel=target/aarch64-unknown-none-softfloat/release
+# EL2_MUTANT=name: only the traced image with kcore's named fault planted (the `mutants`
+# feature; `cargo xtask qemu --mutants`), kept as kcore-el2-mutant; then the traced image
+# back at release/kcore-el2.
+if [ -n "${EL2_MUTANT:-}" ]; then
+    COREVISOR_MUTANT="$EL2_MUTANT" build -p corevisor-el2 --target aarch64-unknown-none-softfloat --features mutants
+    cp "$rel/kcore-el2" "$rel/kcore-el2-mutant.tmp"
+    mv "$rel/kcore-el2-mutant.tmp" "$rel/kcore-el2-mutant"
+    build -p corevisor-el2 --target aarch64-unknown-none-softfloat
+    ls -l "$rel/kcore-el2-mutant"
+    exit 0
+fi
 # The production image first (no `trace` feature), kept under its own name: cargo puts
 # both builds at release/kcore-el2 (only corevisor-el2 itself is compiled twice).
-rel=target/aarch64-unknown-none-softfloat/release
 build -p corevisor-el2 --target aarch64-unknown-none-softfloat --no-default-features
 cp "$rel/kcore-el2" "$rel/kcore-el2-prod.tmp"
 mv "$rel/kcore-el2-prod.tmp" "$rel/kcore-el2-prod"

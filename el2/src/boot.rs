@@ -101,13 +101,25 @@ pub fn primary(x0: u64) -> ! {
         crate::cpu_features::names(features)
     );
     kcore_glue::boot(m.cpus, devices, n);
+    #[cfg(feature = "mutants")]
+    match kcore_glue::planted() {
+        Ok(names) => {
+            kprintln!("planted fault(s) in this image: {names} (cargo xtask qemu --mutants)")
+        }
+        Err(bad) => {
+            crate::panic::stop(format_args!("planted fault {bad}: kcore has no such fault"))
+        }
+    }
     let (meta, pt, smmu, host_vttbr) = kcore_glue::describe();
     kprintln!(
         "RAM [{RAM_BASE:#x}, {RAM_END:#x}), {} CPUs; KCore's region [{KCORE_BASE:#x}, {RAM_END:#x}): metadata at {meta:#x}, SMMU pool at {smmu:#x}, stage-2 pools at {pt:#x}",
         m.cpus
     );
     for &(b, n) in devices {
-        kprintln!("host device range [{b:#x}, {:#x}) (from the device tree)", b + n);
+        kprintln!(
+            "host device range [{b:#x}, {:#x}) (from the device tree)",
+            b + n
+        );
     }
     kprintln!(
         "VTCR_EL2 {vtcr:#x} ({ipa_bits}-bit IPA, 4 KiB granule, walks from level 0); host VTTBR_EL2 {host_vttbr:#x}; host stage-2 faults run on several CPUs at once inside kcore, every other entry alone"
@@ -124,7 +136,9 @@ pub fn primary(x0: u64) -> ! {
     trace::header(m.cpus, RAM_BASE, RAM_END, KCORE_BASE, devices);
     let what = if linux.is_some() { "Linux" } else { "the host" };
     enter_host(0, HOST_ENTRY, HOST_DTB, || {
-        kprintln!("cpu 0: entering {what} at {HOST_ENTRY:#x} (EL1h, x0 = device tree {HOST_DTB:#x})")
+        kprintln!(
+            "cpu 0: entering {what} at {HOST_ENTRY:#x} (EL1h, x0 = device tree {HOST_DTB:#x})"
+        )
     })
 }
 

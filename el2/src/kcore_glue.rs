@@ -19,9 +19,9 @@
 //! `&mut` (issue 11), so the core is shared ([`CORE`]); letting every entry run at once
 //! needs the trace's records to be ordered by kcore's lock tickets (docs/linux-host.md).
 
+use crate::cpu_features;
 use crate::hw::lock::{Late, Once, RwSpin, TicketLock};
 use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
-use crate::cpu_features;
 use crate::hw::{phys, regs};
 use crate::platform::*;
 #[cfg(feature = "trace")]
@@ -41,6 +41,8 @@ use corevisor_kcore::hw::Untrusted;
 use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
 #[cfg(feature = "trace")]
 use corevisor_kcore::meta::PageMeta;
+#[cfg(feature = "trace")]
+use corevisor_kcore::mutants::{mutant, Fault};
 use corevisor_kcore::pt::{self, PtLayout};
 use corevisor_kcore::state::{Core, CTXTS};
 use corevisor_kcore::trap::{Cpu, PerCpu, Trap};
@@ -86,7 +88,18 @@ struct Book {
     meta_runs: Cell<[(u32, u32); META_RUNS]>,
     #[cfg(feature = "trace")]
     nmeta: Cell<usize>,
+    /// The stage-2 TLB invalidations kcore made in this entry, as runs (the trace's).
+    #[cfg(feature = "trace")]
+    tlbi: Cell<[trace::TlbiRun; TLBI_RUNS]>,
+    #[cfg(feature = "trace")]
+    ntlbi: Cell<usize>,
+    #[cfg(feature = "trace")]
+    tlbi_lost: Cell<bool>,
 }
+
+/// Runs of TLB invalidations one entry may make (a 2 MiB block leaving the host is one run).
+#[cfg(feature = "trace")]
+const TLBI_RUNS: usize = 16;
 
 impl Book {
     const EMPTY: Book = Book {
@@ -97,6 +110,18 @@ impl Book {
         meta_runs: Cell::new([(0, 0); META_RUNS]),
         #[cfg(feature = "trace")]
         nmeta: Cell::new(0),
+        #[cfg(feature = "trace")]
+        tlbi: Cell::new(
+            [trace::TlbiRun {
+                vmid: 0,
+                ipa: 0,
+                count: 0,
+            }; TLBI_RUNS],
+        ),
+        #[cfg(feature = "trace")]
+        ntlbi: Cell::new(0),
+        #[cfg(feature = "trace")]
+        tlbi_lost: Cell::new(false),
     };
 }
 
@@ -162,6 +187,46 @@ impl El2Hw {
         b.meta_runs.set(runs);
     }
 
+    /// An invalidation kcore asked for, into this entry's runs (`count` 0: the whole VMID).
+    #[cfg(feature = "trace")]
+    fn note_tlbi(&self, vmid: u32, ipa: u64, count: u32) {
+        let b = self.book();
+        let (mut runs, n) = (b.tlbi.get(), b.ntlbi.get());
+        if let Some(last) = runs[..n].last_mut() {
+            if count == 1
+                && last.count != 0
+                && last.vmid == vmid
+                && last.ipa + u64::from(last.count) * PAGE_SIZE == ipa
+            {
+                last.count += 1;
+                b.tlbi.set(runs);
+                return;
+            }
+        }
+        if n == TLBI_RUNS {
+            b.tlbi_lost.set(true);
+            return;
+        }
+        runs[n] = trace::TlbiRun { vmid, ipa, count };
+        b.tlbi.set(runs);
+        b.ntlbi.set(n + 1);
+    }
+
+    /// This entry's invalidations, into its record (and the book cleared for the next).
+    #[cfg(feature = "trace")]
+    fn trace_tlbi(&self, tr: &mut Trace) {
+        let b = self.book();
+        let n = b.ntlbi.get();
+        if n != 0 {
+            tr.tlbi(&b.tlbi.get()[..n]);
+        }
+        if b.tlbi_lost.get() {
+            tr.mark_lost();
+        }
+        b.ntlbi.set(0);
+        b.tlbi_lost.set(false);
+    }
+
     /// The maintenance owed before this CPU leaves EL2.
     #[inline(always)]
     fn finish(&self) {
@@ -209,6 +274,8 @@ impl Hw for El2Hw {
     fn tlbi_ipa(&self, vmid: u32, ipa: u64) {
         let vttbr = self.pt.root(vmid) | ((vmid as u64) << 48);
         regs::s2_invalidate_ipa(vttbr, ipa);
+        #[cfg(feature = "trace")]
+        self.note_tlbi(vmid, ipa & !(PAGE_SIZE - 1), 1);
         let page = ipa & !(PAGE_SIZE - 1);
         if vmid == HOSTVISOR && page < KCORE_BASE && phys::is_raw(page, PAGE_SIZE) {
             // The host (identity-mapped) just lost this page: whatever it wrote with its
@@ -222,6 +289,8 @@ impl Hw for El2Hw {
     fn tlbi_vmid(&self, vmid: u32) {
         let vttbr = self.pt.root(vmid) | ((vmid as u64) << 48);
         regs::s2_invalidate_vmid(vttbr);
+        #[cfg(feature = "trace")]
+        self.note_tlbi(vmid, 0, 0);
     }
 
     fn zero_page(&self, pa: u64) {
@@ -381,7 +450,11 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
     let mut core = Core::boot(hw, l);
     // Boot's metadata (KCore's own pages) is the model's initial state, not an entry's.
     #[cfg(feature = "trace")]
-    core.hw.book().nmeta.set(0);
+    {
+        core.hw.book().nmeta.set(0);
+        core.hw.book().ntlbi.set(0);
+        core.hw.book().tlbi_lost.set(false);
+    }
     core.platform = platform(cpus, devices);
     let host_vttbr = core.vttbr(HOSTVISOR);
     percpu::init_frames(|i| {
@@ -401,11 +474,73 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
         }
     });
     CORE.set(core);
-    STATE.lock().glue.set(Glue {
+    let mut st = STATE.lock();
+    st.glue.set(Glue {
         extra: [Extra::default(); CTXTS],
         last_cpu: [0xFF; CTXTS],
         hpmn,
     });
+    #[cfg(feature = "trace")]
+    if mutant(Fault::TraceDropsEntry) {
+        st.trace
+            .drop_entry(corevisor_kcore::mutants::TRACE_DROPS_SEQ);
+    }
+}
+
+/// The faults planted in this image (`cargo xtask qemu --mutants`): their names, or the
+/// one name kcore does not know.
+#[cfg(feature = "mutants")]
+pub fn planted() -> Result<&'static str, &'static str> {
+    corevisor_kcore::mutants::planted_names()
+}
+
+/// The name of word `i` of a register file in the trace (kcore's `ctxt_words`).
+#[cfg(feature = "trace")]
+pub fn word_name(i: usize) -> &'static str {
+    corevisor_kcore::ctxt_words::name(i)
+}
+
+#[cfg(feature = "trace")]
+const _: () =
+    assert!(trace::CTX_WORDS == corevisor_kcore::ctxt_words::CTXT_WORDS && trace::CTXS == CTXTS);
+
+/// A register file as the trace gives it: kcore's words, VTTBR_EL2 as the model names the
+/// principal's table (`pt_vttbr`), as the simulator's checker abstracts it.
+#[cfg(feature = "trace")]
+fn file_of(c: &Ctxt) -> [u64; trace::CTX_WORDS] {
+    use corevisor_kcore::ctxt_words::VTTBR_WORD;
+    let mut w = corevisor_kcore::ctxt_words::words(c);
+    let raw = w[VTTBR_WORD];
+    let v = (raw >> 48) as u32;
+    if v <= COREVISOR && core().vttbr(v) == raw {
+        w[VTTBR_WORD] = corevisor_kcore::consts::pt_vttbr(v);
+    }
+    w
+}
+
+/// Into the trace: the register file the CPU brought in (`found`, of context `found_ctx`:
+/// the world that trapped) and the one kcore left on it (of the world it runs now);
+/// `resumed`: the glue saved that vCPU's resume point into its context before kcore ran
+/// (`save_resume_point`: a write of the glue's own, which the record names).
+#[cfg(feature = "trace")]
+fn trace_files(
+    tr: &mut Trace,
+    cpu: usize,
+    found_ctx: usize,
+    found: &[u64; trace::CTX_WORDS],
+    kc: &Cpu,
+    resumed: bool,
+) {
+    let r = kc.run;
+    let left_ctx = if r.ihost || r.cur_vcpuid == corevisor_kcore::trap::NO_VCPU {
+        ctxt_id(HOSTVISOR, cpu as u32)
+    } else {
+        ctxt_id(r.cur_vmid, r.cur_vcpuid)
+    };
+    tr.regs(found_ctx, found, left_ctx, &file_of(&kc.regs));
+    if resumed {
+        tr.resume_point();
+    }
 }
 
 /// The region's figures for the boot log: (meta, pt, smmu) bases and the host's VTTBR.
@@ -422,10 +557,27 @@ pub fn describe() -> (u64, u64, u64, u64) {
 /// Loads this CPU's host world (boot, PSCI CPU_ON) from its frame: kcore's EL2
 /// configuration for it.
 pub fn cpu_init(frame: &mut TrapFrame) {
-    let hpmn = STATE.lock().glue.get().hpmn;
+    #[cfg_attr(not(feature = "trace"), allow(unused_mut))]
+    let mut st = STATE.lock();
+    let hpmn = st.glue.get().hpmn;
     let f = &mut frame.kcpu.regs;
     f.regs.vmpidr_el2 = regs::mpidr();
     load_el2(f, true, hpmn);
+    // The glue's writes to KCore's words of this CPU's file (here and at boot), a note of
+    // their own in the trace: check-trace starts the CPU's file from them.
+    #[cfg(feature = "trace")]
+    {
+        let file = file_of(f);
+        let mut words = [(0u32, 0u64); trace::CTX_WORDS];
+        let mut n = 0;
+        for (i, &v) in file.iter().enumerate() {
+            if !corevisor_kcore::ctxt_words::is_world(i) {
+                words[n] = (i as u32, v);
+                n += 1;
+            }
+        }
+        st.trace.cpu_init(frame.cpu as u8, &words[..n]);
+    }
 }
 
 /// The registers this CPU enters the host with for the first time (boot, PSCI CPU_ON).
@@ -734,7 +886,11 @@ pub fn state_digest(st: &mut Shared) -> Option<corevisor_kcore::digest::StateDig
     }
     for v in 1..COREVISOR {
         let info = core.vms[v as usize].read();
-        d.vm(v.into(), info.state.into(), info.vcpu_state.iter().map(|&s| s.into()));
+        d.vm(
+            v.into(),
+            info.state.into(),
+            info.vcpu_state.iter().map(|&s| s.into()),
+        );
     }
     Some(d.finish())
 }
@@ -828,7 +984,10 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         x0: Some(x0_after),
     };
     #[cfg(feature = "trace")]
-    tr.emit(step, call, args);
+    {
+        core().hw.trace_tlbi(tr);
+        tr.emit(step, call, args);
+    }
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         // KCore's log (both builds); traced, after the entry's record.
         let state = core().vms.get(x1 as usize).map_or(0, |vm| vm.read().state);
@@ -857,6 +1016,8 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     let args: [u64; 10] = core::array::from_fn(|i| kc.regs.regs.x[i]);
     take(&mut kc.regs, esr);
     let host_extra = save_world(&mut kc.regs);
+    #[cfg(feature = "trace")]
+    let found = file_of(&kc.regs);
     let t = core().host_vcpu_run_handler(kc, &mut input(tr));
     core().hw.finish();
     let step = Step {
@@ -872,6 +1033,8 @@ fn vcpu_run(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     {
         let x0_after = kc.regs.regs.x[0];
         trace_state(core(), tr, vm_of_call(hvc::VCPU_RUN, args[1], x0_after));
+        trace_files(tr, cpu, ctxt_id(HOSTVISOR, cpu as u32), &found, kc, false);
+        core().hw.trace_tlbi(tr);
         let (_, n) = el2_abi::hvc::describe(hvc::VCPU_RUN);
         tr.emit(step, args[0], &args[1..=n.min(9)]);
     }
@@ -957,6 +1120,7 @@ pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         trace_state(core(), tr, None);
         // What the fault left in the host's stage 2 at the address.
         trace_s2(core(), tr, HOSTVISOR, addr / PAGE_SIZE);
+        core().hw.trace_tlbi(tr);
         let exit = WINDOW.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         tr.emit(step, addr, &[esr, enter, exit]);
     }
@@ -1068,6 +1232,8 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
     #[cfg(feature = "trace")]
     let (action, a, n) = exit_action(esr, &f.regs.x, irq, fault_ipa(f));
     let vm_extra = if light { None } else { Some(save_world(f)) };
+    #[cfg(feature = "trace")]
+    let found = file_of(f);
     if !light {
         // Stands in for a kcore fix (docs/el2.md, "kcore changes"): on an exit that may go
         // to the host, kcore (and the seed) keep the vCPU's registers but not its return
@@ -1093,6 +1259,9 @@ pub fn vm_exit(frame: &mut TrapFrame, esr: u64, irq: bool) -> Result<(), Stop> {
                 step.x0 = Some(kc.regs.regs.x[0]);
             }
         }
+        let id = ctxt_id(before.cur_vmid, before.cur_vcpuid);
+        trace_files(tr, cpu, id, &found, kc, !light);
+        core().hw.trace_tlbi(tr);
         tr.emit(step, a[0], &a[1..n as usize]);
         if t != Trap::Done {
             return Err(Stop { step });

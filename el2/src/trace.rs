@@ -18,7 +18,7 @@ mod ring;
 #[cfg(not(feature = "trace"))]
 pub use off::{final_line, Trace};
 #[cfg(feature = "trace")]
-pub use ring::{final_line, header, Page, Trace, Vm};
+pub use ring::{final_line, header, Page, TlbiRun, Trace, Vm, CTXS, CTX_WORDS};
 
 use crate::console;
 use crate::kcore_glue::STATE;

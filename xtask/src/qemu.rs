@@ -21,9 +21,9 @@ use std::time::Instant;
 
 /// The CPUs every traced run boots on; the production image boots on the first one, whose
 /// counts are the `el2-counts` line (the traced image's there: `el2-counts-traced`).
-const CPUS: [&str; 2] = ["cortex-a57", "max"];
+pub(crate) const CPUS: [&str; 2] = ["cortex-a57", "max"];
 /// Wall-clock limit of one QEMU run.
-const TIMEOUT_S: u64 = 150;
+pub(crate) const TIMEOUT_S: u64 = 150;
 /// The counts' targets (issue 12), against the production image.
 const NULL_HVC_TARGET: u64 = 300;
 /// A guest trap handled inside EL2 (exit and resume, no host): `vm_trap_el2`, formerly
@@ -52,13 +52,14 @@ impl Image {
 pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
     let cpus: Vec<&str> = match args.first().map(String::as_str) {
         None => CPUS.to_vec(),
+        Some("--mutants") => return super::qemu_mutants::qemu_mutants(root),
         Some("--cpu") => vec![args
             .get(1)
             .map(String::as_str)
             .ok_or("--cpu needs a value")?],
         Some(a) => {
             return Err(format!(
-                "qemu: unknown argument {a} (usage: cargo xtask qemu [--cpu NAME])"
+                "qemu: unknown argument {a} (usage: cargo xtask qemu [--cpu NAME | --mutants])"
             ))
         }
     };
@@ -180,7 +181,7 @@ fn print_outcomes(s: &Summary) {
 
 /// The guest's loadable bytes as one image of exactly GUEST_IMAGE_BYTES at GUEST_LOAD,
 /// signed, behind the bundle header (el2_abi::bundle). Returns the image size.
-fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
+pub(crate) fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
     let e = std::fs::read(elf).map_err(|x| format!("{}: {x}", elf.display()))?;
     let size = el2_abi::GUEST_IMAGE_BYTES as usize;
     let mut image = vec![0u8; size];
@@ -251,6 +252,22 @@ fn make_bundle(elf: &Path, out: &Path) -> Result<usize, String> {
 /// `corevisor check-trace FILE` (the release binary: a Linux boot is 170,000 entries): its
 /// summary line, or why it failed (exit 1: the first disagreeing entry; 2: malformed).
 pub(crate) fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
+    let (status, text) = run_check_trace(root, trace)?;
+    if status == Some(0) && text.starts_with("check-trace: ") {
+        // KCore's final state must have been compared too (the trace's final line).
+        if !text.contains("final state digest agrees") {
+            return Err(format!("the trace gives no final state digest: {text}"));
+        }
+        Ok(text)
+    } else {
+        Err(format!(
+            "corevisor check-trace failed (exit status {status:?}): {text}"
+        ))
+    }
+}
+
+/// `corevisor check-trace FILE`: its exit status and what it printed (one line).
+pub(crate) fn run_check_trace(root: &Path, trace: &Path) -> Result<(Option<i32>, String), String> {
     println!("==> corevisor check-trace {}", trace.display());
     let out = super::cargo()
         .args([
@@ -272,19 +289,7 @@ pub(crate) fn check_trace(root: &Path, trace: &Path) -> Result<String, String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = text.trim().to_string();
-    if out.status.success() && text.starts_with("check-trace: ") {
-        // KCore's final state must have been compared too (the trace's final line).
-        if !text.contains("final state digest agrees") {
-            return Err(format!("the trace gives no final state digest: {text}"));
-        }
-        Ok(text)
-    } else {
-        Err(format!(
-            "corevisor check-trace failed ({}): {text}",
-            out.status
-        ))
-    }
+    Ok((out.status.code(), text.trim().to_string()))
 }
 
 /// What one run showed.
@@ -324,41 +329,7 @@ fn boot(
         ),
         Image::Production => (out.join(format!("console-prod-{cpu}.log")), None),
     };
-    let qemu_args: Vec<String> = vec![
-        "-M".into(),
-        "virt,virtualization=on".into(),
-        "-cpu".into(),
-        cpu.into(),
-        "-smp".into(),
-        "2".into(),
-        "-m".into(),
-        "2G".into(),
-        // Two PL011s: the first is the host's (the stub prints through KCore's console
-        // service instead), the second KCore's console, read here.
-        "-display".into(),
-        "none".into(),
-        "-monitor".into(),
-        "none".into(),
-        "-serial".into(),
-        format!("file:{}", out.join(format!("host-{cpu}.log")).display()),
-        "-serial".into(),
-        "stdio".into(),
-        "-nic".into(),
-        "none".into(),
-        "-no-reboot".into(),
-        "-icount".into(),
-        "shift=0".into(),
-        "-kernel".into(),
-        bin.join(image.file()).display().to_string(),
-        "-device".into(),
-        format!("loader,file={}", bin.join("host-stub").display()),
-        "-device".into(),
-        format!(
-            "loader,file={},addr={:#x},force-raw=on",
-            bundle.display(),
-            map::GUEST_BUNDLE
-        ),
-    ];
+    let qemu_args = qemu_args(&out, bin, bundle, cpu, &bin.join(image.file()));
     println!(
         "==> qemu-system-aarch64 {} (timeout {TIMEOUT_S} s)",
         qemu_args.join(" ")
@@ -405,6 +376,51 @@ fn boot(
             ))
         }
     }
+}
+
+/// The QEMU command line of a run on `cpu` with KCore image `kernel` (consoles in `out`).
+pub(crate) fn qemu_args(
+    out: &Path,
+    bin: &Path,
+    bundle: &Path,
+    cpu: &str,
+    kernel: &Path,
+) -> Vec<String> {
+    vec![
+        "-M".into(),
+        "virt,virtualization=on".into(),
+        "-cpu".into(),
+        cpu.into(),
+        "-smp".into(),
+        "2".into(),
+        "-m".into(),
+        "2G".into(),
+        // Two PL011s: the first is the host's (the stub prints through KCore's console
+        // service instead), the second KCore's console, read here.
+        "-display".into(),
+        "none".into(),
+        "-monitor".into(),
+        "none".into(),
+        "-serial".into(),
+        format!("file:{}", out.join(format!("host-{cpu}.log")).display()),
+        "-serial".into(),
+        "stdio".into(),
+        "-nic".into(),
+        "none".into(),
+        "-no-reboot".into(),
+        "-icount".into(),
+        "shift=0".into(),
+        "-kernel".into(),
+        kernel.display().to_string(),
+        "-device".into(),
+        format!("loader,file={}", bin.join("host-stub").display()),
+        "-device".into(),
+        format!(
+            "loader,file={},addr={:#x},force-raw=on",
+            bundle.display(),
+            map::GUEST_BUNDLE
+        ),
+    ]
 }
 
 /// Checks a console (`exit`: QEMU's exit status) and writes its trace lines to `trace`; with
@@ -476,6 +492,9 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
                 }
                 Err(e) => errors.push(format!("line {at}: trace line is not JSON ({e}): {line}")),
             }
+        } else if line.starts_with("{\"glue\":") {
+            // The glue's note of a CPU's bring-up (check-trace reads it).
+            trace_lines.push(line);
         } else if line.starts_with("{\"final\":") {
             match serde_json::from_str::<Value>(line) {
                 Ok(v) => fin = Some(v),

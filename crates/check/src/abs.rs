@@ -290,6 +290,99 @@ pub fn abs_spt_reading<H: FrameRead>(core: &Core<H>, frames: &mut Vec<u64>) -> S
     spt
 }
 
+/// The KCore context whose abstraction is the model's `m` (VTTBR_EL2 left in the model's
+/// terms): how check-trace lays the model's register file beside the words the EL2 trace
+/// gives. Every field is a 64-bit register (a Q register 128 bits) in both.
+pub fn conc_ctxt(m: &Ctxt) -> kc::Ctxt {
+    let f = fields(m);
+    let mut c = kc::Ctxt::default();
+    for (k, &(i, high)) in word_map().iter().enumerate() {
+        let v = f[i];
+        c.set_word(k, if high { (v >> 64) as u64 } else { v as u64 });
+    }
+    c
+}
+
+/// For each word of a KCore context: which of [`fields`] abstracts it, and whether it is a
+/// Q register's high half. Found once, by abstracting a context with only that word set.
+fn word_map() -> &'static [(usize, bool)] {
+    static MAP: std::sync::OnceLock<Vec<(usize, bool)>> = std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        (0..corevisor_kcore::ctxt_words::CTXT_WORDS)
+            .map(|k| {
+                let mut probe = kc::Ctxt::default();
+                probe.set_word(k, 1);
+                let f = fields(&abs_ctxt_as(&probe, None));
+                f.iter()
+                    .enumerate()
+                    .find_map(|(i, &v)| match v {
+                        1 => Some((i, false)),
+                        v if v == 1 << 64 => Some((i, true)),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| panic!("word {k} has no field in the model's context"))
+            })
+            .collect()
+    })
+}
+
+/// Every integer of a model context, in a fixed order (Q registers whole).
+fn fields(a: &Ctxt) -> Vec<Z> {
+    let r = &a.ctxt_regs;
+    let mut v: Vec<Z> = r.x.to_vec();
+    v.extend(r.fp_q.iter().copied());
+    v.extend([
+        r.fp_fpsr,
+        r.fp_fpcr,
+        r.csselr_el1,
+        r.sctlr_el1,
+        r.cpacr_el1,
+        r.ttbr0_el1,
+        r.ttbr1_el1,
+        r.tcr_el1,
+        r.afsr0_el1,
+        r.afsr1_el1,
+        r.far_el1,
+        r.mair_el1,
+        r.vbar_el1,
+        r.contextidr_el1,
+        r.amair_el1,
+        r.cntkctl_el1,
+        r.par_el1,
+        r.tpidr_el1,
+        r.spsr_el1,
+        r.mdscr_el1,
+        r.sp_el0,
+        r.tpidr_el0,
+        r.tpidrro_el0,
+        r.spsr_el2,
+        r.vmpidr_el2,
+        r.mpidr_el1,
+        r.actlr_el1,
+        r.sp_el1,
+        r.elr_el1,
+        r.elr_el2,
+        r.vttbr_el2,
+        r.hcr_el2,
+        r.tpidr_el2,
+        r.esr_el2,
+        r.ec,
+        r.far_el2,
+        r.hpfar_el2,
+    ]);
+    let t = &a.trap_regs;
+    v.extend([
+        t.pmuselr_el0,
+        t.pmuserenr_el0,
+        t.mdcr_el2,
+        t.cptr_el2,
+        t.cnthctl_el2,
+    ]);
+    let s = &a.ctxt_states;
+    v.extend([s.pc, s.pstate, s.dirty, s.flags, s.esr_el1, s.spsr_0]);
+    v
+}
+
 /// The model's `Ctxt` of a KCore register context. VTTBR_EL2 holds a table's physical root;
 /// the model names tables by their pool cursor (`pt_vttbr`), so a root maps back to that.
 pub fn abs_ctxt<H: Hw>(c: &kc::Ctxt, core: &Core<H>) -> Ctxt {
@@ -297,6 +390,14 @@ pub fn abs_ctxt<H: Hw>(c: &kc::Ctxt, core: &Core<H>) -> Ctxt {
     let vttbr = (0..=COREVISOR)
         .find(|&v| core.vttbr(v) == r.vttbr_el2)
         .map_or(z(r.vttbr_el2), |v| z(kconsts::pt_vttbr(v)));
+    abs_ctxt_as(c, Some(vttbr))
+}
+
+/// [`abs_ctxt`] of a context whose VTTBR_EL2 is already in the model's terms (`None`: the
+/// EL2 trace gives it so), or with `vttbr` in its place.
+pub fn abs_ctxt_as(c: &kc::Ctxt, vttbr: Option<Z>) -> Ctxt {
+    let r = &c.regs;
+    let vttbr = vttbr.unwrap_or(z(r.vttbr_el2));
     Ctxt {
         ctxt_regs: CtxtRegs {
             x: r.x.map(z),
@@ -355,5 +456,20 @@ pub fn abs_ctxt<H: Hw>(c: &kc::Ctxt, core: &Core<H>) -> Ctxt {
             esr_el1: z(c.states.esr_el1),
             spsr_0: z(c.states.spsr_0),
         },
+    }
+}
+
+#[cfg(test)]
+mod conc_tests {
+    use super::*;
+
+    /// `conc_ctxt` undoes `abs_ctxt_as` word for word (a Q register with bit 127 set too).
+    #[test]
+    fn conc_undoes_abs_on_every_word() {
+        let mut c = kc::Ctxt::default();
+        for k in 0..corevisor_kcore::ctxt_words::CTXT_WORDS {
+            c.set_word(k, 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(k as u64 + 1));
+        }
+        assert_eq!(conc_ctxt(&abs_ctxt_as(&c, None)), c);
     }
 }

@@ -671,36 +671,16 @@ impl Lockstep {
                     ));
                 }
             }
-            let (vmid, vcpu) = (x[1], x[2]);
-            if !(1..kc::COREVISOR as u64).contains(&vmid) || vcpu >= 8 {
+            let Some(run) =
+                crate::run_inputs::vcpu_run_inputs(&self.model.global, &x, regs.regs.actlr_el1)
+            else {
                 return data;
-            }
+            };
+            let (vmid, resumed, mut want) = (run.vmid, run.resumed, run.want);
             let g = &self.model.global;
-            let ctx = g.shadow_ctxts.get(ctxt_id(z(vmid), z(vcpu)));
-            let dirty = ctx.ctxt_states.dirty;
-            let mut want: Vec<(u64, String)> = Vec::new();
-            if dirty == corevisor_spec::consts::INVALID64 {
-                if g.shared.vminfos.get(z(vmid)).VB.vm_inc_exe == 0 {
-                    want = vec![
-                        (x[6], "the host's x6".into()),
-                        (x[7], "the host's x7".into()),
-                        (regs.regs.actlr_el1, "ACTLR_EL1".into()),
-                    ];
-                }
-            } else if ctx.ctxt_regs.ec == z(kc::ARM_EXCEPTION_TRAP) {
-                let mut next = 8;
-                for i in 0..31 {
-                    if dirty & (1 << i) != 0 {
-                        let v = x.get(next).copied().unwrap_or(0);
-                        want.push((v, format!("the host's x{next} (for x{i})")));
-                        next += 1;
-                    }
-                }
-            }
             // A resume that did not halt took every dirty register's value: one it did not
             // take is a register the host's emulation never reached.
             let took = data.iter().filter(|d| d.0 == vmid as u32).count();
-            let resumed = dirty != corevisor_spec::consts::INVALID64;
             if let Some((v, src)) = want
                 .get(took)
                 .filter(|_| resumed && core.outcome != Outcome::Halt)
@@ -712,9 +692,7 @@ impl Lockstep {
             // Then the first word of every host page the proposed mapping gives the VM,
             // as the host left it.
             let (gpa, pte, level) = (x[3], x[4], x[5]);
-            if dirty != corevisor_spec::consts::INVALID64
-                && (kc::PAGE_SIZE..kc::KVM_ADDR_SPACE).contains(&gpa)
-            {
+            if resumed && (kc::PAGE_SIZE..kc::KVM_ADDR_SPACE).contains(&gpa) {
                 let pfn = kc::phys_page(pte) / 4096;
                 let pages = match level {
                     2 if pfn.is_multiple_of(512) => pfn..pfn + 512,

@@ -20,6 +20,8 @@
 //! final line (entries, halted).
 
 use crate::engine::{ModelMachine, Outcome};
+use crate::trace_regs::{Files, TlbiRun};
+use corevisor_kcore::ctxt_words as words;
 use corevisor_kcore::digest::{Digester, StateDigest};
 use corevisor_spec::consts::*;
 use corevisor_spec::profile::{Profile, ProfileKind};
@@ -108,6 +110,10 @@ pub struct Summary {
     pub vms: usize,
     /// Untrusted values fed to the model.
     pub values: usize,
+    /// Register files compared whole with the model's (two per world switch).
+    pub files: usize,
+    /// Stage-2 leaves the model changed from valid, each found invalidated.
+    pub invalidated: usize,
     pub halted: bool,
     /// The final state digest agreed with the model's, over this many stage-2 leaves;
     /// `None`: the trace gave none.
@@ -126,7 +132,7 @@ impl fmt::Display for Summary {
             .collect();
         write!(
             f,
-            "check-trace: {} steps, 0 mismatches ({} distinct; {}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values; {}; {})",
+            "check-trace: {} steps, 0 mismatches ({} distinct; {}; {} page records, {} stage-2 leaves, {} VM records, {} untrusted values, {} register files, {} invalidated leaves; {}; {})",
             self.entries,
             self.distinct,
             by.join(", "),
@@ -134,6 +140,8 @@ impl fmt::Display for Summary {
             self.leaves,
             self.vms,
             self.values,
+            self.files,
+            self.invalidated,
             if self.halted {
                 "KCore halted at the end, as the model did"
             } else {
@@ -238,6 +246,15 @@ struct Entry {
     /// A host fault's entry tickets: taken as it entered kcore and as it left (EL2 glue,
     /// `WINDOW`); `None` for entries that run alone.
     window: Option<(u64, u64)>,
+    /// A world switch's register files (VCPU_RUN, VM exits: always given).
+    files: Option<Files>,
+    /// The stage-2 TLB invalidations the entry made.
+    tlbi: Vec<TlbiRun>,
+    /// The glue saved the exiting vCPU's resume point before kcore ran.
+    resume: bool,
+    /// The glue's bring-up writes (`cpu_init` notes) since the entry before: (CPU, KCore's
+    /// words of its register file).
+    inits: Vec<(usize, Vec<(usize, u64)>)>,
 }
 
 struct Final {
@@ -279,7 +296,7 @@ impl Trace {
     }
 }
 
-fn bad(line: usize, field: &str, msg: impl Into<String>) -> Malformed {
+pub(crate) fn bad(line: usize, field: &str, msg: impl Into<String>) -> Malformed {
     Malformed {
         line,
         field: field.to_string(),
@@ -287,7 +304,7 @@ fn bad(line: usize, field: &str, msg: impl Into<String>) -> Malformed {
     }
 }
 
-fn hex(v: &Value, line: usize, field: &str) -> Result<u64, Malformed> {
+pub(crate) fn hex(v: &Value, line: usize, field: &str) -> Result<u64, Malformed> {
     let s = v
         .as_str()
         .ok_or_else(|| bad(line, field, format!("expected a hex string, found {v}")))?;
@@ -741,6 +758,25 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
             Some((a, b))
         }
     };
+    let files = parse_files(o, line)?;
+    if files.is_none() && matches!(ep, EntryPoint::VcpuRun | EntryPoint::VmExit) {
+        return Err(bad(
+            line,
+            "regs",
+            format!(
+                "{} switches worlds: its register files must be given",
+                ep.name()
+            ),
+        ));
+    }
+    let resume = parse_glue(o, line)?;
+    if resume && ep != EntryPoint::VmExit {
+        return Err(bad(
+            line,
+            "glue",
+            "the glue saves a resume point only at a VM exit",
+        ));
+    }
     Ok(Entry {
         line,
         seq,
@@ -757,7 +793,135 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
         s2,
         vm,
         window,
+        files,
+        tlbi: parse_tlbi(o, line)?,
+        resume,
+        inits: Vec::new(),
     })
+}
+
+fn regs_file(
+    o: &Map<String, Value>,
+    line: usize,
+    side: &str,
+) -> Result<(usize, Vec<(usize, u64)>), Malformed> {
+    let f = o.get(side).and_then(Value::as_object).ok_or_else(|| {
+        bad(
+            line,
+            &format!("regs.{side}"),
+            "expected {\"ctx\":N, \"<register>\":\"0x...\", ...}",
+        )
+    })?;
+    let ctx = f
+        .get("ctx")
+        .and_then(Value::as_u64)
+        .filter(|&c| c < (COREVISOR as u64 + 1) * 8)
+        .ok_or_else(|| {
+            bad(
+                line,
+                &format!("regs.{side}.ctx"),
+                "expected a context number below 136",
+            )
+        })?;
+    let mut out = Vec::new();
+    for (k, v) in f.iter().filter(|(k, _)| *k != "ctx") {
+        let field = format!("regs.{side}.{k}");
+        let i = words::index(k)
+            .ok_or_else(|| bad(line, &field, "not a register of kcore's context"))?;
+        out.push((i, hex(v, line, &field)?));
+    }
+    Ok((ctx as usize, out))
+}
+
+/// A note of the glue's bring-up of a CPU: `{"glue":"cpu_init","cpu":N,"regs":{...}}`, KCore's
+/// words of the CPU's register file as the glue set them.
+fn cpu_init(v: &Value, line: usize, cpus: usize) -> Result<(usize, Vec<(usize, u64)>), Malformed> {
+    if v["glue"] != "cpu_init" {
+        return Err(bad(
+            line,
+            "glue",
+            "expected \"cpu_init\" (the glue's only note)",
+        ));
+    }
+    let cpu = v["cpu"]
+        .as_u64()
+        .filter(|&c| (c as usize) < cpus)
+        .ok_or_else(|| bad(line, "cpu", format!("expected a CPU below {cpus}")))?;
+    let o = v["regs"]
+        .as_object()
+        .ok_or_else(|| bad(line, "regs", "expected {\"<register>\":\"0x...\", ...}"))?;
+    let mut out = Vec::new();
+    for (k, x) in o {
+        let field = format!("regs.{k}");
+        let i = words::index(k)
+            .filter(|&i| !words::is_world(i))
+            .ok_or_else(|| bad(line, &field, "not one of KCore's words of a register file"))?;
+        out.push((i, hex(x, line, &field)?));
+    }
+    Ok((cpu as usize, out))
+}
+
+/// The entry's `regs`, if it has one (crate::trace_regs).
+fn parse_files(o: &Map<String, Value>, line: usize) -> Result<Option<Files>, Malformed> {
+    let Some(r) = o.get("regs") else {
+        return Ok(None);
+    };
+    let r = r
+        .as_object()
+        .ok_or_else(|| bad(line, "regs", "expected {\"found\":{...},\"left\":{...}}"))?;
+    let (found_ctx, found) = regs_file(r, line, "found")?;
+    let (left_ctx, left) = regs_file(r, line, "left")?;
+    Ok(Some(Files {
+        found_ctx,
+        found,
+        left_ctx,
+        left,
+    }))
+}
+
+/// The entry's `tlbi` runs (none if absent).
+fn parse_tlbi(o: &Map<String, Value>, line: usize) -> Result<Vec<TlbiRun>, Malformed> {
+    let Some(t) = o.get("tlbi") else {
+        return Ok(Vec::new());
+    };
+    let t = t.as_array().ok_or_else(|| {
+        bad(
+            line,
+            "tlbi",
+            "expected an array of [vmid, \"0xipa\", count]",
+        )
+    })?;
+    t.iter()
+        .enumerate()
+        .map(|(k, r)| {
+            let f = format!("tlbi[{k}]");
+            match r.as_array().map(Vec::as_slice) {
+                Some([vmid, ipa, count]) => Ok(TlbiRun {
+                    vmid: vmid
+                        .as_u64()
+                        .ok_or_else(|| bad(line, &f, "vmid: expected a number"))?,
+                    ipa: hex(ipa, line, &f)?,
+                    count: count
+                        .as_u64()
+                        .ok_or_else(|| bad(line, &f, "count: expected a number"))?,
+                }),
+                _ => Err(bad(line, &f, "expected [vmid, \"0xipa\", count]")),
+            }
+        })
+        .collect()
+}
+
+/// Whether the glue saved the exiting vCPU's resume point (`"glue":["save_resume_point"]`).
+fn parse_glue(o: &Map<String, Value>, line: usize) -> Result<bool, Malformed> {
+    match o.get("glue") {
+        None => Ok(false),
+        Some(Value::Array(a)) if a.len() == 1 && a[0] == "save_resume_point" => Ok(true),
+        Some(_) => Err(bad(
+            line,
+            "glue",
+            "expected [\"save_resume_point\"] (the glue's only write to KCore's state)",
+        )),
+    }
 }
 
 /// Entries that began (their enter ticket) while an entry of another CPU was inside kcore
@@ -794,6 +958,7 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
     let mut entries = Vec::new();
     let mut shapes = std::collections::BTreeSet::new();
     let mut fin: Option<Final> = None;
+    let mut inits = Vec::new();
     let mut last = 0;
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
@@ -848,12 +1013,21 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
         if v.get("trace").is_some() {
             return Err(bad(line, "trace", "a second trace header"));
         }
-        entries.push(entry(&v, line, m.cpus as usize)?);
+        if v.get("glue").is_some_and(Value::is_string) {
+            inits.push(cpu_init(&v, line, m.cpus as usize)?);
+            continue;
+        }
+        let mut e = entry(&v, line, m.cpus as usize)?;
+        e.inits = std::mem::take(&mut inits);
+        entries.push(e);
         let mut shape = v;
         if let Some(o) = shape.as_object_mut() {
             o.remove("seq");
             o.remove("cpu");
             o.remove("window");
+            // Register values (loop counters, addresses) make every entry of a measured
+            // loop differ; what was tried is the rest.
+            o.remove("regs");
         }
         shapes.insert(shape.to_string());
     }
@@ -919,6 +1093,8 @@ fn page_text(owner: Z, count: Z, gfn: Z) -> String {
 pub struct Replay {
     pub model: ModelMachine,
     summary: Summary,
+    /// Each register context's file as the trace last gave it.
+    bases: crate::trace_regs::Bases,
 }
 
 impl Replay {
@@ -934,10 +1110,13 @@ impl Replay {
                 leaves: 0,
                 vms: 0,
                 values: 0,
+                files: 0,
+                invalidated: 0,
                 halted: false,
                 digest: None,
                 concurrent: None,
             },
+            bases: Default::default(),
         }
     }
 
@@ -985,6 +1164,86 @@ impl Replay {
         d.finish()
     }
 
+    /// The untrusted values the entry's record gives that the checker derives from the
+    /// register file the CPU brought in (`found`) and the model's state, as lockstep does:
+    /// VCPU_RUN's control values (x1..x5: VM, vCPU, the proposed mapping) and what it takes
+    /// from the host's registers (crate::run_inputs); a guest abort's ESR_EL2. The first
+    /// that differs: (field, the trace's, the derived). Page words stay the trace's (the
+    /// trace has no copy of memory).
+    fn derived_inputs(
+        &self,
+        e: &Entry,
+        found: &corevisor_kcore::ctxt::Ctxt,
+    ) -> Option<crate::trace_regs::Diff> {
+        let x = &found.regs.x;
+        let mismatch = |what: String, t: u64, w: u64| {
+            Some((
+                format!("input: {what}"),
+                format!("{t:#x}"),
+                format!("{w:#x}"),
+            ))
+        };
+        match (&e.entry, &e.input) {
+            (EntryPoint::VcpuRun, _) => {
+                for (k, &(v, val)) in e.core.iter().enumerate().take(4) {
+                    if v != x[1] || val != x[2 + k] {
+                        return mismatch(
+                            format!(
+                                "control value {k} of VM {v} (the host's x{} for VM {})",
+                                2 + k,
+                                x[1]
+                            ),
+                            val,
+                            x[2 + k],
+                        );
+                    }
+                }
+                let run = crate::run_inputs::vcpu_run_inputs(
+                    &self.model.global,
+                    x,
+                    found.regs.actlr_el1,
+                )?;
+                let took: Vec<u64> = e
+                    .rec
+                    .iter()
+                    .filter(|r| r.0 == run.vmid)
+                    .map(|r| r.1)
+                    .collect();
+                for (k, (want, src)) in run.want.iter().enumerate() {
+                    match took.get(k) {
+                        Some(&t) if t != *want => {
+                            return mismatch(
+                                format!("value {k} of VM {} ({src})", run.vmid),
+                                t,
+                                *want,
+                            )
+                        }
+                        None if run.resumed && e.result != Outcome::Halt => {
+                            return Some((
+                                format!("input: value {k} of VM {} ({src})", run.vmid),
+                                "(not taken)".into(),
+                                format!("{want:#x}"),
+                            ))
+                        }
+                        _ => {}
+                    }
+                }
+                None
+            }
+            (EntryPoint::VmExit, Input::Exit { ipa: Some(_), .. }) => {
+                let t = e.rec.iter().find(|r| r.0 == e.principal)?.1;
+                (t != found.regs.esr_el2).then(|| {
+                    (
+                        format!("input: value 0 of VM {} (ESR_EL2)", e.principal),
+                        format!("{t:#x}"),
+                        format!("{:#x}", found.regs.esr_el2),
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
+
     /// Replays entry `k` and compares; `Err` names the first disagreeing field.
     fn step(&mut self, k: usize, e: &Entry) -> Result<(), Box<Mismatch>> {
         let m = |field: &str, trace: String, model: String| {
@@ -1004,6 +1263,12 @@ impl Replay {
                 e.seq.to_string(),
                 format!("{k} (entries are numbered in lock order: one is missing or repeated)"),
             ));
+        }
+        for (cpu, w) in &e.inits {
+            let phys = &mut self.model.cpus[*cpu].regs;
+            if let Some((field, t, want)) = crate::trace_regs::cpu_init(phys, *cpu, w) {
+                return Err(m(&field, t, want));
+            }
         }
         let i = e.cpu;
         let trace_world = if e.principal == 0 {
@@ -1061,6 +1326,30 @@ impl Replay {
                 for &(n, v) in x {
                     r.x[n] = Z::from(v);
                 }
+            }
+        }
+        // A world switch: the register file the CPU brought in (the world's words as inputs,
+        // over the registers above; KCore's checked), the glue's own write, and the values VCPU_RUN and an abort take
+        // from registers, derived here (crate::trace_regs).
+        let files = e.files.as_ref().map(|f| self.bases.apply(f));
+        if let (Some(f), Some((found, _))) = (&e.files, &files) {
+            let want = crate::trace_regs::world_ctx(&self.model, i);
+            if f.found_ctx != want {
+                return Err(m(
+                    "regs.found.ctx",
+                    f.found_ctx.to_string(),
+                    want.to_string(),
+                ));
+            }
+            let phys = &mut self.model.cpus[i].regs;
+            if let Some((field, t, w)) = crate::trace_regs::take_found(phys, found) {
+                return Err(m(&field, t, w));
+            }
+            if e.resume {
+                crate::trace_regs::save_resume_point(&mut self.model.global, f.found_ctx, found);
+            }
+            if let Some((field, t, w)) = self.derived_inputs(e, found) {
+                return Err(m(&field, t, w));
             }
         }
         let f: fn(&Profile, &RData) -> Option<RData> = match e.entry {
@@ -1156,6 +1445,24 @@ impl Replay {
                 }
                 EntryPoint::VcpuRun | EntryPoint::HostNpt => {}
             }
+        }
+        if let (Some(f), Some((_, left)), Outcome::Ok) = (&e.files, &files, result) {
+            let want = crate::trace_regs::world_ctx(&self.model, i);
+            if f.left_ctx != want {
+                return Err(m("regs.left.ctx", f.left_ctx.to_string(), want.to_string()));
+            }
+            let phys = &self.model.cpus[i].regs;
+            if let Some((field, t, w)) = crate::trace_regs::compare_left(phys, left) {
+                return Err(m(&field, t, w));
+            }
+            self.summary.files += 2;
+        }
+        if result == Outcome::Ok {
+            let leaves = crate::trace_regs::changed_valid_leaves(&before, &self.model.global);
+            if let Some((field, t, w)) = crate::trace_regs::check_tlbi(&leaves, &e.tlbi) {
+                return Err(m(&field, t, w));
+            }
+            self.summary.invalidated += leaves.len();
         }
         // Page metadata: what KCore wrote, and everything the model changed.
         let sh = &self.model.global.shared;

@@ -64,13 +64,14 @@ fn drop_entry(v: &[Value], seq: u64, renumber: bool) -> Vec<Value> {
 #[test]
 fn the_real_excerpt_agrees_at_every_entry() {
     let s = check(EXCERPT).expect("the excerpt agrees with the model");
-    assert_eq!(s.entries, 92);
-    // Distinct: all but the repeated entries (the same call or fault, seq and CPU aside).
-    assert_eq!(s.distinct, 87);
+    assert_eq!(s.entries, 96);
+    // Distinct: all but the repeated entries (the same call or fault, seq, CPU and register
+    // values aside).
+    assert_eq!(s.distinct, 91);
     assert!(!s.halted);
     let line = s.to_string();
     assert!(
-        line.starts_with("check-trace: 92 steps, 0 mismatches"),
+        line.starts_with("check-trace: 96 steps, 0 mismatches"),
         "{line}"
     );
     assert!(!line.contains('\n'));
@@ -260,13 +261,13 @@ fn a_dropped_entry_is_reported_where_it_is_missing() {
         ("vm 1 vcpu 0", "host")
     );
     // The last entry dropped: the final line's count disagrees.
-    let mut w = drop_entry(&v, 91, false);
+    let mut w = drop_entry(&v, 95, false);
     let m = mismatch(&w);
     assert_eq!(
         (m.entry.as_str(), m.field.as_str()),
         ("final", "final.entries")
     );
-    w.last_mut().unwrap()["final"]["entries"] = Value::from(91);
+    w.last_mut().unwrap()["final"]["entries"] = Value::from(95);
     assert!(check(&text(&w)).is_ok());
 }
 
@@ -294,15 +295,15 @@ fn changed_results_states_streams_and_worlds_are_reported() {
     w[k]["vm"]["state"] = Value::from("VERIFIED");
     let m = mismatch(&w);
     assert_eq!((m.index, m.field.as_str()), (47, "VM 1 state"));
-    // A VM record left out where the model changes a state: the guest's power-off (86).
+    // A VM record left out where the model changes a state: the guest's power-off (90).
     let mut w = v.clone();
-    let k = at(&w, 86);
+    let k = at(&w, 90);
     assert_eq!(w[k]["action"], "guest_psci");
     w[k].as_object_mut().unwrap().remove("vm");
     let m = mismatch(&w);
     assert_eq!(
         (m.index, m.field.as_str(), m.trace.as_str()),
-        (86, "VM 1 state", "(not given)")
+        (90, "VM 1 state", "(not given)")
     );
     // An untrusted value KCore read that the model does not (the guest's ESR at its
     // stage-2 fault, entry 66, given twice).
@@ -355,7 +356,7 @@ fn malformed_traces_name_the_line_and_field() {
     let m = malformed(&cut);
     assert_eq!((m.line, m.field.as_str()), (31, "final"));
     let bad_json = EXCERPT.replacen("{\"seq\":5,", "{\"seq\":5,,", 1);
-    assert_eq!(malformed(&bad_json).line, 7);
+    assert_eq!(malformed(&bad_json).line, at(&v, 5) + 1);
     for (seq, key, value, field) in [
         (3, "x0", Value::from("7"), "x0"),
         (28, "x0", Value::Null, "x0"),
@@ -501,4 +502,204 @@ fn concurrent_of(v: &[Value]) -> Option<usize> {
     corevisor_check::trace_check::parse(&text(v))
         .expect("parses")
         .concurrent()
+}
+
+/// The register file `side` ("found" or "left") of entry `seq`, as the trace gives it.
+fn file_of<'a>(v: &'a mut [Value], seq: u64, side: &str) -> &'a mut serde_json::Map<String, Value> {
+    let k = at(v, seq);
+    v[k]["regs"][side]
+        .as_object_mut()
+        .expect("a world switch gives its files")
+}
+
+/// (index, field, trace, model) of the first mismatch.
+fn first(v: &[Value]) -> (usize, String, String, String) {
+    let m = mismatch(v);
+    (m.index, m.field, m.trace, m.model)
+}
+
+/// Each world switch's files are compared whole (issue 22): the planted EL2 faults
+/// `world_switch_forgets_sctlr` and `fpsimd_not_restored` as their traces would show them.
+#[test]
+fn a_world_switch_that_forgets_a_register_is_caught() {
+    let v = lines();
+    // Entry 65, vCPU 0's first run: KCore loads its reset SCTLR_EL1; forgetting it leaves
+    // the host's (the value the host brought in).
+    let mut w = v.clone();
+    let host_sctlr = file_of(&mut w, 65, "found")["sctlr_el1"].clone();
+    assert_eq!(file_of(&mut w, 65, "left")["sctlr_el1"], "0xc50078");
+    file_of(&mut w, 65, "left").insert("sctlr_el1".into(), host_sctlr);
+    assert_eq!(
+        first(&w),
+        (
+            65,
+            "regs.left.sctlr_el1".into(),
+            "0x30d00800".into(),
+            "0xc50078".into()
+        )
+    );
+    // Entry 71, vCPU 0 run again after its WFI: its D8 is in its context; a switch that
+    // does not restore FP/SIMD leaves the host's D8 (which the host set before the run).
+    let mut w = v.clone();
+    let host_d8 = file_of(&mut w, 71, "found")["q8_lo"].clone();
+    assert_eq!(host_d8, "0xfeedface00000000");
+    file_of(&mut w, 71, "left").insert("q8_lo".into(), host_d8);
+    let (k, field, t, _) = first(&w);
+    assert_eq!(
+        (k, field.as_str(), t.as_str()),
+        (71, "regs.left.q8_lo", "0xfeedface00000000")
+    );
+    // Back in the host (entry 69's exit): its x19 as it left it.
+    let mut w = v.clone();
+    file_of(&mut w, 69, "left").insert("x19".into(), Value::from("0x1"));
+    let (k, field, ..) = first(&w);
+    assert_eq!((k, field.as_str()), (69, "regs.left.x19"));
+}
+
+/// What the CPU brings in: the world's words are inputs, KCore's are checked; the context
+/// numbers; the glue's own write (`save_resume_point`) and its bring-up notes.
+#[test]
+fn kcore_state_changed_behind_the_models_back_is_caught() {
+    let v = lines();
+    let mut w = v.clone();
+    file_of(&mut w, 67, "found").insert("hcr_el2".into(), Value::from("0x1"));
+    let (k, field, t, _) = first(&w);
+    assert_eq!(
+        (k, field.as_str(), t.as_str()),
+        (67, "regs.found.hcr_el2 (KCore's, not the world's)", "0x1")
+    );
+    let mut w = v.clone();
+    file_of(&mut w, 67, "found").insert("ctx".into(), Value::from(1));
+    assert_eq!(
+        first(&w),
+        (67, "regs.found.ctx".into(), "1".into(), "0".into())
+    );
+    // Without the glue's note of the resume point at 66's exit, the model resumes vCPU 0
+    // at its first-run pc at 67.
+    let mut w = v.clone();
+    let k = at(&w, 66);
+    assert_eq!(w[k]["glue"], serde_json::json!(["save_resume_point"]));
+    w[k].as_object_mut().unwrap().remove("glue");
+    let (k, field, ..) = first(&w);
+    assert_eq!((k, field.as_str()), (67, "regs.left.elr_el2"));
+    // A bring-up note that gives CPU 0 another principal's stage 2.
+    let mut w = v.clone();
+    let k = w.iter().position(|l| l["glue"] == "cpu_init").unwrap();
+    w[k]["regs"]["vttbr_el2"] = Value::from("0x1000000410000");
+    let (k, field, ..) = first(&w);
+    assert_eq!((k, field.as_str()), (0, "cpu_init of cpu 0: vttbr_el2"));
+}
+
+/// An untrusted value is compared with the value the checker derives from the registers the
+/// host brought in (the planted `mmio_results_from_x9`: the MMIO result taken from x9).
+#[test]
+fn an_mmio_result_from_the_wrong_register_is_caught() {
+    let v = lines();
+    let mut w = v.clone();
+    let x9 = file_of(&mut w, 73, "found")
+        .get("x9")
+        .cloned()
+        .unwrap_or(Value::from("0x0"));
+    let k = at(&w, 73);
+    assert_eq!(w[k]["rec"], serde_json::json!([[1, "0x4d4d494f00000000"]]));
+    w[k]["rec"][0][1] = x9.clone();
+    let (k, field, t, m) = first(&w);
+    assert_eq!(
+        (k, field.as_str(), t.as_str(), m.as_str()),
+        (
+            73,
+            "input: value 0 of VM 1 (the host's x8 (for x5))",
+            x9.as_str().unwrap(),
+            "0x4d4d494f00000000"
+        )
+    );
+    // VCPU_RUN's control values are the host's x2..x5.
+    let mut w = v.clone();
+    let k = at(&w, 67);
+    w[k]["core"][1][1] = Value::from("0x80401000");
+    let (k, field, ..) = first(&w);
+    assert_eq!(
+        (k, field.as_str()),
+        (
+            67,
+            "input: control value 1 of VM 1 (the host's x3 for VM 1)"
+        )
+    );
+    // A guest abort's ESR_EL2 as the exit found it.
+    let mut w = v.clone();
+    let k = at(&w, 72);
+    w[k]["rec"][0][1] = Value::from("0x0");
+    let (k, field, ..) = first(&w);
+    assert_eq!(
+        (k, field.as_str()),
+        (72, "input: value 0 of VM 1 (ESR_EL2)")
+    );
+}
+
+/// A valid leaf the model changes must be invalidated within the entry (the planted
+/// `missed_tlbi`: break-before-make without the invalidation).
+#[test]
+fn a_missed_tlb_invalidation_is_caught() {
+    let v = lines();
+    for seq in [64, 86, 89, 91] {
+        let mut w = v.clone();
+        let k = at(&w, seq);
+        assert!(w[k]["tlbi"].is_array(), "entry {seq} invalidates");
+        w[k].as_object_mut().unwrap().remove("tlbi");
+        let (k, field, t, _) = first(&w);
+        assert_eq!(k as u64, seq);
+        assert!(field.starts_with("tlbi: stage 2 of principal"), "{field}");
+        assert_eq!(t, "(not invalidated)");
+    }
+    // A run that misses the page by one.
+    let mut w = v.clone();
+    let k = at(&w, 86);
+    let ipa = w[k]["tlbi"][0][1].as_str().unwrap().to_string();
+    let moved = u64::from_str_radix(ipa.trim_start_matches("0x"), 16).unwrap() + 4096;
+    w[k]["tlbi"][0][1] = Value::from(format!("{moved:#x}"));
+    assert_eq!(first(&w).0, 86);
+    // The VMID's whole TLB covers every leaf.
+    let mut w = v.clone();
+    let k = at(&w, 86);
+    let vmid = w[k]["tlbi"][0][0].clone();
+    w[k]["tlbi"] = serde_json::json!([[vmid, "0x0", 0]]);
+    assert!(check(&text(&w)).is_ok());
+}
+
+/// The planted EL2 fault `trace_drops_entry` as the glue plants it: entry
+/// `TRACE_DROPS_SEQ`'s record is never written and the rest are numbered without it.
+#[test]
+fn the_trace_dropping_an_entry_as_planted_at_el2_is_caught() {
+    use corevisor_kcore::mutants::{Fault, TRACE_DROPS_SEQ};
+    assert_eq!(Fault::TraceDropsEntry.name(), "trace_drops_entry");
+    let v = with_digest(&lines());
+    let m = mismatch(&drop_entry(&v, TRACE_DROPS_SEQ, true));
+    assert!(m.index >= TRACE_DROPS_SEQ as usize, "{m}");
+}
+
+#[test]
+fn malformed_register_records_name_the_field() {
+    let v = lines();
+    let mut w = v.clone();
+    let k = at(&w, 65);
+    w[k].as_object_mut().unwrap().remove("regs");
+    assert_eq!(malformed(&text(&w)).field, "regs");
+    let mut w = v.clone();
+    file_of(&mut w, 65, "left").insert("x99".into(), Value::from("0x1"));
+    assert_eq!(malformed(&text(&w)).field, "regs.left.x99");
+    let mut w = v.clone();
+    file_of(&mut w, 65, "found").insert("x1".into(), Value::from(1));
+    assert_eq!(malformed(&text(&w)).field, "regs.found.x1");
+    let mut w = v.clone();
+    let k = at(&w, 64);
+    w[k]["glue"] = serde_json::json!(["save_resume_point"]);
+    assert_eq!(malformed(&text(&w)).field, "glue");
+    let mut w = v.clone();
+    let k = at(&w, 86);
+    w[k]["tlbi"][0] = serde_json::json!([1, 2]);
+    assert_eq!(malformed(&text(&w)).field, "tlbi[0]");
+    let mut w = v.clone();
+    let k = w.iter().position(|l| l["glue"] == "cpu_init").unwrap();
+    w[k]["regs"]["x0"] = Value::from("0x0");
+    assert_eq!(malformed(&text(&w)).field, "regs.x0");
 }

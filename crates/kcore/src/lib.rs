@@ -19,6 +19,7 @@ pub mod consts;
 #[cfg(feature = "crypto")]
 pub mod crypto;
 pub mod ctxt;
+pub mod ctxt_words;
 pub mod digest;
 pub mod hw;
 pub mod layout;

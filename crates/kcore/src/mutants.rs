@@ -78,7 +78,16 @@ pub enum Fault {
     /// of one VM starting or stopping on two CPUs at once lose one's update: found only by
     /// a contended parallel round (`crates/check/tests/threads.rs`).
     VmInfoSkipsLock,
+    /// Issue 22: the EL2 trace leaves out the record of one entry ([`TRACE_DROPS_SEQ`]) and
+    /// numbers the rest as if it had never been: kcore itself is untouched, so only the
+    /// trace's checker (its final state digest, or a later entry) can see it. Planted in the
+    /// EL2 image (`cargo xtask qemu --mutants`); the simulator has no trace to drop from.
+    TraceDropsEntry,
 }
+
+/// The entry whose record [`Fault::TraceDropsEntry`] leaves out (a host stage-2 fault of
+/// the host stub's early boot).
+pub const TRACE_DROPS_SEQ: u64 = 40;
 
 /// What [`Fault::SmmuBootSkipsOne`] skips when planted without an argument (as the broad
 /// suites of `cargo xtask mutants` plant it).
@@ -128,7 +137,7 @@ pub const EL1_REGS: [&str; 23] = [
 ];
 
 impl Fault {
-    pub const ALL: [Fault; 24] = [
+    pub const ALL: [Fault; 25] = [
         Fault::ScrubFirstWordOnly,
         Fault::MmioResultsFromX9,
         Fault::RevokeKeepsHostMapping,
@@ -153,6 +162,7 @@ impl Fault {
         Fault::ExportNonceReused,
         Fault::SmmuBootSkipsOne,
         Fault::VmInfoSkipsLock,
+        Fault::TraceDropsEntry,
     ];
 
     /// The name `COREVISOR_MUTANT` and `cargo xtask mutants` use (snake case).
@@ -182,6 +192,7 @@ impl Fault {
             Fault::ExportNonceReused => "export_nonce_reused",
             Fault::SmmuBootSkipsOne => "smmu_boot_skips_one",
             Fault::VmInfoSkipsLock => "vm_info_skips_lock",
+            Fault::TraceDropsEntry => "trace_drops_entry",
         }
     }
 
@@ -191,17 +202,17 @@ impl Fault {
 }
 
 /// Whether this build can plant faults.
-pub const ENABLED: bool = cfg!(feature = "mutants");
+pub const ENABLED: bool = cfg!(any(feature = "mutants", feature = "mutants-el2"));
 
 /// Is fault `f` planted? Always `false` without the `mutants` feature.
-#[cfg(not(feature = "mutants"))]
+#[cfg(not(any(feature = "mutants", feature = "mutants-el2")))]
 #[inline(always)]
 pub const fn mutant(_f: Fault) -> bool {
     false
 }
 
 /// Is fault `f` planted with argument `arg`? Always `false` without the `mutants` feature.
-#[cfg(not(feature = "mutants"))]
+#[cfg(not(any(feature = "mutants", feature = "mutants-el2")))]
 #[inline(always)]
 pub const fn dropped(_f: Fault, _arg: &str) -> bool {
     false
@@ -209,7 +220,7 @@ pub const fn dropped(_f: Fault, _arg: &str) -> bool {
 
 /// Is fault `f` planted with the argument `"{kind}:{n}"`? Always `false` without the
 /// `mutants` feature.
-#[cfg(not(feature = "mutants"))]
+#[cfg(not(any(feature = "mutants", feature = "mutants-el2")))]
 #[inline(always)]
 pub const fn dropped_at(_f: Fault, _kind: &str, _n: u64) -> bool {
     false
@@ -220,6 +231,58 @@ pub const fn dropped_at(_f: Fault, _kind: &str, _n: u64) -> bool {
 #[cfg(not(feature = "mutants"))]
 #[inline(always)]
 pub fn widen() {}
+
+#[cfg(all(feature = "mutants-el2", not(feature = "mutants")))]
+pub use fixed::{dropped, dropped_at, mutant, planted_names};
+
+/// Faults chosen when the image is built (`mutants-el2`: no_std, for the EL2 image, which
+/// has no environment to read at run time): `COREVISOR_MUTANT` and `COREVISOR_MUTANT_ARG`
+/// as the compiler saw them (`option_env!`: cargo rebuilds when they change).
+#[cfg(all(feature = "mutants-el2", not(feature = "mutants")))]
+mod fixed {
+    use super::Fault;
+
+    const NAMES: &str = match option_env!("COREVISOR_MUTANT") {
+        Some(n) => n,
+        None => "",
+    };
+    const ARG: Option<&str> = option_env!("COREVISOR_MUTANT_ARG");
+
+    /// The planted names as built in (the image prints them at boot and refuses one it
+    /// does not know: `Err(name)`).
+    pub fn planted_names() -> Result<&'static str, &'static str> {
+        match NAMES
+            .split(',')
+            .find(|n| !n.is_empty() && Fault::from_name(n).is_none())
+        {
+            Some(bad) => Err(bad),
+            None => Ok(NAMES),
+        }
+    }
+
+    /// Is fault `f` planted?
+    pub fn mutant(f: Fault) -> bool {
+        NAMES.split(',').any(|n| n == f.name())
+    }
+
+    fn arg_of(f: Fault) -> Option<&'static str> {
+        ARG.or(match f {
+            Fault::WorldSwitchDropsEl1Reg => Some(super::EL1_DROP_DEFAULT),
+            Fault::SmmuBootSkipsOne => Some(super::SMMU_BOOT_SKIPS_DEFAULT),
+            _ => None,
+        })
+    }
+
+    /// Is `f` planted with argument `a`?
+    pub fn dropped(f: Fault, a: &str) -> bool {
+        mutant(f) && arg_of(f) == Some(a)
+    }
+
+    /// Is `f` planted with argument `"{kind}:{n}"`?
+    pub fn dropped_at(f: Fault, kind: &str, n: u64) -> bool {
+        mutant(f) && arg_of(f).and_then(super::smmu_group_arg) == Some((kind, n))
+    }
+}
 
 #[cfg(feature = "mutants")]
 pub use imp::{active, dropped, dropped_at, mutant, widen, with, with_all, with_arg};

@@ -94,6 +94,12 @@ pub mod map {
     /// Where every VM's image loads, and its data pages (the simulator's host model's).
     pub const GUEST_LOAD: u64 = 0x8000_0000;
     pub const GUEST_DATA: u64 = 0x8040_0000;
+    /// The guest's emulated device: an IPA below kcore's MAX_MMIO_ADDR that no one maps,
+    /// so a guest load from it exits to the host, which gives the value (in x8 of its next
+    /// VCPU_RUN) that KCore loads into the guest's target register.
+    pub const GUEST_MMIO: u64 = 0x0A00_0000;
+    /// What the host's emulated device reads as on vCPU n: this | n.
+    pub const GUEST_MMIO_VALUE: u64 = 0x4D4D_494F_0000_0000;
 }
 
 /// The Linux boot bundle (`map::LINUX_BUNDLE`): what KCore needs to enter a Linux host as

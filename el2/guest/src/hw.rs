@@ -73,6 +73,16 @@ pub fn hvc(x0: u64, x2: u64, x3: u64) {
     unsafe { asm!("hvc #0", in("x0") x0, in("x1") x2, in("x2") x2, in("x3") x3, options(nostack)) };
 }
 
+/// A load from the emulated device at `ipa` into x5 (an exit to the host, which emulates
+/// it: KCore gives x5 the host's value when the vCPU runs again).
+pub fn mmio_read(ipa: u64) -> u64 {
+    let v;
+    // SAFETY: a load from an IPA outside the VM's RAM (no Rust object there): it traps to
+    // KCore, and resumes after the load with x5 set by the host's emulation.
+    unsafe { asm!("ldr x5, [x1]", in("x1") ipa, out("x5") v, options(nostack, readonly)) };
+    v
+}
+
 pub fn wfi() {
     // SAFETY: waits (traps to KCore, HCR_EL2.TWI); no memory effect.
     unsafe { asm!("wfi", options(nostack)) };

@@ -4,7 +4,9 @@
 //!   to a data page of its own (the first touch is a stage-2 fault the host serves), shares
 //!   that page with the host (guest HVC 0x81000), keeps values in an FP register and an EL1
 //!   system register, and waits (WFI: an exit to the host). Back, it checks the host's reply
-//!   and that its FP and EL1 state survived, writes the verdict, waits again, unshares the
+//!   and that its FP and EL1 state survived, reads its emulated device (a load the host
+//!   emulates: an exit to the host, the value in x5 when it runs again), writes the
+//!   verdict, waits again, unshares the
 //!   page (0x82000), and ends: vCPU 0 powers the VM off (PSCI SYSTEM_OFF by HVC), the others
 //!   wait for good.
 //! * offset 4, `bench`: 10,000 trapped system-register reads (ACTLR_EL1, HCR_EL2.TACR), a
@@ -17,7 +19,7 @@
 
 mod hw;
 
-use el2_abi::map::{GUEST_DATA, GUEST_LOAD};
+use el2_abi::map::{GUEST_DATA, GUEST_LOAD, GUEST_MMIO, GUEST_MMIO_VALUE};
 use el2_abi::{checksum, hvc, psci, BENCH_ITERS, GUEST_IMAGE_BYTES};
 
 /// Words of the shared page (docs/el2.md, "The demo").
@@ -61,6 +63,9 @@ pub fn demo() -> ! {
     }
     if tpidr == TPIDR_PATTERN | me {
         status |= 4;
+    }
+    if hw::mmio_read(GUEST_MMIO) == GUEST_MMIO_VALUE | me {
+        status |= 8;
     }
     hw::write64(w(page::STATUS), status);
     hw::wfi();

@@ -217,6 +217,11 @@ fn demo_vcpu(b: &Bundle, a_page: u64, vm: u64, vcpu: u64) -> (u64, u64) {
     // The host's own FP and EL1 state, different from the guest's.
     hw::set_state(0xFEED_FACE_0000_0000 | vcpu, 0x4057_0000 | vcpu);
     run(vm, vcpu, None, None);
+    // It read its emulated device (an exit for MMIO): the value, in x8 of the next run.
+    kcall(
+        hvc::VCPU_RUN,
+        &[vm, vcpu, 0, 0, 3, 0, 0, GUEST_MMIO_VALUE | vcpu],
+    );
     let st = hw::state();
     ensure!(
         st == (0xFEED_FACE_0000_0000 | vcpu, 0x4057_0000 | vcpu),
@@ -310,11 +315,11 @@ pub fn main() -> ! {
         b.sum
     );
     ensure!(
-        st0 == 7 && st1 == 7,
-        "guest status {st0} (vCPU 0), {st1} (vCPU 1): 7 = reply seen, FP and EL1 state kept"
+        st0 == 15 && st1 == 15,
+        "guest status {st0} (vCPU 0), {st1} (vCPU 1): 15 = reply seen, FP and EL1 state kept, its device read the host's value"
     );
     say!("guest checksum: vCPU 0 (cpu 0) {sum0:#x}, vCPU 1 (cpu 1) {sum1:#x}: matches the image");
-    say!("both vCPUs saw the host's reply and kept D8 and TPIDR_EL1 across world switches");
+    say!("both vCPUs saw the host's reply, kept D8 and TPIDR_EL1 across world switches and read the host's emulated device");
     say!("VM {vm1} powered itself off (PSCI SYSTEM_OFF from vCPU 0)");
 
     // CPU 1 off (so it executes nothing while instructions are counted).

@@ -23,6 +23,21 @@ pub const MAX_CORE: usize = 64;
 pub const MAX_PAGES: usize = 2048;
 /// Most stage-2 leaves one entry gives: two per page (the host's, the owner's) and one more.
 pub const MAX_S2: usize = 2 * MAX_PAGES + 1;
+/// Words of a register file as the trace gives it (kcore's `ctxt_words::CTXT_WORDS`).
+pub const CTX_WORDS: usize = 143;
+/// Register contexts (kcore's `state::CTXTS`): each one's file as the trace last gave it.
+pub const CTXS: usize = 136;
+/// Most runs of TLB invalidations one entry gives.
+pub const MAX_TLBI: usize = 64;
+
+/// A run of stage-2 TLB invalidations: `count` pages of `vmid` from `ipa` (`count` 0: all
+/// of the VMID's entries).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlbiRun {
+    pub vmid: u32,
+    pub ipa: u64,
+    pub count: u32,
+}
 
 /// One page's metadata after an entry wrote it: `(pfn, owner, count, gfn)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +154,12 @@ const F_LOST: u8 = 2;
 const F_VERDICT: u8 = 4;
 const F_VERIFIED: u8 = 8;
 const F_VM: u8 = 16;
+/// The glue saved the vCPU's resume point into its context before kcore ran.
+const F_RESUME: u8 = 32;
+/// A note: the glue's own write to a CPU's register file at bring-up (`cpu_init`).
+const F_CPU_INIT: u8 = 64;
+/// Notes, not entries.
+const F_NOTE: u8 = F_VERDICT | F_CPU_INIT;
 
 /// A buffered line, unpacked for printing: an entry (its values in the pool from `at`: `nd`
 /// data values, `np` pages as two values each, `nm` stage-2 leaves as two values each, with
@@ -153,19 +174,24 @@ struct Line {
     nc: u16,
     np: u16,
     nm: u16,
+    /// Register words (`found` and `left`, after a header value) and TLBI runs (two values
+    /// each), after the VM record.
+    nr: u16,
+    nt: u16,
     at: u32,
 }
 
 /// A buffered line as the ring keeps it: four words an entry writes with a few stores.
 /// `w0`: cpu, principal, vcpu, entry, action, result, flags, nargs (a byte each, from the
 /// low end); `w1`: nd, nc, np, nm (16 bits each); `at`; `x0` (meaningful with `F_X0`, or
-/// the VM of a verdict).
+/// the VM of a verdict); `w2`: nr, nt.
 #[derive(Clone, Copy, Debug)]
 struct Rec {
     w0: u64,
     w1: u64,
     at: u64,
     x0: u64,
+    w2: u64,
 }
 
 const EMPTY: Rec = Rec {
@@ -173,6 +199,7 @@ const EMPTY: Rec = Rec {
     w1: 0,
     at: 0,
     x0: 0,
+    w2: 0,
 };
 
 impl Rec {
@@ -186,6 +213,8 @@ impl Rec {
         nc: usize,
         np: usize,
         nm: usize,
+        nr: usize,
+        nt: usize,
         at: usize,
     ) -> Rec {
         Rec {
@@ -200,6 +229,7 @@ impl Rec {
             w1: nd as u64 | (nc as u64) << 16 | (np as u64) << 32 | (nm as u64) << 48,
             at: at as u64,
             x0: s.x0.unwrap_or(0),
+            w2: nr as u64 | (nt as u64) << 16,
         }
     }
 
@@ -227,6 +257,8 @@ impl Rec {
             nc: h(1),
             np: h(2),
             nm: h(3),
+            nr: self.w2 as u16,
+            nt: (self.w2 >> 16) as u16,
             at: self.at as u32,
         }
     }
@@ -252,8 +284,19 @@ pub struct Trace {
     np: usize,
     nm: usize,
     has_vm: bool,
+    /// The entry's register words and TLBI runs (values in the pool after the VM record).
+    nr: usize,
+    nt: usize,
     lost: bool,
+    resume: bool,
+    /// Entries emitted so far, and the one whose record is left out (`u64::MAX`: none; the
+    /// planted fault `trace_drops_entry`).
+    emitted: u64,
+    drop_at: u64,
     core: [(u32, u64); MAX_CORE],
+    /// Each register context's file as the trace last gave it: the base the next record of
+    /// it gives only the changed words against (the checker keeps the same).
+    ctx_last: [[u64; CTX_WORDS]; CTXS],
     ring: [Rec; RING],
     /// (principal, value); arguments as (0, value).
     pool: [(u32, u64); POOL],
@@ -275,7 +318,13 @@ impl Trace {
         np: 0,
         nm: 0,
         has_vm: false,
+        nr: 0,
+        nt: 0,
         lost: false,
+        resume: false,
+        emitted: 0,
+        drop_at: u64::MAX,
+        ctx_last: [[0; CTX_WORDS]; CTXS],
     };
 }
 
@@ -310,6 +359,10 @@ fn print(u: &mut console::Uart, seq: u64, r: &Line, pool: &[(u32, u64)]) {
     let s2 = &pool[at..at + 2 * nm];
     let vm = &pool[at + 2 * nm..at + 2 * nm + nv];
     let at = at + 2 * nm + nv;
+    let (nr, nt) = (r.nr as usize, r.nt as usize);
+    let files = &pool[at..at + nr];
+    let tlbis = &pool[at + nr..at + nr + 2 * nt];
+    let at = at + nr + 2 * nt;
     let core = &pool[at..at + nc];
     let args = &pool[at + nc..at + nc + na];
     let _ = write!(u, "{{\"seq\":{seq},\"cpu\":{},\"principal\":", s.cpu);
@@ -414,17 +467,67 @@ fn print(u: &mut console::Uart, seq: u64, r: &Line, pool: &[(u32, u64)]) {
         }
         let _ = write!(u, "]}}");
     }
+    if let Some((&(found_ctx, h), words)) = files.split_first() {
+        // In the pool: (found context, left context | found words << 16), then (word, value).
+        let (left_ctx, nfound) = (h & 0xFFFF, (h >> 16) as usize);
+        let (found, left) = words.split_at(nfound.min(words.len()));
+        let _ = write!(u, ",\"regs\":{{\"found\":{{\"ctx\":{found_ctx}");
+        file(u, found);
+        let _ = write!(u, "}},\"left\":{{\"ctx\":{left_ctx}");
+        file(u, left);
+        let _ = write!(u, "}}}}");
+    }
+    if r.nt != 0 {
+        let _ = write!(u, ",\"tlbi\":[");
+        for (i, t) in tlbis.chunks_exact(2).enumerate() {
+            // In the pool: (vmid, ipa), (count, 0). Printed: [vmid, ipa, count].
+            let _ = write!(
+                u,
+                "{}[{},{},{}]",
+                if i > 0 { "," } else { "" },
+                t[0].0,
+                Hex(t[0].1),
+                t[1].0
+            );
+        }
+        let _ = write!(u, "]");
+    }
+    if r.flags & F_RESUME != 0 {
+        let _ = write!(u, ",\"glue\":[\"save_resume_point\"]");
+    }
     if r.flags & F_LOST != 0 {
         let _ = write!(u, ",\"lost\":true");
     }
     let _ = writeln!(u, "}}");
 }
 
+/// A register file's changed words, by name.
+fn file(u: &mut console::Uart, words: &[(u32, u64)]) {
+    for &(i, v) in words {
+        let _ = write!(
+            u,
+            ",\"{}\":{}",
+            crate::kcore_glue::word_name(i as usize),
+            Hex(v)
+        );
+    }
+}
+
 impl Trace {
     /// Starts an entry: room for everything it may record.
     #[inline]
     pub fn begin(&mut self) {
-        if self.used + MAX_REC + MAX_CORE + 16 + 2 * MAX_PAGES + 2 * MAX_S2 + 2 > POOL
+        if self.used
+            + MAX_REC
+            + MAX_CORE
+            + 16
+            + 2 * MAX_PAGES
+            + 2 * MAX_S2
+            + 2
+            + 1
+            + 2 * CTX_WORDS
+            + 2 * MAX_TLBI
+            > POOL
             || self.len == RING
         {
             self.flush();
@@ -436,7 +539,7 @@ impl Trace {
     /// A page whose metadata the entry wrote, as it is after the entry (after kcore
     /// returned: after the entry's data values, before its VM record).
     pub fn page(&mut self, p: Page) {
-        if self.np < MAX_PAGES && self.nm == 0 && !self.has_vm {
+        if self.np < MAX_PAGES && self.nm == 0 && !self.has_vm && self.nr + self.nt == 0 {
             let k = self.used + self.nd + self.ns;
             self.pool[k] = (p.pfn as u32, p.gfn);
             self.pool[k + 1] = (p.owner, p.count as u64);
@@ -451,7 +554,7 @@ impl Trace {
     /// after the entry's pages.
     #[inline]
     pub fn s2(&mut self, vmid: u32, gfn: u64, level: u32, desc: u64) {
-        if self.nm < MAX_S2 && !self.has_vm {
+        if self.nm < MAX_S2 && !self.has_vm && self.nr + self.nt == 0 {
             let k = self.used + self.nd + self.ns;
             self.pool[k] = (vmid, gfn);
             self.pool[k + 1] = (level, desc);
@@ -465,7 +568,7 @@ impl Trace {
     /// The record of the VM the entry concerns, as it is after the entry (after its pages
     /// and stage-2 leaves).
     pub fn vm(&mut self, v: Vm) {
-        if self.has_vm {
+        if self.has_vm || self.nr + self.nt != 0 {
             self.lost = true;
             return;
         }
@@ -479,6 +582,71 @@ impl Trace {
         self.pool[k + 1] = (0, packed);
         self.has_vm = true;
         self.ns += 2;
+    }
+
+    /// The register file the CPU brought into the entry (context `found_ctx`) and the one
+    /// the entry left on it (context `left_ctx`), after the VM record: each as the words that
+    /// differ from the file the trace last gave for that context (all zero at first), so
+    /// that a reader keeping the same bases has both files whole.
+    pub fn regs(
+        &mut self,
+        found_ctx: usize,
+        found: &[u64; CTX_WORDS],
+        left_ctx: usize,
+        left: &[u64; CTX_WORDS],
+    ) {
+        if self.nr != 0 || self.nt != 0 || found_ctx >= CTXS || left_ctx >= CTXS {
+            self.lost = true;
+            return;
+        }
+        let head = self.used + self.nd + self.ns;
+        let mut k = head + 1;
+        let mut delta = |ctx: usize, file: &[u64; CTX_WORDS], k: &mut usize| {
+            let base = &mut self.ctx_last[ctx];
+            let mut n = 0;
+            for (i, (b, &v)) in base.iter_mut().zip(file).enumerate() {
+                if *b != v {
+                    self.pool[*k] = (i as u32, v);
+                    *b = v;
+                    *k += 1;
+                    n += 1;
+                }
+            }
+            n
+        };
+        let nfound = delta(found_ctx, found, &mut k);
+        delta(left_ctx, left, &mut k);
+        self.pool[head] = (found_ctx as u32, left_ctx as u64 | (nfound as u64) << 16);
+        self.nr = k - head;
+        self.ns += self.nr;
+    }
+
+    /// The stage-2 TLB invalidations the entry made, after its register files.
+    pub fn tlbi(&mut self, runs: &[TlbiRun]) {
+        if self.nt != 0 || runs.len() > MAX_TLBI {
+            self.lost = true;
+            return;
+        }
+        let mut k = self.used + self.nd + self.ns;
+        for r in runs {
+            self.pool[k] = (r.vmid, r.ipa);
+            self.pool[k + 1] = (r.count, 0);
+            k += 2;
+        }
+        self.nt = runs.len();
+        self.ns += 2 * runs.len();
+    }
+
+    /// The glue wrote the exiting vCPU's resume point (ELR_EL2, SPSR_EL2 as it found them)
+    /// into its context before kcore ran: the record says so.
+    pub fn resume_point(&mut self) {
+        self.resume = true;
+    }
+
+    /// Leaves out the record of entry `seq` (the planted fault `trace_drops_entry`): the
+    /// entries after it are numbered as if it had never been.
+    pub fn drop_entry(&mut self, seq: u64) {
+        self.drop_at = seq;
     }
 
     /// The entry lost values it could not hold (its record says so).
@@ -516,16 +684,18 @@ impl Trace {
         let (nd, nc) = (self.nd, self.nc);
         let mut flags = if s.x0.is_some() { F_X0 } else { 0 };
         let mut k = at + nd;
-        let (mut np, mut nm) = (0, 0);
+        let (mut np, mut nm, mut nr, mut nt) = (0, 0, 0, 0);
         if self.ns != 0 {
             k += self.ns;
-            (np, nm) = (self.np, self.nm);
+            (np, nm, nr, nt) = (self.np, self.nm, self.nr, self.nt);
             if self.has_vm {
                 flags |= F_VM;
             }
             self.ns = 0;
             self.np = 0;
             self.nm = 0;
+            self.nr = 0;
+            self.nt = 0;
             self.has_vm = false;
         }
         if nc != 0 {
@@ -545,10 +715,21 @@ impl Trace {
             flags |= F_LOST;
             self.lost = false;
         }
+        if self.resume {
+            flags |= F_RESUME;
+            self.resume = false;
+        }
         self.nd = 0;
         self.nc = 0;
+        self.emitted += 1;
+        if self.emitted - 1 == self.drop_at {
+            // The planted fault: this entry's record is never written (its register bases
+            // were moved on all the same, as a lost record would leave them).
+            self.used = at;
+            return;
+        }
         let slot = (self.head + self.len) % RING;
-        self.ring[slot] = Rec::pack(&s, flags, 1 + rest.len(), nd, nc, np, nm, at);
+        self.ring[slot] = Rec::pack(&s, flags, 1 + rest.len(), nd, nc, np, nm, nr, nt, at);
         self.len += 1;
     }
 
@@ -567,6 +748,25 @@ impl Trace {
         self.len += 1;
     }
 
+    /// The glue's write of KCore's words of CPU `cpu`'s register file at its bring-up (boot,
+    /// PSCI CPU_ON), printed in order with the entries: `(word, value)`.
+    pub fn cpu_init(&mut self, cpu: u8, words: &[(u32, u64)]) {
+        if self.len == RING || self.used + words.len() > POOL {
+            self.flush();
+        }
+        let at = self.used;
+        self.pool[at..at + words.len()].copy_from_slice(words);
+        self.used += words.len();
+        let slot = (self.head + self.len) % RING;
+        self.ring[slot] = Rec {
+            w0: cpu as u64 | (F_CPU_INIT as u64) << 48,
+            w1: words.len() as u64,
+            at: at as u64,
+            ..EMPTY
+        };
+        self.len += 1;
+    }
+
     /// Prints every buffered line.
     pub fn flush(&mut self) {
         if self.len == 0 {
@@ -578,6 +778,18 @@ impl Trace {
                 let r = self.ring[self.head];
                 if r.flags() & F_VERDICT != 0 {
                     super::verdict_line(u, r.x0, r.flags() & F_VERIFIED != 0);
+                } else if r.flags() & F_CPU_INIT != 0 {
+                    let (at, n) = (r.at as usize, r.w1 as usize);
+                    let _ = write!(
+                        u,
+                        "{{\"glue\":\"cpu_init\",\"cpu\":{},\"regs\":{{",
+                        r.w0 & 0xFF
+                    );
+                    for (i, &(w, v)) in self.pool[at..at + n].iter().enumerate() {
+                        let name = crate::kcore_glue::word_name(w as usize);
+                        let _ = write!(u, "{}\"{name}\":{}", if i > 0 { "," } else { "" }, Hex(v));
+                    }
+                    let _ = writeln!(u, "}}}}");
                 } else {
                     print(u, self.seq, &r.unpack(), &self.pool);
                     self.seq += 1;
@@ -592,7 +804,7 @@ impl Trace {
     /// Entries so far (printed or not).
     pub fn entries(&self) -> u64 {
         let pending = (0..self.len)
-            .filter(|i| self.ring[(self.head + i) % RING].flags() & F_VERDICT == 0)
+            .filter(|i| self.ring[(self.head + i) % RING].flags() & F_NOTE == 0)
             .count();
         self.seq + pending as u64
     }
