@@ -19,7 +19,7 @@ use std::process::Command;
 /// noninterference, the memory operations' refinement, the SMMU, parallel CPUs, the QEMU
 /// trace replay...) but the two that need the `mutants` feature (`mutants`,
 /// `hostile_memory`: planted faults, `cargo xtask mutants`), and kcore's own.
-const SUITES: [&str; 20] = [
+const SUITES: [&str; 21] = [
     "attacks",
     "check_trace",
     "crypto_paths",
@@ -29,6 +29,8 @@ const SUITES: [&str; 20] = [
     "locking",
     "lockstep",
     "lockstep_random",
+    // Tests written for the survivors of the second sample (docs/assurance.md).
+    "mutant_survivors",
     "noninterference",
     "quirks",
     "refinement_mem",
