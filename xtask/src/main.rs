@@ -131,6 +131,9 @@ fn test() -> Result<(), String> {
     // console line checked, under a timeout (docs/el2.md).
     println!("==> KCore at EL2 on QEMU (cargo xtask qemu)");
     qemu::qemu(&root(), &[])?;
+    // check-trace must find each fault planted in the EL2 image (issue 22).
+    println!("==> planted faults in the EL2 image (cargo xtask qemu --mutants)");
+    qemu::qemu(&root(), &["--mutants".to_string()])?;
     // Debian's kernel as KCore's host, once (one CPU model; docs/linux-host.md).
     println!("==> Linux as KCore's host on QEMU (cargo xtask linux --quick)");
     linux::linux(&root(), &["--quick".to_string()])?;
