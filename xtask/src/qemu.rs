@@ -148,6 +148,7 @@ pub fn qemu(root: &Path, args: &[String]) -> Result<(), String> {
         );
         print_outcomes(s);
         println!("    {}", s.check);
+        println!("    {}", s.kinds);
         if i > 0 {
             println!("    counts on -cpu {cpu} (traced): {}", s.counts_line);
         }
@@ -307,6 +308,8 @@ struct Summary {
     halt: String,
     counts_line: String,
     counts: serde_json::Map<String, Value>,
+    /// How many kinds of entry the trace has, each also outside the measured loops.
+    kinds: String,
 }
 
 fn boot(
@@ -438,6 +441,8 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
     let mut halts: Vec<&str> = Vec::new();
     let mut attack_at = None;
     let mut halt_at = None;
+    // The first entry after the host began its measured loops.
+    let mut measured_from = None;
     if exit != Some(0) {
         errors.push(format!(
             "QEMU exited with {exit:?} (expected 0: KCore powers the machine off)"
@@ -502,6 +507,9 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
             }
             trace_lines.push(line);
         } else if let Some(h) = line.strip_prefix("[host] ") {
+            if h.starts_with("measuring") && measured_from.is_none() {
+                measured_from = Some(steps.len());
+            }
             if h.starts_with("FAIL") {
                 errors.push(format!("line {at}: the host stub failed: {h}"));
             }
@@ -523,6 +531,22 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
     if traced && !header {
         errors.push("no trace header".into());
     }
+    // Every kind of entry the measured loops repeat must also happen outside them (issue
+    // 22): the checked trace is not mostly one loop.
+    let split = measured_from.unwrap_or(steps.len()).min(steps.len());
+    let (before, after) = steps.split_at(split);
+    let kinds_before: std::collections::BTreeSet<String> = before.iter().map(entry_kind).collect();
+    let kinds_after: std::collections::BTreeSet<String> = after.iter().map(entry_kind).collect();
+    for k in kinds_after.difference(&kinds_before) {
+        errors.push(format!(
+            "entry kind {k} happens only after the host began measuring (no entry of it outside the measured loops)"
+        ));
+    }
+    let kinds = format!(
+        "{} kinds of entry, each one also outside the measured loops ({} entries before the first)",
+        kinds_before.union(&kinds_after).count(),
+        before.len()
+    );
     let find = |v: &[&str], p: &str| v.iter().find(|l| l.starts_with(p)).map(|s| s.to_string());
     let checksum = find(&host, "guest checksum:");
     match &checksum {
@@ -702,7 +726,20 @@ fn check(text: &str, exit: Option<i32>, trace: Option<&Path>) -> Result<Summary,
         halt: halts[0].to_string(),
         counts_line: counts_line.unwrap_or_default(),
         counts,
+        kinds,
     })
+}
+
+/// An entry's kind: its entry point, action and (a hypercall's) call.
+fn entry_kind(v: &Value) -> String {
+    let call = v["arguments"]["call"].as_str().unwrap_or("");
+    format!(
+        "{}/{}{}{}",
+        v["entry"][0].as_str().unwrap_or("?"),
+        v["action"].as_str().unwrap_or("?"),
+        if call.is_empty() { "" } else { "/" },
+        call
+    )
 }
 
 #[cfg(test)]
@@ -766,6 +803,30 @@ mod tests {
         let s = run(&good(), Some(0)).expect("passes");
         assert_eq!(s.entries, 7);
         assert_eq!(s.counts["verify_64k"], 4);
+    }
+
+    /// An entry kind first seen after the host began measuring fails the check (issue 22:
+    /// every kind the loops repeat also happens outside them).
+    #[test]
+    fn a_kind_of_entry_only_in_the_measured_loops_fails() {
+        let g = good();
+        let at = g.iter().position(|l| l.contains("guest_sysreg")).unwrap();
+        let mut v = g.clone();
+        v.insert(at, "[host] measuring 10 guest exits".into());
+        let Err(e) = run(&v, Some(0)) else {
+            panic!("a kind seen only in the loops passed");
+        };
+        assert!(
+            e.iter()
+                .any(|m| m.contains("vm_exit_handler/guest_sysreg happens only after")),
+            "{e:?}"
+        );
+        // The same line after the last entry: every kind was seen before it.
+        let mut v = g.clone();
+        let last = v.iter().rposition(|l| l.starts_with("{\"seq\"")).unwrap();
+        v.insert(last + 1, "[host] measuring 10 host faults".into());
+        let s = run(&v, Some(0)).expect("every kind seen before the loops");
+        assert!(s.kinds.starts_with("6 kinds of entry"), "{}", s.kinds);
     }
 
     #[test]
