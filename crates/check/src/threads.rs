@@ -674,6 +674,9 @@ pub struct ParallelSoak {
     pub steps: u64,
     /// Rounds: a fresh machine, one VM lifecycle per CPU, all CPUs at once.
     pub rounds: u64,
+    /// Of them, contended rounds ([`run_contended`]): two vCPUs of one VM on two CPUs at
+    /// once, the host sharing, granting, revoking and mapping pages of the running VM.
+    pub contended_rounds: u64,
     pub nontrivial_steps: u64,
     /// Model mismatches of the replay plus differences between the run and its replay.
     pub mismatches: u64,
@@ -688,11 +691,14 @@ pub struct ParallelSoak {
 }
 
 /// Rounds of [`run_parallel`] on `cpus` CPU threads until `steps` steps have run: each CPU
-/// runs a VM with a guest program and a number of runs the seed picks.
+/// runs a VM with a guest program and a number of runs the seed picks; every other round
+/// (as the seed picks) a [`run_contended`] round, with `faults` planted on its CPU threads
+/// (a `mutants` build; `COREVISOR_MUTANT` plants process-wide).
 pub fn soak_parallel(
     steps: u64,
     seed: u64,
     cpus: usize,
+    faults: &[Fault],
     mut progress: impl FnMut(u64),
 ) -> ParallelSoak {
     const IMAGES: [&str; 4] = ["demo", "share", "share", "poweroff"];
@@ -703,12 +709,20 @@ pub fn soak_parallel(
     };
     let mut r = crate::soak::Rng::new(seed);
     while rep.steps < steps && rep.failing.is_none() {
-        let images: Vec<&str> = (0..cpus).map(|_| IMAGES[r.below(4) as usize]).collect();
-        // One run, one share, one run: a second share after the `share` guest revoked its
-        // page would be the host touching a VM page (KCore halts, correctly).
-        let runs = 1;
-        let round = machine(cpus).and_then(|l| run_parallel(l, &images, runs));
+        // Every other round (as the seed picks) is contended: one VM's two vCPUs on CPUs 0
+        // and 1 at once, 1 to 3 iterations (issue 22).
+        let contended = cpus >= 2 && r.below(2) == 0;
+        let round = if contended {
+            let iters = 1 + r.below(3) as usize;
+            machine(cpus).and_then(|l| run_contended(l, iters, faults))
+        } else {
+            let images: Vec<&str> = (0..cpus).map(|_| IMAGES[r.below(4) as usize]).collect();
+            // One run, one share, one run: a second share after the `share` guest revoked
+            // its page would be the host touching a VM page (KCore halts, correctly).
+            machine(cpus).and_then(|l| run_parallel(l, &images, 1))
+        };
         rep.rounds += 1;
+        rep.contended_rounds += contended as u64;
         let p = match round {
             Ok(p) => p,
             Err(e) => {

@@ -228,6 +228,30 @@ mod contended {
         assert_eq!(max_in_core, 2, "the two CPUs were never in KCore together");
     }
 
+    /// `corevisor soak --parallel` runs contended rounds beside the one-VM-per-CPU ones, and
+    /// they agree with the model.
+    #[test]
+    fn the_parallel_soak_runs_contended_rounds() {
+        let rep = corevisor_check::threads::soak_parallel(3_000, 7, 2, &[], |_| {});
+        assert!(rep.contended_rounds > 0, "{rep:?}");
+        assert!(rep.contended_rounds < rep.rounds, "{rep:?}");
+        assert_eq!((rep.mismatches, rep.invariant_breaks), (0, 0), "{rep:?}");
+    }
+
+    /// The same soak with the missing lock planted fails (a `mutants` build).
+    #[test]
+    #[cfg(feature = "mutants")]
+    fn the_parallel_soak_finds_a_missing_lock_on_a_vms_state() {
+        let rep = corevisor_check::threads::soak_parallel(
+            60_000,
+            7,
+            2,
+            &[Fault::VmInfoSkipsLock],
+            |_| {},
+        );
+        assert!(rep.mismatches > 0 && rep.failing.is_some(), "{rep:?}");
+    }
+
     /// The planted missing lock on a VM's own state (`vm_info_skips_lock`): a vCPU's start
     /// or stop decided on a copy of the VM's INFO record read without the lock. Caught by
     /// the contended rounds (a lost update: the parallel run halts where its replay does

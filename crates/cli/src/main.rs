@@ -117,8 +117,10 @@ enum Cmd {
         #[arg(long, value_name = "FILE", default_value = "soak-failure.json")]
         out: String,
         /// CPUs as threads at once, with no lock around the machine (crates/check/src/
-        /// threads.rs): rounds of one VM lifecycle per CPU, each round's linearization
-        /// replayed beside the model. The JSON adds `max_in_core`.
+        /// threads.rs): rounds of one VM lifecycle per CPU, or (every other round, as the
+        /// seed picks) contended rounds of one VM's two vCPUs on two CPUs at once, each
+        /// round's linearization replayed beside the model. The JSON adds `max_in_core` and
+        /// `contended` (rounds).
         #[arg(long)]
         parallel: bool,
         /// What fails a sequence: `refinement` (any difference from the model, a leak or a
@@ -702,7 +704,7 @@ fn soak_parallel(
     progress: impl FnMut(u64),
 ) -> ExitCode {
     use corevisor_check::threads;
-    let rep = threads::soak_parallel(steps, seed, cpus, progress);
+    let rep = threads::soak_parallel(steps, seed, cpus, &[], progress);
     if tty {
         eprintln!();
     }
@@ -718,6 +720,7 @@ fn soak_parallel(
         json!({
             "steps": rep.steps,
             "sequences": rep.rounds,
+            "contended": rep.contended_rounds,
             "nontrivial_steps": rep.nontrivial_steps,
             "mismatches": rep.mismatches,
             "invariant_breaks": rep.invariant_breaks,
