@@ -90,16 +90,17 @@ struct Book {
     nmeta: Cell<usize>,
     /// The stage-2 TLB invalidations kcore made in this entry, as runs (the trace's).
     #[cfg(feature = "trace")]
-    tlbi: Cell<[trace::TlbiRun; TLBI_RUNS]>,
+    tlbi: [Cell<trace::TlbiRun>; TLBI_RUNS],
     #[cfg(feature = "trace")]
     ntlbi: Cell<usize>,
     #[cfg(feature = "trace")]
     tlbi_lost: Cell<bool>,
 }
 
-/// Runs of TLB invalidations one entry may make (a 2 MiB block leaving the host is one run).
+/// Runs of TLB invalidations one entry may make (a 2 MiB block leaving the host is one run):
+/// as many as a trace record holds.
 #[cfg(feature = "trace")]
-const TLBI_RUNS: usize = 16;
+const TLBI_RUNS: usize = trace::MAX_TLBI;
 
 impl Book {
     const EMPTY: Book = Book {
@@ -111,13 +112,13 @@ impl Book {
         #[cfg(feature = "trace")]
         nmeta: Cell::new(0),
         #[cfg(feature = "trace")]
-        tlbi: Cell::new(
-            [trace::TlbiRun {
+        tlbi: [const {
+            Cell::new(trace::TlbiRun {
                 vmid: 0,
                 ipa: 0,
                 count: 0,
-            }; TLBI_RUNS],
-        ),
+            })
+        }; TLBI_RUNS],
         #[cfg(feature = "trace")]
         ntlbi: Cell::new(0),
         #[cfg(feature = "trace")]
@@ -191,15 +192,16 @@ impl El2Hw {
     #[cfg(feature = "trace")]
     fn note_tlbi(&self, vmid: u32, ipa: u64, count: u32) {
         let b = self.book();
-        let (mut runs, n) = (b.tlbi.get(), b.ntlbi.get());
-        if let Some(last) = runs[..n].last_mut() {
+        let n = b.ntlbi.get();
+        if let Some(cell) = n.checked_sub(1).map(|k| &b.tlbi[k]) {
+            let mut last = cell.get();
             if count == 1
                 && last.count != 0
                 && last.vmid == vmid
                 && last.ipa + u64::from(last.count) * PAGE_SIZE == ipa
             {
                 last.count += 1;
-                b.tlbi.set(runs);
+                cell.set(last);
                 return;
             }
         }
@@ -207,8 +209,7 @@ impl El2Hw {
             b.tlbi_lost.set(true);
             return;
         }
-        runs[n] = trace::TlbiRun { vmid, ipa, count };
-        b.tlbi.set(runs);
+        b.tlbi[n].set(trace::TlbiRun { vmid, ipa, count });
         b.ntlbi.set(n + 1);
     }
 
@@ -218,7 +219,8 @@ impl El2Hw {
         let b = self.book();
         let n = b.ntlbi.get();
         if n != 0 {
-            tr.tlbi(&b.tlbi.get()[..n]);
+            let runs: [trace::TlbiRun; TLBI_RUNS] = core::array::from_fn(|k| b.tlbi[k].get());
+            tr.tlbi(&runs[..n]);
         }
         if b.tlbi_lost.get() {
             tr.mark_lost();

@@ -18,7 +18,7 @@ mod ring;
 #[cfg(not(feature = "trace"))]
 pub use off::{final_line, Trace};
 #[cfg(feature = "trace")]
-pub use ring::{final_line, header, Page, TlbiRun, Trace, Vm, CTXS, CTX_WORDS};
+pub use ring::{final_line, header, Page, TlbiRun, Trace, Vm, CTXS, CTX_WORDS, MAX_TLBI};
 
 use crate::console;
 use crate::kcore_glue::STATE;

@@ -676,19 +676,15 @@ impl Lockstep {
             else {
                 return data;
             };
-            let (vmid, resumed, mut want) = (run.vmid, run.resumed, run.want);
             let g = &self.model.global;
-            // A resume that did not halt took every dirty register's value: one it did not
-            // take is a register the host's emulation never reached.
-            let took = data.iter().filter(|d| d.0 == vmid as u32).count();
-            if let Some((v, src)) = want
-                .get(took)
-                .filter(|_| resumed && core.outcome != Outcome::Halt)
-            {
+            let took = data.iter().filter(|d| d.0 == run.vmid as u32).count();
+            if let Some((v, src)) = run.missing(took, core.outcome == Outcome::Halt) {
                 out.push(format!(
-                    "input: value {took} of principal {vmid}: the core took none, {src} holds {v:#x}"
+                    "input: value {took} of principal {}: the core took none, {src} holds {v:#x}",
+                    run.vmid
                 ));
             }
+            let (vmid, resumed, mut want) = (run.vmid, run.resumed, run.want);
             // Then the first word of every host page the proposed mapping gives the VM,
             // as the host left it.
             let (gpa, pte, level) = (x[3], x[4], x[5]);

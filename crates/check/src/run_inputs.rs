@@ -16,6 +16,15 @@ pub struct RunInputs {
     pub want: Vec<(u64, String)>,
 }
 
+impl RunInputs {
+    /// The first wanted value a run that took `took` of them did not take: a resume that did
+    /// not halt takes every dirty register's value, and one it did not take is a register
+    /// the host's emulation never reached.
+    pub fn missing(&self, took: usize, halted: bool) -> Option<&(u64, String)> {
+        self.want.get(took).filter(|_| self.resumed && !halted)
+    }
+}
+
 /// For VCPU_RUN with the host's registers `x` (x1 = VM, x2 = vCPU) and ACTLR_EL1 `actlr`, in
 /// the model state `g` before it: a first run of a VM whose image is not loaded takes its
 /// entry (x6), PSTATE (x7) and ACTLR_EL1; a resume after a trap takes the MMIO results of

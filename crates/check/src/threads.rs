@@ -691,7 +691,7 @@ pub struct ParallelSoak {
 }
 
 /// Rounds of [`run_parallel`] on `cpus` CPU threads until `steps` steps have run: each CPU
-/// runs a VM with a guest program and a number of runs the seed picks; every other round
+/// runs a VM with a guest program and a number of runs the seed picks; about half the rounds
 /// (as the seed picks) a [`run_contended`] round, with `faults` planted on its CPU threads
 /// (a `mutants` build; `COREVISOR_MUTANT` plants process-wide).
 pub fn soak_parallel(
@@ -709,8 +709,8 @@ pub fn soak_parallel(
     };
     let mut r = crate::soak::Rng::new(seed);
     while rep.steps < steps && rep.failing.is_none() {
-        // Every other round (as the seed picks) is contended: one VM's two vCPUs on CPUs 0
-        // and 1 at once, 1 to 3 iterations (issue 22).
+        // About half the rounds (a coin flip from the seed) are contended: one VM's two
+        // vCPUs on CPUs 0 and 1 at once, 1 to 3 iterations (issue 22).
         let contended = cpus >= 2 && r.below(2) == 0;
         let round = if contended {
             let iters = 1 + r.below(3) as usize;

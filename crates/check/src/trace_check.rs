@@ -759,6 +759,16 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
         }
     };
     let files = parse_files(o, line)?;
+    if files.is_some() && !matches!(ep, EntryPoint::VcpuRun | EntryPoint::VmExit) {
+        return Err(bad(
+            line,
+            "regs",
+            format!(
+                "{} switches no world: it gives no register files",
+                ep.name()
+            ),
+        ));
+    }
     if files.is_none() && matches!(ep, EntryPoint::VcpuRun | EntryPoint::VmExit) {
         return Err(bad(
             line,
@@ -815,7 +825,7 @@ fn regs_file(
     let ctx = f
         .get("ctx")
         .and_then(Value::as_u64)
-        .filter(|&c| c < (COREVISOR as u64 + 1) * 8)
+        .filter(|&c| c < corevisor_kcore::state::CTXTS as u64)
         .ok_or_else(|| {
             bad(
                 line,
@@ -823,18 +833,40 @@ fn regs_file(
                 "expected a context number below 136",
             )
         })?;
-    let mut out = Vec::new();
-    for (k, v) in f.iter().filter(|(k, _)| *k != "ctx") {
-        let field = format!("regs.{side}.{k}");
-        let i = words::index(k)
-            .ok_or_else(|| bad(line, &field, "not a register of kcore's context"))?;
-        out.push((i, hex(v, line, &field)?));
-    }
-    Ok((ctx as usize, out))
+    let words = named_words(
+        f.iter().filter(|(k, _)| *k != "ctx"),
+        line,
+        &format!("regs.{side}"),
+        |_| true,
+    )?;
+    Ok((ctx as usize, words))
 }
 
-/// A note of the glue's bring-up of a CPU: `{"glue":"cpu_init","cpu":N,"regs":{...}}`, KCore's
-/// words of the CPU's register file as the glue set them.
+/// `"<word>":"0x..."` pairs of a register file (kcore's `ctxt_words` names) that `keep`
+/// admits, as (word, value).
+fn named_words<'a>(
+    pairs: impl Iterator<Item = (&'a String, &'a Value)>,
+    line: usize,
+    prefix: &str,
+    keep: impl Fn(usize) -> bool,
+) -> Result<Vec<(usize, u64)>, Malformed> {
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        let field = format!("{prefix}.{k}");
+        let i = words::index(k).filter(|&i| keep(i)).ok_or_else(|| {
+            bad(
+                line,
+                &field,
+                "not a register of kcore's context (or not one admitted here)",
+            )
+        })?;
+        out.push((i, hex(v, line, &field)?));
+    }
+    Ok(out)
+}
+
+/// A note of the glue's bring-up of a CPU: `{"glue":"cpu_init","cpu":N,"regs":{"ctx":N,...}}`,
+/// KCore's words of the CPU's register file (its host context N) as the glue set them.
 fn cpu_init(v: &Value, line: usize, cpus: usize) -> Result<(usize, Vec<(usize, u64)>), Malformed> {
     if v["glue"] != "cpu_init" {
         return Err(bad(
@@ -850,15 +882,17 @@ fn cpu_init(v: &Value, line: usize, cpus: usize) -> Result<(usize, Vec<(usize, u
     let o = v["regs"]
         .as_object()
         .ok_or_else(|| bad(line, "regs", "expected {\"<register>\":\"0x...\", ...}"))?;
-    let mut out = Vec::new();
-    for (k, x) in o {
-        let field = format!("regs.{k}");
-        let i = words::index(k)
-            .filter(|&i| !words::is_world(i))
-            .ok_or_else(|| bad(line, &field, "not one of KCore's words of a register file"))?;
-        out.push((i, hex(x, line, &field)?));
+    if o.get("ctx").and_then(Value::as_u64) != Some(cpu) {
+        return Err(bad(
+            line,
+            "regs.ctx",
+            "expected the CPU's host context (its number)",
+        ));
     }
-    Ok((cpu as usize, out))
+    let words = named_words(o.iter().filter(|(k, _)| *k != "ctx"), line, "regs", |i| {
+        !words::is_world(i)
+    })?;
+    Ok((cpu as usize, words))
 }
 
 /// The entry's `regs`, if it has one (crate::trace_regs).
@@ -901,9 +935,10 @@ fn parse_tlbi(o: &Map<String, Value>, line: usize) -> Result<Vec<TlbiRun>, Malfo
                         .as_u64()
                         .ok_or_else(|| bad(line, &f, "vmid: expected a number"))?,
                     ipa: hex(ipa, line, &f)?,
-                    count: count
-                        .as_u64()
-                        .ok_or_else(|| bad(line, &f, "count: expected a number"))?,
+                    // At most the pages of a 48-bit IPA space.
+                    count: count.as_u64().filter(|&c| c <= 1 << 36).ok_or_else(|| {
+                        bad(line, &f, "count: expected a number of pages (at most 2^36)")
+                    })?,
                 }),
                 _ => Err(bad(line, &f, "expected [vmid, \"0xipa\", count]")),
             }
@@ -1032,6 +1067,13 @@ pub fn parse(text: &str) -> Result<Trace, Malformed> {
         shapes.insert(shape.to_string());
     }
     let machine = machine.ok_or_else(|| bad(1, "trace", "empty trace: no header"))?;
+    if !inits.is_empty() {
+        return Err(bad(
+            last,
+            "glue",
+            "a cpu_init note after the last entry: the glue brought a CPU up that never entered KCore",
+        ));
+    }
     let fin = fin.ok_or_else(|| {
         bad(
             last + 1,
@@ -1183,8 +1225,8 @@ impl Replay {
                 format!("{w:#x}"),
             ))
         };
-        match (&e.entry, &e.input) {
-            (EntryPoint::VcpuRun, _) => {
+        match e.entry {
+            EntryPoint::VcpuRun => {
                 for (k, &(v, val)) in e.core.iter().enumerate().take(4) {
                     if v != x[1] || val != x[2 + k] {
                         return mismatch(
@@ -1209,28 +1251,27 @@ impl Replay {
                     .filter(|r| r.0 == run.vmid)
                     .map(|r| r.1)
                     .collect();
-                for (k, (want, src)) in run.want.iter().enumerate() {
-                    match took.get(k) {
-                        Some(&t) if t != *want => {
-                            return mismatch(
-                                format!("value {k} of VM {} ({src})", run.vmid),
-                                t,
-                                *want,
-                            )
-                        }
-                        None if run.resumed && e.result != Outcome::Halt => {
-                            return Some((
-                                format!("input: value {k} of VM {} ({src})", run.vmid),
-                                "(not taken)".into(),
-                                format!("{want:#x}"),
-                            ))
-                        }
-                        _ => {}
+                for (k, (want, src)) in run.want.iter().enumerate().take(took.len()) {
+                    if took[k] != *want {
+                        return mismatch(
+                            format!("value {k} of VM {} ({src})", run.vmid),
+                            took[k],
+                            *want,
+                        );
                     }
                 }
-                None
+                run.missing(took.len(), e.result == Outcome::Halt)
+                    .map(|(want, src)| {
+                        (
+                            format!("input: value {} of VM {} ({src})", took.len(), run.vmid),
+                            "(not taken)".into(),
+                            format!("{want:#x}"),
+                        )
+                    })
             }
-            (EntryPoint::VmExit, Input::Exit { ipa: Some(_), .. }) => {
+            // A guest abort (by the syndrome the CPU brought in, not the record's action):
+            // its first value is ESR_EL2.
+            EntryPoint::VmExit if matches!(found.regs.esr_el2 >> 26, 0x20 | 0x24) => {
                 let t = e.rec.iter().find(|r| r.0 == e.principal)?.1;
                 (t != found.regs.esr_el2).then(|| {
                     (
@@ -1241,6 +1282,56 @@ impl Replay {
                 })
             }
             _ => None,
+        }
+    }
+
+    /// The record's own account of the trap (`arguments`, action) against the register
+    /// file the CPU brought in: a VCPU_RUN's x0..xn, an exit's syndrome, abort address,
+    /// argument registers and kind (trap or interrupt).
+    fn inputs_agree(
+        e: &Entry,
+        found: &corevisor_kcore::ctxt::Ctxt,
+    ) -> Option<crate::trace_regs::Diff> {
+        let r = &found.regs;
+        let differ = |what: &str, t: u64, w: u64| {
+            (t != w).then(|| {
+                (
+                    format!("arguments: {what} (against regs.found)"),
+                    format!("{t:#x}"),
+                    format!("{w:#x}"),
+                )
+            })
+        };
+        match &e.input {
+            Input::Hvc { number, args } => differ("x0", *number, r.x[0]).or_else(|| {
+                args.iter()
+                    .enumerate()
+                    .find_map(|(k, a)| differ(&format!("x{}", k + 1), *a, r.x[k + 1]))
+            }),
+            Input::Exit { irq, esr, ipa, x } => {
+                let ec = if *irq {
+                    corevisor_kcore::consts::ARM_EXCEPTION_INTERRUPT
+                } else {
+                    corevisor_kcore::consts::ARM_EXCEPTION_TRAP
+                };
+                // A guest hypercall's record gives no syndrome, only its class (HVC64).
+                let esr_have = if esr & 0x03FF_FFFF == 0 {
+                    r.esr_el2 & !0x03FF_FFFF
+                } else {
+                    r.esr_el2
+                };
+                differ("exit kind", ec, r.ec)
+                    .or_else(|| differ("esr", *esr, esr_have))
+                    .or_else(|| {
+                        let have = ((r.hpfar_el2 >> 4) << 12) | (r.far_el2 & 0xFFF);
+                        ipa.and_then(|a| differ("gpa", a, have))
+                    })
+                    .or_else(|| {
+                        x.iter()
+                            .find_map(|&(n, v)| differ(&format!("x{n}"), v, r.x[n]))
+                    })
+            }
+            Input::HostFault { .. } => None,
         }
     }
 
@@ -1347,6 +1438,9 @@ impl Replay {
             }
             if e.resume {
                 crate::trace_regs::save_resume_point(&mut self.model.global, f.found_ctx, found);
+            }
+            if let Some((field, t, w)) = Self::inputs_agree(e, found) {
+                return Err(m(&field, t, w));
             }
             if let Some((field, t, w)) = self.derived_inputs(e, found) {
                 return Err(m(&field, t, w));

@@ -71,11 +71,12 @@ impl Bases {
 /// The register context of the world the model runs on CPU `i` (kcore's `ctxt_id`).
 pub fn world_ctx(m: &crate::engine::ModelMachine, i: usize) -> usize {
     let c = &m.cpus[i];
-    if c.ihost || c.cur_vcpuid < 0 {
-        i
+    let (vm, vcpu) = if c.ihost || c.cur_vcpuid < 0 {
+        (corevisor_spec::consts::HOSTVISOR, i as Z)
     } else {
-        (c.cur_vmid * 8 + c.cur_vcpuid) as usize
-    }
+        (c.cur_vmid, c.cur_vcpuid)
+    };
+    corevisor_spec::consts::ctxt_id(vm, vcpu) as usize
 }
 
 /// KCore's words of `found` against the model's register file `phys` (the first that
@@ -98,22 +99,26 @@ pub fn take_found(phys: &mut Ctxt, found: &KCtxt) -> Option<Diff> {
 }
 
 /// The glue's bring-up of CPU `cpu` (`cpu_init`): KCore's words of its file as the glue set
-/// them, into the model's `phys`. They must be a host world's: the host's stage 2 (the
-/// model's `pt_vttbr` of HOSTVISOR), the CPU's own MPIDR (Aff0 = its index), no vCPU
-/// return state; the trap configuration is the glue's (docs/el2.md).
+/// them, into the model's `phys`. Each must be the host world's as KCore starts it: the
+/// host's stage 2 (the model's `pt_vttbr` of HOSTVISOR), the CPU's own MPIDR in VMPIDR_EL2
+/// (Aff0 = its index), the host's HCR_EL2 and CPTR_EL2, the physical timer the host's
+/// (CNTHCTL_EL2), everything else zero.
 pub fn cpu_init(phys: &mut Ctxt, cpu: usize, w: &[(usize, u64)]) -> Option<Diff> {
     let mut mine = conc_ctxt(phys);
     for &(i, v) in w {
         let name = words::name(i);
+        use corevisor_kcore::consts as kc;
         let want = match name {
-            "vttbr_el2" => Some(corevisor_kcore::consts::pt_vttbr(
-                corevisor_kcore::consts::HOSTVISOR,
-            )),
-            "vmpidr_el2" if v & 0xFF != cpu as u64 => Some((v & !0xFF) | cpu as u64),
-            "pc" | "pstate" | "dirty" | "flags" | "esr_el1" | "spsr_0" => Some(0),
-            _ => None,
+            "vttbr_el2" => kc::pt_vttbr(kc::HOSTVISOR),
+            "vmpidr_el2" => (v & !0xFF) | cpu as u64,
+            "hcr_el2" => kc::HCR_HOST_NVHE_FLAGS,
+            "cptr_el2" => kc::CPTR_EL2_DEFAULT,
+            // The host keeps the physical counter and timer (docs/el2.md, "Traps and the
+            // glue"): the glue's value, not kcore's exit value.
+            "cnthctl_el2" => kc::CNTHCTL_EL1PCTEN | kc::CNTHCTL_EL1PCEN,
+            _ => 0,
         };
-        if let Some(want) = want.filter(|&x| x != v) {
+        if want != v {
             return Some((
                 format!("cpu_init of cpu {cpu}: {name}"),
                 format!("{v:#x}"),
@@ -166,7 +171,8 @@ pub fn check_tlbi(leaves: &[(Z, Z)], runs: &[TlbiRun]) -> Option<Diff> {
     leaves.iter().find_map(|&(v, g)| {
         let ipa = (g as u64) << 12;
         let covered = runs.iter().any(|r| {
-            r.vmid == v as u64 && (r.count == 0 || (r.ipa..r.ipa + r.count * 4096).contains(&ipa))
+            r.vmid == v as u64
+                && (r.count == 0 || ipa.checked_sub(r.ipa).is_some_and(|d| d / 4096 < r.count))
         });
         (!covered).then(|| {
             (

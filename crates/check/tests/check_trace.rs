@@ -1,4 +1,4 @@
-//! `check-trace` on a real trace: the first 92 entries of a `cargo xtask qemu` run on
+//! `check-trace` on a real trace: the first 103 entries of a `cargo xtask qemu` run on
 //! `-cpu cortex-a57` (boot, VM 1 registered, its image verified, both vCPUs run on two CPUs
 //! with a stage-2 fault each, GRANT/REVOKE, WFI, power-off, reclaim, the host reading the
 //! reclaimed pages), and the same trace with faults planted: each must be reported at the
@@ -64,14 +64,14 @@ fn drop_entry(v: &[Value], seq: u64, renumber: bool) -> Vec<Value> {
 #[test]
 fn the_real_excerpt_agrees_at_every_entry() {
     let s = check(EXCERPT).expect("the excerpt agrees with the model");
-    assert_eq!(s.entries, 96);
+    assert_eq!(s.entries, 103);
     // Distinct: all but the repeated entries (the same call or fault, seq, CPU and register
     // values aside).
-    assert_eq!(s.distinct, 91);
+    assert_eq!(s.distinct, 96);
     assert!(!s.halted);
     let line = s.to_string();
     assert!(
-        line.starts_with("check-trace: 96 steps, 0 mismatches"),
+        line.starts_with("check-trace: 103 steps, 0 mismatches"),
         "{line}"
     );
     assert!(!line.contains('\n'));
@@ -86,14 +86,14 @@ fn the_real_excerpt_agrees_at_every_entry() {
 #[test]
 fn a_changed_x0_is_reported_at_its_entry() {
     let mut v = lines();
-    // Entry 28: REGISTER_KVM gives the host VM 1.
-    let k = at(&v, 28);
+    // Entry 29: REGISTER_KVM gives the host VM 1.
+    let k = at(&v, 29);
     assert_eq!(v[k]["arguments"]["call"], "REGISTER_KVM");
     v[k]["x0"] = Value::from("0x2");
     let m = mismatch(&v);
     assert_eq!(
         (m.index, m.cpu, m.entry.as_str()),
-        (28, Some(0), "host_hvc_handler")
+        (29, Some(0), "host_hvc_handler")
     );
     assert_eq!(
         (m.field.as_str(), m.trace.as_str(), m.model.as_str()),
@@ -124,14 +124,14 @@ fn every_changed_x0_is_caught_where_it_was_planted() {
 #[test]
 fn a_changed_owner_is_reported_at_its_entry() {
     let mut v = lines();
-    // Entry 64: VERIFY_VM_IMAGE moves the image block to VM 1.
-    let k = at(&v, 64);
+    // Entry 65: VERIFY_VM_IMAGE moves the image block to VM 1.
+    let k = at(&v, 65);
     assert_eq!(v[k]["arguments"]["call"], "VERIFY_VM_IMAGE");
     assert_eq!(v[k]["pages"][0][0], 0x42000);
     assert_eq!(v[k]["pages"][0][1], 1);
     v[k]["pages"][0][1] = Value::from(0);
     let m = mismatch(&v);
-    assert_eq!((m.index, m.entry.as_str()), (64, "host_hvc_handler"));
+    assert_eq!((m.index, m.entry.as_str()), (65, "host_hvc_handler"));
     assert_eq!(m.field, "page 0x42000");
     assert!(
         m.trace.starts_with("owner 0 ") && m.model.starts_with("owner 1 "),
@@ -210,29 +210,29 @@ fn a_stage2_leaf_left_out_is_reported() {
     assert_eq!(m.field, "stage 2 of principal 0 at gfn 0x40200");
     assert_eq!(m.trace, "(not given)");
     assert_eq!(m.model, "pfn 0x40200 level 3 descriptor 0x40200fff");
-    // Entry 64: VERIFY_VM_IMAGE takes the image block from the host; the host's leaves
+    // Entry 65: VERIFY_VM_IMAGE takes the image block from the host; the host's leaves
     // left out.
     let mut v = lines();
-    let k = at(&v, 64);
+    let k = at(&v, 65);
     let s2 = v[k]["s2"].as_array_mut().unwrap();
     s2.retain(|l| l[0] != 0);
     let m = mismatch(&v);
     assert_eq!(
         (m.index, m.field.as_str()),
-        (64, "stage 2 of principal 0 at gfn 0x42000")
+        (65, "stage 2 of principal 0 at gfn 0x42000")
     );
 }
 
 #[test]
 fn a_page_left_out_is_reported() {
     let mut v = lines();
-    // Entry 68: the guest's GRANT of its data page (its count goes to 1).
-    let k = at(&v, 68);
+    // Entry 69: the guest's GRANT of its data page (its count goes to 1).
+    let k = at(&v, 69);
     assert_eq!(v[k]["arguments"]["op"], "grant");
     assert_eq!(v[k]["pages"].as_array().unwrap().len(), 1);
     v[k]["pages"] = Value::Array(vec![]);
     let m = mismatch(&v);
-    assert_eq!((m.index, m.entry.as_str()), (68, "vm_exit_handler"));
+    assert_eq!((m.index, m.entry.as_str()), (69, "vm_exit_handler"));
     assert_eq!(m.trace, "(not written)");
     assert!(m.model.contains("count 1"), "{m}");
 }
@@ -246,28 +246,28 @@ fn a_dropped_entry_is_reported_where_it_is_missing() {
         (m.index, m.field.as_str(), m.trace.as_str()),
         (40, "seq", "41")
     );
-    // Dropped and renumbered: REGISTER_VCPU of vCPU 0 (entry 29) never happened, so the
+    // Dropped and renumbered: REGISTER_VCPU of vCPU 0 (entry 30) never happened, so the
     // next entry (vCPU 1's) leaves vCPU 0 UNUSED in the model.
-    let m = mismatch(&drop_entry(&v, 29, true));
-    assert_eq!((m.index, m.field.as_str()), (29, "VM 1 state"), "{m}");
+    let m = mismatch(&drop_entry(&v, 30, true));
+    assert_eq!((m.index, m.field.as_str()), (30, "VM 1 state"), "{m}");
     assert_eq!(m.trace, "READY [READY, READY]");
     assert_eq!(m.model, "READY [UNUSED, READY]");
-    // The first vCPU run (entry 65) dropped: the guest's exit that follows comes from a
+    // The first vCPU run (entry 66) dropped: the guest's exit that follows comes from a
     // CPU the model still has in the host.
-    let m = mismatch(&drop_entry(&v, 65, true));
-    assert_eq!((m.index, m.field.as_str()), (65, "principal"), "{m}");
+    let m = mismatch(&drop_entry(&v, 66, true));
+    assert_eq!((m.index, m.field.as_str()), (66, "principal"), "{m}");
     assert_eq!(
         (m.trace.as_str(), m.model.as_str()),
         ("vm 1 vcpu 0", "host")
     );
     // The last entry dropped: the final line's count disagrees.
-    let mut w = drop_entry(&v, 95, false);
+    let mut w = drop_entry(&v, 102, false);
     let m = mismatch(&w);
     assert_eq!(
         (m.entry.as_str(), m.field.as_str()),
         ("final", "final.entries")
     );
-    w.last_mut().unwrap()["final"]["entries"] = Value::from(95);
+    w.last_mut().unwrap()["final"]["entries"] = Value::from(102);
     assert!(check(&text(&w)).is_ok());
 }
 
@@ -276,7 +276,7 @@ fn changed_results_states_streams_and_worlds_are_reported() {
     let v = lines();
     // A halt KCore did not have.
     let mut w = v.clone();
-    let k = at(&w, 47);
+    let k = at(&w, 48);
     w[k]["result"] = Value::from("halt");
     let m = mismatch(&w);
     assert_eq!(
@@ -286,65 +286,65 @@ fn changed_results_states_streams_and_worlds_are_reported() {
             m.trace.as_str(),
             m.model.as_str()
         ),
-        (47, "result", "halt", "ok")
+        (48, "result", "halt", "ok")
     );
     // A VM state the model does not reach: VM 1 VERIFIED after SET_BOOT_INFO.
     let mut w = v.clone();
-    let k = at(&w, 47);
+    let k = at(&w, 48);
     assert_eq!(w[k]["vm"]["state"], "READY");
     w[k]["vm"]["state"] = Value::from("VERIFIED");
     let m = mismatch(&w);
-    assert_eq!((m.index, m.field.as_str()), (47, "VM 1 state"));
+    assert_eq!((m.index, m.field.as_str()), (48, "VM 1 state"));
     // A VM record left out where the model changes a state: the guest's power-off (90).
     let mut w = v.clone();
-    let k = at(&w, 90);
+    let k = at(&w, 97);
     assert_eq!(w[k]["action"], "guest_psci");
     w[k].as_object_mut().unwrap().remove("vm");
     let m = mismatch(&w);
     assert_eq!(
         (m.index, m.field.as_str(), m.trace.as_str()),
-        (90, "VM 1 state", "(not given)")
+        (97, "VM 1 state", "(not given)")
     );
     // An untrusted value KCore read that the model does not (the guest's ESR at its
-    // stage-2 fault, entry 66, given twice).
+    // stage-2 fault, entry 67, given twice).
     let mut w = v.clone();
-    let k = at(&w, 66);
+    let k = at(&w, 67);
     let rec = w[k]["rec"].as_array_mut().unwrap();
     rec.push(rec[0].clone());
     let m = mismatch(&w);
-    assert_eq!(m.index, 66);
+    assert_eq!(m.index, 67);
     assert_eq!(m.field, "rec: values of principal 1's stream read");
     assert_eq!((m.trace.as_str(), m.model.as_str()), ("2", "1"));
     // The signature's verdict (VERIFY_VM_IMAGE's last untrusted value) forged to 0: the
     // model powers VM 1 off where KCore verified it.
     let mut w = v.clone();
-    let k = at(&w, 64);
+    let k = at(&w, 65);
     let rec = w[k]["rec"].as_array_mut().unwrap();
     let last = rec.len() - 1;
     assert_eq!(rec[last], serde_json::json!([0, "0x1"]));
     rec[last][1] = Value::from("0x0");
     let m = mismatch(&w);
-    assert_eq!((m.index, m.field.as_str()), (64, "VM 1 state"));
+    assert_eq!((m.index, m.field.as_str()), (65, "VM 1 state"));
     assert!(m.model.starts_with("POWEROFF"), "{m}");
     // An exit that went to the host, told as one that stayed in the VM.
     let mut w = v.clone();
-    let k = at(&w, 69);
+    let k = at(&w, 70);
     assert_eq!(w[k]["action"], "guest_wfx");
     assert!(w[k]["x0"].is_string());
     w[k]["x0"] = Value::Null;
     let m = mismatch(&w);
     assert_eq!(
         (m.index, m.field.as_str(), m.trace.as_str()),
-        (69, "returns to", "the VM")
+        (70, "returns to", "the VM")
     );
     // An exit on the other CPU (the model runs VM 1's vCPU 0 on CPU 0).
     let mut w = v.clone();
-    let k = at(&w, 68);
+    let k = at(&w, 69);
     w[k]["cpu"] = Value::from(1);
     let m = mismatch(&w);
     assert_eq!(
         (m.index, m.cpu, m.field.as_str()),
-        (68, Some(1), "principal")
+        (69, Some(1), "principal")
     );
 }
 
@@ -352,14 +352,18 @@ fn changed_results_states_streams_and_worlds_are_reported() {
 fn malformed_traces_name_the_line_and_field() {
     let v = lines();
     let t = text(&v);
-    let cut: String = t.lines().take(30).map(|l| format!("{l}\n")).collect();
+    let cut: String = t.lines().take(20).map(|l| format!("{l}\n")).collect();
     let m = malformed(&cut);
-    assert_eq!((m.line, m.field.as_str()), (31, "final"));
+    assert_eq!((m.line, m.field.as_str()), (21, "final"));
+    // Cut just after CPU 1's bring-up note: a note no entry follows.
+    let note = v.iter().rposition(|l| l["glue"] == "cpu_init").unwrap();
+    let cut: String = t.lines().take(note + 1).map(|l| format!("{l}\n")).collect();
+    assert_eq!(malformed(&cut).field, "glue");
     let bad_json = EXCERPT.replacen("{\"seq\":5,", "{\"seq\":5,,", 1);
     assert_eq!(malformed(&bad_json).line, at(&v, 5) + 1);
     for (seq, key, value, field) in [
         (3, "x0", Value::from("7"), "x0"),
-        (28, "x0", Value::Null, "x0"),
+        (29, "x0", Value::Null, "x0"),
         (4, "cpu", Value::from(2), "cpu"),
         (5, "entry", Value::from(vec!["host_irq_handler"]), "entry"),
         (6, "action", Value::from("guest_store"), "action"),
@@ -512,6 +516,26 @@ fn file_of<'a>(v: &'a mut [Value], seq: u64, side: &str) -> &'a mut serde_json::
         .expect("a world switch gives its files")
 }
 
+/// Word `word` of context `ctx`'s file as the trace has it whole after entry `seq` (every
+/// record's deltas up to it applied, as check-trace's bases do).
+fn whole(v: &[Value], seq: u64, ctx: u64, word: &str) -> u64 {
+    let mut last = 0;
+    for l in v
+        .iter()
+        .take_while(|l| l["seq"].as_u64().is_none_or(|s| s <= seq))
+    {
+        for side in ["found", "left"] {
+            let f = &l["regs"][side];
+            if f["ctx"].as_u64() == Some(ctx) {
+                if let Some(x) = f[word].as_str() {
+                    last = u64::from_str_radix(x.trim_start_matches("0x"), 16).unwrap();
+                }
+            }
+        }
+    }
+    last
+}
+
 /// (index, field, trace, model) of the first mismatch.
 fn first(v: &[Value]) -> (usize, String, String, String) {
     let m = mismatch(v);
@@ -523,37 +547,37 @@ fn first(v: &[Value]) -> (usize, String, String, String) {
 #[test]
 fn a_world_switch_that_forgets_a_register_is_caught() {
     let v = lines();
-    // Entry 65, vCPU 0's first run: KCore loads its reset SCTLR_EL1; forgetting it leaves
+    // Entry 66, vCPU 0's first run: KCore loads its reset SCTLR_EL1; forgetting it leaves
     // the host's (the value the host brought in).
     let mut w = v.clone();
-    let host_sctlr = file_of(&mut w, 65, "found")["sctlr_el1"].clone();
-    assert_eq!(file_of(&mut w, 65, "left")["sctlr_el1"], "0xc50078");
-    file_of(&mut w, 65, "left").insert("sctlr_el1".into(), host_sctlr);
+    let host_sctlr = file_of(&mut w, 66, "found")["sctlr_el1"].clone();
+    assert_eq!(file_of(&mut w, 66, "left")["sctlr_el1"], "0xc50078");
+    file_of(&mut w, 66, "left").insert("sctlr_el1".into(), host_sctlr);
     assert_eq!(
         first(&w),
         (
-            65,
+            66,
             "regs.left.sctlr_el1".into(),
             "0x30d00800".into(),
             "0xc50078".into()
         )
     );
-    // Entry 71, vCPU 0 run again after its WFI: its D8 is in its context; a switch that
+    // Entry 72, vCPU 0 run again after its WFI: its D8 is in its context; a switch that
     // does not restore FP/SIMD leaves the host's D8 (which the host set before the run).
     let mut w = v.clone();
-    let host_d8 = file_of(&mut w, 71, "found")["q8_lo"].clone();
+    let host_d8 = file_of(&mut w, 72, "found")["q8_lo"].clone();
     assert_eq!(host_d8, "0xfeedface00000000");
-    file_of(&mut w, 71, "left").insert("q8_lo".into(), host_d8);
+    file_of(&mut w, 72, "left").insert("q8_lo".into(), host_d8);
     let (k, field, t, _) = first(&w);
     assert_eq!(
         (k, field.as_str(), t.as_str()),
-        (71, "regs.left.q8_lo", "0xfeedface00000000")
+        (72, "regs.left.q8_lo", "0xfeedface00000000")
     );
-    // Back in the host (entry 69's exit): its x19 as it left it.
+    // Back in the host (entry 70's exit): its x19 as it left it.
     let mut w = v.clone();
-    file_of(&mut w, 69, "left").insert("x19".into(), Value::from("0x1"));
+    file_of(&mut w, 70, "left").insert("x19".into(), Value::from("0x1"));
     let (k, field, ..) = first(&w);
-    assert_eq!((k, field.as_str()), (69, "regs.left.x19"));
+    assert_eq!((k, field.as_str()), (70, "regs.left.x19"));
 }
 
 /// What the CPU brings in: the world's words are inputs, KCore's are checked; the context
@@ -562,26 +586,26 @@ fn a_world_switch_that_forgets_a_register_is_caught() {
 fn kcore_state_changed_behind_the_models_back_is_caught() {
     let v = lines();
     let mut w = v.clone();
-    file_of(&mut w, 67, "found").insert("hcr_el2".into(), Value::from("0x1"));
+    file_of(&mut w, 68, "found").insert("hcr_el2".into(), Value::from("0x1"));
     let (k, field, t, _) = first(&w);
     assert_eq!(
         (k, field.as_str(), t.as_str()),
-        (67, "regs.found.hcr_el2 (KCore's, not the world's)", "0x1")
+        (68, "regs.found.hcr_el2 (KCore's, not the world's)", "0x1")
     );
     let mut w = v.clone();
-    file_of(&mut w, 67, "found").insert("ctx".into(), Value::from(1));
+    file_of(&mut w, 68, "found").insert("ctx".into(), Value::from(1));
     assert_eq!(
         first(&w),
-        (67, "regs.found.ctx".into(), "1".into(), "0".into())
+        (68, "regs.found.ctx".into(), "1".into(), "0".into())
     );
     // Without the glue's note of the resume point at 66's exit, the model resumes vCPU 0
     // at its first-run pc at 67.
     let mut w = v.clone();
-    let k = at(&w, 66);
+    let k = at(&w, 67);
     assert_eq!(w[k]["glue"], serde_json::json!(["save_resume_point"]));
     w[k].as_object_mut().unwrap().remove("glue");
     let (k, field, ..) = first(&w);
-    assert_eq!((k, field.as_str()), (67, "regs.left.elr_el2"));
+    assert_eq!((k, field.as_str()), (68, "regs.left.elr_el2"));
     // A bring-up note that gives CPU 0 another principal's stage 2.
     let mut w = v.clone();
     let k = w.iter().position(|l| l["glue"] == "cpu_init").unwrap();
@@ -596,18 +620,17 @@ fn kcore_state_changed_behind_the_models_back_is_caught() {
 fn an_mmio_result_from_the_wrong_register_is_caught() {
     let v = lines();
     let mut w = v.clone();
-    let x9 = file_of(&mut w, 73, "found")
-        .get("x9")
-        .cloned()
-        .unwrap_or(Value::from("0x0"));
-    let k = at(&w, 73);
+    // The host's x9 as VCPU_RUN 74 found it (the whole file: bases and deltas).
+    let x9 = Value::from(format!("{:#x}", whole(&w, 74, 0, "x9")));
+    assert_ne!(x9, "0x4d4d494f00000000");
+    let k = at(&w, 74);
     assert_eq!(w[k]["rec"], serde_json::json!([[1, "0x4d4d494f00000000"]]));
     w[k]["rec"][0][1] = x9.clone();
     let (k, field, t, m) = first(&w);
     assert_eq!(
         (k, field.as_str(), t.as_str(), m.as_str()),
         (
-            73,
+            74,
             "input: value 0 of VM 1 (the host's x8 (for x5))",
             x9.as_str().unwrap(),
             "0x4d4d494f00000000"
@@ -615,24 +638,24 @@ fn an_mmio_result_from_the_wrong_register_is_caught() {
     );
     // VCPU_RUN's control values are the host's x2..x5.
     let mut w = v.clone();
-    let k = at(&w, 67);
+    let k = at(&w, 68);
     w[k]["core"][1][1] = Value::from("0x80401000");
     let (k, field, ..) = first(&w);
     assert_eq!(
         (k, field.as_str()),
         (
-            67,
+            68,
             "input: control value 1 of VM 1 (the host's x3 for VM 1)"
         )
     );
     // A guest abort's ESR_EL2 as the exit found it.
     let mut w = v.clone();
-    let k = at(&w, 72);
+    let k = at(&w, 73);
     w[k]["rec"][0][1] = Value::from("0x0");
     let (k, field, ..) = first(&w);
     assert_eq!(
         (k, field.as_str()),
-        (72, "input: value 0 of VM 1 (ESR_EL2)")
+        (73, "input: value 0 of VM 1 (ESR_EL2)")
     );
 }
 
@@ -641,7 +664,7 @@ fn an_mmio_result_from_the_wrong_register_is_caught() {
 #[test]
 fn a_missed_tlb_invalidation_is_caught() {
     let v = lines();
-    for seq in [64, 86, 89, 91] {
+    for seq in [65, 93, 96, 98] {
         let mut w = v.clone();
         let k = at(&w, seq);
         assert!(w[k]["tlbi"].is_array(), "entry {seq} invalidates");
@@ -653,14 +676,16 @@ fn a_missed_tlb_invalidation_is_caught() {
     }
     // A run that misses the page by one.
     let mut w = v.clone();
-    let k = at(&w, 86);
+    let k = at(&w, 93);
     let ipa = w[k]["tlbi"][0][1].as_str().unwrap().to_string();
     let moved = u64::from_str_radix(ipa.trim_start_matches("0x"), 16).unwrap() + 4096;
     w[k]["tlbi"][0][1] = Value::from(format!("{moved:#x}"));
-    assert_eq!(first(&w).0, 86);
+    let (k, field, ..) = first(&w);
+    assert_eq!(k, 93);
+    assert!(field.starts_with("tlbi: stage 2 of principal"), "{field}");
     // The VMID's whole TLB covers every leaf.
     let mut w = v.clone();
-    let k = at(&w, 86);
+    let k = at(&w, 93);
     let vmid = w[k]["tlbi"][0][0].clone();
     w[k]["tlbi"] = serde_json::json!([[vmid, "0x0", 0]]);
     assert!(check(&text(&w)).is_ok());
@@ -675,27 +700,90 @@ fn the_trace_dropping_an_entry_as_planted_at_el2_is_caught() {
     let v = with_digest(&lines());
     let m = mismatch(&drop_entry(&v, TRACE_DROPS_SEQ, true));
     assert!(m.index >= TRACE_DROPS_SEQ as usize, "{m}");
+    // The dropped host fault's leaf, given by a later entry, or the final state.
+    assert!(
+        m.field.starts_with("stage 2 of principal 0 at gfn")
+            || m.field.starts_with("final.digest."),
+        "{m}"
+    );
+}
+
+/// A dropped world switch: the register files of the next one are given against bases the
+/// checker never saw move, so it cannot go unseen.
+#[test]
+fn a_dropped_world_switch_is_caught() {
+    let v = with_digest(&lines());
+    for seq in [66, 67, 72, 74] {
+        let m = mismatch(&drop_entry(&v, seq, true));
+        assert_eq!(m.index as u64, seq, "{m}");
+    }
+}
+
+/// The record's own account of a world switch (`arguments`, the action) must be the
+/// registers the CPU brought in, and a bring-up note must start the host as KCore does.
+#[test]
+fn arguments_that_disagree_with_the_registers_are_caught() {
+    let v = lines();
+    // VCPU_RUN 68's x3 (the gpa it proposes) as the record gives it.
+    let mut w = v.clone();
+    let k = at(&w, 68);
+    w[k]["arguments"]["args"][2] = Value::from("0x80402000");
+    let (k, field, ..) = first(&w);
+    assert_eq!(
+        (k, field.as_str()),
+        (68, "arguments: x3 (against regs.found)")
+    );
+    // A guest abort (73, the MMIO read) whose syndrome the record misstates.
+    let mut w = v.clone();
+    let k = at(&w, 73);
+    w[k]["arguments"]["esr"] = Value::from("0x93c58006");
+    let (k, field, ..) = first(&w);
+    assert_eq!(
+        (k, field.as_str()),
+        (73, "arguments: esr (against regs.found)")
+    );
+    // The same exit told as an interrupt.
+    let mut w = v.clone();
+    let k = at(&w, 70);
+    assert_eq!(w[k]["action"], "guest_wfx");
+    w[k]["action"] = Value::from("irq");
+    let (k, field, ..) = first(&w);
+    assert_eq!(
+        (k, field.as_str()),
+        (70, "arguments: exit kind (against regs.found)")
+    );
+    // The left file said to be another context's.
+    let mut w = v.clone();
+    file_of(&mut w, 66, "left").insert("ctx".into(), Value::from(9));
+    let (k, field, ..) = first(&w);
+    assert_eq!((k, field.as_str()), (66, "regs.left.ctx"));
+    // CPU 0 brought up with another HCR_EL2 than the host's.
+    let mut w = v.clone();
+    let k = w.iter().position(|l| l["glue"] == "cpu_init").unwrap();
+    w[k]["regs"]["hcr_el2"] = Value::from("0x80000001");
+    let (k, field, ..) = first(&w);
+    assert_eq!((k, field.as_str()), (0, "cpu_init of cpu 0: hcr_el2"));
 }
 
 #[test]
 fn malformed_register_records_name_the_field() {
     let v = lines();
     let mut w = v.clone();
-    let k = at(&w, 65);
+    let k = at(&w, 66);
     w[k].as_object_mut().unwrap().remove("regs");
     assert_eq!(malformed(&text(&w)).field, "regs");
     let mut w = v.clone();
-    file_of(&mut w, 65, "left").insert("x99".into(), Value::from("0x1"));
+    file_of(&mut w, 66, "left").insert("x99".into(), Value::from("0x1"));
     assert_eq!(malformed(&text(&w)).field, "regs.left.x99");
     let mut w = v.clone();
-    file_of(&mut w, 65, "found").insert("x1".into(), Value::from(1));
+    file_of(&mut w, 66, "found").insert("x1".into(), Value::from(1));
     assert_eq!(malformed(&text(&w)).field, "regs.found.x1");
     let mut w = v.clone();
-    let k = at(&w, 64);
+    let k = at(&w, 65);
     w[k]["glue"] = serde_json::json!(["save_resume_point"]);
     assert_eq!(malformed(&text(&w)).field, "glue");
     let mut w = v.clone();
-    let k = at(&w, 86);
+    let k = at(&w, 93);
     w[k]["tlbi"][0] = serde_json::json!([1, 2]);
     assert_eq!(malformed(&text(&w)).field, "tlbi[0]");
     let mut w = v.clone();

@@ -117,7 +117,7 @@ enum Cmd {
         #[arg(long, value_name = "FILE", default_value = "soak-failure.json")]
         out: String,
         /// CPUs as threads at once, with no lock around the machine (crates/check/src/
-        /// threads.rs): rounds of one VM lifecycle per CPU, or (every other round, as the
+        /// threads.rs): rounds of one VM lifecycle per CPU, or (about half the rounds, as the
         /// seed picks) contended rounds of one VM's two vCPUs on two CPUs at once, each
         /// round's linearization replayed beside the model. The JSON adds `max_in_core` and
         /// `contended` (rounds).

@@ -353,7 +353,7 @@ fn check_trace_agrees_with_a_real_trace_and_reports_planted_faults() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
-        text.starts_with("check-trace: 96 steps, 0 mismatches"),
+        text.starts_with("check-trace: 103 steps, 0 mismatches"),
         "{text}"
     );
 
@@ -371,7 +371,7 @@ fn check_trace_agrees_with_a_real_trace_and_reports_planted_faults() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
         text.contains(
-            "mismatch at entry 28 (line 32, cpu 0, host_hvc_handler): x0: trace 0x5, model 0x1"
+            "mismatch at entry 29 (line 33, cpu 0, host_hvc_handler): x0: trace 0x5, model 0x1"
         ),
         "{text}"
     );

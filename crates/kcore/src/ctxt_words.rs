@@ -16,6 +16,9 @@ const NAMED_FIRST: usize = Q_FIRST + 64;
 macro_rules! named {
     ($($grp:ident . $f:ident : $world:literal),* $(,)?) => {
         const NAMED: &[(&str, bool)] = &[$((stringify!($f), $world)),*];
+        /// The struct of `Ctxt` each named field is in (`regs`, `traps`, `states`).
+        #[cfg(test)]
+        const GROUP: &[&str] = &[$(stringify!($grp)),*];
 
         fn named_word(c: &Ctxt, k: usize) -> u64 {
             let mut i = 0;
@@ -193,5 +196,17 @@ mod tests {
         assert_eq!(c.states.spsr_0, 0x1000 + CTXT_WORDS as u64 - 1);
         let w = words(&c);
         assert!((0..CTXT_WORDS).all(|i| w[i] == c.word(i)));
+        // Every field is a word (a Q register two): a field added to `Ctxt` without a word
+        // here changes a part's size. (`CtxtRegs` is padded: 8 bytes before the Q registers,
+        // which are 16-byte aligned and follow 33 words, and up to 16 at its end.)
+        use crate::ctxt::{CtxtRegs, CtxtStates, TrapRegs};
+        use core::mem::size_of;
+        let n = |g: &str| GROUP.iter().filter(|x| **x == g).count();
+        assert_eq!(size_of::<TrapRegs>(), 8 * n("traps"));
+        assert_eq!(size_of::<CtxtStates>(), 8 * n("states"));
+        assert_eq!(
+            size_of::<CtxtRegs>(),
+            (8 * (Q_FIRST + 64 + n("regs")) + 8).next_multiple_of(16)
+        );
     }
 }

@@ -108,6 +108,34 @@ pub fn smmu_group_arg(a: &str) -> Option<(&str, u64)> {
 /// The register [`Fault::WorldSwitchDropsEl1Reg`] drops when no argument names one.
 pub const EL1_DROP_DEFAULT: &str = "ttbr0_el1";
 
+/// The argument `f` takes when none is given (so `cargo xtask mutants` can plant it
+/// without one).
+pub fn default_arg(f: Fault) -> Option<&'static str> {
+    match f {
+        Fault::WorldSwitchDropsEl1Reg => Some(EL1_DROP_DEFAULT),
+        Fault::SmmuBootSkipsOne => Some(SMMU_BOOT_SKIPS_DEFAULT),
+        _ => None,
+    }
+}
+
+/// Whether `a` is an argument some fault takes (an EL1 register's name, or `smr:N` /
+/// `s2cr:N`).
+pub fn is_known_arg(a: &str) -> bool {
+    EL1_REGS.contains(&a) || is_smmu_group_arg(a)
+}
+
+/// `f` planted with argument `arg` (given or default) is the drop of `a`.
+#[cfg(any(feature = "mutants", feature = "mutants-el2"))]
+fn drops(f: Fault, arg: Option<&str>, a: &str) -> bool {
+    arg.or(default_arg(f)) == Some(a)
+}
+
+/// `f` planted with argument `arg` (given or default) is the drop of `"{kind}:{n}"`.
+#[cfg(any(feature = "mutants", feature = "mutants-el2"))]
+fn drops_at(f: Fault, arg: Option<&str>, kind: &str, n: u64) -> bool {
+    arg.or(default_arg(f)).and_then(smmu_group_arg) == Some((kind, n))
+}
+
 /// The EL1 registers a world switch saves and restores besides SCTLR_EL1 (which has its own
 /// fault): the arguments [`Fault::WorldSwitchDropsEl1Reg`] takes.
 pub const EL1_REGS: [&str; 23] = [
@@ -251,6 +279,9 @@ mod fixed {
     /// The planted names as built in (the image prints them at boot and refuses one it
     /// does not know: `Err(name)`).
     pub fn planted_names() -> Result<&'static str, &'static str> {
+        if let Some(a) = ARG.filter(|a| !super::is_known_arg(a)) {
+            return Err(a);
+        }
         match NAMES
             .split(',')
             .find(|n| !n.is_empty() && Fault::from_name(n).is_none())
@@ -265,22 +296,14 @@ mod fixed {
         NAMES.split(',').any(|n| n == f.name())
     }
 
-    fn arg_of(f: Fault) -> Option<&'static str> {
-        ARG.or(match f {
-            Fault::WorldSwitchDropsEl1Reg => Some(super::EL1_DROP_DEFAULT),
-            Fault::SmmuBootSkipsOne => Some(super::SMMU_BOOT_SKIPS_DEFAULT),
-            _ => None,
-        })
-    }
-
     /// Is `f` planted with argument `a`?
     pub fn dropped(f: Fault, a: &str) -> bool {
-        mutant(f) && arg_of(f) == Some(a)
+        mutant(f) && super::drops(f, ARG, a)
     }
 
     /// Is `f` planted with argument `"{kind}:{n}"`?
     pub fn dropped_at(f: Fault, kind: &str, n: u64) -> bool {
-        mutant(f) && arg_of(f).and_then(super::smmu_group_arg) == Some((kind, n))
+        mutant(f) && super::drops_at(f, ARG, kind, n)
     }
 }
 
@@ -306,10 +329,7 @@ mod imp {
         LOCAL_ARG.with(Cell::get).or_else(|| {
             *GLOBAL_ARG.get_or_init(|| {
                 let a = std::env::var("COREVISOR_MUTANT_ARG").ok()?;
-                if let Some(known) = super::EL1_REGS.iter().find(|r| **r == a) {
-                    return Some(*known);
-                }
-                if super::is_smmu_group_arg(&a) {
+                if super::is_known_arg(&a) {
                     return Some(&*std::boxed::Box::leak(a.into_boxed_str()));
                 }
                 panic!("COREVISOR_MUTANT_ARG={a}: unknown")
@@ -317,24 +337,14 @@ mod imp {
         })
     }
 
-    /// The argument `f` is planted with: `COREVISOR_MUTANT_ARG` / [`with_arg`]'s, else the
-    /// fault's default (so `cargo xtask mutants` can plant it without one).
-    fn arg_of(f: Fault) -> Option<&'static str> {
-        arg().or(match f {
-            Fault::WorldSwitchDropsEl1Reg => Some(super::EL1_DROP_DEFAULT),
-            Fault::SmmuBootSkipsOne => Some(super::SMMU_BOOT_SKIPS_DEFAULT),
-            _ => None,
-        })
-    }
-
     /// Is `f` planted with argument `a`?
     pub fn dropped(f: Fault, a: &str) -> bool {
-        mutant(f) && arg_of(f) == Some(a)
+        mutant(f) && super::drops(f, arg(), a)
     }
 
     /// Is `f` planted with argument `"{kind}:{n}"`?
     pub fn dropped_at(f: Fault, kind: &str, n: u64) -> bool {
-        mutant(f) && arg_of(f).and_then(super::smmu_group_arg) == Some((kind, n))
+        mutant(f) && super::drops_at(f, arg(), kind, n)
     }
 
     /// Runs `body` with the planted faults' argument `a` on this thread.

@@ -181,7 +181,7 @@ struct Line {
     at: u32,
 }
 
-/// A buffered line as the ring keeps it: four words an entry writes with a few stores.
+/// A buffered line as the ring keeps it: five words an entry writes with a few stores.
 /// `w0`: cpu, principal, vcpu, entry, action, result, flags, nargs (a byte each, from the
 /// low end); `w1`: nd, nc, np, nm (16 bits each); `at`; `x0` (meaningful with `F_X0`, or
 /// the VM of a verdict); `w2`: nr, nt.
@@ -779,16 +779,12 @@ impl Trace {
                 if r.flags() & F_VERDICT != 0 {
                     super::verdict_line(u, r.x0, r.flags() & F_VERIFIED != 0);
                 } else if r.flags() & F_CPU_INIT != 0 {
-                    let (at, n) = (r.at as usize, r.w1 as usize);
+                    let (at, n, cpu) = (r.at as usize, r.w1 as usize, r.w0 & 0xFF);
                     let _ = write!(
                         u,
-                        "{{\"glue\":\"cpu_init\",\"cpu\":{},\"regs\":{{",
-                        r.w0 & 0xFF
+                        "{{\"glue\":\"cpu_init\",\"cpu\":{cpu},\"regs\":{{\"ctx\":{cpu}"
                     );
-                    for (i, &(w, v)) in self.pool[at..at + n].iter().enumerate() {
-                        let name = crate::kcore_glue::word_name(w as usize);
-                        let _ = write!(u, "{}\"{name}\":{}", if i > 0 { "," } else { "" }, Hex(v));
-                    }
+                    file(u, &self.pool[at..at + n]);
                     let _ = writeln!(u, "}}}}");
                 } else {
                     print(u, self.seq, &r.unpack(), &self.pool);
