@@ -512,9 +512,7 @@ const _: () =
 fn file_of(c: &Ctxt) -> [u64; trace::CTX_WORDS] {
     use corevisor_kcore::ctxt_words::VTTBR_WORD;
     let mut w = corevisor_kcore::ctxt_words::words(c);
-    let raw = w[VTTBR_WORD];
-    let v = (raw >> 48) as u32;
-    if v <= COREVISOR && core().vttbr(v) == raw {
+    if let Some(v) = core().vttbr_principal(w[VTTBR_WORD]) {
         w[VTTBR_WORD] = corevisor_kcore::consts::pt_vttbr(v);
     }
     w

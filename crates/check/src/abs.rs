@@ -387,8 +387,8 @@ fn fields(a: &Ctxt) -> Vec<Z> {
 /// the model names tables by their pool cursor (`pt_vttbr`), so a root maps back to that.
 pub fn abs_ctxt<H: Hw>(c: &kc::Ctxt, core: &Core<H>) -> Ctxt {
     let r = &c.regs;
-    let vttbr = (0..=COREVISOR)
-        .find(|&v| core.vttbr(v) == r.vttbr_el2)
+    let vttbr = core
+        .vttbr_principal(r.vttbr_el2)
         .map_or(z(r.vttbr_el2), |v| z(kconsts::pt_vttbr(v)));
     abs_ctxt_as(c, Some(vttbr))
 }

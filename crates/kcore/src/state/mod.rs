@@ -303,6 +303,12 @@ impl<H: Hw> Core<H> {
         self.layout.pt.root(v) | ((v as u64) << 48)
     }
 
+    /// The principal whose VTTBR_EL2 `raw` is, if any (its VMID field names it).
+    pub fn vttbr_principal(&self, raw: u64) -> Option<u32> {
+        let v = (raw >> 48) as u32;
+        (v <= COREVISOR && self.vttbr(v) == raw).then_some(v)
+    }
+
     /// The root of SMMU `index`'s bank `cb` (fixed by the layout).
     pub(crate) fn smmu_root(&self, index: u32, cb: u32) -> u64 {
         SmmuPool::boot(self.layout.smmu_base).root(index, cb)
