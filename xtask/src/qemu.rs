@@ -337,21 +337,9 @@ fn boot(
         "==> qemu-system-aarch64 {} (timeout {TIMEOUT_S} s)",
         qemu_args.join(" ")
     );
-    let log = std::fs::File::create(&console).map_err(|e| format!("{}: {e}", console.display()))?;
     let start = Instant::now();
-    let mut child = Command::new("timeout")
-        .arg(TIMEOUT_S.to_string())
-        .arg("qemu-system-aarch64")
-        .args(&qemu_args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
-    let status = child.wait().map_err(|e| e.to_string())?;
+    let (status, text) = run_qemu(&qemu_args, &console)?;
     let secs = start.elapsed().as_secs();
-    let text =
-        std::fs::read_to_string(&console).map_err(|e| format!("{}: {e}", console.display()))?;
     let r = check(&text, status.code(), trace.as_deref());
     match r {
         Ok(mut s) => {
@@ -379,6 +367,27 @@ fn boot(
             ))
         }
     }
+}
+
+/// Runs QEMU with `args` under the timeout, its console (stdout and stderr) into `console`:
+/// its exit status and the console's text.
+pub(crate) fn run_qemu(
+    args: &[String],
+    console: &Path,
+) -> Result<(std::process::ExitStatus, String), String> {
+    let log = std::fs::File::create(console).map_err(|e| format!("{}: {e}", console.display()))?;
+    let status = Command::new("timeout")
+        .arg(TIMEOUT_S.to_string())
+        .arg("qemu-system-aarch64")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .status()
+        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
+    let text =
+        std::fs::read_to_string(console).map_err(|e| format!("{}: {e}", console.display()))?;
+    Ok((status, text))
 }
 
 /// The QEMU command line of a run on `cpu` with KCore image `kernel` (consoles in `out`).

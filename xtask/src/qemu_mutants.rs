@@ -12,7 +12,7 @@
 
 use crate::qemu::{self, CPUS, TIMEOUT_S};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// The planted EL2 faults and the field check-trace must name for each.
 pub const EL2_FAULTS: [(&str, &str); 5] = [
@@ -98,18 +98,7 @@ fn boot(
     let args = qemu::qemu_args(&out, bin, bundle, cpu, kernel);
     println!("==> qemu-system-aarch64 ({name}, -cpu {cpu}, timeout {TIMEOUT_S} s)");
     let console = out.join(format!("console-mutant-{name}.log"));
-    let log = std::fs::File::create(&console).map_err(|e| format!("{}: {e}", console.display()))?;
-    Command::new("timeout")
-        .arg(TIMEOUT_S.to_string())
-        .arg("qemu-system-aarch64")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
-        .stderr(log)
-        .status()
-        .map_err(|e| format!("cannot start qemu-system-aarch64: {e}"))?;
-    let text =
-        std::fs::read_to_string(&console).map_err(|e| format!("{}: {e}", console.display()))?;
+    let (_, text) = qemu::run_qemu(&args, &console)?;
     if name != "healthy" && !text.contains(&format!("planted fault(s) in this image: {name}")) {
         return Err(format!(
             "{}: the image does not say it carries {name}",
