@@ -1,7 +1,8 @@
 //! Bring-up: the boot CPU from QEMU's entry, the others through the PSCI relay.
 
+use crate::frame::TrapFrame;
 use crate::hw::lock::TicketLock;
-use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
+use crate::hw::percpu::{self, MAX_CPUS};
 use crate::hw::{mmu, psci, regs, uart};
 use crate::platform::*;
 #[cfg(feature = "trace")]
@@ -100,7 +101,12 @@ pub fn primary(x0: u64) -> ! {
         "CPU features beyond the seed: {} (the host's; trapped for VMs but MOPS: docs/el2.md)",
         crate::cpu_features::names(features)
     );
-    kcore_glue::boot(m.cpus, devices, n);
+    if let Err(e) = kcore_glue::boot(m.cpus, devices, n) {
+        crate::panic::stop(format_args!(
+            "KCore's region cannot hold its state: needs {:#x} bytes, has {:#x}",
+            e.needed, e.have
+        ))
+    }
     #[cfg(feature = "mutants")]
     match kcore_glue::planted() {
         Ok(names) => {

@@ -48,17 +48,3 @@ pub fn with_panicking<R>(f: impl FnOnce(&mut Uart) -> R) -> R {
     }
     f(&mut Uart)
 }
-
-/// `kprintln!(...)`: one `[kcore] ` line. Flushes buffered trace lines first, so the
-/// console keeps the order in which things happened.
-#[macro_export]
-macro_rules! kprintln {
-    ($($arg:tt)*) => {{
-        $crate::trace::flush();
-        $crate::console::with(|u| {
-            use core::fmt::Write;
-            let _ = write!(u, "[kcore] ");
-            let _ = writeln!(u, $($arg)*);
-        });
-    }};
-}

@@ -1,4 +1,6 @@
-//! The one module that calls into kcore or names its types (docs/el2.md, "The glue").
+//! The one module that calls into kcore (docs/el2.md, "The glue"), and the one that names
+//! its types but for `frame` (each CPU's frame is kcore's `Cpu`) and the trace (kcore's
+//! register-word names and state digest).
 //!
 //! * [`El2Hw`]: kcore's `Hw` on this machine: physical memory through `hw::phys`, TLB
 //!   maintenance with the target VMID's own VTTBR, the cache maintenance the simulator does
@@ -20,8 +22,9 @@
 //! needs the trace's records to be ordered by kcore's lock tickets (docs/linux-host.md).
 
 use crate::cpu_features;
+use crate::frame::TrapFrame;
 use crate::hw::lock::{Late, Once, RwSpin, TicketLock};
-use crate::hw::percpu::{self, TrapFrame, MAX_CPUS};
+use crate::hw::percpu::{self, MAX_CPUS};
 use crate::hw::{phys, regs};
 use crate::platform::*;
 #[cfg(feature = "trace")]
@@ -38,7 +41,7 @@ use corevisor_kcore::hw::Discard;
 use corevisor_kcore::hw::Hw;
 #[cfg(feature = "trace")]
 use corevisor_kcore::hw::Untrusted;
-use corevisor_kcore::layout::{Layout, Platform, PoolSpans, MAX_MMIO_RANGES};
+use corevisor_kcore::layout::{Layout, Platform, PoolSpans, RegionTooSmall, MAX_MMIO_RANGES};
 #[cfg(feature = "trace")]
 use corevisor_kcore::meta::PageMeta;
 #[cfg(feature = "trace")]
@@ -318,30 +321,6 @@ struct Glue {
     hpmn: u64,
 }
 
-/// Each CPU as kcore sees it (what it runs and its register file): the start of the CPU's
-/// frame (`hw::percpu::TrapFrame`), which its EL2 vector saves the trapping world into.
-pub type KCpu = Cpu;
-/// Where x0..x30, ELR_EL2 and SPSR_EL2 lie in a [`KCpu`] (the vector's layout).
-pub const KCPU_X: usize = core::mem::offset_of!(Cpu, regs.regs.x);
-pub const KCPU_ELR: usize = core::mem::offset_of!(Cpu, regs.regs.elr_el2);
-pub const KCPU_SPSR: usize = core::mem::offset_of!(Cpu, regs.regs.spsr_el2);
-
-/// What the trap handlers and the rest of the platform read and write of a frame.
-impl TrapFrame {
-    pub fn x(&self) -> &[u64; 31] {
-        &self.kcpu.regs.regs.x
-    }
-    pub fn x_mut(&mut self) -> &mut [u64; 31] {
-        &mut self.kcpu.regs.regs.x
-    }
-    pub fn elr(&self) -> u64 {
-        self.kcpu.regs.regs.elr_el2
-    }
-    pub fn elr_mut(&mut self) -> &mut u64 {
-        &mut self.kcpu.regs.regs.elr_el2
-    }
-}
-
 /// kcore itself: set once at boot (boot CPU), then shared by every CPU. kcore's own locks
 /// order what its entries do; [`ENTRIES`] decides which entries may run at once.
 static CORE: Once<Core<El2Hw>> = Once::new();
@@ -405,24 +384,6 @@ fn input(_: &mut Trace) -> Discard {
     Discard
 }
 
-/// The layout of KCore's region (docs/el2.md): kcore plans it after the linked image.
-fn layout() -> Layout {
-    Layout::plan(
-        RAM_BASE,
-        RAM_END,
-        KCORE_BASE,
-        MAX_CPUS,
-        PoolSpans::ARM,
-        IMAGE_BYTES,
-    )
-    .unwrap_or_else(|e| {
-        crate::panic::stop(format_args!(
-            "KCore's region cannot hold its state: needs {:#x} bytes, has {:#x}",
-            e.needed, e.have
-        ))
-    })
-}
-
 /// The platform kcore polices: the CPUs, no SMMU (QEMU `virt` has none), the host's devices
 /// (from the device tree: `fdt::read`).
 fn platform(cpus: usize, devices: &[(u64, u64)]) -> Platform {
@@ -438,9 +399,17 @@ fn platform(cpus: usize, devices: &[(u64, u64)]) -> Platform {
 }
 
 /// Boots kcore (boot CPU, MMU on, KCore's tables zeroed): its state in KCore's image
-/// (`.bss`), its tables and metadata in KCore's region.
-pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
-    let l = layout();
+/// (`.bss`), its tables and metadata in KCore's region, whose layout kcore plans after the
+/// linked image (docs/el2.md); `Err` if the region cannot hold them.
+pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) -> Result<(), RegionTooSmall> {
+    let l = Layout::plan(
+        RAM_BASE,
+        RAM_END,
+        KCORE_BASE,
+        MAX_CPUS,
+        PoolSpans::ARM,
+        IMAGE_BYTES,
+    )?;
     let hw = El2Hw {
         pt: l.pt,
         book: PerCpuBook::new([Book::EMPTY; MAX_CPUS]),
@@ -487,6 +456,7 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
         st.trace
             .drop_entry(corevisor_kcore::mutants::TRACE_DROPS_SEQ);
     }
+    Ok(())
 }
 
 /// The faults planted in this image (`cargo xtask qemu --mutants`): their names, or the
@@ -494,12 +464,6 @@ pub fn boot(cpus: usize, devices: &[(u64, u64)], hpmn: u64) {
 #[cfg(feature = "mutants")]
 pub fn planted() -> Result<&'static str, &'static str> {
     corevisor_kcore::mutants::planted_names()
-}
-
-/// The name of word `i` of a register file in the trace (kcore's `ctxt_words`).
-#[cfg(feature = "trace")]
-pub fn word_name(i: usize) -> &'static str {
-    corevisor_kcore::ctxt_words::name(i)
 }
 
 #[cfg(feature = "trace")]
@@ -1077,10 +1041,19 @@ fn clean_verified_image(core: &Core<El2Hw>, vmid: u64) {
     phys::invalidate_icache_all();
 }
 
+/// Host stage-2 faults kcore served (every CPU), reported when the machine stops.
+static HOST_FAULTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Host stage-2 faults kcore served so far.
+pub fn host_faults() -> u64 {
+    HOST_FAULTS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// A host stage-2 fault (data or instruction abort from the host): with [`ENTRIES`] shared,
 /// so two CPUs may be in kcore's `host_npt_handler` at once. Traced, its record (with the
 /// window of entry tickets it ran in) is written under the trace's lock before it lets go.
 pub fn host_fault(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
+    HOST_FAULTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     let cpu = frame.cpu as usize;
     let _entries = ENTRIES.read();
     #[cfg(feature = "trace")]

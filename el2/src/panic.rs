@@ -4,7 +4,7 @@
 
 use crate::hw::{psci, regs};
 use crate::kcore_glue::Stop;
-use crate::{console, kcore_glue, trace};
+use crate::{console, kcore_glue, output};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -18,7 +18,7 @@ fn end(halted: bool, why: &str) -> ! {
             regs::wfe();
         }
     }
-    trace::final_line(halted, why);
+    output::final_line(halted, why);
     psci::smc(el2_abi::psci::SYSTEM_OFF, 0, 0, 0);
     loop {
         regs::wfe();
@@ -28,7 +28,7 @@ fn end(halted: bool, why: &str) -> ! {
 /// kcore halted (or refused an entry the CPU's mode does not admit) in `s`.
 pub fn halted(s: Stop) -> ! {
     let st = s.step;
-    trace::flush_panicking();
+    output::flush_panicking();
     console::with_panicking(|u| {
         let _ = writeln!(
             u,
@@ -38,7 +38,7 @@ pub fn halted(s: Stop) -> ! {
             st.action,
             if st.principal == 0 { "the host" } else { "a VM" },
             st.result,
-            crate::trap::host_faults()
+            kcore_glue::host_faults()
         );
     });
     end(true, "kcore halted")
@@ -46,7 +46,7 @@ pub fn halted(s: Stop) -> ! {
 
 /// The EL2 platform cannot go on (bad machine, a host it cannot serve).
 pub fn stop(args: core::fmt::Arguments<'_>) -> ! {
-    trace::flush_panicking();
+    output::flush_panicking();
     console::with_panicking(|u| {
         let _ = write!(u, "KCORE PANIC: ");
         let _ = u.write_fmt(args);

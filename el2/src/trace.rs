@@ -16,12 +16,11 @@ mod off;
 mod ring;
 
 #[cfg(not(feature = "trace"))]
-pub use off::{final_line, Trace};
+pub use off::Trace;
 #[cfg(feature = "trace")]
 pub use ring::{final_line, header, Page, TlbiRun, Trace, Vm, CTXS, CTX_WORDS, MAX_TLBI};
 
 use crate::console;
-use crate::kcore_glue::STATE;
 use core::fmt::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,20 +99,4 @@ fn verdict_line(u: &mut console::Uart, vm: u64, verified: bool) {
     } else {
         writeln!(u, "[kcore] VERIFY_VM_IMAGE: VM {vm}'s image does not match its signature: refused, the VM is powered off")
     };
-}
-
-/// Prints what is buffered (before other console output).
-pub fn flush() {
-    STATE.lock().trace.flush();
-}
-
-/// For panic paths: prints what is buffered if the trace can be had.
-pub fn flush_panicking() {
-    for _ in 0..1_000_000 {
-        if let Some(mut t) = STATE.try_lock() {
-            t.trace.flush();
-            return;
-        }
-        core::hint::spin_loop();
-    }
 }

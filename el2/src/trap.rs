@@ -5,20 +5,11 @@
 //! KCore's), and nothing else: any other host trap is a host the platform cannot serve, and
 //! KCore stops.
 
-use crate::hw::percpu::TrapFrame;
+use crate::frame::TrapFrame;
 use crate::hw::{psci, regs};
 use crate::kcore_glue;
 use crate::platform::UART_BASE;
-use core::sync::atomic::{AtomicU64, Ordering};
 use el2_abi::psci as id;
-
-/// Host stage-2 faults kcore served (every CPU), reported when the machine stops.
-static HOST_FAULTS: AtomicU64 = AtomicU64::new(0);
-
-/// Host stage-2 faults kcore served so far.
-pub fn host_faults() -> u64 {
-    HOST_FAULTS.load(Ordering::Relaxed)
-}
 
 const EC_WFX: u64 = 0x01;
 const EC_HVC64: u64 = 0x16;
@@ -88,7 +79,6 @@ fn host(frame: &mut TrapFrame, esr: u64) -> Result<(), kcore_glue::Stop> {
                 uart_access(frame, esr);
                 Ok(())
             } else {
-                HOST_FAULTS.fetch_add(1, Ordering::Relaxed);
                 kcore_glue::host_fault(frame, esr)
             }
         }
@@ -141,9 +131,9 @@ fn psci_relay(frame: &mut TrapFrame) {
                 } else {
                     "SYSTEM_RESET"
                 },
-                host_faults()
+                kcore_glue::host_faults()
             );
-            crate::trace::final_line(false, "host SYSTEM_OFF");
+            crate::output::final_line(false, "host SYSTEM_OFF");
             psci::smc(fid, 0, 0, 0)
         }
         _ => id::NOT_SUPPORTED,
@@ -162,7 +152,7 @@ fn console_write(frame: &mut TrapFrame) {
         *b = if (0x20..0x7F).contains(&c) { c } else { b'?' };
     }
     let text = core::str::from_utf8(&line[..n]).unwrap_or("?");
-    crate::trace::flush();
+    crate::output::flush();
     crate::console::with(|u| {
         use core::fmt::Write;
         let _ = writeln!(u, "[host] {text}");

@@ -6,7 +6,8 @@
 //! the CPU's [`TrapFrame`]. A CPU always returns to EL1 with `SP_EL2` at its stack top, so
 //! every exception from EL1 finds the frame at `SP_EL2 - FRAME_SIZE`.
 
-use super::percpu::{TrapFrame, FRAME_ELR, FRAME_SIZE, FRAME_SPSR, STACK_STRIDE};
+use super::percpu::{FRAME_ELR, FRAME_SIZE, FRAME_SPSR, STACK_STRIDE};
+use crate::frame::TrapFrame;
 use core::arch::global_asm;
 
 /// SCTLR_EL2 with the MMU and caches off, little-endian: the RES1 bits only.

@@ -1,6 +1,8 @@
 //! Per-CPU EL2 state: each CPU's stack and, at its top, the frame its EL2 vector saves a
-//! trapping EL1 context into.
+//! trapping EL1 context into (`crate::frame`; its layout is checked here against the
+//! vector's offsets).
 
+use crate::frame::{TrapFrame, KCPU_ELR, KCPU_SPSR, KCPU_X};
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// CPUs the image has stacks for (kcore's `MAX_CPUS`; checked in `kcore_glue`).
@@ -10,29 +12,15 @@ pub const STACK_SIZE: usize = 0x10_0000;
 /// A CPU's slot: a guard page, then its stack (link.ld).
 pub const STACK_STRIDE: usize = STACK_SIZE + 0x1000;
 
-/// A CPU's frame, at the top of its stack: kcore's view of the CPU (`kcore_glue::KCpu`),
-/// whose register file starts with x0..x30, ELR_EL2 and SPSR_EL2, exactly what the EL2
-/// vector saves of an EL1 context (checked below): the vector saves the trapping world
-/// straight into the register file kcore reads, and restores from it what kcore left
-/// there. The vector never writes the rest: `cpu` is the CPU's index (set at boot),
-/// `in_vm` which world runs on it (1: a VM, 0: the host; kept by the glue, read on every
-/// trap).
-#[repr(C)]
-pub struct TrapFrame {
-    pub kcpu: crate::kcore_glue::KCpu,
-    pub cpu: u64,
-    pub in_vm: u64,
-}
-
 /// The frame's size, rounded up to keep SP 16-byte aligned below it.
 pub const FRAME_SIZE: usize = (core::mem::size_of::<TrapFrame>() + 15) & !15;
 /// Where the vector saves x0 (then x1..x30), ELR_EL2 and SPSR_EL2.
-pub const FRAME_X: usize = core::mem::offset_of!(TrapFrame, kcpu) + crate::kcore_glue::KCPU_X;
+pub const FRAME_X: usize = core::mem::offset_of!(TrapFrame, kcpu) + KCPU_X;
 pub const FRAME_ELR: usize = FRAME_X + 31 * 8;
 pub const FRAME_SPSR: usize = FRAME_X + 32 * 8;
 const _: () = assert!(FRAME_X == 0 && FRAME_SIZE < 4096);
-const _: () = assert!(crate::kcore_glue::KCPU_ELR == FRAME_ELR);
-const _: () = assert!(crate::kcore_glue::KCPU_SPSR == FRAME_SPSR);
+const _: () = assert!(KCPU_ELR == FRAME_ELR);
+const _: () = assert!(KCPU_SPSR == FRAME_SPSR);
 const _: () = assert!(core::mem::align_of::<TrapFrame>() <= 16);
 
 extern "C" {
@@ -55,7 +43,9 @@ pub fn stack_top(cpu: usize) -> u64 {
 pub fn current() -> usize {
     let sp: u64;
     // SAFETY: reads SP into a register; no memory or flags are touched.
-    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
     let base = core::ptr::addr_of!(__stacks_start) as u64;
     let i = (sp.wrapping_sub(base) / STACK_STRIDE as u64) as usize;
     assert!(i < MAX_CPUS, "not on a CPU's stack");

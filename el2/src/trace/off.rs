@@ -4,7 +4,6 @@
 //! for a store, not for UART output.
 
 use crate::console;
-use crate::kcore_glue::STATE;
 
 /// Verdicts kept before they are printed (a flush makes room).
 const VERDICTS: usize = 8;
@@ -41,13 +40,5 @@ impl Trace {
             }
         });
         self.n = 0;
-    }
-}
-
-/// The end of the run (the traced build's final trace line): the verdicts kept, if the lock
-/// can be had; no trace line.
-pub fn final_line(_halted: bool, _why: &str) {
-    if let Some(mut t) = STATE.try_lock() {
-        t.trace.flush();
     }
 }

@@ -6,11 +6,15 @@
 //! plus a pool of values, and printed at the next console output, or when either fills, so
 //! that a measured loop (null hypercalls, host faults, guest traps, VERIFY_VM_IMAGE) pays for
 //! a few stores, not for UART output. Order is kept: anything printed flushes the ring first.
+//!
+//! The register words are named by kcore's `ctxt_words` and the last line gives kcore's
+//! `StateDigest`: the trace's vocabulary, the only kcore items it names (the glue, above it,
+//! keeps the trace under its lock and hands it what kcore did).
 
 use super::{Action, Entry, Outcome, Step};
 use crate::console;
-use crate::kcore_glue::STATE;
 use core::fmt::Write;
+use corevisor_kcore::digest::StateDigest;
 
 /// Records the ring holds.
 pub const RING: usize = 16384;
@@ -507,7 +511,7 @@ fn file(u: &mut console::Uart, words: &[(u32, u64)]) {
         let _ = write!(
             u,
             ",\"{}\":{}",
-            crate::kcore_glue::word_name(i as usize),
+            corevisor_kcore::ctxt_words::name(i as usize),
             Hex(v)
         );
     }
@@ -822,19 +826,9 @@ pub fn header(cpus: usize, ram_base: u64, ram_end: u64, kcore_base: u64, mmio: &
     });
 }
 
-/// The last line: how the run ended.
-pub fn final_line(halted: bool, why: &str) {
-    // The entries and KCore's whole state, digested (for check-trace to compare with the
-    // model's), with every entry out of kcore (host faults run two at once) and under one
-    // hold of the trace's lock: no entry can come between them.
-    let entries_out = crate::kcore_glue::ENTRIES.try_write(10_000_000);
-    let (entries, digest) = match STATE.try_lock().filter(|_| entries_out.is_some()) {
-        Some(mut t) => {
-            t.trace.flush();
-            (t.trace.entries(), crate::kcore_glue::state_digest(&mut t))
-        }
-        None => (0, None),
-    };
+/// The last line: how the run ended, after `entries` entries, with the digest of kcore's
+/// whole state (`None`: not booted, or not to be had), both taken by `output::final_line`.
+pub fn final_line(halted: bool, why: &str, entries: u64, digest: Option<StateDigest>) {
     console::with_panicking(|u| {
         let _ = write!(
             u,
