@@ -482,8 +482,9 @@ fn file_of(c: &Ctxt) -> [u64; trace::CTX_WORDS] {
     w
 }
 
-/// Into the trace: the register file the CPU brought in (`found`, of context `found_ctx`:
-/// the world that trapped) and the one kcore left on it (of the world it runs now);
+/// Into the trace (host hypercalls, VCPU_RUN, VM exits): the register file the CPU brought in
+/// (`found`, of context `found_ctx`: the world that trapped) and the one kcore left on it (of
+/// the world it runs now);
 /// `resumed`: the glue saved that vCPU's resume point into its context before kcore ran
 /// (`save_resume_point`: a write of the glue's own, which the record names).
 #[cfg(feature = "trace")]
@@ -926,6 +927,8 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
         0
     };
     take(&mut kc.regs, esr);
+    #[cfg(feature = "trace")]
+    let found = file_of(&kc.regs);
     let t = core().host_hvc_handler(kc, &mut input(tr));
     if t == Trap::Done && call == hvc::VERIFY_VM_IMAGE {
         clean_verified_image(core(), x1);
@@ -949,6 +952,7 @@ pub fn host_hypercall(frame: &mut TrapFrame, esr: u64) -> Result<(), Stop> {
     };
     #[cfg(feature = "trace")]
     {
+        trace_files(tr, cpu, ctxt_id(HOSTVISOR, cpu as u32), &found, kc, false);
         core().hw.trace_tlbi(tr);
         tr.emit(step, call, args);
     }

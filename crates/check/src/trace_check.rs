@@ -110,7 +110,7 @@ pub struct Summary {
     pub vms: usize,
     /// Untrusted values fed to the model.
     pub values: usize,
-    /// Register files compared whole with the model's (two per world switch).
+    /// Register files compared whole with the model's (two per host hypercall, VCPU_RUN and VM exit).
     pub files: usize,
     /// Stage-2 leaves the model changed from valid, each found invalidated.
     pub invalidated: usize,
@@ -246,7 +246,7 @@ struct Entry {
     /// A host fault's entry tickets: taken as it entered kcore and as it left (EL2 glue,
     /// `WINDOW`); `None` for entries that run alone.
     window: Option<(u64, u64)>,
-    /// A world switch's register files (VCPU_RUN, VM exits: always given).
+    /// The CPU's register files (host hypercalls, VCPU_RUN, VM exits: always given).
     files: Option<Files>,
     /// The stage-2 TLB invalidations the entry made.
     tlbi: Vec<TlbiRun>,
@@ -759,23 +759,21 @@ fn entry(v: &Value, line: usize, cpus: usize) -> Result<Entry, Malformed> {
         }
     };
     let files = parse_files(o, line)?;
-    if files.is_some() && !matches!(ep, EntryPoint::VcpuRun | EntryPoint::VmExit) {
+    // Host hypercalls, VCPU_RUN and VM exits give the CPU's register files; host faults
+    // (two CPUs inside kcore at once, the host's registers untouched) give none.
+    let gives_files = ep != EntryPoint::HostNpt;
+    if files.is_some() != gives_files {
         return Err(bad(
             line,
             "regs",
             format!(
-                "{} switches no world: it gives no register files",
-                ep.name()
-            ),
-        ));
-    }
-    if files.is_none() && matches!(ep, EntryPoint::VcpuRun | EntryPoint::VmExit) {
-        return Err(bad(
-            line,
-            "regs",
-            format!(
-                "{} switches worlds: its register files must be given",
-                ep.name()
+                "{} {} register files",
+                ep.name(),
+                if gives_files {
+                    "must give its"
+                } else {
+                    "gives no"
+                }
             ),
         ));
     }
@@ -1419,9 +1417,10 @@ impl Replay {
                 }
             }
         }
-        // A world switch: the register file the CPU brought in (the world's words as inputs,
-        // over the registers above; KCore's checked), the glue's own write, and the values VCPU_RUN and an abort take
-        // from registers, derived here (crate::trace_regs).
+        // A hypercall or world switch: the register file the CPU brought in (the world's
+        // words as inputs, over the registers above; KCore's checked), the glue's own write,
+        // and the values VCPU_RUN and an abort take from registers, derived here
+        // (crate::trace_regs).
         let files = e.files.as_ref().map(|f| self.bases.apply(f));
         if let (Some(f), Some((found, _))) = (&e.files, &files) {
             let want = crate::trace_regs::world_ctx(&self.model, i);
