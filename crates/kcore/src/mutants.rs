@@ -110,7 +110,8 @@ pub const EL1_DROP_DEFAULT: &str = "ttbr0_el1";
 
 /// The argument `f` takes when none is given (so `cargo xtask mutants` can plant it
 /// without one).
-pub fn default_arg(f: Fault) -> Option<&'static str> {
+#[cfg(any(feature = "mutants", feature = "mutants-el2"))]
+fn default_arg(f: Fault) -> Option<&'static str> {
     match f {
         Fault::WorldSwitchDropsEl1Reg => Some(EL1_DROP_DEFAULT),
         Fault::SmmuBootSkipsOne => Some(SMMU_BOOT_SKIPS_DEFAULT),
@@ -120,7 +121,8 @@ pub fn default_arg(f: Fault) -> Option<&'static str> {
 
 /// Whether `a` is an argument some fault takes (an EL1 register's name, or `smr:N` /
 /// `s2cr:N`).
-pub fn is_known_arg(a: &str) -> bool {
+#[cfg(any(feature = "mutants", feature = "mutants-el2"))]
+fn is_known_arg(a: &str) -> bool {
     EL1_REGS.contains(&a) || is_smmu_group_arg(a)
 }
 
